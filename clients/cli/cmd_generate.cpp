@@ -1,0 +1,143 @@
+// decodelab generate: load models, build a decoder by name, generate, print tokens as they come
+// and the decoder's stats.
+#include <cmath>
+#include <cstdio>
+#include <iostream>
+#include <sstream>
+
+#include "clients/cli/command.hpp"
+#include "core/decoder.hpp"
+#include "core/error.hpp"
+#include "core/model_factory.hpp"
+
+namespace decodelab::cli {
+namespace {
+
+const char* kUsage = R"USAGE(usage: decodelab generate [options]
+  --model SPEC        target model (default "table(vocab=32,order=2,seed=1,sharpness=2)");
+                      see `decodelab list models`; a path ending in .gguf loads a GGUF file
+  --draft SPEC        draft model for speculative decoders, e.g. "draft(temper=1.5,noise=0.2)"
+  --decoder NAME      decoder (default "sample"); see `decodelab list decoders`
+  --param K=V         decoder parameter (repeatable; "K=V,K2=V2" also works)
+  --prompt TEXT       prompt text (default "a b c")
+  --prompt-ids LIST   prompt as comma-separated token ids (instead of --prompt)
+  --seed N            random seed (default 0)
+  --max-tokens N      tokens to generate (default 32)
+  --stop-token ID     stop after this token (repeatable)
+  --json              print one JSON object instead of text
+)USAGE";
+
+std::string json_escape(const std::string& s) {
+  std::string out;
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\t': out += "\\t"; break;
+      case '\r': out += "\\r"; break;
+      default:
+        if (c < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", c);
+          out += buf;
+        } else {
+          out += char(c);
+        }
+    }
+  }
+  return out;
+}
+
+int64_t parse_int(const std::string& text, const std::string& option) {
+  try {
+    std::size_t used = 0;
+    const long long v = std::stoll(text, &used);
+    if (used == text.size()) return v;
+  } catch (const std::exception&) {
+  }
+  fail(ErrorCode::invalid_argument, "option --" + option + " expects an integer, got '" + text + "'");
+}
+
+int run_generate(const std::vector<std::string>& args) {
+  Options opt(args, {"json"});
+  opt.check_known({"model", "draft", "decoder", "param", "prompt", "prompt-ids", "seed", "max-tokens", "stop-token", "json"});
+  const bool json = opt.flag("json");
+
+  auto target = load_model(opt.get("model", "table(vocab=32,order=2,seed=1,sharpness=2)"));
+  std::shared_ptr<LanguageModel> draft;
+  ModelSet models{{"target", target.get()}};
+  if (opt.has("draft")) {
+    draft = load_model(opt.get("draft", ""), target.get());
+    models.set("draft", draft.get());
+  }
+
+  ParamMap params;
+  for (const std::string& p : opt.all("param")) {
+    for (auto& [k, v] : parse_assignments(p, "--param")) params[k] = v;
+  }
+  const std::string decoder_name = opt.get("decoder", "sample");
+  auto decoder = make_decoder(decoder_name, params, &models);
+
+  std::vector<TokenId> prompt;
+  if (opt.has("prompt-ids")) {
+    std::stringstream in(opt.get("prompt-ids", ""));
+    std::string item;
+    while (std::getline(in, item, ',')) prompt.push_back(TokenId(parse_int(item, "prompt-ids")));
+  } else {
+    const auto& info = target->info();
+    if (info.add_bos && info.bos >= 0) prompt.push_back(info.bos);
+    for (TokenId t : target->tokenize(opt.get("prompt", "a b c"), true)) prompt.push_back(t);
+  }
+
+  DecodeOptions options;
+  options.seed = uint64_t(parse_int(opt.get("seed", "0"), "seed"));
+  options.max_new_tokens = int(parse_int(opt.get("max-tokens", "32"), "max-tokens"));
+  if (options.max_new_tokens < 0) fail(ErrorCode::invalid_argument, "--max-tokens must be >= 0");
+  for (const std::string& s : opt.all("stop-token")) options.stop_tokens.push_back(TokenId(parse_int(s, "stop-token")));
+
+  TokenStream stream(prompt);
+  if (!json) {
+    std::cout << target->detokenize(prompt) << std::flush;
+    stream.set_sink(std::make_shared<CallbackSink>([&](std::size_t, const TokenRecord& r) {
+      std::cout << target->token_text(r.id) << std::flush;
+    }));
+  }
+  const Stats stats = decoder->generate(models, options, stream);
+  const double seconds = stats.seconds.count("total") ? stats.seconds.at("total") : 0.0;
+
+  if (json) {
+    std::ostringstream out;
+    out << "{\"decoder\":\"" << json_escape(decoder_name) << "\",\"model\":\"" << json_escape(target->info().name) << "\"";
+    out << ",\"tokens\":[";
+    const auto generated = stream.generated_tokens();
+    for (std::size_t i = 0; i < generated.size(); ++i) out << (i ? "," : "") << generated[i];
+    out << "],\"logprobs\":[";
+    for (std::size_t i = stream.prompt_size(); i < stream.size(); ++i) {
+      out << (i > stream.prompt_size() ? "," : "") << stream.at(i).logprob;
+    }
+    out << "],\"text\":\"" << json_escape(target->detokenize(generated)) << "\"";
+    out << ",\"stop_reason\":\"" << stats.stop_reason << "\",\"target_calls\":" << stats.target_calls
+        << ",\"draft_calls\":" << stats.draft_calls << ",\"tokens_proposed\":" << stats.tokens_proposed
+        << ",\"tokens_accepted\":" << stats.tokens_accepted << ",\"seconds\":" << seconds << "}";
+    std::cout << out.str() << "\n";
+  } else {
+    std::cout << "\n\n[" << decoder_name << "] " << stats.tokens_generated << " tokens, " << stats.target_calls
+              << " target calls, " << stats.draft_calls << " draft calls";
+    if (stats.tokens_proposed) std::cout << ", acceptance " << stats.acceptance_rate();
+    std::cout << ", " << seconds * 1e3 << " ms";
+    if (seconds > 0) std::cout << " (" << double(stats.tokens_generated) / seconds << " tok/s)";
+    std::cout << ", stop: " << stats.stop_reason << "\n";
+  }
+  return 0;
+}
+
+const RegisterCommand reg({
+    .name = "generate",
+    .summary = "generate text with a decoder on a model",
+    .usage = kUsage,
+    .run = run_generate,
+});
+
+}  // namespace
+}  // namespace decodelab::cli

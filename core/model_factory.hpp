@@ -1,0 +1,46 @@
+#pragma once
+// Models from spec strings, as the CLI, the daemon and experiments name them:
+//
+//   table(vocab=32,order=2,seed=1,sharpness=2)   analytic model with generated distributions
+//   draft(temper=1.5,noise=0.2,seed=3)           analytic draft derived from an analytic target
+//   gguf(path=model.gguf,backend=cpu)            a real model (registered by the runtime)
+//
+// Loaders register by name like decoders, with typed parameters.
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "core/language_model.hpp"
+#include "core/params.hpp"
+
+namespace decodelab {
+
+struct ModelLoader {
+  std::string name;
+  std::string doc;
+  std::vector<ParamSpec> params;
+  // `target` is the already-loaded target when loading a draft (nullptr otherwise).
+  std::function<std::shared_ptr<LanguageModel>(const Params&, const LanguageModel* target)> load;
+};
+
+class ModelLoaderRegistry {
+ public:
+  static ModelLoaderRegistry& instance();
+  void add(ModelLoader loader);
+  const ModelLoader& get(const std::string& name) const;
+  std::vector<const ModelLoader*> list() const;
+
+ private:
+  std::map<std::string, ModelLoader> loaders_;
+};
+
+struct RegisterModelLoader {
+  explicit RegisterModelLoader(ModelLoader loader) { ModelLoaderRegistry::instance().add(std::move(loader)); }
+};
+
+// Parses and loads a model spec. A bare path ending in ".gguf" means gguf(path=...).
+std::shared_ptr<LanguageModel> load_model(const std::string& spec, const LanguageModel* target = nullptr);
+
+}  // namespace decodelab

@@ -1,0 +1,242 @@
+#include "core/table_model.hpp"
+
+#include <cmath>
+#include <sstream>
+
+#include "core/error.hpp"
+#include "core/philox.hpp"
+
+namespace decodelab {
+
+uint64_t hash_context(std::span<const TokenId> context, uint64_t seed) {
+  // splitmix64 over (seed, length, tokens): different lengths never collide by construction of
+  // the length word, and the mix is good enough to decorrelate neighbouring contexts.
+  auto mix = [](uint64_t z) {
+    z += 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+  };
+  uint64_t h = mix(seed ^ 0x5DEECE66Dull);
+  h = mix(h ^ context.size());
+  for (TokenId t : context) h = mix(h ^ uint64_t(uint32_t(t)));
+  return h;
+}
+
+TableModel::TableModel(std::string name, int vocab_size, int order, LogitsFn fn, TokenId eos)
+    : order_(order), fn_(std::move(fn)) {
+  if (vocab_size < 2) fail(ErrorCode::invalid_argument, "table model: vocab must be >= 2, got " + std::to_string(vocab_size));
+  if (order < 0) fail(ErrorCode::invalid_argument, "table model: order must be >= 0, got " + std::to_string(order));
+  if (eos < -1 || eos >= vocab_size) fail(ErrorCode::invalid_argument, "table model: eos " + std::to_string(eos) + " outside the vocabulary");
+  info_.name = std::move(name);
+  info_.architecture = "table";
+  info_.vocab_size = vocab_size;
+  info_.eos = eos;
+}
+
+std::shared_ptr<TableModel> TableModel::random(int vocab_size, int order, uint64_t seed, double sharpness, TokenId eos) {
+  if (!(sharpness >= 0.0) || !std::isfinite(sharpness)) {
+    fail(ErrorCode::invalid_argument, "table model: sharpness must be finite and >= 0");
+  }
+  std::ostringstream name;
+  name << "table(vocab=" << vocab_size << ",order=" << order << ",seed=" << seed << ",sharpness=" << sharpness << ")";
+  auto fn = [vocab_size, seed, sharpness](std::span<const TokenId> context) {
+    PhiloxStream rng(seed, hash_context(context, seed));
+    std::vector<float> logits(static_cast<std::size_t>(vocab_size));
+    for (float& x : logits) x = float(sharpness * rng.normal());
+    return logits;
+  };
+  return std::make_shared<TableModel>(name.str(), vocab_size, order, fn, eos);
+}
+
+std::shared_ptr<TableModel> TableModel::from_table(int vocab_size, int order,
+                                                   std::map<std::vector<TokenId>, std::vector<float>> probs,
+                                                   std::vector<float> fallback, TokenId eos) {
+  auto to_logits = [vocab_size](const std::vector<float>& p, const std::string& what) {
+    if (int(p.size()) != vocab_size) {
+      fail(ErrorCode::invalid_argument, "table model: " + what + " has " + std::to_string(p.size()) +
+                                            " probabilities for a vocabulary of " + std::to_string(vocab_size));
+    }
+    std::vector<float> logits(p.size());
+    double sum = 0.0;
+    for (std::size_t i = 0; i < p.size(); ++i) {
+      if (!(p[i] >= 0.0f)) fail(ErrorCode::invalid_argument, "table model: " + what + " has a negative or NaN probability");
+      sum += p[i];
+      logits[i] = p[i] > 0.0f ? std::log(p[i]) : -INFINITY;
+    }
+    if (!(sum > 0.0)) fail(ErrorCode::invalid_argument, "table model: " + what + " has no mass");
+    return logits;
+  };
+  auto table = std::make_shared<std::map<std::vector<TokenId>, std::vector<float>>>();
+  for (const auto& [context, p] : probs) (*table)[context] = to_logits(p, "a table row");
+  auto fallback_logits = to_logits(fallback, "the fallback row");
+  auto fn = [table, fallback_logits](std::span<const TokenId> context) {
+    auto it = table->find(std::vector<TokenId>(context.begin(), context.end()));
+    return it == table->end() ? fallback_logits : it->second;
+  };
+  std::ostringstream name;
+  name << "table(vocab=" << vocab_size << ",order=" << order << ",explicit)";
+  return std::make_shared<TableModel>(name.str(), vocab_size, order, fn, eos);
+}
+
+std::shared_ptr<TableModel> TableModel::derive_draft(const TableModel& target, double temper, double noise,
+                                                     uint64_t noise_seed, double noise_sharpness) {
+  if (!(temper > 0.0) || !std::isfinite(temper)) fail(ErrorCode::invalid_argument, "derive_draft: temper must be > 0");
+  if (!(noise >= 0.0 && noise <= 1.0)) fail(ErrorCode::invalid_argument, "derive_draft: noise must be in [0, 1]");
+  auto base = target.fn_;
+  const int vocab = target.vocab_size();
+  auto noise_model = TableModel::random(vocab, target.order(), noise_seed, noise_sharpness);
+  auto noise_fn = noise_model->fn_;
+  auto fn = [base, noise_fn, temper, noise](std::span<const TokenId> context) {
+    std::vector<float> logits = base(context);
+    apply_temperature(logits, float(temper));
+    std::vector<float> p = softmax(logits);
+    if (noise > 0.0) {
+      const std::vector<float> r = softmax(noise_fn(context));
+      for (std::size_t i = 0; i < p.size(); ++i) p[i] = float((1.0 - noise) * p[i] + noise * r[i]);
+    }
+    for (std::size_t i = 0; i < p.size(); ++i) logits[i] = p[i] > 0.0f ? std::log(p[i]) : -INFINITY;
+    return logits;
+  };
+  std::ostringstream name;
+  name << "draft(of=" << target.info().name << ",temper=" << temper << ",noise=" << noise << ",seed=" << noise_seed << ")";
+  return std::make_shared<TableModel>(name.str(), vocab, target.order(), fn, target.info().eos);
+}
+
+std::span<const TokenId> TableModel::context_tail(const std::vector<TokenId>& tokens) const {
+  const std::size_t n = std::min<std::size_t>(tokens.size(), std::size_t(order_));
+  return std::span<const TokenId>(tokens).subspan(tokens.size() - n);
+}
+
+std::vector<float> TableModel::exact_logits(std::span<const TokenId> context) const {
+  const std::size_t n = std::min<std::size_t>(context.size(), std::size_t(order_));
+  std::vector<float> logits = fn_(context.subspan(context.size() - n));
+  if (int(logits.size()) != info_.vocab_size) {
+    fail(ErrorCode::internal, "table model '" + info_.name + "': logits function returned the wrong size");
+  }
+  return logits;
+}
+
+std::vector<float> TableModel::exact_probs(std::span<const TokenId> context) const {
+  return softmax(exact_logits(context));
+}
+
+std::string TableModel::token_text(TokenId token) const {
+  if (token < 0 || token >= info_.vocab_size) {
+    fail(ErrorCode::invalid_argument, "token " + std::to_string(token) + " outside the vocabulary of '" + info_.name + "'");
+  }
+  if (token < 26) return std::string(" ") + char('a' + token);
+  return " t" + std::to_string(token);
+}
+
+std::vector<TokenId> TableModel::tokenize(std::string_view text, bool) const {
+  std::vector<TokenId> out;
+  std::istringstream in{std::string(text)};
+  std::string word;
+  while (in >> word) {
+    TokenId id = -1;
+    try {
+      if (word.size() == 1 && word[0] >= 'a' && word[0] <= 'z') {
+        id = word[0] - 'a';
+      } else if (word.size() > 1 && (word[0] == 't' || word[0] == '#')) {
+        std::size_t used = 0;
+        id = std::stoi(word.substr(1), &used);
+        if (used != word.size() - 1) id = -1;
+      }
+    } catch (const std::exception&) {
+      id = -1;
+    }
+    if (id < 0 || id >= info_.vocab_size) {
+      fail(ErrorCode::invalid_argument, "table model '" + info_.name + "': no token named '" + word +
+                                            "' (tokens are a..z, then t26, t27, ...; or #id)");
+    }
+    out.push_back(id);
+  }
+  return out;
+}
+
+TableModel::Sequence& TableModel::sequence(SeqId seq) {
+  auto it = sequences_.find(seq);
+  if (it == sequences_.end()) fail(ErrorCode::not_found, "model '" + info_.name + "': no sequence " + std::to_string(seq));
+  return it->second;
+}
+
+const TableModel::Sequence& TableModel::sequence(SeqId seq) const {
+  return const_cast<TableModel*>(this)->sequence(seq);
+}
+
+SeqId TableModel::new_sequence() {
+  sequences_[next_id_] = Sequence{};
+  return next_id_++;
+}
+
+SeqId TableModel::fork(SeqId seq) {
+  Sequence copy = sequence(seq);
+  copy.pending.clear();
+  sequences_[next_id_] = std::move(copy);
+  return next_id_++;
+}
+
+void TableModel::free_sequence(SeqId seq) {
+  sequence(seq);
+  sequences_.erase(seq);
+}
+
+std::size_t TableModel::length(SeqId seq) const { return sequence(seq).committed.size(); }
+
+std::vector<TokenId> TableModel::committed_tokens(SeqId seq) const { return sequence(seq).committed; }
+
+void TableModel::do_evaluate(std::span<const TreeEval> batch, std::vector<Matrix>& out) {
+  validate_batch(*this, batch);
+  for (std::size_t b = 0; b < batch.size(); ++b) {
+    Sequence& s = sequence(batch[b].seq);
+    const auto& nodes = batch[b].nodes;
+    s.pending = nodes;
+    out[b].resize(int(nodes.size()), info_.vocab_size);
+    std::vector<TokenId> context;
+    for (std::size_t i = 0; i < nodes.size(); ++i) {
+      // context = committed + path to node i
+      std::vector<TokenId> path;
+      for (int32_t j = int32_t(i); j >= 0; j = nodes[std::size_t(j)].parent) path.push_back(nodes[std::size_t(j)].token);
+      context.assign(s.committed.begin(), s.committed.end());
+      context.insert(context.end(), path.rbegin(), path.rend());
+      std::vector<float> logits = exact_logits(context);
+      std::copy(logits.begin(), logits.end(), out[b].row(int(i)).begin());
+    }
+  }
+}
+
+void TableModel::commit(SeqId seq, std::span<const int32_t> path) {
+  Sequence& s = sequence(seq);
+  int32_t expected_parent = -1;
+  for (int32_t node : path) {
+    if (node < 0 || std::size_t(node) >= s.pending.size() || s.pending[std::size_t(node)].parent != expected_parent) {
+      fail(ErrorCode::invalid_argument, "commit on sequence " + std::to_string(seq) + ": node " + std::to_string(node) +
+                                            " does not continue the path (pending tree of " +
+                                            std::to_string(s.pending.size()) + " nodes)");
+    }
+    expected_parent = node;
+  }
+  for (int32_t node : path) s.committed.push_back(s.pending[std::size_t(node)].token);
+  s.pending.clear();
+  s.next.clear();
+}
+
+void TableModel::rollback(SeqId seq, std::size_t new_length) {
+  Sequence& s = sequence(seq);
+  if (new_length > s.committed.size()) {
+    fail(ErrorCode::invalid_argument, "rollback of sequence " + std::to_string(seq) + " to " + std::to_string(new_length) +
+                                          " tokens: it has only " + std::to_string(s.committed.size()));
+  }
+  s.committed.resize(new_length);
+  s.pending.clear();
+  s.next.clear();
+}
+
+std::span<const float> TableModel::next_logits(SeqId seq) {
+  Sequence& s = sequence(seq);
+  if (s.next.empty()) s.next = exact_logits(s.committed);
+  return s.next;
+}
+
+}  // namespace decodelab

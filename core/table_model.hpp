@@ -1,0 +1,82 @@
+#pragma once
+// TableModel: an analytic LanguageModel whose next-token logits are an explicit function of the
+// last `order` tokens. Decoders run on it exactly as on a real model, and tests know the exact
+// distributions p(. | context), so output laws and acceptance rates can be checked exactly.
+//
+//   random(vocab, order, seed, sharpness): logits ~ sharpness * N(0, 1), drawn from Philox keyed
+//     by the seed and a hash of the context; sharpness 0 is uniform, larger is lower entropy.
+//   explicit table: any function context -> logits (e.g. a map of hand-written distributions).
+//   derive_draft(target, temper, noise): a draft q with controllable divergence from p:
+//     q = (1 - noise) * softmax(logits_p / temper) + noise * r, r a random distribution (own seed).
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <unordered_map>
+
+#include "core/language_model.hpp"
+
+namespace decodelab {
+
+class TableModel final : public LanguageModel {
+ public:
+  // Logits for the next token given the (at most `order`) last tokens of the context.
+  using LogitsFn = std::function<std::vector<float>(std::span<const TokenId> context)>;
+
+  TableModel(std::string name, int vocab_size, int order, LogitsFn fn, TokenId eos = -1);
+
+  static std::shared_ptr<TableModel> random(int vocab_size, int order, uint64_t seed, double sharpness,
+                                            TokenId eos = -1);
+  // Each context (exactly `order` tokens, or fewer at the start) maps to a probability vector;
+  // contexts not in the table use `fallback`.
+  static std::shared_ptr<TableModel> from_table(int vocab_size, int order,
+                                                std::map<std::vector<TokenId>, std::vector<float>> probs,
+                                                std::vector<float> fallback, TokenId eos = -1);
+  static std::shared_ptr<TableModel> derive_draft(const TableModel& target, double temper, double noise,
+                                                  uint64_t noise_seed, double noise_sharpness = 1.0);
+
+  // The exact next-token distribution after `context` (the full token history; only the last
+  // `order` tokens matter).
+  std::vector<float> exact_probs(std::span<const TokenId> context) const;
+  std::vector<float> exact_logits(std::span<const TokenId> context) const;
+  int order() const { return order_; }
+
+  const ModelInfo& info() const override { return info_; }
+  std::string token_text(TokenId token) const override;
+  bool has_tokenizer() const override { return true; }
+  // Whitespace-separated token names ("a", "b", ..., "t26", ...) or decimal ids "#12".
+  std::vector<TokenId> tokenize(std::string_view text, bool add_special) const override;
+
+  SeqId new_sequence() override;
+  SeqId fork(SeqId seq) override;
+  void free_sequence(SeqId seq) override;
+  std::size_t length(SeqId seq) const override;
+  std::vector<TokenId> committed_tokens(SeqId seq) const override;
+  void commit(SeqId seq, std::span<const int32_t> path) override;
+  void rollback(SeqId seq, std::size_t new_length) override;
+  std::span<const float> next_logits(SeqId seq) override;
+
+ protected:
+  void do_evaluate(std::span<const TreeEval> batch, std::vector<Matrix>& out) override;
+
+ private:
+  struct Sequence {
+    std::vector<TokenId> committed;
+    std::vector<TreeNode> pending;
+    std::vector<float> next;  // cached next_logits; empty = not computed
+  };
+  Sequence& sequence(SeqId seq);
+  const Sequence& sequence(SeqId seq) const;
+  std::span<const TokenId> context_tail(const std::vector<TokenId>& tokens) const;
+
+  ModelInfo info_;
+  int order_;
+  LogitsFn fn_;
+  std::unordered_map<SeqId, Sequence> sequences_;
+  SeqId next_id_ = 0;
+};
+
+// Hash of a token context, used to key generated distributions.
+uint64_t hash_context(std::span<const TokenId> context, uint64_t seed);
+
+}  // namespace decodelab

@@ -1,0 +1,96 @@
+#pragma once
+// Logits-level samplers, in the shape of llama.cpp's llama_sampler: a tiny interface
+// (apply / accept / reset / clone) that every sampler implements and that composes into chains.
+// It depends on nothing else in decodelab but distribution.hpp, philox.hpp and params, so other
+// engines can embed it.
+//
+//   Candidates c = Candidates::from_logits(logits);   // all tokens, NaN rejected, -inf dropped
+//   chain.apply(c);                                   // truncate, rescale, maybe select
+//   std::vector<float> p = c.dense_probs(vocab);      // the processed distribution
+//
+// Truncation samplers keep a subset of the candidates and never change the relative logits of
+// what they keep; temperature rescales; terminal samplers (greedy, dist) set `selected`.
+// Ties are broken deterministically: equal logits are ordered by token id, lowest first.
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/distribution.hpp"
+#include "core/registry.hpp"
+
+namespace decodelab {
+
+struct Candidate {
+  TokenId id = 0;
+  float logit = 0.0f;
+  float p = 0.0f;  // valid after softmax()
+};
+
+struct Candidates {
+  std::vector<Candidate> data;
+  bool sorted = false;  // sorted by logit, descending, ties by id ascending
+  int selected = -1;    // index into data of the chosen token (terminal samplers), -1 = none
+
+  // Throws Error(numeric) for a NaN or +inf logit and when every logit is -inf.
+  static Candidates from_logits(std::span<const float> logits);
+
+  void sort();     // no-op when already sorted
+  void softmax();  // fills p from the kept logits
+  // The distribution over the full vocabulary: softmax of the kept logits, 0 elsewhere.
+  std::vector<float> dense_probs(int vocab_size) const;
+  TokenId selected_token() const;  // throws when nothing is selected
+};
+
+class Sampler {
+ public:
+  virtual ~Sampler() = default;
+  virtual std::string name() const = 0;
+  virtual void apply(Candidates& candidates) = 0;
+  // The token actually emitted (stateful samplers update themselves).
+  virtual void accept(TokenId /*token*/) {}
+  virtual void reset() {}
+  virtual std::unique_ptr<Sampler> clone() const = 0;
+};
+
+class SamplerChain final : public Sampler {
+ public:
+  SamplerChain() = default;
+  SamplerChain& add(std::unique_ptr<Sampler> sampler);
+  std::size_t size() const { return samplers_.size(); }
+  const Sampler& at(std::size_t i) const { return *samplers_.at(i); }
+
+  std::string name() const override;  // "top_k(k=40) -> temperature(t=0.8)"
+  void apply(Candidates& candidates) override;
+  void accept(TokenId token) override;
+  void reset() override;
+  std::unique_ptr<Sampler> clone() const override;
+
+  // Applies the chain to raw logits and returns the processed distribution over the vocabulary.
+  std::vector<float> probs(std::span<const float> logits);
+
+ private:
+  std::vector<std::unique_ptr<Sampler>> samplers_;
+};
+
+using SamplerRegistry = Registry<Sampler>;
+template <>
+SamplerRegistry& SamplerRegistry::instance();
+
+struct RegisterSampler {
+  explicit RegisterSampler(RegistryEntry<Sampler> entry) { SamplerRegistry::instance().add(std::move(entry)); }
+};
+
+// "top_k(k=40), top_p(p=0.9), temperature(t=0.7)" -> a chain; "" -> an empty chain (identity).
+std::unique_ptr<SamplerChain> parse_chain(std::string_view spec);
+
+// The sampling parameters every sampling decoder accepts: temperature, top_k, top_p, min_p,
+// typical_p and `chain` (an explicit chain spec that replaces the others when not empty).
+std::vector<ParamSpec> sampling_param_specs();
+// Builds the chain those parameters describe. Default order, as in llama.cpp: top_k, typical_p,
+// top_p, min_p on the untempered logits, then temperature (0 = greedy).
+std::unique_ptr<SamplerChain> chain_from_params(const Params& params);
+// Appends sampling_param_specs() to a decoder's own specs.
+std::vector<ParamSpec> with_sampling_params(std::vector<ParamSpec> specs);
+
+}  // namespace decodelab

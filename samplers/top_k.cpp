@@ -1,0 +1,32 @@
+// top_k: keep the k candidates with the largest logits (exactly k; ties by lowest token id).
+#include "samplers/sampler.hpp"
+
+namespace decodelab {
+namespace {
+
+class TopK final : public Sampler {
+ public:
+  explicit TopK(int64_t k) : k_(k) {}
+  std::string name() const override { return "top_k(k=" + std::to_string(k_) + ")"; }
+  void apply(Candidates& c) override {
+    if (k_ <= 0 || std::size_t(k_) >= c.data.size()) return;
+    c.sort();
+    c.data.resize(std::size_t(k_));
+    if (c.selected >= k_) c.selected = -1;
+  }
+  std::unique_ptr<Sampler> clone() const override { return std::make_unique<TopK>(*this); }
+
+ private:
+  int64_t k_;
+};
+
+const RegisterSampler reg({
+    .name = "top_k",
+    .doc = "Keep the k most likely tokens (exactly k; equal logits ordered by token id).",
+    .params = {ParamSpec::integer("k", 40, 0, 1e9, "tokens to keep; 0 = keep all")},
+    .roles = {},
+    .make = [](const Params& p) -> std::unique_ptr<Sampler> { return std::make_unique<TopK>(p.get_int("k")); },
+});
+
+}  // namespace
+}  // namespace decodelab

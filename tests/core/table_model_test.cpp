@@ -1,0 +1,126 @@
+#include "core/table_model.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "core/error.hpp"
+#include "core/model_factory.hpp"
+
+namespace decodelab {
+namespace {
+
+TEST(TableModel, DistributionDependsOnlyOnTheLastOrderTokens) {
+  auto m = TableModel::random(16, 2, 7, 2.0);
+  const std::vector<TokenId> a{1, 2, 3}, b{9, 2, 3}, c{1, 3, 3};
+  EXPECT_EQ(m->exact_logits(a), m->exact_logits(b));
+  EXPECT_NE(m->exact_logits(a), m->exact_logits(c));
+  const auto p = m->exact_probs(a);
+  double sum = 0.0;
+  for (float x : p) sum += x;
+  EXPECT_NEAR(sum, 1.0, 1e-6);
+}
+
+TEST(TableModel, SharpnessControlsEntropy) {
+  const std::vector<TokenId> ctx{4, 5};
+  auto flat = TableModel::random(64, 2, 3, 0.0);
+  auto mild = TableModel::random(64, 2, 3, 1.0);
+  auto sharp = TableModel::random(64, 2, 3, 4.0);
+  EXPECT_NEAR(entropy(flat->exact_probs(ctx)), std::log(64.0), 1e-5);
+  EXPECT_GT(entropy(mild->exact_probs(ctx)), entropy(sharp->exact_probs(ctx)));
+}
+
+TEST(TableModel, TreeEvaluationEqualsPathEvaluation) {
+  auto m = TableModel::random(12, 3, 11, 1.5);
+  const SeqId s = m->new_sequence();
+  const std::vector<TokenId> prompt{1, 2, 3, 4};
+  m->append(s, prompt);
+  // Tree: 0:a, 1:b (child of 0), 2:c (child of 0), 3:d (root), 4:e (child of 2)
+  const std::vector<TreeNode> nodes{{5, -1}, {6, 0}, {7, 0}, {8, -1}, {9, 2}};
+  std::vector<Matrix> out;
+  m->evaluate(std::vector<TreeEval>{{s, nodes}}, out);
+  ASSERT_EQ(out[0].rows, 5);
+  auto path_logits = [&](std::vector<TokenId> path) {
+    std::vector<TokenId> ctx = prompt;
+    ctx.insert(ctx.end(), path.begin(), path.end());
+    return m->exact_logits(ctx);
+  };
+  auto row = [&](int i) { return std::vector<float>(out[0].row(i).begin(), out[0].row(i).end()); };
+  EXPECT_EQ(row(0), path_logits({5}));
+  EXPECT_EQ(row(1), path_logits({5, 6}));
+  EXPECT_EQ(row(2), path_logits({5, 7}));
+  EXPECT_EQ(row(3), path_logits({8}));
+  EXPECT_EQ(row(4), path_logits({5, 7, 9}));
+  EXPECT_EQ(m->counters().evaluate_calls, 2);
+}
+
+TEST(TableModel, CommitForkRollback) {
+  auto m = TableModel::random(10, 2, 1, 1.0);
+  const SeqId s = m->new_sequence();
+  m->append(s, std::vector<TokenId>{1, 2});
+  std::vector<Matrix> out;
+  m->evaluate(std::vector<TreeEval>{{s, {{3, -1}, {4, 0}, {5, -1}}}}, out);
+  const std::vector<int32_t> bad{1};
+  EXPECT_THROW(m->commit(s, bad), Error);  // node 1 is not a root
+  const std::vector<int32_t> path{0, 1};
+  m->commit(s, path);
+  EXPECT_EQ(m->committed_tokens(s), (std::vector<TokenId>{1, 2, 3, 4}));
+  const std::vector<float> after34(m->next_logits(s).begin(), m->next_logits(s).end());
+  EXPECT_EQ(after34, std::vector<float>(out[0].row(1).begin(), out[0].row(1).end()));
+
+  const SeqId f = m->fork(s);
+  m->append(f, std::vector<TokenId>{7});
+  EXPECT_EQ(m->length(s), 4u);
+  EXPECT_EQ(m->length(f), 5u);
+  m->rollback(f, 3);
+  EXPECT_EQ(m->committed_tokens(f), (std::vector<TokenId>{1, 2, 3}));
+  EXPECT_EQ(std::vector<float>(m->next_logits(f).begin(), m->next_logits(f).end()),
+            m->exact_logits(std::vector<TokenId>{1, 2, 3}));
+  EXPECT_THROW(m->rollback(f, 9), Error);
+  m->free_sequence(f);
+  EXPECT_THROW(m->length(f), Error);
+}
+
+TEST(TableModel, BadInputIsAClearError) {
+  auto m = TableModel::random(10, 2, 1, 1.0);
+  const SeqId s = m->new_sequence();
+  std::vector<Matrix> out;
+  EXPECT_THROW(m->evaluate(std::vector<TreeEval>{{s, {{10, -1}}}}, out), Error);   // token out of range
+  EXPECT_THROW(m->evaluate(std::vector<TreeEval>{{s, {{1, 0}}}}, out), Error);     // parent not earlier
+  EXPECT_THROW(m->evaluate(std::vector<TreeEval>{{s + 5, {{1, -1}}}}, out), Error);  // unknown sequence
+  EXPECT_THROW(TableModel::random(1, 2, 1, 1.0), Error);
+  EXPECT_THROW(m->tokenize("a zz", false), Error);
+  EXPECT_EQ(m->tokenize("a c #9", false), (std::vector<TokenId>{0, 2, 9}));
+}
+
+TEST(TableModel, DerivedDraftHasControllableDivergence) {
+  auto p = TableModel::random(20, 1, 5, 2.0);
+  const std::vector<TokenId> ctx{3};
+  auto same = TableModel::derive_draft(*p, 1.0, 0.0, 9);
+  EXPECT_NEAR(total_variation(p->exact_probs(ctx), same->exact_probs(ctx)), 0.0, 1e-6);
+  auto near = TableModel::derive_draft(*p, 1.2, 0.1, 9);
+  auto far = TableModel::derive_draft(*p, 2.0, 0.5, 9);
+  const double tv_near = total_variation(p->exact_probs(ctx), near->exact_probs(ctx));
+  const double tv_far = total_variation(p->exact_probs(ctx), far->exact_probs(ctx));
+  EXPECT_GT(tv_near, 0.0);
+  EXPECT_GT(tv_far, tv_near);
+}
+
+TEST(ModelFactory, SpecsLoadAndBadSpecsFailClearly) {
+  auto t = load_model("table(vocab=8,order=1,seed=3,sharpness=1)");
+  EXPECT_EQ(t->vocab_size(), 8);
+  auto d = load_model("draft(temper=1.5,noise=0.1)", t.get());
+  EXPECT_EQ(d->vocab_size(), 8);
+  EXPECT_THROW(load_model("draft(temper=1.5)"), Error);  // no target
+  EXPECT_THROW(load_model("table(vocab=1)"), Error);
+  EXPECT_THROW(load_model("nosuch(x=1)"), Error);
+  try {
+    load_model("table(vocb=8)");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("did you mean 'vocab'"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace decodelab

@@ -1,6 +1,7 @@
 #include "core/table_model.hpp"
 
 #include <cmath>
+#include <set>
 #include <sstream>
 
 #include "core/error.hpp"
@@ -121,16 +122,69 @@ std::vector<float> TableModel::exact_probs(std::span<const TokenId> context) con
   return softmax(exact_logits(context));
 }
 
+void TableModel::set_token_texts(std::vector<std::string> texts) {
+  if (int(texts.size()) != info_.vocab_size) {
+    fail(ErrorCode::invalid_argument, "set_token_texts: " + std::to_string(texts.size()) + " texts for a vocabulary of " +
+                                          std::to_string(info_.vocab_size));
+  }
+  std::set<std::string> seen;
+  for (const auto& t : texts) {
+    if (t.empty() || !seen.insert(t).second) fail(ErrorCode::invalid_argument, "set_token_texts: empty or repeated text '" + t + "'");
+  }
+  texts_ = std::move(texts);
+}
+
+void TableModel::set_token_embeddings(Matrix embeddings) {
+  if (embeddings.rows != info_.vocab_size || embeddings.cols < 1 ||
+      embeddings.data.size() != std::size_t(embeddings.rows) * std::size_t(embeddings.cols)) {
+    fail(ErrorCode::invalid_argument, "set_token_embeddings: expected a [" + std::to_string(info_.vocab_size) + " x dim] matrix");
+  }
+  embeddings_ = std::move(embeddings);
+}
+
+void TableModel::random_embeddings(int dim, uint64_t seed) {
+  Matrix m;
+  m.resize(info_.vocab_size, dim);
+  PhiloxStream rng(seed, 0x656d62ull);  // "emb"
+  for (float& x : m.data) x = float(rng.normal());
+  set_token_embeddings(std::move(m));
+}
+
 std::string TableModel::token_text(TokenId token) const {
   if (token < 0 || token >= info_.vocab_size) {
     fail(ErrorCode::invalid_argument, "token " + std::to_string(token) + " outside the vocabulary of '" + info_.name + "'");
   }
+  if (!texts_.empty()) return texts_[std::size_t(token)];
   if (token < 26) return std::string(" ") + char('a' + token);
   return " t" + std::to_string(token);
 }
 
 std::vector<TokenId> TableModel::tokenize(std::string_view text, bool) const {
   std::vector<TokenId> out;
+  if (!texts_.empty()) {
+    // Greedy longest match over the custom texts, ignoring spaces between tokens.
+    std::size_t pos = 0;
+    while (pos < text.size()) {
+      if (text[pos] == ' ') {
+        ++pos;
+        continue;
+      }
+      TokenId best = -1;
+      std::size_t best_len = 0;
+      for (std::size_t i = 0; i < texts_.size(); ++i) {
+        std::string_view t = texts_[i];
+        while (!t.empty() && t.front() == ' ') t.remove_prefix(1);
+        if (t.size() > best_len && text.substr(pos, t.size()) == t) {
+          best = TokenId(i);
+          best_len = t.size();
+        }
+      }
+      if (best < 0) fail(ErrorCode::invalid_argument, "table model '" + info_.name + "': no token matches at '" + std::string(text.substr(pos, 16)) + "'");
+      out.push_back(best);
+      pos += best_len;
+    }
+    return out;
+  }
   std::istringstream in{std::string(text)};
   std::string word;
   while (in >> word) {

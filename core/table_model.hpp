@@ -41,10 +41,21 @@ class TableModel final : public LanguageModel {
   std::vector<float> exact_logits(std::span<const TokenId> context) const;
   int order() const { return order_; }
 
+  // Replaces the token texts (default " a" .. " z", " t26", ...), e.g. to give some tokens
+  // punctuation for decoders that look at text. Size must equal the vocabulary; texts must be
+  // distinct and non-empty.
+  void set_token_texts(std::vector<std::string> texts);
+  // Gives the model a token-embedding matrix (default: none). `random_embeddings` draws one from
+  // N(0, 1) with its own seed.
+  void set_token_embeddings(Matrix embeddings);
+  void random_embeddings(int dim, uint64_t seed);
+  std::optional<Matrix> token_embeddings() const override { return embeddings_; }
+
   const ModelInfo& info() const override { return info_; }
   std::string token_text(TokenId token) const override;
   bool has_tokenizer() const override { return true; }
-  // Whitespace-separated token names ("a", "b", ..., "t26", ...) or decimal ids "#12".
+  // Whitespace-separated token names ("a", "b", ..., "t26", ...) or decimal ids "#12"; with custom
+  // texts, greedy longest match of the texts (after stripping their leading spaces).
   std::vector<TokenId> tokenize(std::string_view text, bool add_special) const override;
 
   SeqId new_sequence() override;
@@ -70,6 +81,8 @@ class TableModel final : public LanguageModel {
   std::span<const TokenId> context_tail(const std::vector<TokenId>& tokens) const;
 
   ModelInfo info_;
+  std::vector<std::string> texts_;  // empty: the default names
+  std::optional<Matrix> embeddings_;
   int order_;
   LogitsFn fn_;
   std::unordered_map<SeqId, Sequence> sequences_;

@@ -93,6 +93,19 @@ TEST(TableModel, BadInputIsAClearError) {
   EXPECT_EQ(m->tokenize("a c #9", false), (std::vector<TokenId>{0, 2, 9}));
 }
 
+TEST(TableModel, CustomTextsAndEmbeddings) {
+  auto m = TableModel::random(4, 1, 2, 1.0);
+  EXPECT_FALSE(m->token_embeddings().has_value());
+  m->set_token_texts({" x", ".", " yz", ","});
+  EXPECT_EQ(m->token_text(1), ".");
+  EXPECT_EQ(m->tokenize("x. yz,", false), (std::vector<TokenId>{0, 1, 2, 3}));
+  EXPECT_THROW(m->set_token_texts({"a", "a", "b", "c"}), Error);
+  m->random_embeddings(8, 5);
+  ASSERT_TRUE(m->token_embeddings().has_value());
+  EXPECT_EQ(m->token_embeddings()->rows, 4);
+  EXPECT_EQ(m->token_embeddings()->cols, 8);
+}
+
 TEST(TableModel, DerivedDraftHasControllableDivergence) {
   auto p = TableModel::random(20, 1, 5, 2.0);
   const std::vector<TokenId> ctx{3};

@@ -1,6 +1,8 @@
 // dist: select a token by inverse-CDF sampling from the softmax of the kept candidates, with the
 // uniform from Philox keyed by (seed, stream, step). `step` starts at 0 and advances on accept(),
 // so a clone continues the same sequence of numbers and reset() replays it. Terminal.
+#include <algorithm>
+
 #include "core/philox.hpp"
 #include "samplers/sampler.hpp"
 
@@ -12,7 +14,13 @@ class Dist final : public Sampler {
   Dist(uint64_t seed, uint64_t stream) : seed_(seed), stream_(stream) {}
   std::string name() const override { return "dist(seed=" + std::to_string(seed_) + ")"; }
   void apply(Candidates& c) override {
-    c.sort();  // a fixed order makes the inverse CDF independent of earlier samplers' order
+    // A fixed order (token id) makes the inverse CDF independent of earlier samplers' reordering;
+    // candidates straight from logits are already in id order, so this costs a scan.
+    if (!std::is_sorted(c.data.begin(), c.data.end(), [](const Candidate& a, const Candidate& b) { return a.id < b.id; })) {
+      std::sort(c.data.begin(), c.data.end(), [](const Candidate& a, const Candidate& b) { return a.id < b.id; });
+      c.sorted = false;
+      c.sorted_prefix = 0;
+    }
     c.softmax();
     std::vector<float> w(c.data.size());
     for (std::size_t i = 0; i < w.size(); ++i) w[i] = c.data[i].p;

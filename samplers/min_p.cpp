@@ -12,14 +12,29 @@ class MinP final : public Sampler {
   std::string name() const override { return "min_p(p=" + std::to_string(p_) + ")"; }
   void apply(Candidates& c) override {
     if (p_ <= 0.0) return;
-    c.sort();
+    // No sort: p_i >= p * p_max is a filter on the softmax; order is kept.
     c.softmax();
-    const double threshold = p_ * c.data.front().p;
-    std::size_t keep = 0;
-    while (keep < c.data.size() && double(c.data[keep].p) >= threshold) ++keep;
-    keep = std::max(keep, std::min(c.data.size(), std::size_t(min_keep_)));
-    c.data.resize(keep);
-    if (c.selected >= int(keep)) c.selected = -1;
+    float p_max = 0.0f;
+    for (const Candidate& x : c.data) p_max = std::max(p_max, x.p);
+    const double threshold = p_ * p_max;
+    std::size_t passing = 0;
+    for (const Candidate& x : c.data) passing += double(x.p) >= threshold;
+    if (passing < std::size_t(min_keep_)) {
+      // Fewer than min_keep pass: keep the min_keep most likely instead.
+      const std::size_t keep = c.sort_top(std::size_t(min_keep_));
+      c.data.resize(keep);
+      c.sorted = true;
+      c.selected = -1;
+      return;
+    }
+    const TokenId chosen = c.selected >= 0 ? c.data[std::size_t(c.selected)].id : -1;
+    std::erase_if(c.data, [&](const Candidate& x) { return double(x.p) < threshold; });
+    // Everything removed ranks below everything kept, so a sorted head stays a sorted head.
+    c.sorted_prefix = std::min(c.sorted_prefix, c.data.size());
+    c.selected = -1;
+    for (std::size_t i = 0; i < c.data.size(); ++i) {
+      if (c.data[i].id == chosen) c.selected = int(i);
+    }
   }
   std::unique_ptr<Sampler> clone() const override { return std::make_unique<MinP>(*this); }
 

@@ -25,18 +25,30 @@ Candidates Candidates::from_logits(std::span<const float> logits) {
   return c;
 }
 
-void Candidates::sort() {
-  if (sorted) return;
+namespace {
+bool ranks_before(const Candidate& a, const Candidate& b) { return a.logit > b.logit || (a.logit == b.logit && a.id < b.id); }
+}  // namespace
+
+void Candidates::sort() { sort_top(data.size()); }
+
+std::size_t Candidates::sort_top(std::size_t n) {
+  n = std::min(n, data.size());
+  if (sorted || n <= sorted_prefix) return n;
   const TokenId chosen = selected >= 0 ? data[std::size_t(selected)].id : -1;
-  std::sort(data.begin(), data.end(), [](const Candidate& a, const Candidate& b) {
-    return a.logit > b.logit || (a.logit == b.logit && a.id < b.id);
-  });
-  sorted = true;
+  if (n == data.size()) {
+    std::sort(data.begin(), data.end(), ranks_before);
+    sorted = true;
+  } else {
+    std::nth_element(data.begin(), data.begin() + std::ptrdiff_t(n), data.end(), ranks_before);
+    std::sort(data.begin(), data.begin() + std::ptrdiff_t(n), ranks_before);
+  }
+  sorted_prefix = n;
   if (chosen >= 0) {
     for (std::size_t i = 0; i < data.size(); ++i) {
       if (data[i].id == chosen) selected = int(i);
     }
   }
+  return n;
 }
 
 void Candidates::softmax() {

@@ -12,8 +12,9 @@ class Temperature final : public Sampler {
   void apply(Candidates& c) override {
     if (t_ == 1.0) return;
     if (t_ <= 0.0) {
-      c.sort();
+      c.sort_top(1);
       c.data.resize(1);
+      c.sorted = true;
       if (c.selected > 0) c.selected = -1;
       return;
     }

@@ -10,9 +10,15 @@ class TopK final : public Sampler {
   std::string name() const override { return "top_k(k=" + std::to_string(k_) + ")"; }
   void apply(Candidates& c) override {
     if (k_ <= 0 || std::size_t(k_) >= c.data.size()) return;
-    c.sort();
+    const TokenId chosen = c.selected >= 0 ? c.data[std::size_t(c.selected)].id : -1;
+    c.sort_top(std::size_t(k_));
     c.data.resize(std::size_t(k_));
-    if (c.selected >= k_) c.selected = -1;
+    c.sorted = true;  // the kept prefix is in order
+    c.selected = -1;
+    for (std::size_t i = 0; i < c.data.size(); ++i) {
+      if (c.data[i].id == chosen) c.selected = int(i);
+    }
+    return;
   }
   std::unique_ptr<Sampler> clone() const override { return std::make_unique<TopK>(*this); }
 

@@ -10,18 +10,29 @@ class TopP final : public Sampler {
   std::string name() const override { return "top_p(p=" + std::to_string(p_) + ")"; }
   void apply(Candidates& c) override {
     if (p_ >= 1.0) return;
-    c.sort();
     c.softmax();
+    // Sort only as much of the head as the nucleus needs, doubling the sorted prefix until the
+    // mass is reached: O(V) for the peaked distributions of real models instead of O(V log V).
     double cum = 0.0;
     std::size_t keep = c.data.size();
-    for (std::size_t i = 0; i < c.data.size(); ++i) {
-      cum += c.data[i].p;
-      if (cum >= p_ && int64_t(i + 1) >= min_keep_) {
-        keep = i + 1;
-        break;
+    std::size_t scanned = 0;
+    for (std::size_t window = 64; scanned < c.data.size(); window *= 2) {
+      const std::size_t n = c.sort_top(window);
+      bool done = false;
+      for (; scanned < n; ++scanned) {
+        cum += c.data[scanned].p;
+        if (cum >= p_ && int64_t(scanned + 1) >= min_keep_) {
+          keep = scanned + 1;
+          done = true;
+          break;
+        }
       }
+      if (done) break;
     }
-    c.data.resize(keep);
+    if (keep < c.data.size()) {
+      c.data.resize(keep);
+      c.sorted = true;
+    }
     if (c.selected >= int(keep)) c.selected = -1;
   }
   std::unique_ptr<Sampler> clone() const override { return std::make_unique<TopP>(*this); }

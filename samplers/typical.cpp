@@ -42,6 +42,7 @@ class Typical final : public Sampler {
     for (std::size_t i = 0; i < keep; ++i) kept.push_back(c.data[order[i].second]);
     c.data = std::move(kept);
     c.sorted = false;
+    c.sorted_prefix = 0;
     c.selected = -1;
     for (std::size_t i = 0; i < c.data.size(); ++i) {
       if (c.data[i].id == chosen) c.selected = int(i);

@@ -7,6 +7,7 @@
 #include <set>
 
 #include "core/error.hpp"
+#include "core/philox.hpp"
 #include "samplers/sampler.hpp"
 
 namespace decodelab {
@@ -181,6 +182,54 @@ TEST(Dist, ReproducibleCloneAndReset) {
   Candidates c = Candidates::from_logits(l);
   chain->apply(c);
   EXPECT_EQ(c.selected_token(), first[0]);
+}
+
+}  // namespace
+}  // namespace decodelab
+
+namespace decodelab {
+namespace {
+
+// Reference kept sets by a full sort, against the samplers' partial-sort fast paths.
+std::vector<TokenId> reference_order(const std::vector<float>& l) {
+  std::vector<TokenId> ids(l.size());
+  for (std::size_t i = 0; i < ids.size(); ++i) ids[i] = TokenId(i);
+  std::sort(ids.begin(), ids.end(), [&](TokenId a, TokenId b) { return l[a] > l[b] || (l[a] == l[b] && a < b); });
+  return ids;
+}
+
+TEST(Truncation, FastPathsEqualFullSortReference) {
+  PhiloxStream rng(77, 0);
+  for (int trial = 0; trial < 40; ++trial) {
+    const int n = 50 + int(rng.next_u32() % 3000);
+    const double scale = 0.5 + 4.0 * rng.uniform_double();
+    std::vector<float> l(static_cast<std::size_t>(n));
+    for (float& x : l) x = float(scale * rng.normal());
+    if (trial % 5 == 0) {
+      for (float& x : l) x = std::round(x);  // many ties
+    }
+    const auto order = reference_order(l);
+    const auto p = softmax(l);
+    const int k = 1 + int(rng.next_u32() % 200);
+    EXPECT_EQ(kept("top_k(k=" + std::to_string(k) + ")", l),
+              std::set<TokenId>(order.begin(), order.begin() + std::min(k, n)));
+    const double top_p = rng.uniform_double();
+    std::set<TokenId> nucleus;
+    double cum = 0.0;
+    for (TokenId t : order) {
+      nucleus.insert(t);
+      cum += p[std::size_t(t)];
+      if (cum >= top_p) break;
+    }
+    EXPECT_EQ(kept("top_p(p=" + std::to_string(top_p) + ")", l).size(), nucleus.size()) << "p=" << top_p;
+    const double min_p = rng.uniform_double() * 0.2;
+    std::set<TokenId> above;
+    const float pmax = p[std::size_t(order[0])];
+    for (int i = 0; i < n; ++i) {
+      if (double(p[std::size_t(i)]) >= min_p * pmax) above.insert(TokenId(i));
+    }
+    EXPECT_EQ(kept("min_p(p=" + std::to_string(min_p) + ")", l), above);
+  }
 }
 
 }  // namespace

@@ -1,0 +1,45 @@
+// spectr: SpecTr (Sun et al., NeurIPS 2023) with k i.i.d. draft sequences of length L sharing
+// their prefix. Level by level, the sequences still consistent with the emitted prefix propose
+// their next tokens; K-SEQ picks one with the division factor rho chosen for that node and that
+// number of sequences (the smallest rho that keeps the residual nonnegative), or draws from the
+// K-SEQ residual. Sequences whose token equals the chosen one (rejected duplicates included)
+// stay i.i.d. given the prefix and continue. Exactly target-distributed.
+#include "speculative/tree_decoder.hpp"
+
+namespace decodelab::speculative {
+namespace {
+
+VerifyOutcome kseq_rule(std::span<const float> p, std::span<const float> q, std::span<const TokenId> candidates,
+                        std::span<const double> accept_u, double residual_u) {
+  const double rho = kseq_rho(p, q, int(candidates.size()));
+  return verify_kseq(p, q, candidates, accept_u, residual_u, rho);
+}
+
+class SpecTrDecoder final : public Decoder {
+ public:
+  explicit SpecTrDecoder(const Params& params)
+      : chain_(chain_from_params(params)), drafter_(int(params.get_int("k")), int(params.get_int("L"))) {}
+
+  Stats generate(const ModelSet& models, const DecodeOptions& options, TokenStream& stream) override {
+    return run_tree_speculation(models, options, stream, *chain_, drafter_, kseq_rule);
+  }
+
+ private:
+  std::unique_ptr<SamplerChain> chain_;
+  IidSequencesDrafter drafter_;
+};
+
+const RegisterDecoder reg({
+    .name = "spectr",
+    .doc = "SpecTr: k i.i.d. draft sequences of length L as a prefix tree, one target pass, K-SEQ selection with "
+           "its division factor level by level. Exactly target-distributed.",
+    .params = with_sampling_params({
+        ParamSpec::integer("k", 2, 1, 64, "draft sequences per step"),
+        ParamSpec::integer("L", 3, 1, 64, "draft length"),
+    }),
+    .roles = {"target", "draft"},
+    .make = [](const Params& p) -> std::unique_ptr<Decoder> { return std::make_unique<SpecTrDecoder>(p); },
+});
+
+}  // namespace
+}  // namespace decodelab::speculative

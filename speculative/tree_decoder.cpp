@@ -1,0 +1,257 @@
+// The shared speculative step; see tree_decoder.hpp.
+#include "speculative/tree_decoder.hpp"
+
+#include <map>
+#include <string>
+
+#include "core/error.hpp"
+
+namespace decodelab::speculative {
+namespace {
+
+// The law plain sampling would draw from: the chain's distribution, or a point mass on the token
+// a terminal sampler (greedy) selected.
+std::vector<float> processed_probs(SamplerChain& chain, std::span<const float> logits) {
+  Candidates c = Candidates::from_logits(logits);
+  chain.apply(c);
+  if (c.selected >= 0) {
+    std::vector<float> p(logits.size(), 0.0f);
+    p[std::size_t(c.selected_token())] = 1.0f;
+    return p;
+  }
+  return c.dense_probs(int(logits.size()));
+}
+
+std::unique_ptr<SamplerChain> clone_chain(const SamplerChain& chain) {
+  return std::unique_ptr<SamplerChain>(static_cast<SamplerChain*>(chain.clone().release()));
+}
+
+float raw_logprob(std::span<const float> logits, TokenId token) {
+  return float(double(logits[std::size_t(token)]) - log_sum_exp(logits));
+}
+
+// Frees both sequences however generation ends.
+struct SequenceGuard {
+  LanguageModel& target;
+  LanguageModel& draft;
+  SeqId target_seq;
+  SeqId draft_seq;
+  ~SequenceGuard() {
+    target.free_sequence(target_seq);
+    draft.free_sequence(draft_seq);
+  }
+};
+
+// Both models must hold exactly the stream minus the tokens they have not evaluated yet.
+void check_committed(const LanguageModel& model, SeqId seq, const TokenStream& stream, std::size_t uncommitted,
+                     const char* role) {
+  const std::vector<TokenId> committed = model.committed_tokens(seq);
+  const std::vector<TokenId> tokens = stream.tokens();
+  const std::size_t expected = tokens.size() - uncommitted;
+  bool same = committed.size() == expected;
+  for (std::size_t i = 0; same && i < expected; ++i) same = committed[i] == tokens[i];
+  if (!same)
+    fail(ErrorCode::internal, std::string("speculative decoding: the ") + role + " model's committed tokens (" +
+                                  std::to_string(committed.size()) + ") do not match the stream's first " +
+                                  std::to_string(expected));
+}
+
+}  // namespace
+
+void DraftContext::evaluate(DraftTree& tree) {
+  if (tree.size() == 0) return;
+  const TreeEval eval{seq, tree.nodes()};
+  std::vector<Matrix> out;
+  draft.evaluate({&eval, 1}, out);
+  stats.draft_calls += 1;
+  stats.draft_nodes += tree.size();
+  for (int i = 0; i < tree.size(); ++i)
+    if (!tree.has_q(i)) tree.set_q(i, processed_probs(chain, out[0].row(i)));
+  tree.set_draft_evaluated(tree.size());
+}
+
+Stats run_tree_speculation(const ModelSet& models, const DecodeOptions& options, TokenStream& stream,
+                           const SamplerChain& chain, TreeDrafter& drafter, const VerifyRule& rule) {
+  Stats stats;
+  PhaseTimer total(stats, "total");
+  LanguageModel& target = models.get("target");
+  LanguageModel& draft = models.get("draft");
+  if (target.vocab_size() != draft.vocab_size())
+    fail(ErrorCode::invalid_argument, "speculative decoding: the target model '" + target.info().name + "' has " +
+                                          std::to_string(target.vocab_size()) + " tokens but the draft model '" +
+                                          draft.info().name + "' has " + std::to_string(draft.vocab_size()));
+  const std::vector<TokenId> prompt = stream.tokens();
+  if (prompt.empty()) fail(ErrorCode::invalid_argument, "speculative decoding: the prompt is empty (it needs at least one token)");
+  auto target_chain = clone_chain(chain);
+  auto draft_chain = clone_chain(chain);
+
+  // The target evaluates the last emitted token as the first node of every step's tree; the draft
+  // has it committed already (its logits are the root law of the next draft tree).
+  const SeqId target_seq = prefill(target, std::span(prompt).first(prompt.size() - 1), stats, true);
+  SeqId draft_seq;
+  try {
+    draft_seq = prefill(draft, prompt, stats, false);
+  } catch (...) {
+    target.free_sequence(target_seq);
+    throw;
+  }
+  SequenceGuard guard{target, draft, target_seq, draft_seq};
+  TokenId last = prompt.back();
+  std::size_t target_uncommitted = 1, draft_uncommitted = 0;
+
+  while (!should_stop(stream, options, stats)) {
+    const std::size_t base = stream.size();
+    std::optional<DraftTree> tree_slot;
+    {
+      PhaseTimer timer(stats, "draft");
+      tree_slot.emplace(processed_probs(*draft_chain, draft.next_logits(draft_seq)));
+      DraftContext context{draft, draft_seq, *draft_chain, stats, options.seed, base};
+      drafter.build(context, *tree_slot);
+    }
+    DraftTree& tree = *tree_slot;
+
+    // Verification: one target pass over [last] + tree (draft node i is target node i + 1).
+    std::vector<int> path;
+    TokenId final_token = 0;
+    TokenOrigin final_origin = TokenOrigin::sampled;
+    Matrix logits;
+    {
+      PhaseTimer timer(stats, "verify");
+      TreeEval eval{target_seq, {{last, -1}}};
+      for (const TreeNode& n : tree.nodes()) eval.nodes.push_back({n.token, n.parent + 1});
+      std::vector<Matrix> out;
+      target.evaluate({&eval, 1}, out);
+      logits = std::move(out[0]);
+      stats.target_calls += 1;
+      stats.target_nodes += int64_t(eval.nodes.size());
+      for (int node = -1;;) {
+        const std::vector<float> p = processed_probs(*target_chain, logits.row(node + 1));
+        const std::size_t position = base + path.size();
+        const double residual_u = random_stream(options.seed, RandomStream::residual, position).uniform_double();
+        const std::span<const int> proposals = tree.proposals(node);
+        if (proposals.empty()) {
+          final_token = sample_from_weights(p, residual_u);
+          final_origin = path.empty() ? TokenOrigin::sampled : TokenOrigin::bonus;
+          break;
+        }
+        std::vector<TokenId> candidates;
+        std::vector<double> accept_u;
+        for (std::size_t i = 0; i < proposals.size(); ++i) {
+          candidates.push_back(tree.token(proposals[i]));
+          accept_u.push_back(random_stream(options.seed, RandomStream::accept, position, i).uniform_double());
+        }
+        const VerifyOutcome outcome = rule(p, tree.q(node), candidates, accept_u, residual_u);
+        if (outcome.accepted < 0) {
+          final_token = outcome.token;
+          final_origin = TokenOrigin::resampled;
+          break;
+        }
+        node = proposals[std::size_t(outcome.accepted)];
+        path.push_back(node);
+      }
+    }
+    stats.steps += 1;
+    stats.tokens_proposed += tree.size();
+    stats.tokens_accepted += int64_t(path.size());
+    stats.record_accepted(int64_t(path.size()));
+
+    // Emit the accepted tokens, then the final one, stopping as soon as a stop condition says so.
+    const uint32_t step = uint32_t(stats.steps);
+    std::size_t emitted_path = 0;
+    bool stop = false;
+    for (; emitted_path < path.size() && !stop; ++emitted_path) {
+      const int node = path[emitted_path];
+      const TokenId token = tree.token(node);
+      target_chain->accept(token);
+      draft_chain->accept(token);
+      stop = emit_token(stream, {token, raw_logprob(logits.row(tree.parent(node) + 1), token), TokenOrigin::draft_accepted, step},
+                        options, target, stats);
+    }
+    const bool final_emitted = !stop;
+    if (final_emitted) {
+      target_chain->accept(final_token);
+      draft_chain->accept(final_token);
+      const int final_row = path.empty() ? 0 : path.back() + 1;
+      stop = emit_token(stream, {final_token, raw_logprob(logits.row(final_row), final_token), final_origin, step},
+                        options, target, stats);
+    }
+
+    // Commit the emitted part of the accepted path on both models.
+    std::vector<int32_t> target_path{0};
+    for (std::size_t i = 0; i < emitted_path; ++i) target_path.push_back(path[i] + 1);
+    target.commit(target_seq, target_path);
+    std::vector<int32_t> draft_path;  // accepted nodes the draft has in its pending tree
+    std::vector<TokenId> draft_rest;  // emitted tokens the draft still has to evaluate
+    for (std::size_t i = 0; i < emitted_path; ++i) {
+      if (path[i] < tree.draft_evaluated()) draft_path.push_back(path[i]);
+      else draft_rest.push_back(tree.token(path[i]));
+    }
+    if (final_emitted && !stop) draft_rest.push_back(final_token);
+    {
+      PhaseTimer timer(stats, "draft");
+      if (!draft_path.empty()) draft.commit(draft_seq, draft_path);
+      else if (tree.draft_evaluated() > 0) draft.rollback(draft_seq, draft.length(draft_seq));
+      if (!draft_rest.empty()) {
+        draft.append(draft_seq, draft_rest);
+        stats.draft_calls += 1;
+        stats.draft_nodes += int64_t(draft_rest.size());
+      }
+    }
+    target_uncommitted = final_emitted ? 1 : 0;
+    draft_uncommitted = final_emitted && stop ? 1 : 0;
+    last = final_token;
+    if (stop) break;
+  }
+
+  check_committed(target, target_seq, stream, target_uncommitted, "target");
+  check_committed(draft, draft_seq, stream, draft_uncommitted, "draft");
+  if (stats.steps > 0) stats.metrics["mean_accepted_length"] = double(stats.tokens_accepted) / double(stats.steps);
+  stats.metrics["tokens_per_step"] = stats.steps ? double(stats.tokens_generated) / double(stats.steps) : 0.0;
+  return stats;
+}
+
+void IidSequencesDrafter::build(DraftContext& context, DraftTree& tree) {
+  std::vector<int> at(std::size_t(k_), -1);  // each sequence's current node
+  for (int depth = 1; depth <= length_; ++depth) {
+    if (depth > 1) context.evaluate(tree);
+    for (int j = 0; j < k_; ++j) {
+      const int node = at[std::size_t(j)];
+      const TokenId x = sample_from_weights(tree.q(node), context.rng(depth, uint64_t(j)).uniform_double());
+      int child = tree.find_child(node, x);
+      if (child < 0) child = tree.add_node(node, x);
+      tree.propose(child);
+      at[std::size_t(j)] = child;
+    }
+  }
+}
+
+void WorSequencesDrafter::build(DraftContext& context, DraftTree& tree) {
+  std::vector<int> at(std::size_t(k_), -1);  // each sequence's current node; -2 once it ended
+  for (int depth = 1; depth <= length_; ++depth) {
+    if (depth > 1) context.evaluate(tree);
+    std::map<int, std::vector<float>> remaining;  // per node: q with this depth's drawn children removed
+    bool any = false;
+    for (int j = 0; j < k_; ++j) {
+      const int node = at[std::size_t(j)];
+      if (node == -2) continue;
+      auto [it, fresh] = remaining.try_emplace(node);
+      if (fresh) it->second.assign(tree.q(node).begin(), tree.q(node).end());
+      std::vector<float>& r = it->second;
+      double mass = 0.0;
+      for (float v : r) mass += v;
+      if (mass <= 0.0) {  // every token with draft mass is already a child: the sequence ends here
+        at[std::size_t(j)] = -2;
+        continue;
+      }
+      const TokenId x = sample_from_weights(r, context.rng(depth, uint64_t(j)).uniform_double());
+      r[std::size_t(x)] = 0.0f;
+      const int child = tree.add_node(node, x);
+      tree.propose(child);
+      at[std::size_t(j)] = child;
+      any = true;
+    }
+    if (!any) break;
+  }
+}
+
+}  // namespace decodelab::speculative

@@ -1,0 +1,88 @@
+#pragma once
+// The speculative step every decoder in this folder shares, so each decoder file only says how
+// it drafts and which rule verifies:
+//
+//   draft:   the drafter grows a DraftTree with the draft model (DraftContext)
+//   verify:  one target evaluate() over [last emitted token] + tree; walk down from the root,
+//            at each node run the rule over its proposals; an accepted proposal moves the walk to
+//            that child, a rejection ends the step with the rule's residual token, and a node
+//            with no proposals ends it with a bonus token drawn from p
+//   emit:    accepted tokens, then the final token, through emit_token (stops mid-step)
+//   commit:  the accepted path on the target and on the draft, so both hold the same prefix
+//
+// Both models always commit every emitted token except the last, which the next step evaluates
+// as the first node of its target tree (and which the draft already appended to get the next
+// root law). Randomness: drafting uses RandomStream::draft, acceptance RandomStream::accept
+// (substream = the proposal's index at its node), final tokens RandomStream::residual, all keyed
+// by the stream position being decided.
+#include <functional>
+
+#include "core/decoder.hpp"
+#include "core/random.hpp"
+#include "samplers/sampler.hpp"
+#include "speculative/tree.hpp"
+#include "speculative/verify.hpp"
+
+namespace decodelab::speculative {
+
+// What a drafter may use: the draft model positioned at the stream, the sampler chain, the seed.
+struct DraftContext {
+  LanguageModel& draft;
+  SeqId seq;
+  SamplerChain& chain;
+  Stats& stats;
+  uint64_t seed;
+  std::size_t base;  // stream position decided by depth-1 nodes
+
+  std::size_t position(int depth) const { return base + std::size_t(depth) - 1; }
+  // The draft stream for a node at `depth` and a substream (draft sequence, node index).
+  PhiloxStream rng(int depth, uint64_t substream) const {
+    return random_stream(seed, RandomStream::draft, position(depth), substream);
+  }
+  // One draft forward over the whole tree; fills q for every node that lacked it.
+  void evaluate(DraftTree& tree);
+};
+
+class TreeDrafter {
+ public:
+  virtual ~TreeDrafter() = default;
+  // Adds nodes and proposals to `tree`, whose root law q(-1) is already set.
+  virtual void build(DraftContext& context, DraftTree& tree) = 0;
+};
+
+using VerifyRule = std::function<VerifyOutcome(std::span<const float> p, std::span<const float> q,
+                                               std::span<const TokenId> candidates,
+                                               std::span<const double> accept_u, double residual_u)>;
+
+// Runs speculative steps until a stop condition. Needs roles "target" and "draft" with equal
+// vocabularies and a non-empty prompt in `stream`.
+Stats run_tree_speculation(const ModelSet& models, const DecodeOptions& options, TokenStream& stream,
+                           const SamplerChain& chain, TreeDrafter& drafter, const VerifyRule& rule);
+
+// Drafters shared by several decoders.
+// k sequences of length L drawn i.i.d. from q, merged into a prefix tree; every node proposes
+// one child per sequence through it, in sequence order (SpecInfer with replacement, SpecTr, SD).
+class IidSequencesDrafter final : public TreeDrafter {
+ public:
+  IidSequencesDrafter(int k, int length) : k_(k), length_(length) {}
+  void build(DraftContext& context, DraftTree& tree) override;
+
+ private:
+  int k_;
+  int length_;
+};
+
+// k sequences of length L where the sequences passing through a node draw their next tokens
+// from q without replacement (distinct children, proposed in draw order); a sequence ends when
+// its node has no draft mass left (Sequoia-style SpecInfer).
+class WorSequencesDrafter final : public TreeDrafter {
+ public:
+  WorSequencesDrafter(int k, int length) : k_(k), length_(length) {}
+  void build(DraftContext& context, DraftTree& tree) override;
+
+ private:
+  int k_;
+  int length_;
+};
+
+}  // namespace decodelab::speculative

@@ -41,9 +41,15 @@ class DraftTree {
   std::span<const float> q(int node) const;
   void set_q(int node, std::vector<float> q) { q_.at(std::size_t(node + 1)) = std::move(q); }
 
-  // Nodes [0, draft_evaluated()) form the draft model's pending tree (the last tree it evaluated).
+  // Draft model state: nodes [0, draft_trunk()) are a chain from the root committed on the draft
+  // sequence (every later node descends from its last node); nodes [draft_trunk(),
+  // draft_evaluated()) are its pending tree, the last one it evaluated.
+  int draft_trunk() const { return draft_trunk_; }
   int draft_evaluated() const { return draft_evaluated_; }
-  void set_draft_evaluated(int n) { draft_evaluated_ = n; }
+  void set_draft_state(int trunk, int evaluated) {
+    draft_trunk_ = trunk;
+    draft_evaluated_ = evaluated;
+  }
 
   // Tokens from the root to `node`, root side first.
   std::vector<int> path_to(int node) const;
@@ -53,6 +59,7 @@ class DraftTree {
   std::vector<int> depths_;
   std::vector<std::vector<int>> proposals_;  // index node + 1
   std::vector<std::vector<float>> q_;        // index node + 1
+  int draft_trunk_ = 0;
   int draft_evaluated_ = 0;
 };
 

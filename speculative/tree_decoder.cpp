@@ -59,15 +59,35 @@ void check_committed(const LanguageModel& model, SeqId seq, const TokenStream& s
 }  // namespace
 
 void DraftContext::evaluate(DraftTree& tree) {
-  if (tree.size() == 0) return;
-  const TreeEval eval{seq, tree.nodes()};
+  const int n = tree.size();
+  int trunk = tree.draft_trunk();
+  const int evaluated = tree.draft_evaluated();
+  if (n == evaluated) return;
+  // Grow the committed trunk by the pending chain when the new nodes all hang below its end.
+  bool pending_is_chain = true, new_below_pending = true, new_below_trunk = true;
+  for (int i = trunk; i < evaluated; ++i) pending_is_chain = pending_is_chain && tree.parent(i) == i - 1;
+  for (int i = evaluated; i < n; ++i) {
+    new_below_pending = new_below_pending && tree.parent(i) >= evaluated - 1;
+    new_below_trunk = new_below_trunk && tree.parent(i) >= trunk - 1;
+  }
+  if (pending_is_chain && new_below_pending && evaluated > trunk) {
+    std::vector<int32_t> path;
+    for (int i = trunk; i < evaluated; ++i) path.push_back(i - trunk);
+    draft.commit(seq, path);
+    trunk = evaluated;
+  } else if (!new_below_trunk) {  // a new branch off the trunk: evaluate the whole tree again
+    draft.rollback(seq, base);
+    trunk = 0;
+  }
+  TreeEval eval{seq, {}};
+  for (int i = trunk; i < n; ++i) eval.nodes.push_back({tree.token(i), tree.parent(i) < trunk ? -1 : tree.parent(i) - trunk});
   std::vector<Matrix> out;
   draft.evaluate({&eval, 1}, out);
   stats.draft_calls += 1;
-  stats.draft_nodes += tree.size();
-  for (int i = 0; i < tree.size(); ++i)
-    if (!tree.has_q(i)) tree.set_q(i, processed_probs(chain, out[0].row(i)));
-  tree.set_draft_evaluated(tree.size());
+  stats.draft_nodes += int64_t(eval.nodes.size());
+  for (int i = trunk; i < n; ++i)
+    if (!tree.has_q(i)) tree.set_q(i, processed_probs(chain, out[0].row(i - trunk)));
+  tree.set_draft_state(trunk, n);
 }
 
 Stats run_tree_speculation(const ModelSet& models, const DecodeOptions& options, TokenStream& stream,
@@ -180,17 +200,23 @@ Stats run_tree_speculation(const ModelSet& models, const DecodeOptions& options,
     std::vector<int32_t> target_path{0};
     for (std::size_t i = 0; i < emitted_path; ++i) target_path.push_back(path[i] + 1);
     target.commit(target_seq, target_path);
-    std::vector<int32_t> draft_path;  // accepted nodes the draft has in its pending tree
+    // The draft holds the trunk committed and [trunk, evaluated) pending; keep what was accepted.
+    const std::size_t trunk = std::size_t(tree.draft_trunk());
+    std::vector<int32_t> draft_path;  // accepted pending nodes, as pending-tree indices
     std::vector<TokenId> draft_rest;  // emitted tokens the draft still has to evaluate
-    for (std::size_t i = 0; i < emitted_path; ++i) {
-      if (path[i] < tree.draft_evaluated()) draft_path.push_back(path[i]);
-      else draft_rest.push_back(tree.token(path[i]));
-    }
-    if (final_emitted && !stop) draft_rest.push_back(final_token);
     {
       PhaseTimer timer(stats, "draft");
-      if (!draft_path.empty()) draft.commit(draft_seq, draft_path);
-      else if (tree.draft_evaluated() > 0) draft.rollback(draft_seq, draft.length(draft_seq));
+      if (emitted_path < trunk) {
+        draft.rollback(draft_seq, base + emitted_path);
+      } else {
+        for (std::size_t i = trunk; i < emitted_path; ++i) {
+          if (path[i] < tree.draft_evaluated()) draft_path.push_back(path[i] - int32_t(trunk));
+          else draft_rest.push_back(tree.token(path[i]));
+        }
+        if (!draft_path.empty()) draft.commit(draft_seq, draft_path);
+        else if (tree.draft_evaluated() > int(trunk)) draft.rollback(draft_seq, draft.length(draft_seq));
+      }
+      if (final_emitted && !stop) draft_rest.push_back(final_token);
       if (!draft_rest.empty()) {
         draft.append(draft_seq, draft_rest);
         stats.draft_calls += 1;

@@ -32,14 +32,16 @@ struct DraftContext {
   SamplerChain& chain;
   Stats& stats;
   uint64_t seed;
-  std::size_t base;  // stream position decided by depth-1 nodes
+  std::size_t base;  // stream position decided by depth-1 nodes (= the draft's committed length)
 
   std::size_t position(int depth) const { return base + std::size_t(depth) - 1; }
   // The draft stream for a node at `depth` and a substream (draft sequence, node index).
   PhiloxStream rng(int depth, uint64_t substream) const {
     return random_stream(seed, RandomStream::draft, position(depth), substream);
   }
-  // One draft forward over the whole tree; fills q for every node that lacked it.
+  // One draft forward that fills q for every node that lacked it. When the tree so far is a chain
+  // the draft commits it and evaluates only the new nodes (chains cost one node per token);
+  // otherwise it evaluates the tree below its committed trunk.
   void evaluate(DraftTree& tree);
 };
 

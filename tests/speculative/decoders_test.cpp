@@ -12,6 +12,7 @@
 #include "core/error.hpp"
 #include "core/table_model.hpp"
 #include "samplers/sampler.hpp"
+#include "speculative/verify.hpp"
 #include "tests/support/stats.hpp"
 
 namespace decodelab {
@@ -93,6 +94,77 @@ TEST(SpeculativeDecoders, FirstTwoTokensFollowTheExactTargetLaw) {
       SCOPED_TRACE(::testing::Message() << describe(c));
       EXPECT_FITS_DISTRIBUTION(counts, std::span<const double>(joint), 1e-3);
     }
+  }
+}
+
+TEST(SpeculativeDecoders, LaterTokensFollowTheExactTargetLawAcrossSteps) {
+  // Tokens 3 and 4 are decided after one or more complete steps (commit, rollback and the draft's
+  // catch-up all happened), so this checks the state carried between steps.
+  const std::vector<TokenId> prompt{0, 5};
+  const std::vector<Config> configs = {
+      {"sd", {{"L", int64_t(1)}}, 1.0, 1.3, 0.3, 60000},
+      {"spectr", {{"k", int64_t(2)}, {"L", int64_t(2)}}, 1.0, 0.7, 0.3, 60000},
+      {"specinfer", {{"k", int64_t(3)}, {"L", int64_t(2)}, {"replacement", false}}, 0.3, 1.0, 0.4, 60000},
+      {"dyspec", {{"budget", int64_t(5)}, {"max_depth", int64_t(2)}}, 1.0, 1.0, 0.5, 60000},
+  };
+  for (std::size_t i = 0; i < configs.size(); ++i) {
+    const Config& c = configs[i];
+    auto target = TableModel::random(kVocab, 2, 300 + i, 1.5);
+    auto draft = TableModel::derive_draft(*target, c.draft_temper, c.draft_noise, 400 + i);
+    ModelSet models{{"target", target.get()}, {"draft", draft.get()}};
+    ParamMap params = c.params;
+    params["temperature"] = c.temperature;
+    auto decoder = make_decoder(c.decoder, params, &models);
+    // Exact law of (x3, x4): sum over (x1, x2) of the chain of exact conditionals.
+    ParamMap sampling{{"temperature", c.temperature}};
+    auto chain = chain_from_params(resolve_params("test", sampling_param_specs(), sampling));
+    const auto cond = [&](TokenId a, TokenId b) { return chain->probs(target->exact_logits(std::vector<TokenId>{a, b})); };
+    std::vector<double> joint(kVocab * kVocab, 0.0);
+    const std::vector<float> p1 = cond(prompt[0], prompt[1]);
+    for (int a = 0; a < kVocab; ++a) {
+      const std::vector<float> p2 = cond(prompt[1], a);
+      for (int b = 0; b < kVocab; ++b) {
+        const std::vector<float> p3 = cond(a, b);
+        for (int x = 0; x < kVocab; ++x) {
+          const std::vector<float> p4 = cond(b, x);
+          for (int y = 0; y < kVocab; ++y)
+            joint[std::size_t(x * kVocab + y)] += double(p1[std::size_t(a)]) * p2[std::size_t(b)] * p3[std::size_t(x)] * p4[std::size_t(y)];
+        }
+      }
+    }
+    std::vector<int64_t> counts(kVocab * kVocab, 0);
+    DecodeOptions options;
+    options.max_new_tokens = 4;
+    for (int n = 0; n < c.samples; ++n) {
+      options.seed = uint64_t(n);
+      TokenStream s(prompt);
+      decoder->generate(models, options, s);
+      ASSERT_EQ(s.size(), 6u);
+      counts[std::size_t(s.token(4) * kVocab + s.token(5))]++;
+    }
+    SCOPED_TRACE(::testing::Message() << describe(c));
+    EXPECT_FITS_DISTRIBUTION(counts, std::span<const double>(joint), 1e-3);
+  }
+}
+
+TEST(SpeculativeDecoders, SpecTrAcceptanceIsKSeqs) {
+  // Order-0 models and L = 1: each step is one K-SEQ decision over k i.i.d. drafts, accepted with
+  // probability 1 - (1 - beta(rho*))^k, which beats sd's 1 - TV(p, q).
+  auto target = TableModel::random(8, 0, 7, 1.5);
+  auto draft = TableModel::derive_draft(*target, 1.5, 0.4, 8);
+  ModelSet models{{"target", target.get()}, {"draft", draft.get()}};
+  const std::vector<TokenId> prompt{0};
+  const std::vector<float> p = target->exact_probs(prompt), q = draft->exact_probs(prompt);
+  for (int k : {2, 4}) {
+    const double rho = speculative::kseq_rho(p, q, k);
+    const double expected = 1.0 - std::pow(1.0 - speculative::kseq_beta(p, q, rho), k);
+    EXPECT_GT(expected, 1.0 - total_variation(p, q));
+    DecodeOptions options;
+    options.max_new_tokens = 20000;
+    TokenStream s(prompt);
+    const Stats stats = make_decoder("spectr", {{"k", int64_t(k)}, {"L", int64_t(1)}}, &models)->generate(models, options, s);
+    EXPECT_LT(std::abs(testing::binomial_z(stats.tokens_accepted, stats.steps, expected)), 4.0)
+        << "k=" << k << ": " << stats.tokens_accepted << "/" << stats.steps << " vs " << expected;
   }
 }
 
@@ -234,6 +306,9 @@ TEST(SpeculativeDecoders, ReproducibleAndCountsWork) {
     EXPECT_GE(sa.target_nodes, sa.tokens_proposed);
     EXPECT_GT(sa.seconds.count("draft") + sa.seconds.count("verify"), 1u);
     EXPECT_GT(sa.metrics.at("mean_accepted_length"), 0.0) << name;
+    if (name == "sd") {  // chains are drafted incrementally: at most L + 1 draft nodes per step
+      EXPECT_LE(sa.draft_nodes, 1 + sa.steps * 5) << sa.draft_nodes << " draft nodes in " << sa.steps << " steps";
+    }
     // logprobs are the raw target's
     const auto lp = log_softmax(target->exact_logits(std::vector<TokenId>{1}));
     EXPECT_NEAR(a.at(1).logprob, lp[std::size_t(a.token(1))], 1e-5) << name;

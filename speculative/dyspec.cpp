@@ -5,10 +5,13 @@
 // its path (DySpec's estimate of the chance it is reached and accepted). Each round repeatedly
 // picks the node whose next child has the highest expected value, value(u) * E_{x ~ norm(R_u)}
 // [q_u(x)] with R_u the draft law minus the children already drawn, and draws that child without
-// replacement, until the budget is spent or every evaluated node has `width` new children this
-// round; then one draft pass over the tree gives the new nodes' laws. Which node grows next depends
+// replacement. A round ends when the budget is spent, when every evaluated node has `width` new
+// children this round, or when a node drawn this round (not evaluated yet, its key guessed as
+// value(c) * E_{x ~ q_u}[q_u(x)]) promises more than the best evaluated node; then one draft pass
+// over the tree gives the new nodes' laws. Which node grows next depends
 // only on tokens already drawn, each child is drawn from exactly the law the verifier assumes, and
 // verification is RRS without replacement in draw order: exactly target-distributed.
+#include <algorithm>
 #include <map>
 
 #include "speculative/tree_decoder.hpp"
@@ -33,17 +36,21 @@ class DynamicTreeDrafter final : public TreeDrafter {
     while (tree.size() < budget_) {
       std::map<int, int> drawn_this_round;
       const int before = tree.size();
+      double best_unevaluated = 0.0;  // estimated key of the best node drawn this round
       while (tree.size() < budget_) {
         int best = -2;
         for (const auto& [node, e] : open)
           if (e.key > 0.0 && drawn_this_round[node] < width_ && (best == -2 || e.key > open.at(best).key)) best = node;
-        if (best == -2) break;
+        // A node drawn this round that promises more than every evaluated one: evaluate first.
+        if (best == -2 || open.at(best).key < best_unevaluated) break;
         Expandable& e = open.at(best);
         const int index = tree.size();
         const TokenId x = sample_from_weights(e.remaining, context.rng(tree.depth(best) + 1, uint64_t(index)).uniform_double());
         const int child = tree.add_node(best, x);
         tree.propose(child);
         value[child] = value[best] * double(tree.q(best)[std::size_t(x)]);
+        if (tree.depth(child) < max_depth_)  // its own key, guessed from its parent's confidence
+          best_unevaluated = std::max(best_unevaluated, value[child] * confidence(tree.q(best)));
         e.remaining[std::size_t(x)] = 0.0f;
         e.key = value[best] * expected_next(e.remaining, tree.q(best));
         drawn_this_round[best] += 1;
@@ -59,6 +66,9 @@ class DynamicTreeDrafter final : public TreeDrafter {
     std::vector<float> remaining;  // draft law with drawn children zeroed (unnormalized)
     double key;
   };
+
+  // E_{x ~ q} q(x): how peaked the draft is at a node.
+  static double confidence(std::span<const float> q) { return expected_next(q, q); }
 
   // E_{x ~ norm(remaining)} q(x): the draft probability of the next child, in expectation.
   static double expected_next(std::span<const float> remaining, std::span<const float> q) {

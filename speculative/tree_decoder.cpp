@@ -1,6 +1,7 @@
 // The shared speculative step; see tree_decoder.hpp.
 #include "speculative/tree_decoder.hpp"
 
+#include <algorithm>
 #include <map>
 #include <string>
 
@@ -117,6 +118,7 @@ Stats run_tree_speculation(const ModelSet& models, const DecodeOptions& options,
   }
   SequenceGuard guard{target, draft, target_seq, draft_seq};
   TokenId last = prompt.back();
+  int64_t tree_depth_total = 0;
   std::size_t target_uncommitted = 1, draft_uncommitted = 0;
 
   while (!should_stop(stream, options, stats)) {
@@ -171,6 +173,9 @@ Stats run_tree_speculation(const ModelSet& models, const DecodeOptions& options,
       }
     }
     stats.steps += 1;
+    int deepest = 0;
+    for (int i = 0; i < tree.size(); ++i) deepest = std::max(deepest, tree.depth(i));
+    tree_depth_total += deepest;
     stats.tokens_proposed += tree.size();
     stats.tokens_accepted += int64_t(path.size());
     stats.record_accepted(int64_t(path.size()));
@@ -232,6 +237,10 @@ Stats run_tree_speculation(const ModelSet& models, const DecodeOptions& options,
   check_committed(target, target_seq, stream, target_uncommitted, "target");
   check_committed(draft, draft_seq, stream, draft_uncommitted, "draft");
   if (stats.steps > 0) stats.metrics["mean_accepted_length"] = double(stats.tokens_accepted) / double(stats.steps);
+  if (stats.steps > 0) {
+    stats.metrics["mean_tree_size"] = double(stats.tokens_proposed) / double(stats.steps);
+    stats.metrics["mean_tree_depth"] = double(tree_depth_total) / double(stats.steps);
+  }
   stats.metrics["tokens_per_step"] = stats.steps ? double(stats.tokens_generated) / double(stats.steps) : 0.0;
   return stats;
 }

@@ -37,8 +37,11 @@ std::string describe(const Config& c) {
 constexpr int kVocab = 6;
 
 // Exact joint law of the first two generated tokens through the decoders' sampler chain.
-std::vector<double> exact_joint(const TableModel& target, double temperature, const std::vector<TokenId>& prompt) {
+std::vector<double> exact_joint(const TableModel& target, const ParamMap& params, double temperature,
+                                const std::vector<TokenId>& prompt) {
   ParamMap sampling{{"temperature", temperature}};
+  for (const char* name : {"top_k", "top_p", "min_p"})
+    if (params.count(name)) sampling[name] = params.at(name);
   auto chain = chain_from_params(resolve_params("test", sampling_param_specs(), sampling));
   const std::vector<float> p1 = chain->probs(target.exact_logits(prompt));
   std::vector<double> joint(kVocab * kVocab, 0.0);
@@ -66,6 +69,10 @@ const std::vector<Config> kConfigs = {
     {"spectr", {{"k", int64_t(4)}, {"L", int64_t(1)}}, 1.0, 1.0, 0.7, 100000},
     {"spectr", {{"k", int64_t(8)}, {"L", int64_t(3)}}, 0.3, 1.0, 0.4, 100000},
     {"dyspec", {}, 1.0, 1.0, 0.3, 100000},
+    // Truncation: p and q lose different tokens; without replacement, sequences outrun the support.
+    {"specinfer", {{"k", int64_t(4)}, {"L", int64_t(2)}, {"replacement", false}, {"top_k", int64_t(3)}}, 1.0, 1.6, 0.3, 100000},
+    {"spectr", {{"k", int64_t(3)}, {"L", int64_t(2)}, {"top_p", 0.8}}, 1.0, 0.6, 0.3, 100000},
+    {"dyspec", {{"min_p", 0.1}}, 0.3, 1.6, 0.3, 100000},
     {"dyspec", {{"budget", int64_t(6)}, {"max_depth", int64_t(3)}, {"width", int64_t(2)}}, 0.3, 1.6, 0.4, 100000},
 };
 
@@ -89,7 +96,7 @@ TEST(SpeculativeDecoders, FirstTwoTokensFollowTheExactTargetLaw) {
       ASSERT_EQ(s.size(), 4u) << describe(c);
       counts[std::size_t(s.token(2) * kVocab + s.token(3))]++;
     }
-    const std::vector<double> joint = exact_joint(*target, c.temperature, prompt);
+    const std::vector<double> joint = exact_joint(*target, c.params, c.temperature, prompt);
     {
       SCOPED_TRACE(::testing::Message() << describe(c));
       EXPECT_FITS_DISTRIBUTION(counts, std::span<const double>(joint), 1e-3);

@@ -313,6 +313,12 @@ TEST(SpeculativeDecoders, ReproducibleAndCountsWork) {
     EXPECT_GE(sa.target_nodes, sa.tokens_proposed);
     EXPECT_GT(sa.seconds.count("draft") + sa.seconds.count("verify"), 1u);
     EXPECT_GT(sa.metrics.at("mean_accepted_length"), 0.0) << name;
+    // Tree shapes respect their parameters (defaults: k = 2 and L = 3; budget 16, depth 6).
+    const double max_size = name == "sd" ? 4 : name == "dyspec" ? 16 : 6;
+    const double max_depth = name == "sd" ? 4 : name == "dyspec" ? 6 : 3;
+    EXPECT_LE(sa.metrics.at("mean_tree_size"), max_size) << name;
+    EXPECT_LE(sa.metrics.at("mean_tree_depth"), max_depth) << name;
+    EXPECT_GT(sa.metrics.at("mean_tree_depth"), 1.0) << name;
     if (name == "sd") {  // chains are drafted incrementally: at most L + 1 draft nodes per step
       EXPECT_LE(sa.draft_nodes, 1 + sa.steps * 5) << sa.draft_nodes << " draft nodes in " << sa.steps << " steps";
     }

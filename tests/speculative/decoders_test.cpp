@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <algorithm>
 #include <map>
 
 #include "core/decoder.hpp"
@@ -228,12 +229,22 @@ class RecordingModel final : public LanguageModel {
   explicit RecordingModel(std::shared_ptr<TableModel> inner) : inner_(std::move(inner)) {}
   const ModelInfo& info() const override { return inner_->info(); }
   std::string token_text(TokenId token) const override { return inner_->token_text(token); }
-  SeqId new_sequence() override { return inner_->new_sequence(); }
-  SeqId fork(SeqId seq) override { return inner_->fork(seq); }
-  void free_sequence(SeqId seq) override {
-    freed.push_back(inner_->committed_tokens(seq));
+  SeqId new_sequence() override {
+    const SeqId seq = inner_->new_sequence();
+    created.push_back(seq);
+    return seq;
+  }
+  SeqId fork(SeqId seq) override {
+    ++live_forks;
+    return inner_->fork(seq);
+  }
+  void free_sequence(SeqId seq) override {  // forks (draft branches) are counted, not recorded
+    if (std::find(created.begin(), created.end(), seq) != created.end()) freed.push_back(inner_->committed_tokens(seq));
+    else --live_forks;
     inner_->free_sequence(seq);
   }
+  int live_forks = 0;
+  std::vector<SeqId> created;
   std::size_t length(SeqId seq) const override { return inner_->length(seq); }
   std::vector<TokenId> committed_tokens(SeqId seq) const override { return inner_->committed_tokens(seq); }
   void commit(SeqId seq, std::span<const int32_t> path) override { inner_->commit(seq, path); }
@@ -275,6 +286,7 @@ TEST(SpeculativeDecoders, BothModelsEndCommittedToTheStreamAndStopsCutSteps) {
         EXPECT_TRUE(std::equal(committed->begin(), committed->end(), tokens.begin())) << name;
       }
       EXPECT_EQ(target.freed[0], draft.freed[0]) << name;
+      EXPECT_EQ(draft.live_forks, 0) << name << ": draft branches leaked";
       EXPECT_EQ(int64_t(stats.accepted_per_step.size()) > 0, true);
     }
     // A stop token ends generation right after it, even mid-step.

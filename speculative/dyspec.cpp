@@ -7,8 +7,8 @@
 // [q_u(x)] with R_u the draft law minus the children already drawn, and draws that child without
 // replacement. A round ends when the budget is spent, when every evaluated node has `width` new
 // children this round, or when a node drawn this round (not evaluated yet, its key guessed as
-// value(c) * E_{x ~ q_u}[q_u(x)]) promises more than the best evaluated node; then one draft pass
-// over the tree gives the new nodes' laws. Which node grows next depends
+// value(c) * E_{x ~ q_u}[q_u(x)]) promises more than the best evaluated node; then one batched draft
+// pass over the new nodes (on forks, see NodeForks) gives their laws. Which node grows next depends
 // only on tokens already drawn, each child is drawn from exactly the law the verifier assumes, and
 // verification is RRS without replacement in draw order: exactly target-distributed.
 #include <algorithm>
@@ -33,6 +33,7 @@ class DynamicTreeDrafter final : public TreeDrafter {
       open.emplace(node, std::move(e));
     };
     open_node(-1);
+    NodeForks forks(context);
     while (tree.size() < budget_) {
       std::map<int, int> drawn_this_round;
       const int before = tree.size();
@@ -56,8 +57,11 @@ class DynamicTreeDrafter final : public TreeDrafter {
         drawn_this_round[best] += 1;
       }
       if (tree.size() == before || tree.size() >= budget_) break;
-      context.evaluate(tree);
-      for (int node = before; node < tree.size(); ++node) open_node(node);
+      std::vector<int> expandable;  // nodes at max_depth never need their draft law
+      for (int node = before; node < tree.size(); ++node)
+        if (tree.depth(node) < max_depth_) expandable.push_back(node);
+      forks.evaluate(tree, expandable);
+      for (int node : expandable) open_node(node);
     }
   }
 

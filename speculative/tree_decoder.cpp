@@ -246,61 +246,55 @@ Stats run_tree_speculation(const ModelSet& models, const DecodeOptions& options,
   return stats;
 }
 
+NodeForks::~NodeForks() {
+  for (const auto& [node, seq] : forks_) context_.draft.free_sequence(seq);
+}
+
+void NodeForks::evaluate(DraftTree& tree, std::span<const int> nodes) {
+  std::vector<TreeEval> batch;
+  for (int node : nodes) {
+    if (forks_.count(node)) continue;
+    const int parent = tree.parent(node);
+    const auto it = forks_.find(parent);
+    if (parent >= 0 && it == forks_.end())
+      fail(ErrorCode::internal, "NodeForks: node " + std::to_string(node) + " evaluated before its parent");
+    const SeqId seq = context_.draft.fork(parent < 0 ? context_.seq : it->second);
+    forks_.emplace(node, seq);
+    batch.push_back({seq, {{tree.token(node), -1}}});
+  }
+  if (batch.empty()) return;
+  std::vector<Matrix> out;
+  context_.draft.evaluate(batch, out);
+  context_.stats.draft_calls += 1;
+  context_.stats.draft_nodes += int64_t(batch.size());
+  const int32_t keep[] = {0};
+  std::size_t b = 0;
+  for (int node : nodes) {
+    if (b == batch.size() || forks_.at(node) != batch[b].seq) continue;
+    context_.draft.commit(batch[b].seq, keep);
+    tree.set_q(node, processed_probs(context_.chain, out[b].row(0)));
+    ++b;
+  }
+}
+
 namespace {
 
-// Draft sequences j = 0..k-1 as forks of the draft's committed prefix, each advanced by its own
-// newest token: one batched pass of k single tokens per level, instead of evaluating the whole
-// tree again every level (used for k >= 2; a chain uses the committed trunk instead).
-class ForkedSequences {
- public:
-  ForkedSequences(DraftContext& context, int k) : context_(context) {
-    for (int j = 0; j < k; ++j) forks_.push_back(context.draft.fork(context.seq));
-  }
-  ~ForkedSequences() {
-    for (SeqId s : forks_) context_.draft.free_sequence(s);
-  }
-  ForkedSequences(const ForkedSequences&) = delete;
-  ForkedSequences& operator=(const ForkedSequences&) = delete;
-
-  // Evaluates node at[j] on fork j for every sequence still running (at[j] >= 0) and fills q.
-  void advance(DraftTree& tree, std::span<const int> at) {
-    std::vector<TreeEval> batch;
-    std::vector<int> nodes;
-    for (std::size_t j = 0; j < at.size(); ++j) {
-      if (at[j] < 0) continue;
-      batch.push_back({forks_[j], {{tree.token(at[j]), -1}}});
-      nodes.push_back(at[j]);
-    }
-    if (batch.empty()) return;
-    std::vector<Matrix> out;
-    context_.draft.evaluate(batch, out);
-    context_.stats.draft_calls += 1;
-    context_.stats.draft_nodes += int64_t(batch.size());
-    const int32_t keep[] = {0};
-    for (std::size_t b = 0; b < batch.size(); ++b) {
-      context_.draft.commit(batch[b].seq, keep);
-      if (!tree.has_q(nodes[b])) tree.set_q(nodes[b], processed_probs(context_.chain, out[b].row(0)));
-    }
-  }
-
- private:
-  DraftContext& context_;
-  std::vector<SeqId> forks_;
-};
-
-// Advances the drafted sequences to the next level: by forks for several, by the trunk for one.
-void advance_sequences(DraftContext& context, DraftTree& tree, std::optional<ForkedSequences>& forks,
-                       std::span<const int> at) {
-  if (forks) forks->advance(tree, at);
-  else context.evaluate(tree);
+// Brings the sequences' current nodes to the draft law: forks per node for several sequences,
+// the committed trunk for one (a chain).
+void advance_sequences(DraftContext& context, DraftTree& tree, std::optional<NodeForks>& forks, std::span<const int> at) {
+  if (!forks) return context.evaluate(tree);
+  std::vector<int> nodes;
+  for (int node : at)
+    if (node >= 0 && std::find(nodes.begin(), nodes.end(), node) == nodes.end()) nodes.push_back(node);
+  forks->evaluate(tree, nodes);
 }
 
 }  // namespace
 
 void IidSequencesDrafter::build(DraftContext& context, DraftTree& tree) {
   std::vector<int> at(std::size_t(k_), -1);  // each sequence's current node
-  std::optional<ForkedSequences> forks;
-  if (k_ > 1 && length_ > 1) forks.emplace(context, k_);
+  std::optional<NodeForks> forks;
+  if (k_ > 1 && length_ > 1) forks.emplace(context);
   for (int depth = 1; depth <= length_; ++depth) {
     if (depth > 1) advance_sequences(context, tree, forks, at);
     for (int j = 0; j < k_; ++j) {
@@ -316,8 +310,8 @@ void IidSequencesDrafter::build(DraftContext& context, DraftTree& tree) {
 
 void WorSequencesDrafter::build(DraftContext& context, DraftTree& tree) {
   std::vector<int> at(std::size_t(k_), -1);  // each sequence's current node; -2 once it ended
-  std::optional<ForkedSequences> forks;
-  if (k_ > 1 && length_ > 1) forks.emplace(context, k_);
+  std::optional<NodeForks> forks;
+  if (k_ > 1 && length_ > 1) forks.emplace(context);
   for (int depth = 1; depth <= length_; ++depth) {
     if (depth > 1) advance_sequences(context, tree, forks, at);
     std::map<int, std::vector<float>> remaining;  // per node: q with this depth's drawn children removed

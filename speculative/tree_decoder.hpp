@@ -16,6 +16,7 @@
 // (substream = the proposal's index at its node), final tokens RandomStream::residual, all keyed
 // by the stream position being decided.
 #include <functional>
+#include <map>
 
 #include "core/decoder.hpp"
 #include "core/random.hpp"
@@ -43,6 +44,24 @@ struct DraftContext {
   // the draft commits it and evaluates only the new nodes (chains cost one node per token);
   // otherwise it evaluates the tree below its committed trunk.
   void evaluate(DraftTree& tree);
+};
+
+// Evaluates draft-tree nodes on forks of the draft sequence, one fork per node (holding the path
+// to it), so each node is evaluated exactly once however the tree branches; k nodes cost one
+// batched pass of k single tokens. The forks are freed on destruction.
+class NodeForks {
+ public:
+  explicit NodeForks(DraftContext& context) : context_(context) {}
+  ~NodeForks();
+  NodeForks(const NodeForks&) = delete;
+  NodeForks& operator=(const NodeForks&) = delete;
+
+  // One draft pass over `nodes` (their parents are the root or were evaluated here); fills q.
+  void evaluate(DraftTree& tree, std::span<const int> nodes);
+
+ private:
+  DraftContext& context_;
+  std::map<int, SeqId> forks_;
 };
 
 class TreeDrafter {

@@ -35,12 +35,12 @@ float raw_logprob(std::span<const float> logits, TokenId token) {
 // Frees both sequences however generation ends.
 struct SequenceGuard {
   LanguageModel& target;
-  LanguageModel& draft;
+  LanguageModel* draft;
   SeqId target_seq;
   SeqId draft_seq;
   ~SequenceGuard() {
     target.free_sequence(target_seq);
-    draft.free_sequence(draft_seq);
+    if (draft) draft->free_sequence(draft_seq);
   }
 };
 
@@ -65,6 +65,7 @@ void DraftContext::evaluate(DraftTree& tree) {
   int trunk = tree.draft_trunk();
   const int evaluated = tree.draft_evaluated();
   if (n == evaluated) return;
+  if (!draft) fail(ErrorCode::internal, "DraftContext::evaluate: this drafter has no draft model");
   // Grow the committed trunk by the pending chain when the new nodes all hang below its end.
   bool pending_is_chain = true, new_below_pending = true, new_below_trunk = true;
   for (int i = trunk; i < evaluated; ++i) pending_is_chain = pending_is_chain && tree.parent(i) == i - 1;
@@ -75,16 +76,16 @@ void DraftContext::evaluate(DraftTree& tree) {
   if (pending_is_chain && new_below_pending && evaluated > trunk) {
     std::vector<int32_t> path;
     for (int i = trunk; i < evaluated; ++i) path.push_back(i - trunk);
-    draft.commit(seq, path);
+    draft->commit(seq, path);
     trunk = evaluated;
   } else if (!new_below_trunk) {  // a new branch off the trunk: evaluate the whole tree again
-    draft.rollback(seq, base);
+    draft->rollback(seq, base);
     trunk = 0;
   }
   TreeEval eval{seq, {}};
   for (int i = trunk; i < n; ++i) eval.nodes.push_back({tree.token(i), tree.parent(i) < trunk ? -1 : tree.parent(i) - trunk});
   std::vector<Matrix> out;
-  draft.evaluate({&eval, 1}, out);
+  draft->evaluate({&eval, 1}, out);
   stats.draft_calls += 1;
   stats.draft_nodes += int64_t(eval.nodes.size());
   for (int i = trunk; i < n; ++i)
@@ -97,11 +98,11 @@ Stats run_tree_speculation(const ModelSet& models, const DecodeOptions& options,
   Stats stats;
   PhaseTimer total(stats, "total");
   LanguageModel& target = models.get("target");
-  LanguageModel& draft = models.get("draft");
-  if (target.vocab_size() != draft.vocab_size())
+  LanguageModel* draft = drafter.needs_draft_model() ? &models.get("draft") : nullptr;
+  if (draft && target.vocab_size() != draft->vocab_size())
     fail(ErrorCode::invalid_argument, "speculative decoding: the target model '" + target.info().name + "' has " +
                                           std::to_string(target.vocab_size()) + " tokens but the draft model '" +
-                                          draft.info().name + "' has " + std::to_string(draft.vocab_size()));
+                                          draft->info().name + "' has " + std::to_string(draft->vocab_size()));
   const std::vector<TokenId> prompt = stream.tokens();
   if (prompt.empty()) fail(ErrorCode::invalid_argument, "speculative decoding: the prompt is empty (it needs at least one token)");
   auto target_chain = clone_chain(chain);
@@ -110,9 +111,9 @@ Stats run_tree_speculation(const ModelSet& models, const DecodeOptions& options,
   // The target evaluates the last emitted token as the first node of every step's tree; the draft
   // has it committed already (its logits are the root law of the next draft tree).
   const SeqId target_seq = prefill(target, std::span(prompt).first(prompt.size() - 1), stats, true);
-  SeqId draft_seq;
+  SeqId draft_seq = -1;
   try {
-    draft_seq = prefill(draft, prompt, stats, false);
+    if (draft) draft_seq = prefill(*draft, prompt, stats, false);
   } catch (...) {
     target.free_sequence(target_seq);
     throw;
@@ -127,8 +128,9 @@ Stats run_tree_speculation(const ModelSet& models, const DecodeOptions& options,
     std::optional<DraftTree> tree_slot;
     {
       PhaseTimer timer(stats, "draft");
-      tree_slot.emplace(processed_probs(*draft_chain, draft.next_logits(draft_seq)));
-      DraftContext context{draft, draft_seq, *draft_chain, stats, options.seed, base};
+      tree_slot.emplace(draft ? processed_probs(*draft_chain, draft->next_logits(draft_seq)) : std::vector<float>{});
+      const std::vector<TokenId> history = stream.tokens();
+      DraftContext context{draft, draft_seq, *draft_chain, stats, options.seed, base, history};
       drafter.build(context, *tree_slot);
     }
     DraftTree& tree = *tree_slot;
@@ -163,7 +165,8 @@ Stats run_tree_speculation(const ModelSet& models, const DecodeOptions& options,
           candidates.push_back(tree.token(proposals[i]));
           accept_u.push_back(random_stream(options.seed, RandomStream::accept, position, i).uniform_double());
         }
-        const VerifyOutcome outcome = rule(p, tree.q(node), candidates, accept_u, residual_u);
+        const std::span<const float> q = tree.has_q(node) ? tree.q(node) : std::span<const float>{};
+        const VerifyOutcome outcome = rule(p, q, candidates, accept_u, residual_u);
         if (outcome.accepted < 0) {
           final_token = outcome.token;
           final_origin = TokenOrigin::resampled;
@@ -210,21 +213,21 @@ Stats run_tree_speculation(const ModelSet& models, const DecodeOptions& options,
     const std::size_t trunk = std::size_t(tree.draft_trunk());
     std::vector<int32_t> draft_path;  // accepted pending nodes, as pending-tree indices
     std::vector<TokenId> draft_rest;  // emitted tokens the draft still has to evaluate
-    {
+    if (draft) {
       PhaseTimer timer(stats, "draft");
       if (emitted_path < trunk) {
-        draft.rollback(draft_seq, base + emitted_path);
+        draft->rollback(draft_seq, base + emitted_path);
       } else {
         for (std::size_t i = trunk; i < emitted_path; ++i) {
           if (path[i] < tree.draft_evaluated()) draft_path.push_back(path[i] - int32_t(trunk));
           else draft_rest.push_back(tree.token(path[i]));
         }
-        if (!draft_path.empty()) draft.commit(draft_seq, draft_path);
-        else if (tree.draft_evaluated() > int(trunk)) draft.rollback(draft_seq, draft.length(draft_seq));
+        if (!draft_path.empty()) draft->commit(draft_seq, draft_path);
+        else if (tree.draft_evaluated() > int(trunk)) draft->rollback(draft_seq, draft->length(draft_seq));
       }
       if (final_emitted && !stop) draft_rest.push_back(final_token);
       if (!draft_rest.empty()) {
-        draft.append(draft_seq, draft_rest);
+        draft->append(draft_seq, draft_rest);
         stats.draft_calls += 1;
         stats.draft_nodes += int64_t(draft_rest.size());
       }
@@ -236,7 +239,7 @@ Stats run_tree_speculation(const ModelSet& models, const DecodeOptions& options,
   }
 
   check_committed(target, target_seq, stream, target_uncommitted, "target");
-  check_committed(draft, draft_seq, stream, draft_uncommitted, "draft");
+  if (draft) check_committed(*draft, draft_seq, stream, draft_uncommitted, "draft");
   if (stats.steps > 0) stats.metrics["mean_accepted_length"] = double(stats.tokens_accepted) / double(stats.steps);
   if (stats.steps > 0) {
     stats.metrics["mean_tree_size"] = double(stats.tokens_proposed) / double(stats.steps);
@@ -247,10 +250,11 @@ Stats run_tree_speculation(const ModelSet& models, const DecodeOptions& options,
 }
 
 NodeForks::~NodeForks() {
-  for (const auto& [node, seq] : forks_) context_.draft.free_sequence(seq);
+  for (const auto& [node, seq] : forks_) context_.draft->free_sequence(seq);
 }
 
 void NodeForks::evaluate(DraftTree& tree, std::span<const int> nodes) {
+  if (!context_.draft) fail(ErrorCode::internal, "NodeForks: this drafter has no draft model");
   std::vector<TreeEval> batch;
   for (int node : nodes) {
     if (forks_.count(node)) continue;
@@ -258,20 +262,20 @@ void NodeForks::evaluate(DraftTree& tree, std::span<const int> nodes) {
     const auto it = forks_.find(parent);
     if (parent >= 0 && it == forks_.end())
       fail(ErrorCode::internal, "NodeForks: node " + std::to_string(node) + " evaluated before its parent");
-    const SeqId seq = context_.draft.fork(parent < 0 ? context_.seq : it->second);
+    const SeqId seq = context_.draft->fork(parent < 0 ? context_.seq : it->second);
     forks_.emplace(node, seq);
     batch.push_back({seq, {{tree.token(node), -1}}});
   }
   if (batch.empty()) return;
   std::vector<Matrix> out;
-  context_.draft.evaluate(batch, out);
+  context_.draft->evaluate(batch, out);
   context_.stats.draft_calls += 1;
   context_.stats.draft_nodes += int64_t(batch.size());
   const int32_t keep[] = {0};
   std::size_t b = 0;
   for (int node : nodes) {
     if (b == batch.size() || forks_.at(node) != batch[b].seq) continue;
-    context_.draft.commit(batch[b].seq, keep);
+    context_.draft->commit(batch[b].seq, keep);
     tree.set_q(node, processed_probs(context_.chain, out[b].row(0)));
     ++b;
   }

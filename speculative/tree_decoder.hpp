@@ -28,12 +28,13 @@ namespace decodelab::speculative {
 
 // What a drafter may use: the draft model positioned at the stream, the sampler chain, the seed.
 struct DraftContext {
-  LanguageModel& draft;
+  LanguageModel* draft;  // null for model-free drafters
   SeqId seq;
   SamplerChain& chain;
   Stats& stats;
   uint64_t seed;
   std::size_t base;  // stream position decided by depth-1 nodes (= the draft's committed length)
+  std::span<const TokenId> history;  // the stream so far (prompt and generated tokens)
 
   std::size_t position(int depth) const { return base + std::size_t(depth) - 1; }
   // The draft stream for a node at `depth` and a substream (draft sequence, node index).
@@ -67,16 +68,20 @@ class NodeForks {
 class TreeDrafter {
  public:
   virtual ~TreeDrafter() = default;
-  // Adds nodes and proposals to `tree`, whose root law q(-1) is already set.
+  // Adds nodes and proposals to `tree`, whose root law q(-1) is already set (when there is a
+  // draft model).
   virtual void build(DraftContext& context, DraftTree& tree) = 0;
+  // Model-free drafters (n-gram lookup) say false: no "draft" role, no q, and then only rules
+  // that ignore q (verify_target_only) are valid.
+  virtual bool needs_draft_model() const { return true; }
 };
 
 using VerifyRule = std::function<VerifyOutcome(std::span<const float> p, std::span<const float> q,
                                                std::span<const TokenId> candidates,
                                                std::span<const double> accept_u, double residual_u)>;
 
-// Runs speculative steps until a stop condition. Needs roles "target" and "draft" with equal
-// vocabularies and a non-empty prompt in `stream`.
+// Runs speculative steps until a stop condition. Needs role "target", role "draft" with the same
+// vocabulary when the drafter uses a model, and a non-empty prompt in `stream`.
 Stats run_tree_speculation(const ModelSet& models, const DecodeOptions& options, TokenStream& stream,
                            const SamplerChain& chain, TreeDrafter& drafter, const VerifyRule& rule);
 

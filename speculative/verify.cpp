@@ -109,4 +109,20 @@ VerifyOutcome verify_kseq(std::span<const float> p, std::span<const float> q, st
   return {-1, sample_from_weights(res, residual_u)};
 }
 
+VerifyOutcome verify_target_only(std::span<const float> p, std::span<const float> /*q*/,
+                                 std::span<const TokenId> candidates, std::span<const double> accept_u,
+                                 double residual_u) {
+  check_inputs("verify_target_only", p, p, candidates, accept_u);
+  std::vector<float> P(p.begin(), p.end());
+  double mass = 0.0;
+  for (float v : P) mass += v;
+  for (std::size_t i = 0; i < candidates.size(); ++i) {
+    const std::size_t x = std::size_t(candidates[i]);
+    if (accepts(accept_u[i] * mass, 1.0f, P[x])) return {int(i), candidates[i]};
+    mass -= P[x];  // P(x) is now 0: the same token later is rejected for sure
+    P[x] = 0.0f;
+  }
+  return {-1, sample_from_weights(P, residual_u)};
+}
+
 }  // namespace decodelab::speculative

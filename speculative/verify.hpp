@@ -10,6 +10,8 @@
 //                    SpecInfer's multi-step speculative sampling, "recursive rejection sampling").
 //   verify_rrs_wor:  x_i drawn from q without replacement, in draw order (Sequoia's verifier).
 //   verify_kseq:     x_i i.i.d. from q, SpecTr's K-SEQ with division factor rho (kseq_rho).
+//   verify_target_only: x_i chosen by any rule independent of the uniforms (n-gram lookup, top-k):
+//                    accept x_i with probability P(x_i), else remove it from P (EAGLE, vLLM n-gram).
 //
 // Uniforms are inputs, one accept uniform per candidate and one for the residual draw, all in
 // (0, 1), so these functions are deterministic and can be checked exactly. Residuals with no mass
@@ -43,5 +45,10 @@ std::vector<float> kseq_residual(std::span<const float> p, std::span<const float
 // K-SEQ over k = candidates.size() i.i.d. drafts with the given rho (use kseq_rho).
 VerifyOutcome verify_kseq(std::span<const float> p, std::span<const float> q, std::span<const TokenId> candidates,
                           std::span<const double> accept_u, double residual_u, double rho);
+
+// Deterministic candidates: q is not used (may be empty). Acceptance is p(candidates), the best
+// possible when the candidates carry no draft law.
+VerifyOutcome verify_target_only(std::span<const float> p, std::span<const float> q, std::span<const TokenId> candidates,
+                                 std::span<const double> accept_u, double residual_u);
 
 }  // namespace decodelab::speculative

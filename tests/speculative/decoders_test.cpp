@@ -73,12 +73,15 @@ const std::vector<Config> kConfigs = {
     // Truncation: p and q lose different tokens; without replacement, sequences outrun the support.
     {"specinfer", {{"k", int64_t(4)}, {"L", int64_t(2)}, {"replacement", false}, {"top_k", int64_t(3)}}, 1.0, 1.6, 0.3, 100000},
     {"spectr", {{"k", int64_t(3)}, {"L", int64_t(2)}, {"top_p", 0.8}}, 1.0, 0.6, 0.3, 100000},
+    // Model-free n-gram drafts (the prompt repeats itself, so there are matches to propose).
+    {"ngram", {{"L", int64_t(3)}, {"n", int64_t(2)}}, 1.0, 1.0, 0.0, 100000},
+    {"ngram", {{"L", int64_t(1)}, {"n", int64_t(1)}, {"top_k", int64_t(4)}}, 0.3, 1.0, 0.0, 100000},
     {"dyspec", {{"min_p", 0.1}}, 0.3, 1.6, 0.3, 100000},
     {"dyspec", {{"budget", int64_t(6)}, {"max_depth", int64_t(3)}, {"width", int64_t(2)}}, 0.3, 1.6, 0.4, 100000},
 };
 
 TEST(SpeculativeDecoders, FirstTwoTokensFollowTheExactTargetLaw) {
-  const std::vector<TokenId> prompt{1, 2};
+  const std::vector<TokenId> prompt{1, 2, 3, 1, 2};
   for (std::size_t i = 0; i < kConfigs.size(); ++i) {
     const Config& c = kConfigs[i];
     auto target = TableModel::random(kVocab, 2, 100 + i, 1.5);
@@ -94,8 +97,8 @@ TEST(SpeculativeDecoders, FirstTwoTokensFollowTheExactTargetLaw) {
       options.seed = uint64_t(n);
       TokenStream s(prompt);
       decoder->generate(models, options, s);
-      ASSERT_EQ(s.size(), 4u) << describe(c);
-      counts[std::size_t(s.token(2) * kVocab + s.token(3))]++;
+      ASSERT_EQ(s.size(), prompt.size() + 2) << describe(c);
+      counts[std::size_t(s.token(prompt.size()) * kVocab + s.token(prompt.size() + 1))]++;
     }
     const std::vector<double> joint = exact_joint(*target, c.params, c.temperature, prompt);
     {
@@ -210,6 +213,7 @@ TEST(SpeculativeDecoders, TemperatureZeroIsGreedyDecoding) {
       {"specinfer", {{"k", int64_t(3)}, {"replacement", false}}},
       {"spectr", {{"k", int64_t(3)}}},
       {"dyspec", {}},
+      {"ngram", {}},
   };
   for (const auto& [name, params] : decoders) {
     ParamMap p = params;
@@ -338,6 +342,27 @@ TEST(SpeculativeDecoders, ReproducibleAndCountsWork) {
     const auto lp = log_softmax(target->exact_logits(std::vector<TokenId>{1}));
     EXPECT_NEAR(a.at(1).logprob, lp[std::size_t(a.token(1))], 1e-5) << name;
   }
+}
+
+TEST(SpeculativeDecoders, NgramNeedsNoDraftAndAcceptsRepeats) {
+  // A peaked order-1 target repeats itself, so lookups find matches; only the target is needed.
+  auto table = TableModel::random(10, 1, 61, 3.0);
+  RecordingModel target(table);
+  ModelSet models{{"target", &target}};
+  auto decoder = make_decoder("ngram", {{"L", int64_t(4)}}, &models);
+  DecodeOptions options;
+  options.seed = 3;
+  options.max_new_tokens = 200;
+  const std::vector<TokenId> prompt{1, 2, 3};
+  TokenStream s(prompt);
+  const Stats stats = decoder->generate(models, options, s);
+  EXPECT_EQ(s.size(), prompt.size() + 200);
+  EXPECT_GT(stats.tokens_accepted, 50) << "repetitive text should be drafted for free";
+  EXPECT_LT(stats.target_calls, 150);
+  EXPECT_EQ(stats.draft_calls, 0);
+  ASSERT_EQ(target.freed.size(), 1u);
+  EXPECT_TRUE(std::equal(target.freed[0].begin(), target.freed[0].end(), s.tokens().begin()));
+  EXPECT_GE(target.freed[0].size() + 1, s.size());
 }
 
 TEST(SpeculativeDecoders, BadSetupsFailClearly) {

@@ -94,6 +94,25 @@ TEST(Verify, KSeqPreservesPAndItsResidualIsValid) {
   }
 }
 
+TEST(Verify, TargetOnlyRuleAcceptsWithTargetMass) {
+  // Fixed candidates (no draft law): the output is p and acceptance is p(candidates).
+  const std::vector<TokenId> candidates{2, 0, 2};
+  std::vector<int64_t> counts(kP.size(), 0);
+  int64_t accepted = 0;
+  const int n = 200000;
+  for (int t = 0; t < n; ++t) {
+    PhiloxStream rng = random_stream(77, RandomStream::user, uint64_t(t));
+    std::vector<double> us;
+    for (std::size_t i = 0; i < candidates.size(); ++i) us.push_back(rng.uniform_double());
+    const VerifyOutcome out = verify_target_only(kP, {}, candidates, us, rng.uniform_double());
+    counts[std::size_t(out.token)]++;
+    accepted += out.accepted >= 0;
+    EXPECT_NE(out.accepted, 2) << "a rejected token cannot be accepted again";
+  }
+  EXPECT_FITS_DISTRIBUTION(counts, std::span<const float>(kP), 1e-3);
+  EXPECT_LT(std::abs(testing::binomial_z(accepted, n, double(kP[2]) + double(kP[0]))), 4.0);
+}
+
 TEST(Verify, PointMassesAndZeroResidualMass) {
   const std::vector<float> one_hot{0.0f, 1.0f, 0.0f};
   const std::vector<float> other{1.0f, 0.0f, 0.0f};

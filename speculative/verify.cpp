@@ -76,7 +76,7 @@ double kseq_rho(std::span<const float> p, std::span<const float> q, int k) {
   };
   if (g(1.0) >= 0.0) return 1.0;
   double lo = 1.0, hi = double(k);
-  for (int it = 0; it < 60; ++it) {
+  for (int it = 0; it < 44; ++it) {  // width (k - 1) / 2^44: far below float resolution
     const double mid = 0.5 * (lo + hi);
     (g(mid) >= 0.0 ? hi : lo) = mid;
   }

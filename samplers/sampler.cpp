@@ -65,6 +65,12 @@ void Candidates::softmax() {
 }
 
 std::vector<float> Candidates::dense_probs(int vocab_size) const {
+  if (selected >= 0) {
+    // A terminal sampler chose: the distribution the token was drawn from is a point mass.
+    std::vector<float> p(std::size_t(vocab_size), 0.0f);
+    p[std::size_t(selected_token())] = 1.0f;
+    return p;
+  }
   Candidates copy = *this;
   copy.softmax();
   std::vector<float> p(std::size_t(vocab_size), 0.0f);

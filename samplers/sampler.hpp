@@ -41,7 +41,8 @@ struct Candidates {
   // which is what top-k and top-p need on a 150k vocabulary. Returns min(n, size).
   std::size_t sort_top(std::size_t n);
   void softmax();  // fills p from the kept logits
-  // The distribution over the full vocabulary: softmax of the kept logits, 0 elsewhere.
+  // The distribution over the full vocabulary: softmax of the kept logits, 0 elsewhere; a point
+  // mass on the selected token when a terminal sampler (greedy, dist) has selected one.
   std::vector<float> dense_probs(int vocab_size) const;
   TokenId selected_token() const;  // throws when nothing is selected
 };

@@ -154,6 +154,8 @@ TEST(Greedy, SelectsFirstMax) {
   Candidates c = Candidates::from_logits(std::vector<float>{1.0f, 3.0f, 3.0f});
   parse_chain("greedy")->apply(c);
   EXPECT_EQ(c.selected_token(), 1);
+  EXPECT_EQ(c.dense_probs(3), (std::vector<float>{0.0f, 1.0f, 0.0f}));
+  EXPECT_EQ(parse_chain("top_k(k=2),greedy")->probs(std::vector<float>{1.0f, 3.0f, 2.0f}), (std::vector<float>{0.0f, 1.0f, 0.0f}));
 }
 
 TEST(Dist, ReproducibleCloneAndReset) {

@@ -1,0 +1,347 @@
+// Loaded models, generate validation and one generation run (see generation.hpp).
+#include "daemon/generation.hpp"
+
+#include <algorithm>
+#include <mutex>
+
+#include "core/model_factory.hpp"
+
+namespace decodelab::daemon {
+
+using Clock = std::chrono::steady_clock;
+
+const char* to_string(CancelReason reason) {
+  switch (reason) {
+    case CancelReason::none: return "none";
+    case CancelReason::client: return "cancelled";
+    case CancelReason::deadline: return "deadline";
+    case CancelReason::disconnected: return "disconnected";
+    case CancelReason::shutdown: return "shutdown";
+    case CancelReason::stop_string: return "stop_string";
+  }
+  return "unknown";
+}
+
+// ------------------------------------------------------------------------------------------------
+// Models
+
+void ModelTable::check_new(const std::string& name, const std::string& target) const {
+  std::lock_guard lock(mutex_);
+  if (models_.count(name)) {
+    reject(to_string(ErrorCode::invalid_argument), "name", "a model named '" + name + "' is already loaded; unload it first");
+  }
+  if (!target.empty() && !models_.count(target)) {
+    reject(to_string(ErrorCode::not_found), "target", "target model '" + target + "' is not loaded");
+  }
+}
+
+std::shared_ptr<LoadedModel> ModelTable::load(const std::string& name, const std::string& spec, const std::string& target) {
+  auto loaded = std::make_shared<LoadedModel>();
+  loaded->name = name;
+  loaded->spec = spec;
+  loaded->target = target;
+  if (!target.empty()) {
+    loaded->target_ref = get(target, "target");
+    // Deriving a draft reads the target, so it waits for the target's current user.
+    std::lock_guard use(loaded->target_ref->mutex);
+    loaded->model = load_model(spec, loaded->target_ref->model.get());
+  } else {
+    loaded->model = load_model(spec, nullptr);
+  }
+  std::lock_guard lock(mutex_);
+  if (!models_.emplace(name, loaded).second) {
+    reject(to_string(ErrorCode::invalid_argument), "name", "a model named '" + name + "' was loaded meanwhile");
+  }
+  return loaded;
+}
+
+void ModelTable::unload(const std::string& name) {
+  std::lock_guard lock(mutex_);
+  // Requests already holding the model keep it alive until they finish.
+  if (!models_.erase(name)) reject(to_string(ErrorCode::not_found), "name", "model '" + name + "' is not loaded");
+}
+
+std::shared_ptr<LoadedModel> ModelTable::get(const std::string& name, const std::string& field) const {
+  std::lock_guard lock(mutex_);
+  auto it = models_.find(name);
+  if (it == models_.end()) {
+    std::string known;
+    for (const auto& [n, m] : models_) known += " " + n;
+    reject(to_string(ErrorCode::not_found), field,
+           "model '" + name + "' (field '" + field + "') is not loaded; loaded:" + (known.empty() ? " none" : known));
+  }
+  return it->second;
+}
+
+Value ModelTable::describe_one(const LoadedModel& m) {
+  const ModelInfo& info = m.model->info();
+  return Value::Map{{"name", m.name},
+                    {"spec", m.spec},
+                    {"target", m.target},
+                    {"model", info.name},
+                    {"architecture", info.architecture},
+                    {"vocab_size", info.vocab_size},
+                    {"context_length", info.context_length},
+                    {"bos", info.bos},
+                    {"eos", info.eos},
+                    {"has_tokenizer", m.model->has_tokenizer()}};
+}
+
+Value ModelTable::describe() const {
+  std::lock_guard lock(mutex_);
+  Value::Array out;
+  for (const auto& [name, m] : models_) out.push_back(describe_one(*m));
+  return out;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Validation
+
+void check_prompt_fits(const ModelInfo& info, std::size_t prompt_tokens, const std::string& field) {
+  if (prompt_tokens == 0) reject(to_string(ErrorCode::invalid_argument), field, "field '" + field + "' gives an empty prompt");
+  if (info.context_length > 0 && prompt_tokens >= std::size_t(info.context_length)) {
+    reject(to_string(ErrorCode::invalid_argument), field,
+           "field '" + field + "': the prompt has " + std::to_string(prompt_tokens) + " tokens, but model '" + info.name +
+               "' has a context of " + std::to_string(info.context_length) + " tokens");
+  }
+}
+
+PreparedGeneration prepare_generation(const ModelTable& models, GenerateRequest request) {
+  PreparedGeneration p;
+  for (const auto& [role, name] : request.models) p.models[role] = models.get(name, "models." + role);
+  const auto& registry = DecoderRegistry::instance();
+  if (!registry.contains(request.decoder)) {
+    std::string known;
+    for (const auto* e : registry.list()) known += " " + e->name;
+    reject(to_string(ErrorCode::not_found), "decoder", "unknown decoder '" + sanitize_utf8(request.decoder) + "'; known:" + known);
+  }
+  for (const std::string& role : registry.get(request.decoder).roles) {
+    if (!p.models.count(role)) {
+      reject(to_string(ErrorCode::invalid_argument), "models." + role,
+             "decoder '" + request.decoder + "' needs a model for role '" + role + "' (field 'models." + role + "')");
+    }
+  }
+  try {
+    p.decoder = registry.create(request.decoder, request.params);
+  } catch (const Error& e) {
+    reject(to_string(e.code()), "params", e.what());
+  }
+  const ModelInfo& info = p.models.at("target")->model->info();
+  auto check_tokens = [&](const std::vector<TokenId>& ids, const std::string& field) {
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+      if (ids[i] >= info.vocab_size) {
+        const std::string f = field + "[" + std::to_string(i) + "]";
+        reject(to_string(ErrorCode::invalid_argument), f,
+               "field '" + f + "' holds token " + std::to_string(ids[i]) + ", outside the target's vocabulary of " +
+                   std::to_string(info.vocab_size));
+      }
+    }
+  };
+  if (request.prompt_ids) {
+    check_tokens(*request.prompt_ids, "prompt_ids");
+    check_prompt_fits(info, request.prompt_ids->size(), "prompt_ids");
+  }
+  check_tokens(request.stop_token_ids, "stop_token_ids");
+  p.request = std::move(request);
+  return p;
+}
+
+// ------------------------------------------------------------------------------------------------
+// One run
+
+namespace {
+
+// Sees every token the decoder appends. Mirrors the generated tokens (so rollbacks are honored),
+// cuts generation at a stop string, and sends streamed chunks no more often than the interval.
+class GenerationSink final : public TokenSink {
+ public:
+  GenerationSink(const GenerationContext& ctx, const GenerateRequest& request, const LanguageModel& target,
+                 std::size_t prompt_size)
+      : ctx_(ctx), request_(request), target_(target), prompt_size_(prompt_size), last_flush_(Clock::now()) {}
+
+  void on_append(std::size_t index, const TokenRecord& record) override {
+    if (stopped_ || index < prompt_size_) return;
+    tokens_.resize(index - prompt_size_);
+    tokens_.push_back(record);
+    if (!request_.stop.empty() && check_stop_strings()) {
+      stopped_ = true;
+      ctx_.cancel->request(CancelReason::stop_string);
+    }
+    if (request_.stream && Clock::now() - last_flush_ >= std::chrono::duration<double>(ctx_.stream_interval_s)) flush(false);
+  }
+
+  void on_truncate(std::size_t new_size) override {
+    if (stopped_) return;
+    const std::size_t keep = new_size > prompt_size_ ? new_size - prompt_size_ : 0;
+    if (keep < tokens_.size()) tokens_.resize(keep);
+  }
+
+  // Sends the tokens not sent yet (final: also the text held back for an incomplete character).
+  void flush(bool final) {
+    last_flush_ = Clock::now();
+    if (!request_.stream) return;
+    const std::string text = this->text();
+    std::size_t text_end = final ? text.size() : complete_utf8_prefix(text);
+    // Detokenization is prefix-stable for our models; if a rollback made it shrink, restart the text.
+    if (text.compare(0, std::min(text_sent_, text.size()), sent_text_prefix_) != 0 || text_end < text_sent_) {
+      text_sent_ = 0;
+      sent_text_prefix_.clear();
+    }
+    if (sent_ > tokens_.size()) sent_ = tokens_.size();  // rolled back below what was sent
+    if (sent_ == tokens_.size() && text_end == text_sent_) return;
+    Value::Array ids;
+    Value::Array logprobs;
+    for (std::size_t i = sent_; i < tokens_.size(); ++i) {
+      ids.emplace_back(int64_t(tokens_[i].id));
+      logprobs.emplace_back(tokens_[i].logprob);
+    }
+    Value::Map chunk{{"id", ctx_.request_id}, {"type", "chunk"}, {"index", int64_t(sent_)}, {"tokens", ids},
+                     {"text", sanitize_utf8(std::string_view(text).substr(text_sent_, text_end - text_sent_))}};
+    if (request_.logprobs) chunk.emplace_back("logprobs", logprobs);
+    ctx_.send(chunk);
+    sent_ = tokens_.size();
+    text_sent_ = text_end;
+    sent_text_prefix_ = text.substr(0, text_end);
+  }
+
+  std::vector<TokenId> token_ids() const {
+    std::vector<TokenId> ids;
+    for (const auto& r : tokens_) ids.push_back(r.id);
+    return ids;
+  }
+  const std::vector<TokenRecord>& records() const { return tokens_; }
+  bool stopped_by_string() const { return stopped_; }
+
+  // The generated text, cut just before the first stop string.
+  std::string text() const {
+    std::string t = target_.detokenize(token_ids());
+    if (stop_at_ != std::string::npos) t.resize(stop_at_);
+    return t;
+  }
+
+ private:
+  bool check_stop_strings() {
+    const std::string t = target_.detokenize(token_ids());
+    std::size_t first = std::string::npos;
+    for (const auto& s : request_.stop) first = std::min(first, t.find(s));
+    if (first == std::string::npos) return false;
+    stop_at_ = first;
+    return true;
+  }
+
+  const GenerationContext& ctx_;
+  const GenerateRequest& request_;
+  const LanguageModel& target_;
+  std::size_t prompt_size_;
+  std::vector<TokenRecord> tokens_;
+  std::size_t sent_ = 0;
+  std::size_t text_sent_ = 0;
+  std::string sent_text_prefix_;
+  std::size_t stop_at_ = std::string::npos;
+  bool stopped_ = false;
+  Clock::time_point last_flush_;
+};
+
+Value stats_value(const Stats& stats) {
+  Value::Map seconds, metrics;
+  for (const auto& [k, v] : stats.seconds) seconds.emplace_back(k, v);
+  for (const auto& [k, v] : stats.metrics) metrics.emplace_back(k, v);
+  Value::Array accepted;
+  for (int64_t n : stats.accepted_per_step) accepted.emplace_back(n);
+  return Value::Map{{"steps", stats.steps},
+                    {"target_calls", stats.target_calls},
+                    {"draft_calls", stats.draft_calls},
+                    {"target_nodes", stats.target_nodes},
+                    {"draft_nodes", stats.draft_nodes},
+                    {"tokens_generated", stats.tokens_generated},
+                    {"tokens_proposed", stats.tokens_proposed},
+                    {"tokens_accepted", stats.tokens_accepted},
+                    {"acceptance_rate", stats.acceptance_rate()},
+                    {"tokens_per_target_call", stats.tokens_per_target_call()},
+                    {"accepted_per_step", accepted},
+                    {"seconds", seconds},
+                    {"metrics", metrics},
+                    {"decoder_stop_reason", stats.stop_reason}};
+}
+
+}  // namespace
+
+int64_t run_generation(PreparedGeneration& job, const GenerationContext& ctx) {
+  const GenerateRequest& r = job.request;
+  const auto started = Clock::now();
+  if (ctx.cancel->cancelled()) {
+    const CancelReason why = ctx.cancel->reason();
+    reject(why == CancelReason::deadline ? codes::deadline_exceeded : to_string(ErrorCode::cancelled), "",
+           std::string("request stopped before it started: ") + to_string(why));
+  }
+
+  // Lock each distinct model once, in address order, so two requests never wait on each other in
+  // opposite orders.
+  std::vector<LoadedModel*> distinct;
+  for (const auto& [role, m] : job.models) distinct.push_back(m.get());
+  std::sort(distinct.begin(), distinct.end());
+  distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
+  std::vector<std::unique_lock<std::mutex>> locks;
+  for (LoadedModel* m : distinct) locks.emplace_back(m->mutex);
+  const auto locked = Clock::now();
+
+  LanguageModel& target = *job.models.at("target")->model;
+  ModelSet set;
+  for (const auto& [role, m] : job.models) set.set(role, m->model.get());
+
+  std::vector<TokenId> prompt;
+  if (r.prompt_ids) {
+    prompt = *r.prompt_ids;
+  } else {
+    const ModelInfo& info = target.info();
+    if (info.add_bos && info.bos >= 0) prompt.push_back(info.bos);
+    try {
+      for (TokenId t : target.tokenize(*r.prompt_text, true)) prompt.push_back(t);
+    } catch (const Error& e) {
+      reject(to_string(e.code()), "prompt", std::string("field 'prompt': ") + e.what());
+    }
+    check_prompt_fits(info, prompt.size(), "prompt");
+  }
+
+  DecodeOptions options;
+  options.seed = r.seed;
+  options.max_new_tokens = int(r.max_tokens);
+  options.stop_tokens = r.stop_token_ids;
+  options.stop_at_eos = r.stop_at_eos;
+  options.cancel = ctx.cancel->flag();
+
+  TokenStream stream(prompt);
+  auto sink = std::make_shared<GenerationSink>(ctx, r, target, prompt.size());
+  stream.set_sink(sink);
+  const Stats stats = job.decoder->generate(set, options, stream);
+  sink->flush(true);
+
+  std::string stop_reason = stats.stop_reason;
+  if (sink->stopped_by_string()) stop_reason = "stop_string";
+  else if (stop_reason == "cancelled" && ctx.cancel->cancelled()) stop_reason = to_string(ctx.cancel->reason());
+
+  const auto& records = sink->records();
+  Value::Array ids, logprobs;
+  for (const auto& rec : records) {
+    ids.emplace_back(int64_t(rec.id));
+    logprobs.emplace_back(rec.logprob);
+  }
+  const auto done = Clock::now();
+  auto secs = [](Clock::duration d) { return std::chrono::duration<double>(d).count(); };
+  Value::Map result{{"id", ctx.request_id},
+                    {"type", "result"},
+                    {"tokens", ids},
+                    {"text", sanitize_utf8(sink->text())},
+                    {"prompt_tokens", int64_t(prompt.size())},
+                    {"stop_reason", stop_reason},
+                    {"stats", stats_value(stats)},
+                    {"timings", Value::Map{{"queue_s", secs(started - ctx.received)},
+                                           {"lock_s", secs(locked - started)},
+                                           {"run_s", secs(done - locked)},
+                                           {"total_s", secs(done - ctx.received)}}}};
+  if (r.logprobs) result.emplace_back("logprobs", logprobs);
+  ctx.send(result);
+  return int64_t(records.size());
+}
+
+}  // namespace decodelab::daemon

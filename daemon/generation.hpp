@@ -1,0 +1,91 @@
+#pragma once
+// What the daemon does for load_model and generate, apart from the sockets: the table of loaded
+// models (shared between requests, one mutex each), request validation against the registries,
+// and one generation run that streams chunks and ends with a result message.
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "core/decoder.hpp"
+#include "core/language_model.hpp"
+#include "daemon/protocol.hpp"
+
+namespace decodelab::daemon {
+
+// Why a request was stopped early; the first reason given wins.
+enum class CancelReason : int { none = 0, client, deadline, disconnected, shutdown, stop_string };
+const char* to_string(CancelReason reason);
+
+class CancelState {
+ public:
+  // Returns true when this call cancelled it (not already cancelled).
+  bool request(CancelReason why) {
+    int expected = 0;
+    const bool first = reason_.compare_exchange_strong(expected, int(why));
+    flag_.store(true);
+    return first;
+  }
+  bool cancelled() const { return flag_.load(); }
+  CancelReason reason() const { return CancelReason(reason_.load()); }
+  const std::atomic<bool>* flag() const { return &flag_; }
+
+ private:
+  std::atomic<bool> flag_{false};
+  std::atomic<int> reason_{0};
+};
+
+struct LoadedModel {
+  std::string name;
+  std::string spec;
+  std::string target;                       // the model a draft derives from ("" otherwise)
+  std::shared_ptr<LanguageModel> model;
+  std::shared_ptr<LoadedModel> target_ref;  // keeps a draft's target alive after unload
+  std::mutex mutex;                         // held while a request uses the model
+};
+
+class ModelTable {
+ public:
+  // Rejects a name already in use or a draft target that is not loaded.
+  void check_new(const std::string& name, const std::string& target) const;
+  std::shared_ptr<LoadedModel> load(const std::string& name, const std::string& spec, const std::string& target);
+  void unload(const std::string& name);
+  // Throws ProtocolError(not_found, field) when `name` is not loaded.
+  std::shared_ptr<LoadedModel> get(const std::string& name, const std::string& field) const;
+  Value describe() const;
+  static Value describe_one(const LoadedModel& m);
+
+ private:
+  mutable std::mutex mutex_;
+  std::map<std::string, std::shared_ptr<LoadedModel>> models_;
+};
+
+// A generate request checked against the models and registries, ready to run on a worker.
+struct PreparedGeneration {
+  GenerateRequest request;
+  std::map<std::string, std::shared_ptr<LoadedModel>> models;  // by role
+  std::unique_ptr<Decoder> decoder;
+};
+// Throws ProtocolError naming the field at fault (models.<role>, decoder, params, prompt_ids[i], ...).
+PreparedGeneration prepare_generation(const ModelTable& models, GenerateRequest request);
+
+// Rejects a prompt that leaves no room in the model's context (context_length 0 = unbounded).
+void check_prompt_fits(const ModelInfo& info, std::size_t prompt_tokens, const std::string& field);
+
+struct GenerationContext {
+  uint64_t request_id = 0;
+  CancelState* cancel = nullptr;
+  double stream_interval_s = 0.002;
+  std::chrono::steady_clock::time_point received;
+  std::function<void(const Value&)> send;  // thread-safe
+};
+
+// Runs the generation (locking its models), sends chunks when streaming and then the result.
+// Returns the number of tokens generated. Throws Error / ProtocolError before anything is sent.
+int64_t run_generation(PreparedGeneration& job, const GenerationContext& ctx);
+
+}  // namespace decodelab::daemon

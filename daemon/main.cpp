@@ -1,0 +1,99 @@
+// decodelabd: serves every registered decoder over ZeroMQ + msgpack (docs/protocol.md).
+#include <cstdio>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "core/error.hpp"
+#include "daemon/service.hpp"
+
+namespace {
+
+const char* kUsage = R"USAGE(usage: decodelabd [options]
+  --bind ENDPOINT         ipc:///path or tcp://127.0.0.1:PORT (repeatable; default ipc:///tmp/decodelabd.sock)
+  --secret TEXT           shared secret every request must carry in its "auth" field
+  --secret-file PATH      read the shared secret from a file (first line)
+  --curve-secret-key Z85  enable CURVE encryption with this server secret key
+  --allow-remote          permit non-loopback tcp endpoints (requires --secret or --curve-secret-key)
+  --workers N             generation worker threads (default 2)
+  --max-queue N           queued requests before replies say "busy" (default 64)
+  --max-message-bytes N   largest request accepted (default 1048576)
+  --max-tokens N          largest max_tokens a request may ask for (default 1048576)
+  --stream-interval-ms X  tokens produced within X ms share one chunk (default 2)
+  --heartbeat-ms X        heartbeat period for clients with work in flight (default 1000)
+  --shutdown-grace-ms X   time in-flight work gets to stop on SIGTERM/SIGINT (default 2000)
+  --allow-shutdown        honor the "shutdown" op
+  --load NAME=SPEC        load a model at start (repeatable), e.g. --load t='table(vocab=32)'
+  --log-level LEVEL       error, warn, info (default), debug
+)USAGE";
+
+double parse_number(const std::string& text, const std::string& option) {
+  try {
+    std::size_t used = 0;
+    const double v = std::stod(text, &used);
+    if (used == text.size() && v >= 0) return v;
+  } catch (const std::exception&) {
+  }
+  decodelab::fail(decodelab::ErrorCode::invalid_argument, "option " + option + " expects a non-negative number, got '" + text + "'");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace decodelab::daemon;
+  try {
+    ServiceConfig config;
+    std::vector<std::string> args(argv + 1, argv + argc);
+    for (std::size_t i = 0; i < args.size(); ++i) {
+      std::string name = args[i];
+      std::string value;
+      const bool is_flag = name == "--allow-remote" || name == "--allow-shutdown" || name == "--help" || name == "-h";
+      if (const auto eq = name.find('='); eq != std::string::npos && name.rfind("--", 0) == 0) {
+        value = name.substr(eq + 1);
+        name = name.substr(0, eq);
+      } else if (!is_flag) {
+        if (i + 1 >= args.size()) decodelab::fail(decodelab::ErrorCode::invalid_argument, "option " + name + " needs a value");
+        value = args[++i];
+      }
+      if (name == "--help" || name == "-h") {
+        std::fputs(kUsage, stdout);
+        return 0;
+      } else if (name == "--bind") config.endpoints.push_back(value);
+      else if (name == "--secret") config.secret = value;
+      else if (name == "--secret-file") {
+        FILE* f = std::fopen(value.c_str(), "r");
+        if (!f) decodelab::fail(decodelab::ErrorCode::not_found, "cannot read secret file '" + value + "'");
+        char line[4096] = {};
+        if (!std::fgets(line, sizeof line, f)) line[0] = 0;
+        std::fclose(f);
+        config.secret = line;
+        while (!config.secret.empty() && (config.secret.back() == '\n' || config.secret.back() == '\r')) config.secret.pop_back();
+        if (config.secret.empty()) decodelab::fail(decodelab::ErrorCode::invalid_argument, "secret file '" + value + "' is empty");
+      } else if (name == "--curve-secret-key") config.curve_secret_key = value;
+      else if (name == "--allow-remote") config.allow_remote = true;
+      else if (name == "--allow-shutdown") config.allow_shutdown = true;
+      else if (name == "--workers") config.workers = int(parse_number(value, name));
+      else if (name == "--max-queue") config.max_queue = std::size_t(parse_number(value, name));
+      else if (name == "--max-message-bytes") config.max_message_bytes = std::size_t(parse_number(value, name));
+      else if (name == "--max-tokens") config.max_tokens = int64_t(parse_number(value, name));
+      else if (name == "--stream-interval-ms") config.stream_interval_s = parse_number(value, name) / 1e3;
+      else if (name == "--heartbeat-ms") config.heartbeat_interval_s = std::max(1.0, parse_number(value, name)) / 1e3;
+      else if (name == "--shutdown-grace-ms") config.shutdown_grace_s = parse_number(value, name) / 1e3;
+      else if (name == "--log-level") config.log_level = parse_log_level(value);
+      else if (name == "--load") {
+        const auto eq = value.find('=');
+        if (eq == std::string::npos || eq == 0) decodelab::fail(decodelab::ErrorCode::invalid_argument, "--load expects NAME=SPEC, got '" + value + "'");
+        config.preload.emplace_back(value.substr(0, eq), value.substr(eq + 1));
+      } else {
+        decodelab::fail(decodelab::ErrorCode::invalid_argument, "unknown option '" + name + "'\n" + kUsage);
+      }
+    }
+    if (config.endpoints.empty()) config.endpoints.push_back("ipc:///tmp/decodelabd.sock");
+    if (config.workers < 1) decodelab::fail(decodelab::ErrorCode::invalid_argument, "--workers must be at least 1");
+    Service service(std::move(config));
+    return service.run();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "decodelabd: %s\n", e.what());
+    return 2;
+  }
+}

@@ -1,0 +1,381 @@
+// Request decoding and reply encoding for decodelabd. Decoding never trusts the input: sizes and
+// nesting are bounded before msgpack allocates, every field is type-checked, unknown fields are
+// errors (a typo such as "max_token" must not silently fall back to a default).
+#define MSGPACK_NO_BOOST
+#include "daemon/protocol.hpp"
+
+#include <cmath>
+#include <limits>
+#include <set>
+
+#include <msgpack.hpp>
+
+namespace decodelab::daemon {
+
+void reject(std::string code, std::string field, const std::string& message) {
+  throw ProtocolError(std::move(code), std::move(field), message);
+}
+
+// ------------------------------------------------------------------------------------------------
+// Encoding
+
+namespace {
+
+void pack_value(msgpack::packer<msgpack::sbuffer>& out, const Value& value) {
+  std::visit(
+      [&](const auto& x) {
+        using T = std::decay_t<decltype(x)>;
+        if constexpr (std::is_same_v<T, std::monostate>) {
+          out.pack_nil();
+        } else if constexpr (std::is_same_v<T, Value::Array>) {
+          out.pack_array(uint32_t(x.size()));
+          for (const Value& item : x) pack_value(out, item);
+        } else if constexpr (std::is_same_v<T, Value::Map>) {
+          out.pack_map(uint32_t(x.size()));
+          for (const auto& [key, item] : x) {
+            out.pack(key);
+            pack_value(out, item);
+          }
+        } else {
+          out.pack(x);
+        }
+      },
+      value.v);
+}
+
+}  // namespace
+
+std::string pack(const Value& value) {
+  msgpack::sbuffer buffer;
+  msgpack::packer<msgpack::sbuffer> out(buffer);
+  pack_value(out, value);
+  return std::string(buffer.data(), buffer.size());
+}
+
+Value error_reply(uint64_t id, const std::string& code, const std::string& message, const std::string& field) {
+  return Value::Map{{"id", id},
+                    {"type", "error"},
+                    {"code", code},
+                    {"message", sanitize_utf8(message)},
+                    {"field", field}};
+}
+
+Value result_reply(uint64_t id, Value::Map fields) {
+  Value::Map out{{"id", id}, {"type", "result"}};
+  for (auto& f : fields) out.push_back(std::move(f));
+  return out;
+}
+
+std::size_t complete_utf8_prefix(std::string_view text) {
+  // Walk back over at most 3 continuation bytes to the last lead byte; drop it when its sequence
+  // is not complete yet.
+  const std::size_t n = text.size();
+  std::size_t i = n;
+  int continuation = 0;
+  while (i > 0 && continuation < 4 && (static_cast<unsigned char>(text[i - 1]) & 0xC0) == 0x80) {
+    --i;
+    ++continuation;
+  }
+  if (i == 0) return n;
+  const unsigned char lead = static_cast<unsigned char>(text[i - 1]);
+  int need = 0;
+  if (lead >= 0xF0) need = 3;
+  else if (lead >= 0xE0) need = 2;
+  else if (lead >= 0xC0) need = 1;
+  return continuation < need ? i - 1 : n;
+}
+
+std::string sanitize_utf8(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  std::size_t i = 0;
+  while (i < text.size()) {
+    const unsigned char c = static_cast<unsigned char>(text[i]);
+    int len = 0;
+    uint32_t cp = 0;
+    if (c < 0x80) { len = 1; cp = c; }
+    else if ((c & 0xE0) == 0xC0) { len = 2; cp = c & 0x1F; }
+    else if ((c & 0xF0) == 0xE0) { len = 3; cp = c & 0x0F; }
+    else if ((c & 0xF8) == 0xF0) { len = 4; cp = c & 0x07; }
+    bool ok = len > 0 && i + std::size_t(len) <= text.size();
+    for (int k = 1; ok && k < len; ++k) {
+      const unsigned char cc = static_cast<unsigned char>(text[i + std::size_t(k)]);
+      if ((cc & 0xC0) != 0x80) ok = false;
+      cp = (cp << 6) | (cc & 0x3F);
+    }
+    // Overlong forms, surrogates and values past U+10FFFF are invalid too.
+    if (ok && ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+               (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)) {
+      ok = false;
+    }
+    if (ok) {
+      out.append(text.substr(i, std::size_t(len)));
+      i += std::size_t(len);
+    } else {
+      out += "\xEF\xBF\xBD";
+      i += 1;
+    }
+  }
+  return out;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Decoding
+
+namespace {
+
+const char* type_name(const msgpack::object& o) {
+  switch (o.type) {
+    case msgpack::type::NIL: return "nil";
+    case msgpack::type::BOOLEAN: return "boolean";
+    case msgpack::type::POSITIVE_INTEGER:
+    case msgpack::type::NEGATIVE_INTEGER: return "integer";
+    case msgpack::type::FLOAT32:
+    case msgpack::type::FLOAT64: return "float";
+    case msgpack::type::STR: return "string";
+    case msgpack::type::BIN: return "binary";
+    case msgpack::type::ARRAY: return "array";
+    case msgpack::type::MAP: return "map";
+    default: return "extension";
+  }
+}
+
+[[noreturn]] void wrong_type(const std::string& field, const char* want, const msgpack::object& o) {
+  reject(to_string(ErrorCode::invalid_argument), field,
+         "field '" + field + "' must be " + want + ", got " + type_name(o));
+}
+
+std::string as_string(const msgpack::object& o, const std::string& field) {
+  if (o.type != msgpack::type::STR) wrong_type(field, "a string", o);
+  return std::string(o.via.str.ptr, o.via.str.size);
+}
+
+int64_t as_int(const msgpack::object& o, const std::string& field) {
+  if (o.type == msgpack::type::POSITIVE_INTEGER) {
+    if (o.via.u64 > uint64_t(std::numeric_limits<int64_t>::max())) {
+      reject(to_string(ErrorCode::invalid_argument), field, "field '" + field + "' is out of range");
+    }
+    return int64_t(o.via.u64);
+  }
+  if (o.type == msgpack::type::NEGATIVE_INTEGER) return o.via.i64;
+  wrong_type(field, "an integer", o);
+}
+
+uint64_t as_uint(const msgpack::object& o, const std::string& field) {
+  if (o.type == msgpack::type::POSITIVE_INTEGER) return o.via.u64;
+  if (o.type == msgpack::type::NEGATIVE_INTEGER) {
+    reject(to_string(ErrorCode::invalid_argument), field, "field '" + field + "' must be non-negative");
+  }
+  wrong_type(field, "a non-negative integer", o);
+}
+
+double as_number(const msgpack::object& o, const std::string& field) {
+  if (o.type == msgpack::type::FLOAT32 || o.type == msgpack::type::FLOAT64) {
+    if (!std::isfinite(o.via.f64)) {
+      reject(to_string(ErrorCode::invalid_argument), field, "field '" + field + "' must be finite");
+    }
+    return o.via.f64;
+  }
+  return double(as_int(o, field));
+}
+
+bool as_bool(const msgpack::object& o, const std::string& field) {
+  if (o.type != msgpack::type::BOOLEAN) wrong_type(field, "a boolean", o);
+  return o.via.boolean;
+}
+
+TokenId as_token(const msgpack::object& o, const std::string& field) {
+  const int64_t v = as_int(o, field);
+  if (v < 0 || v > std::numeric_limits<TokenId>::max()) {
+    reject(to_string(ErrorCode::invalid_argument), field, "field '" + field + "' holds token id " +
+                                                              std::to_string(v) + ", not a valid token id");
+  }
+  return TokenId(v);
+}
+
+const msgpack::object_array& as_array(const msgpack::object& o, const std::string& field) {
+  if (o.type != msgpack::type::ARRAY) wrong_type(field, "an array", o);
+  return o.via.array;
+}
+
+// The fields of one map, with the keys already checked to be strings and unique; every lookup
+// marks its key as used, and finish() rejects the keys nobody asked for.
+class Fields {
+ public:
+  Fields(const msgpack::object& o, std::string where) : where_(std::move(where)) {
+    if (o.type != msgpack::type::MAP) wrong_type(where_.empty() ? "request" : where_, "a map", o);
+    for (uint32_t i = 0; i < o.via.map.size; ++i) {
+      const msgpack::object_kv& kv = o.via.map.ptr[i];
+      if (kv.key.type != msgpack::type::STR) {
+        reject(to_string(ErrorCode::invalid_argument), where_, "map '" + label() + "' has a non-string key");
+      }
+      std::string key(kv.key.via.str.ptr, kv.key.via.str.size);
+      if (!entries_.emplace(key, &kv.val).second) {
+        reject(to_string(ErrorCode::invalid_argument), path(key), "field '" + path(key) + "' appears twice");
+      }
+    }
+  }
+  const msgpack::object* find(const std::string& key) {
+    auto it = entries_.find(key);
+    if (it == entries_.end()) return nullptr;
+    used_.insert(key);
+    // nil means "not given", so clients can send optional fields uniformly.
+    return it->second->type == msgpack::type::NIL ? nullptr : it->second;
+  }
+  const msgpack::object& require(const std::string& key) {
+    const msgpack::object* o = find(key);
+    if (!o) reject(to_string(ErrorCode::invalid_argument), path(key), "missing field '" + path(key) + "'");
+    return *o;
+  }
+  std::string path(const std::string& key) const { return where_.empty() ? key : where_ + "." + key; }
+  void finish() const {
+    for (const auto& [key, value] : entries_) {
+      if (!used_.count(key)) {
+        reject(to_string(ErrorCode::invalid_argument), path(key), "unknown field '" + path(key) + "'");
+      }
+    }
+  }
+  const std::map<std::string, const msgpack::object*>& entries() const { return entries_; }
+
+ private:
+  std::string label() const { return where_.empty() ? "request" : where_; }
+  std::string where_;
+  std::map<std::string, const msgpack::object*> entries_;
+  std::set<std::string> used_;
+};
+
+ParamValue as_param(const msgpack::object& o, const std::string& field) {
+  switch (o.type) {
+    case msgpack::type::BOOLEAN: return o.via.boolean;
+    case msgpack::type::POSITIVE_INTEGER:
+    case msgpack::type::NEGATIVE_INTEGER: return as_int(o, field);
+    case msgpack::type::FLOAT32:
+    case msgpack::type::FLOAT64: return as_number(o, field);
+    case msgpack::type::STR: return as_string(o, field);
+    default: wrong_type(field, "a number, boolean or string", o);
+  }
+}
+
+GenerateRequest decode_generate(Fields& f, const DecodeLimits& limits) {
+  GenerateRequest g;
+  {
+    Fields models(f.require("models"), "models");
+    for (const auto& [role, value] : models.entries()) {
+      if (const msgpack::object* o = models.find(role)) g.models[role] = as_string(*o, models.path(role));
+    }
+    if (!g.models.count("target")) {
+      reject(to_string(ErrorCode::invalid_argument), "models.target", "field 'models.target' (the target model's name) is required");
+    }
+  }
+  if (const auto* o = f.find("decoder")) g.decoder = as_string(*o, "decoder");
+  if (const auto* o = f.find("params")) {
+    Fields params(*o, "params");
+    for (const auto& [name, value] : params.entries()) {
+      if (const msgpack::object* p = params.find(name)) g.params[name] = as_param(*p, params.path(name));
+    }
+  }
+  const auto* text = f.find("prompt");
+  const auto* ids = f.find("prompt_ids");
+  if (text && ids) reject(to_string(ErrorCode::invalid_argument), "prompt", "give either 'prompt' or 'prompt_ids', not both");
+  if (!text && !ids) reject(to_string(ErrorCode::invalid_argument), "prompt", "missing field 'prompt' (text) or 'prompt_ids' (token ids)");
+  if (text) g.prompt_text = as_string(*text, "prompt");
+  if (ids) {
+    const auto& a = as_array(*ids, "prompt_ids");
+    g.prompt_ids.emplace();
+    for (uint32_t i = 0; i < a.size; ++i) g.prompt_ids->push_back(as_token(a.ptr[i], "prompt_ids[" + std::to_string(i) + "]"));
+  }
+  if (const auto* o = f.find("seed")) g.seed = as_uint(*o, "seed");
+  if (const auto* o = f.find("max_tokens")) {
+    g.max_tokens = as_int(*o, "max_tokens");
+    if (g.max_tokens < 0 || g.max_tokens > limits.max_tokens) {
+      reject(to_string(ErrorCode::invalid_argument), "max_tokens",
+             "field 'max_tokens' must be in [0, " + std::to_string(limits.max_tokens) + "], got " + std::to_string(g.max_tokens));
+    }
+  }
+  if (const auto* o = f.find("stop")) {
+    const auto& a = as_array(*o, "stop");
+    for (uint32_t i = 0; i < a.size; ++i) {
+      std::string s = as_string(a.ptr[i], "stop[" + std::to_string(i) + "]");
+      if (s.empty()) reject(to_string(ErrorCode::invalid_argument), "stop[" + std::to_string(i) + "]", "stop strings must not be empty");
+      g.stop.push_back(std::move(s));
+    }
+  }
+  if (const auto* o = f.find("stop_token_ids")) {
+    const auto& a = as_array(*o, "stop_token_ids");
+    for (uint32_t i = 0; i < a.size; ++i) g.stop_token_ids.push_back(as_token(a.ptr[i], "stop_token_ids[" + std::to_string(i) + "]"));
+  }
+  if (const auto* o = f.find("stop_at_eos")) g.stop_at_eos = as_bool(*o, "stop_at_eos");
+  if (const auto* o = f.find("stream")) g.stream = as_bool(*o, "stream");
+  if (const auto* o = f.find("logprobs")) g.logprobs = as_bool(*o, "logprobs");
+  if (const auto* o = f.find("deadline_s")) {
+    g.deadline_s = as_number(*o, "deadline_s");
+    if (g.deadline_s < 0 || g.deadline_s > 1e6) {
+      reject(to_string(ErrorCode::invalid_argument), "deadline_s", "field 'deadline_s' must be in [0, 1e6] seconds (0 = none)");
+    }
+  }
+  return g;
+}
+
+std::string require_name(Fields& f, const std::string& key) {
+  std::string name = as_string(f.require(key), key);
+  if (name.empty() || name.size() > 256) {
+    reject(to_string(ErrorCode::invalid_argument), key, "field '" + key + "' must be a name of 1 to 256 bytes");
+  }
+  return name;
+}
+
+}  // namespace
+
+Request decode_request(std::string_view message, const DecodeLimits& limits, uint64_t* id_out) {
+  if (message.size() > limits.max_message_bytes) {
+    reject(codes::too_large, "", "message of " + std::to_string(message.size()) + " bytes exceeds the limit of " +
+                                     std::to_string(limits.max_message_bytes) + " bytes");
+  }
+  msgpack::object_handle handle;
+  std::size_t offset = 0;
+  try {
+    const msgpack::unpack_limit bound(limits.max_items, limits.max_items, limits.max_message_bytes,
+                                      limits.max_message_bytes, limits.max_message_bytes, limits.max_depth);
+    handle = msgpack::unpack(message.data(), message.size(), offset, nullptr, nullptr, bound);
+  } catch (const std::exception& e) {
+    reject(to_string(ErrorCode::bad_format), "", std::string("message is not valid msgpack: ") + e.what());
+  }
+  if (offset != message.size()) {
+    reject(to_string(ErrorCode::bad_format), "", "message has " + std::to_string(message.size() - offset) +
+                                                     " trailing bytes after one msgpack value");
+  }
+  Fields f(handle.get(), "");
+  Request r;
+  r.id = as_uint(f.require("id"), "id");
+  if (id_out) *id_out = r.id;
+  r.op = as_string(f.require("op"), "op");
+  if (const auto* o = f.find("auth")) r.auth = as_string(*o, "auth");
+
+  if (r.op == "hello") r.body = HelloRequest{};
+  else if (r.op == "list_models") r.body = ListModelsRequest{};
+  else if (r.op == "list_decoders") r.body = ListDecodersRequest{};
+  else if (r.op == "status") r.body = StatusRequest{};
+  else if (r.op == "metrics") r.body = MetricsRequest{};
+  else if (r.op == "shutdown") r.body = ShutdownRequest{};
+  else if (r.op == "load_model") {
+    LoadModelRequest m;
+    m.name = require_name(f, "name");
+    m.spec = as_string(f.require("spec"), "spec");
+    if (const auto* o = f.find("target")) m.target = as_string(*o, "target");
+    r.body = std::move(m);
+  } else if (r.op == "unload_model") {
+    r.body = UnloadModelRequest{require_name(f, "name")};
+  } else if (r.op == "cancel") {
+    r.body = CancelRequest{as_uint(f.require("request_id"), "request_id")};
+  } else if (r.op == "generate") {
+    r.body = decode_generate(f, limits);
+  } else {
+    reject(to_string(ErrorCode::not_found), "op",
+           "unknown op '" + sanitize_utf8(r.op) +
+               "'; known: hello load_model unload_model list_models list_decoders generate cancel status metrics shutdown");
+  }
+  f.finish();
+  return r;
+}
+
+}  // namespace decodelab::daemon

@@ -1,0 +1,137 @@
+#pragma once
+// The decodelabd wire protocol (docs/protocol.md): one msgpack map per ZeroMQ message. A client
+// DEALER sends request maps {id, op, ...}; the daemon's ROUTER answers each with one "result" or
+// "error" map carrying the same id, preceded, for streamed generations, by "chunk" maps and
+// possibly "heartbeat" maps. This header holds the request structs, the request decoder (the only
+// code that touches untrusted bytes; it is fuzzed in fuzz/protocol) and the reply encoder.
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "core/distribution.hpp"
+#include "core/error.hpp"
+#include "core/params.hpp"
+
+namespace decodelab::daemon {
+
+// Bumped on any incompatible change to request or reply fields.
+inline constexpr int kProtocolVersion = 1;
+
+// A reply value: a plain msgpack tree the daemon builds and packs once. Maps keep insertion order.
+struct Value {
+  using Array = std::vector<Value>;
+  using Map = std::vector<std::pair<std::string, Value>>;
+  std::variant<std::monostate, bool, int64_t, uint64_t, double, float, std::string, Array, Map> v;
+
+  Value() = default;
+  Value(bool b) : v(b) {}
+  Value(int i) : v(int64_t(i)) {}
+  Value(int64_t i) : v(i) {}
+  Value(uint64_t i) : v(i) {}
+  Value(double d) : v(d) {}
+  Value(float f) : v(f) {}
+  Value(const char* s) : v(std::string(s)) {}
+  Value(std::string s) : v(std::move(s)) {}
+  Value(Array a) : v(std::move(a)) {}
+  Value(Map m) : v(std::move(m)) {}
+};
+std::string pack(const Value& value);
+
+// Error codes on the wire: decodelab::ErrorCode names plus the daemon's own.
+namespace codes {
+inline constexpr const char* busy = "busy";                  // the queue is full; retry later
+inline constexpr const char* too_large = "too_large";        // message over the size limit
+inline constexpr const char* unauthorized = "unauthorized";  // missing or wrong shared secret
+inline constexpr const char* forbidden = "forbidden";        // op disabled by configuration
+inline constexpr const char* shutting_down = "shutting_down";
+inline constexpr const char* deadline_exceeded = "deadline_exceeded";
+}  // namespace codes
+
+// A request the daemon rejects: `code` (see above or decodelab::ErrorCode), the request field at
+// fault ("" when the message as a whole is), and a message naming it.
+class ProtocolError : public std::runtime_error {
+ public:
+  ProtocolError(std::string code, std::string field, const std::string& message)
+      : std::runtime_error(message), code_(std::move(code)), field_(std::move(field)) {}
+  const std::string& code() const { return code_; }
+  const std::string& field() const { return field_; }
+
+ private:
+  std::string code_;
+  std::string field_;
+};
+[[noreturn]] void reject(std::string code, std::string field, const std::string& message);
+
+// Requests, one struct per op.
+struct HelloRequest {};
+struct ListModelsRequest {};
+struct ListDecodersRequest {};
+struct StatusRequest {};
+struct MetricsRequest {};
+struct ShutdownRequest {};
+struct LoadModelRequest {
+  std::string name;    // client-chosen; later requests refer to the model by it
+  std::string spec;    // as core/model_factory.hpp load_model(): "table(vocab=32)", "draft(...)", "gguf(path=...)"
+  std::string target;  // for a draft: the loaded model it derives from ("" otherwise)
+};
+struct UnloadModelRequest {
+  std::string name;
+};
+struct CancelRequest {
+  uint64_t request_id = 0;  // a request of the same client
+};
+struct GenerateRequest {
+  std::map<std::string, std::string> models;  // role -> loaded model name; "target" is required
+  std::string decoder = "sample";
+  ParamMap params;
+  std::optional<std::string> prompt_text;            // exactly one of prompt_text / prompt_ids
+  std::optional<std::vector<TokenId>> prompt_ids;
+  uint64_t seed = 0;
+  int64_t max_tokens = 64;
+  std::vector<std::string> stop;          // stop strings: generation ends once the text contains one
+  std::vector<TokenId> stop_token_ids;
+  bool stop_at_eos = true;
+  bool stream = false;
+  bool logprobs = false;
+  double deadline_s = 0.0;  // 0: none; counted from when the daemon receives the request
+};
+
+using RequestBody = std::variant<HelloRequest, LoadModelRequest, UnloadModelRequest, ListModelsRequest,
+                                 ListDecodersRequest, GenerateRequest, CancelRequest, StatusRequest,
+                                 MetricsRequest, ShutdownRequest>;
+
+struct Request {
+  uint64_t id = 0;
+  std::string op;
+  std::string auth;  // the shared secret, when the daemon requires one
+  RequestBody body;
+};
+
+struct DecodeLimits {
+  std::size_t max_message_bytes = 1 << 20;
+  std::size_t max_items = 1 << 20;  // elements of any one array or map
+  std::size_t max_depth = 16;       // nesting
+  int64_t max_tokens = 1 << 20;     // upper bound for generate.max_tokens
+};
+
+// Decodes one request message. Throws ProtocolError for anything malformed; `id_out` receives the
+// request id as soon as it is known, so the error reply can carry it.
+Request decode_request(std::string_view message, const DecodeLimits& limits, uint64_t* id_out = nullptr);
+
+// Reply builders.
+Value error_reply(uint64_t id, const std::string& code, const std::string& message, const std::string& field);
+Value result_reply(uint64_t id, Value::Map fields);
+
+// Text as a valid UTF-8 msgpack str: invalid bytes become U+FFFD.
+std::string sanitize_utf8(std::string_view text);
+// Length of the longest prefix of `text` that does not end inside a UTF-8 sequence.
+std::size_t complete_utf8_prefix(std::string_view text);
+
+}  // namespace decodelab::daemon

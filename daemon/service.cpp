@@ -1,0 +1,741 @@
+// decodelabd's service: see service.hpp for the threads and who owns what.
+#define MSGPACK_NO_BOOST
+#include "daemon/service.hpp"
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <condition_variable>
+#include <cstdio>
+#include <deque>
+#include <fstream>
+#include <functional>
+#include <iostream>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <zmq.hpp>
+#include <zmq_addon.hpp>
+
+#include "core/decoder.hpp"
+#include "core/error.hpp"
+#include "core/model_factory.hpp"
+#include "daemon/generation.hpp"
+#include "daemon/protocol.hpp"
+
+namespace decodelab::daemon {
+
+namespace asio = boost::asio;
+using Clock = std::chrono::steady_clock;
+
+LogLevel parse_log_level(const std::string& text) {
+  if (text == "error") return LogLevel::error;
+  if (text == "warn") return LogLevel::warn;
+  if (text == "info") return LogLevel::info;
+  if (text == "debug") return LogLevel::debug;
+  fail(ErrorCode::invalid_argument, "log level '" + text + "' is not one of error, warn, info, debug");
+}
+
+void check_endpoint(const std::string& endpoint, const ServiceConfig& config) {
+  if (endpoint.rfind("ipc://", 0) == 0) {
+    if (endpoint.size() <= 6) fail(ErrorCode::invalid_argument, "endpoint '" + endpoint + "' has no path");
+    return;
+  }
+  if (endpoint.rfind("tcp://", 0) != 0) {
+    fail(ErrorCode::invalid_argument, "endpoint '" + endpoint + "': only ipc:// and tcp:// endpoints are supported");
+  }
+  const std::string rest = endpoint.substr(6);
+  const std::size_t colon = rest.rfind(':');
+  if (colon == std::string::npos) fail(ErrorCode::invalid_argument, "endpoint '" + endpoint + "' has no port");
+  const std::string host = rest.substr(0, colon);
+  const bool loopback = host == "127.0.0.1" || host == "localhost" || host == "[::1]" || host == "lo";
+  if (loopback) return;
+  if (!config.allow_remote) {
+    fail(ErrorCode::invalid_argument, "endpoint '" + endpoint +
+                                          "' is not loopback; pass --allow-remote together with --secret or --curve-secret-key");
+  }
+  if (config.secret.empty() && config.curve_secret_key.empty()) {
+    fail(ErrorCode::invalid_argument, "endpoint '" + endpoint +
+                                          "' is not loopback and neither a shared secret nor CURVE keys are configured");
+  }
+}
+
+namespace {
+
+// ------------------------------------------------------------------------------------------------
+// Logging
+
+class Log {
+ public:
+  explicit Log(LogLevel level) : level_(level) {}
+  void operator()(LogLevel level, const std::string& message) {
+    if (int(level) > int(level_)) return;
+    static const char* names[] = {"error", "warn", "info", "debug"};
+    const auto now = std::chrono::system_clock::now().time_since_epoch();
+    const double t = std::chrono::duration<double>(now).count();
+    std::lock_guard lock(mutex_);
+    std::fprintf(stderr, "decodelabd %.3f [%s] %s\n", t, names[int(level)], message.c_str());
+    std::fflush(stderr);
+  }
+
+ private:
+  LogLevel level_;
+  std::mutex mutex_;
+};
+
+// ------------------------------------------------------------------------------------------------
+// Jobs and the fair queue
+
+struct Job {
+  std::string identity;  // the client's ROUTER identity
+  uint64_t id = 0;
+  std::string op;
+  Clock::time_point received;
+  double deadline_s = 0;
+  std::function<void(Job&)> work;
+  CancelState cancel;
+  std::shared_ptr<asio::steady_timer> deadline_timer;  // touched only on the control thread
+};
+
+// Round-robin across clients: each client has its own FIFO, and workers take the head of the
+// next client's FIFO in turn, so one client's burst cannot starve another.
+class FairQueue {
+ public:
+  explicit FairQueue(std::size_t capacity) : capacity_(capacity) {}
+
+  bool push(std::shared_ptr<Job> job) {
+    std::lock_guard lock(mutex_);
+    if (closed_ || size_ >= capacity_) return false;
+    auto& q = per_client_[job->identity];
+    if (q.empty()) turn_.push_back(job->identity);
+    q.push_back(std::move(job));
+    ++size_;
+    ready_.notify_one();
+    return true;
+  }
+
+  // Blocks; nullptr once closed.
+  std::shared_ptr<Job> pop() {
+    std::unique_lock lock(mutex_);
+    ready_.wait(lock, [&] { return closed_ || size_ > 0; });
+    if (closed_) return nullptr;
+    const std::string client = turn_.front();
+    turn_.pop_front();
+    auto& q = per_client_[client];
+    auto job = std::move(q.front());
+    q.pop_front();
+    --size_;
+    if (q.empty()) per_client_.erase(client);
+    else turn_.push_back(client);
+    return job;
+  }
+
+  bool remove(const std::shared_ptr<Job>& job) {
+    std::lock_guard lock(mutex_);
+    auto it = per_client_.find(job->identity);
+    if (it == per_client_.end()) return false;
+    auto& q = it->second;
+    auto pos = std::find(q.begin(), q.end(), job);
+    if (pos == q.end()) return false;
+    q.erase(pos);
+    --size_;
+    if (q.empty()) {
+      per_client_.erase(it);
+      turn_.erase(std::find(turn_.begin(), turn_.end(), job->identity));
+    }
+    return true;
+  }
+
+  std::vector<std::shared_ptr<Job>> close() {
+    std::lock_guard lock(mutex_);
+    closed_ = true;
+    std::vector<std::shared_ptr<Job>> left;
+    for (auto& [client, q] : per_client_) left.insert(left.end(), q.begin(), q.end());
+    per_client_.clear();
+    turn_.clear();
+    size_ = 0;
+    ready_.notify_all();
+    return left;
+  }
+
+  std::size_t size() const {
+    std::lock_guard lock(mutex_);
+    return size_;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::condition_variable ready_;
+  std::map<std::string, std::deque<std::shared_ptr<Job>>> per_client_;
+  std::deque<std::string> turn_;
+  std::size_t size_ = 0;
+  std::size_t capacity_;
+  bool closed_ = false;
+};
+
+// ------------------------------------------------------------------------------------------------
+// Metrics
+
+class Metrics {
+ public:
+  void request(const std::string& op) {
+    std::lock_guard lock(mutex_);
+    requests_[op] += 1;
+  }
+  void error(const std::string& code) {
+    std::lock_guard lock(mutex_);
+    errors_[code] += 1;
+  }
+  void finished(const std::string& op, double seconds, int64_t tokens) {
+    std::lock_guard lock(mutex_);
+    auto& ring = latency_[op];
+    if (ring.size() < kWindow) ring.push_back(seconds);
+    else ring[std::size_t(completed_[op] % int64_t(kWindow))] = seconds;
+    completed_[op] += 1;
+    tokens_ += tokens;
+  }
+  Value snapshot() const {
+    std::lock_guard lock(mutex_);
+    Value::Map requests, errors, latency;
+    int64_t total = 0, error_total = 0;
+    for (const auto& [op, n] : requests_) { requests.emplace_back(op, n); total += n; }
+    for (const auto& [code, n] : errors_) { errors.emplace_back(code, n); error_total += n; }
+    for (const auto& [op, ring] : latency_) {
+      std::vector<double> sorted = ring;
+      std::sort(sorted.begin(), sorted.end());
+      auto at = [&](double q) { return sorted[std::min(sorted.size() - 1, std::size_t(q * double(sorted.size())))]; };
+      latency.emplace_back(op, Value::Map{{"count", completed_.at(op)}, {"window", int64_t(sorted.size())},
+                                          {"p50_s", at(0.5)}, {"p90_s", at(0.9)}, {"p99_s", at(0.99)},
+                                          {"max_s", sorted.back()}});
+    }
+    return Value::Map{{"requests", total}, {"requests_by_op", requests}, {"errors", error_total},
+                      {"errors_by_code", errors}, {"tokens_generated", tokens_}, {"latency", latency}};
+  }
+
+ private:
+  static constexpr std::size_t kWindow = 4096;  // latency percentiles over the last requests per op
+  mutable std::mutex mutex_;
+  std::map<std::string, int64_t> requests_, errors_, completed_;
+  std::map<std::string, std::vector<double>> latency_;
+  int64_t tokens_ = 0;
+};
+
+int64_t resident_bytes() {
+  std::ifstream statm("/proc/self/statm");
+  int64_t size = 0, resident = 0;
+  statm >> size >> resident;
+  return resident * int64_t(sysconf(_SC_PAGESIZE));
+}
+
+bool same_secret(const std::string& given, const std::string& expected) {
+  // Constant time in the secret's length, so response timing does not reveal a matching prefix.
+  unsigned char diff = given.size() == expected.size() ? 0 : 1;
+  for (std::size_t i = 0; i < expected.size(); ++i) {
+    diff |= static_cast<unsigned char>(expected[i] ^ (i < given.size() ? given[i] : 0));
+  }
+  return diff == 0;
+}
+
+Value param_value(const ParamValue& v) {
+  return std::visit([](const auto& x) { return Value(x); }, v);
+}
+
+Value param_schema(const std::vector<ParamSpec>& specs) {
+  Value::Array out;
+  for (const ParamSpec& s : specs) {
+    const bool numeric = s.type == ParamType::integer || s.type == ParamType::real;
+    Value::Array choices;
+    for (const auto& c : s.choices) choices.emplace_back(c);
+    out.emplace_back(Value::Map{{"name", s.name},
+                                {"type", to_string(s.type)},
+                                {"default", param_value(s.default_value)},
+                                {"min", numeric && std::isfinite(s.min) ? Value(s.min) : Value()},
+                                {"max", numeric && std::isfinite(s.max) ? Value(s.max) : Value()},
+                                {"doc", s.doc},
+                                {"choices", choices}});
+  }
+  return out;
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------------------------------------
+
+struct Service::Impl {
+  ServiceConfig config;
+  DecodeLimits limits;
+  Log log;
+  Metrics metrics;
+  ModelTable models;
+
+  zmq::context_t context{1};
+  zmq::socket_t router{context, zmq::socket_type::router};
+  int wake_fd = -1;  // eventfd: workers and the control thread wake the I/O thread through it
+
+  std::mutex outbox_mutex;
+  std::deque<std::pair<std::string, std::string>> outbox;  // (identity, packed message)
+
+  FairQueue queue;
+  std::mutex jobs_mutex;
+  std::map<std::pair<std::string, uint64_t>, std::shared_ptr<Job>> jobs;  // queued or running
+  std::atomic<int> running{0};
+
+  asio::io_context io;
+  std::unique_ptr<asio::signal_set> signals;
+  std::unique_ptr<asio::steady_timer> heartbeat;
+  std::thread control;
+  std::vector<std::thread> workers;
+  std::atomic<bool> stopping{false};
+  Clock::time_point started = Clock::now();
+
+  explicit Impl(ServiceConfig c)
+      : config(std::move(c)), log(config.log_level), queue(config.max_queue) {
+    limits.max_message_bytes = config.max_message_bytes;
+    limits.max_tokens = config.max_tokens;
+  }
+
+  void wake() {
+    const uint64_t one = 1;
+    [[maybe_unused]] auto n = ::write(wake_fd, &one, sizeof one);
+  }
+
+  // Any thread: queue a message for the I/O thread to send.
+  void post(const std::string& identity, const Value& message) {
+    std::string packed = pack(message);
+    {
+      std::lock_guard lock(outbox_mutex);
+      outbox.emplace_back(identity, std::move(packed));
+    }
+    wake();
+  }
+
+  void post_error(const std::string& identity, uint64_t id, const std::string& code, const std::string& message,
+                  const std::string& field) {
+    metrics.error(code);
+    log(LogLevel::debug, "request " + std::to_string(id) + " error " + code + ": " + message);
+    post(identity, error_reply(id, code, message, field));
+  }
+
+  // I/O thread only.
+  void flush_outbox() {
+    std::deque<std::pair<std::string, std::string>> batch;
+    {
+      std::lock_guard lock(outbox_mutex);
+      batch.swap(outbox);
+    }
+    for (auto& [identity, payload] : batch) {
+      try {
+        if (!router.send(zmq::buffer(identity), zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
+          log(LogLevel::warn, "client send queue full; message dropped");
+          continue;
+        }
+        router.send(zmq::buffer(payload), zmq::send_flags::dontwait);
+      } catch (const zmq::error_t& e) {
+        if (e.num() != EHOSTUNREACH) throw;
+        client_gone(identity);
+      }
+    }
+  }
+
+  void client_gone(const std::string& identity) {
+    std::vector<std::shared_ptr<Job>> orphaned;
+    {
+      std::lock_guard lock(jobs_mutex);
+      for (auto& [key, job] : jobs) {
+        if (key.first == identity) orphaned.push_back(job);
+      }
+    }
+    for (auto& job : orphaned) {
+      if (job->cancel.request(CancelReason::disconnected)) {
+        log(LogLevel::info, "client of request " + std::to_string(job->id) + " disconnected; cancelling it");
+      }
+      if (queue.remove(job)) finish_job(*job);
+    }
+  }
+
+  void register_job(const std::shared_ptr<Job>& job) {
+    std::lock_guard lock(jobs_mutex);
+    jobs[{job->identity, job->id}] = job;
+  }
+
+  void finish_job(Job& job) {
+    {
+      std::lock_guard lock(jobs_mutex);
+      jobs.erase({job.identity, job.id});
+    }
+    asio::post(io, [timer = job.deadline_timer] {
+      if (timer) timer->cancel();
+    });
+  }
+
+  // --- control thread: deadlines and heartbeats ---
+  void arm_deadline(const std::shared_ptr<Job>& job) {
+    if (job->deadline_s <= 0) return;
+    asio::post(io, [this, job] {
+      job->deadline_timer = std::make_shared<asio::steady_timer>(
+          io, job->received + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(job->deadline_s)));
+      job->deadline_timer->async_wait([this, weak = std::weak_ptr<Job>(job)](const boost::system::error_code& ec) {
+        auto j = weak.lock();
+        if (ec || !j) return;
+        j->cancel.request(CancelReason::deadline);
+        if (queue.remove(j)) {
+          finish_job(*j);
+          post_error(j->identity, j->id, codes::deadline_exceeded,
+                     "request " + std::to_string(j->id) + " waited in the queue past its deadline_s", "deadline_s");
+        }
+      });
+    });
+  }
+
+  void schedule_heartbeat() {
+    heartbeat->expires_after(std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(config.heartbeat_interval_s)));
+    heartbeat->async_wait([this](const boost::system::error_code& ec) {
+      if (ec) return;
+      std::vector<std::pair<std::string, uint64_t>> live;
+      {
+        std::lock_guard lock(jobs_mutex);
+        for (const auto& [key, job] : jobs) live.push_back(key);
+      }
+      for (const auto& [identity, id] : live) post(identity, Value::Map{{"id", id}, {"type", "heartbeat"}});
+      schedule_heartbeat();
+    });
+  }
+
+  // --- workers ---
+  void worker_loop() {
+    while (auto job = queue.pop()) {
+      running += 1;
+      try {
+        job->work(*job);
+      } catch (const std::exception& e) {
+        post_error(job->identity, job->id, to_string(ErrorCode::internal), e.what(), "");
+      }
+      finish_job(*job);
+      running -= 1;
+      wake();
+    }
+  }
+
+  bool enqueue(const std::shared_ptr<Job>& job) {
+    register_job(job);
+    if (!queue.push(job)) {
+      std::lock_guard lock(jobs_mutex);
+      jobs.erase({job->identity, job->id});
+      return false;
+    }
+    arm_deadline(job);
+    return true;
+  }
+
+  // --- requests (I/O thread) ---
+  Value hello() const {
+    Value::Array backends;
+    for (const ModelLoader* l : ModelLoaderRegistry::instance().list()) backends.emplace_back(l->name);
+    return Value::Map{
+        {"protocol", kProtocolVersion},
+        {"server", "decodelabd"},
+        {"version", "0.1.0"},
+        {"build", Value::Map{{"compiler", __VERSION__}, {"cplusplus", int64_t(__cplusplus)},
+#ifdef NDEBUG
+                             {"assertions", false}
+#else
+                             {"assertions", true}
+#endif
+                  }},
+        {"backends", backends},
+        {"features", Value::Array{"stream", "cancel", "deadline", "logprobs", "stop_strings", "heartbeat"}},
+        {"auth_required", !config.secret.empty()},
+        {"max_message_bytes", int64_t(config.max_message_bytes)},
+    };
+  }
+
+  Value list_decoders() const {
+    Value::Array out;
+    for (const auto* e : DecoderRegistry::instance().list()) {
+      Value::Array roles;
+      for (const auto& r : e->roles) roles.emplace_back(r);
+      out.emplace_back(Value::Map{{"name", e->name}, {"doc", e->doc}, {"roles", roles}, {"params", param_schema(e->params)}});
+    }
+    return Value::Map{{"decoders", out}};
+  }
+
+  Value list_models() const {
+    Value::Array loaders;
+    for (const ModelLoader* l : ModelLoaderRegistry::instance().list()) {
+      loaders.emplace_back(Value::Map{{"name", l->name}, {"doc", l->doc}, {"params", param_schema(l->params)}});
+    }
+    return Value::Map{{"models", models.describe()}, {"loaders", loaders}};
+  }
+
+  Value status() const {
+    return Value::Map{{"queue_depth", int64_t(queue.size())},
+                      {"in_flight", int64_t(running.load())},
+                      {"workers", config.workers},
+                      {"max_queue", int64_t(config.max_queue)},
+                      {"models", models.describe()},
+                      {"rss_bytes", resident_bytes()},
+                      {"uptime_s", std::chrono::duration<double>(Clock::now() - started).count()},
+                      {"stopping", stopping.load()}};
+  }
+
+  void handle(const std::string& identity, std::string_view payload) {
+    const auto received = Clock::now();
+    uint64_t id = 0;
+    std::string op = "invalid";
+    try {
+      Request r = decode_request(payload, limits, &id);
+      op = r.op;
+      metrics.request(op);
+      if (!config.secret.empty() && !same_secret(r.auth, config.secret)) {
+        reject(codes::unauthorized, "auth", "this daemon requires the shared secret in field 'auth'");
+      }
+      if (stopping) reject(codes::shutting_down, "", "the daemon is shutting down");
+      auto reply = [&](Value::Map fields) {
+        post(identity, result_reply(id, std::move(fields)));
+        metrics.finished(op, std::chrono::duration<double>(Clock::now() - received).count(), 0);
+      };
+      auto as_fields = [](Value v) { return std::get<Value::Map>(std::move(v.v)); };
+
+      std::visit(
+          [&](auto& body) {
+            using T = std::decay_t<decltype(body)>;
+            if constexpr (std::is_same_v<T, HelloRequest>) reply(as_fields(hello()));
+            else if constexpr (std::is_same_v<T, ListDecodersRequest>) reply(as_fields(list_decoders()));
+            else if constexpr (std::is_same_v<T, ListModelsRequest>) reply(as_fields(list_models()));
+            else if constexpr (std::is_same_v<T, StatusRequest>) reply(as_fields(status()));
+            else if constexpr (std::is_same_v<T, MetricsRequest>) reply(as_fields(metrics.snapshot()));
+            else if constexpr (std::is_same_v<T, ShutdownRequest>) {
+              if (!config.allow_shutdown) reject(codes::forbidden, "op", "the shutdown op is disabled (start decodelabd with --allow-shutdown)");
+              reply({{"stopping", true}});
+              log(LogLevel::info, "shutdown requested by a client");
+              stopping = true;
+            } else if constexpr (std::is_same_v<T, CancelRequest>) {
+              std::shared_ptr<Job> job;
+              {
+                std::lock_guard lock(jobs_mutex);
+                auto it = jobs.find({identity, body.request_id});
+                if (it != jobs.end()) job = it->second;
+              }
+              const bool found = job != nullptr;
+              if (job) {
+                job->cancel.request(CancelReason::client);
+                if (queue.remove(job)) {
+                  finish_job(*job);
+                  post_error(identity, job->id, to_string(ErrorCode::cancelled), "request cancelled before it started", "");
+                }
+              }
+              reply({{"found", found}});
+            } else if constexpr (std::is_same_v<T, UnloadModelRequest>) {
+              models.unload(body.name);
+              log(LogLevel::info, "unloaded model '" + body.name + "'");
+              reply({{"unloaded", body.name}});
+            } else if constexpr (std::is_same_v<T, LoadModelRequest>) {
+              queue_load(identity, id, received, std::move(body));
+            } else if constexpr (std::is_same_v<T, GenerateRequest>) {
+              queue_generate(identity, id, received, std::move(body));
+            }
+          },
+          r.body);
+    } catch (const ProtocolError& e) {
+      post_error(identity, id, e.code(), e.what(), e.field());
+    } catch (const Error& e) {
+      post_error(identity, id, to_string(e.code()), e.what(), "");
+    } catch (const std::exception& e) {
+      post_error(identity, id, to_string(ErrorCode::internal), e.what(), "");
+    }
+  }
+
+  void queue_load(const std::string& identity, uint64_t id, Clock::time_point received, LoadModelRequest body) {
+    models.check_new(body.name, body.target);
+    auto job = std::make_shared<Job>();
+    job->identity = identity;
+    job->id = id;
+    job->op = "load_model";
+    job->received = received;
+    job->work = [this, body = std::move(body)](Job& j) {
+      try {
+        const auto t0 = Clock::now();
+        auto loaded = models.load(body.name, body.spec, body.target);
+        const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+        log(LogLevel::info, "loaded model '" + body.name + "' = " + body.spec + " in " + std::to_string(seconds) + " s");
+        post(j.identity, result_reply(j.id, {{"model", ModelTable::describe_one(*loaded)}, {"seconds", seconds}}));
+        metrics.finished("load_model", std::chrono::duration<double>(Clock::now() - j.received).count(), 0);
+      } catch (const ProtocolError& e) {
+        post_error(j.identity, j.id, e.code(), e.what(), e.field());
+      } catch (const Error& e) {
+        post_error(j.identity, j.id, to_string(e.code()), e.what(), "spec");
+      }
+    };
+    if (!enqueue(job)) reject(codes::busy, "", "the request queue is full (" + std::to_string(config.max_queue) + " waiting); retry later");
+  }
+
+  void queue_generate(const std::string& identity, uint64_t id, Clock::time_point received, GenerateRequest body) {
+    {
+      std::lock_guard lock(jobs_mutex);
+      if (jobs.count({identity, id})) {
+        reject(to_string(ErrorCode::invalid_argument), "id", "request id " + std::to_string(id) + " is already in flight for this client");
+      }
+    }
+    auto prepared = std::make_shared<PreparedGeneration>(prepare_generation(models, std::move(body)));
+    auto job = std::make_shared<Job>();
+    job->identity = identity;
+    job->id = id;
+    job->op = "generate";
+    job->received = received;
+    job->deadline_s = prepared->request.deadline_s;
+    job->work = [this, prepared](Job& j) {
+      GenerationContext ctx;
+      ctx.request_id = j.id;
+      ctx.cancel = &j.cancel;
+      ctx.stream_interval_s = config.stream_interval_s;
+      ctx.received = j.received;
+      ctx.send = [this, identity = j.identity](const Value& message) { post(identity, message); };
+      try {
+        const int64_t tokens = run_generation(*prepared, ctx);
+        metrics.finished("generate", std::chrono::duration<double>(Clock::now() - j.received).count(), tokens);
+      } catch (const ProtocolError& e) {
+        post_error(j.identity, j.id, e.code(), e.what(), e.field());
+      } catch (const Error& e) {
+        post_error(j.identity, j.id, to_string(e.code()), e.what(), "");
+      }
+    };
+    if (!enqueue(job)) reject(codes::busy, "", "the request queue is full (" + std::to_string(config.max_queue) + " waiting); retry later");
+  }
+
+  // --- lifecycle ---
+  void bind() {
+    if (config.endpoints.empty()) fail(ErrorCode::invalid_argument, "no endpoint to bind (--bind)");
+    for (const auto& e : config.endpoints) check_endpoint(e, config);
+    router.set(zmq::sockopt::router_mandatory, 1);
+    router.set(zmq::sockopt::sndhwm, 100000);
+    router.set(zmq::sockopt::rcvhwm, 100000);
+    router.set(zmq::sockopt::linger, 500);
+    // Messages far over the limit are dropped by ZeroMQ before they are buffered; those up to 2x
+    // arrive and get a "too_large" reply.
+    router.set(zmq::sockopt::maxmsgsize, int64_t(config.max_message_bytes) * 2 + 1024);
+    if (!config.curve_secret_key.empty()) {
+      if (!zmq_has("curve")) fail(ErrorCode::unsupported, "this libzmq has no CURVE support (--curve-secret-key)");
+      router.set(zmq::sockopt::curve_server, 1);
+      router.set(zmq::sockopt::curve_secretkey, config.curve_secret_key);
+    }
+    for (const auto& e : config.endpoints) {
+      try {
+        router.bind(e);
+      } catch (const zmq::error_t& err) {
+        fail(ErrorCode::invalid_argument, "cannot bind endpoint '" + e + "': " + err.what());
+      }
+      log(LogLevel::info, "listening on " + e);
+    }
+  }
+
+  int run() {
+    wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (wake_fd < 0) fail(ErrorCode::internal, "eventfd failed");
+    for (const auto& [name, spec] : config.preload) {
+      models.load(name, spec, "");
+      log(LogLevel::info, "preloaded model '" + name + "' = " + spec);
+    }
+    bind();
+
+    signals = std::make_unique<asio::signal_set>(io, SIGINT, SIGTERM);
+    signals->async_wait([this](const boost::system::error_code& ec, int signal) {
+      if (ec) return;
+      log(LogLevel::info, std::string("received ") + (signal == SIGINT ? "SIGINT" : "SIGTERM") + "; stopping");
+      stopping = true;
+      wake();
+    });
+    heartbeat = std::make_unique<asio::steady_timer>(io);
+    schedule_heartbeat();
+    auto guard = asio::make_work_guard(io);
+    control = std::thread([this] { io.run(); });
+    for (int i = 0; i < std::max(1, config.workers); ++i) workers.emplace_back([this] { worker_loop(); });
+
+    Clock::time_point give_up{};
+    bool draining = false;
+    while (true) {
+      zmq::pollitem_t items[] = {{router.handle(), 0, ZMQ_POLLIN, 0}, {nullptr, wake_fd, ZMQ_POLLIN, 0}};
+      zmq::poll(items, 2, std::chrono::milliseconds(draining ? 10 : -1));
+      if (items[1].revents & ZMQ_POLLIN) {
+        uint64_t count;
+        [[maybe_unused]] auto n = ::read(wake_fd, &count, sizeof count);
+      }
+      flush_outbox();
+      if (items[0].revents & ZMQ_POLLIN) receive_all();
+      if (stopping && !draining) {
+        draining = true;
+        give_up = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(config.shutdown_grace_s));
+        begin_stop();
+      }
+      if (draining) {
+        flush_outbox();
+        if (running == 0 || Clock::now() > give_up) break;
+      }
+    }
+    const bool abandoned = running != 0;
+    for (auto& w : workers) {
+      if (abandoned) w.detach();
+      else w.join();
+    }
+    flush_outbox();
+    io.stop();
+    control.join();
+    if (abandoned) {
+      log(LogLevel::warn, "in-flight work did not stop within the grace period; exiting anyway");
+      router.close();
+      std::_Exit(0);
+    }
+    log(LogLevel::info, "stopped");
+    return 0;
+  }
+
+  void receive_all() {
+    while (true) {
+      std::vector<zmq::message_t> frames;
+      const auto got = zmq::recv_multipart(router, std::back_inserter(frames), zmq::recv_flags::dontwait);
+      if (!got) return;
+      if (frames.size() < 2) continue;
+      const std::string identity = frames[0].to_string();
+      if (frames.size() != 2) {
+        post_error(identity, 0, to_string(ErrorCode::bad_format), "a request is exactly one message frame (got " +
+                                                                     std::to_string(frames.size() - 1) + ")", "");
+        continue;
+      }
+      if (stopping) {
+        post_error(identity, 0, codes::shutting_down, "the daemon is shutting down", "");
+        continue;
+      }
+      handle(identity, frames[1].to_string_view());
+    }
+  }
+
+  void begin_stop() {
+    log(LogLevel::info, "stopping: cancelling in-flight work");
+    for (auto& job : queue.close()) {
+      finish_job(*job);
+      post_error(job->identity, job->id, codes::shutting_down, "the daemon is shutting down", "");
+    }
+    std::lock_guard lock(jobs_mutex);
+    for (auto& [key, job] : jobs) job->cancel.request(CancelReason::shutdown);
+  }
+};
+
+Service::Service(ServiceConfig config) : impl_(std::make_unique<Impl>(std::move(config))) {}
+Service::~Service() {
+  if (impl_->wake_fd >= 0) ::close(impl_->wake_fd);
+}
+int Service::run() { return impl_->run(); }
+void Service::stop() {
+  impl_->stopping = true;
+  if (impl_->wake_fd >= 0) impl_->wake();
+}
+
+}  // namespace decodelab::daemon

@@ -1,0 +1,61 @@
+#pragma once
+// decodelabd's service: a ZeroMQ ROUTER front end, a fair bounded queue, a worker pool on which
+// generations run, and a Boost.Asio control thread (signals, deadlines, heartbeats).
+//
+//   I/O thread (run()):  receives requests, answers cheap ops at once, queues generate/load_model,
+//                        sends what workers produce (woken through an eventfd).
+//   workers:             take jobs round-robin across clients; a model is used by one job at a
+//                        time (a mutex per loaded model: LanguageModel objects are not thread-safe).
+//   control thread:      SIGINT/SIGTERM -> stop; per-request deadline timers; heartbeats to
+//                        clients with work in flight (a heartbeat the ROUTER cannot route means the
+//                        client is gone, and its work is cancelled).
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace decodelab::daemon {
+
+enum class LogLevel { error, warn, info, debug };
+LogLevel parse_log_level(const std::string& text);
+
+struct ServiceConfig {
+  std::vector<std::string> endpoints;     // "ipc:///path" or "tcp://127.0.0.1:5555"
+  std::string secret;                     // shared secret every request must carry in "auth"
+  std::string curve_secret_key;           // Z85 server secret key: enables CURVE encryption
+  bool allow_remote = false;              // permit non-loopback tcp (still needs secret or CURVE)
+  int workers = 2;
+  std::size_t max_queue = 64;             // queued (not yet running) jobs before "busy"
+  std::size_t max_message_bytes = 1 << 20;
+  int64_t max_tokens = 1 << 20;
+  bool allow_shutdown = false;            // honor the "shutdown" op
+  double stream_interval_s = 0.002;       // streamed tokens arriving within this interval share a chunk
+  double heartbeat_interval_s = 1.0;
+  double shutdown_grace_s = 2.0;          // how long in-flight work may take to stop on shutdown
+  LogLevel log_level = LogLevel::info;
+  std::vector<std::pair<std::string, std::string>> preload;  // (name, spec) loaded at start
+};
+
+// Throws decodelab::Error naming the endpoint when it is not allowed by the configuration.
+void check_endpoint(const std::string& endpoint, const ServiceConfig& config);
+
+class Service {
+ public:
+  explicit Service(ServiceConfig config);
+  ~Service();
+  Service(const Service&) = delete;
+  Service& operator=(const Service&) = delete;
+
+  // Binds, serves until stopped (signal, shutdown op or stop()), returns the exit status.
+  int run();
+  // Thread-safe; asks run() to stop (stop accepting, cancel in-flight work, exit).
+  void stop();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace decodelab::daemon

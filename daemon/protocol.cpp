@@ -52,6 +52,92 @@ std::string pack(const Value& value) {
   return std::string(buffer.data(), buffer.size());
 }
 
+namespace {
+
+Value to_value(const msgpack::object& o) {
+  switch (o.type) {
+    case msgpack::type::NIL: return Value();
+    case msgpack::type::BOOLEAN: return Value(o.via.boolean);
+    case msgpack::type::POSITIVE_INTEGER: return Value(o.via.u64);
+    case msgpack::type::NEGATIVE_INTEGER: return Value(o.via.i64);
+    case msgpack::type::FLOAT32:
+    case msgpack::type::FLOAT64: return Value(o.via.f64);
+    case msgpack::type::STR: return Value(std::string(o.via.str.ptr, o.via.str.size));
+    case msgpack::type::BIN: return Value(std::string(o.via.bin.ptr, o.via.bin.size));
+    case msgpack::type::ARRAY: {
+      Value::Array a;
+      for (uint32_t i = 0; i < o.via.array.size; ++i) a.push_back(to_value(o.via.array.ptr[i]));
+      return a;
+    }
+    case msgpack::type::MAP: {
+      Value::Map m;
+      for (uint32_t i = 0; i < o.via.map.size; ++i) {
+        const auto& kv = o.via.map.ptr[i];
+        if (kv.key.type != msgpack::type::STR) fail(ErrorCode::bad_format, "reply map has a non-string key");
+        m.emplace_back(std::string(kv.key.via.str.ptr, kv.key.via.str.size), to_value(kv.val));
+      }
+      return m;
+    }
+    default: fail(ErrorCode::bad_format, "reply holds a msgpack extension");
+  }
+}
+
+[[noreturn]] void mismatch(std::string_view what, const char* want) {
+  fail(ErrorCode::bad_format, std::string(what) + " is not " + want);
+}
+
+}  // namespace
+
+Value unpack(std::string_view message) {
+  try {
+    std::size_t offset = 0;
+    msgpack::object_handle h = msgpack::unpack(message.data(), message.size(), offset, nullptr, nullptr,
+                                               msgpack::unpack_limit(1 << 24, 1 << 24, 1 << 30, 1 << 30, 1 << 30, 64));
+    return to_value(h.get());
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    fail(ErrorCode::bad_format, std::string("message is not valid msgpack: ") + e.what());
+  }
+}
+
+const Value* Value::get(std::string_view key) const {
+  const Map* m = std::get_if<Map>(&v);
+  if (!m) return nullptr;
+  for (const auto& [k, value] : *m) {
+    if (k == key) return &value;
+  }
+  return nullptr;
+}
+int64_t Value::as_int(std::string_view what) const {
+  if (const auto* i = std::get_if<int64_t>(&v)) return *i;
+  if (const auto* u = std::get_if<uint64_t>(&v); u && *u <= uint64_t(std::numeric_limits<int64_t>::max())) return int64_t(*u);
+  mismatch(what, "an integer");
+}
+double Value::as_double(std::string_view what) const {
+  if (const auto* d = std::get_if<double>(&v)) return *d;
+  if (const auto* f = std::get_if<float>(&v)) return *f;
+  if (const auto* i = std::get_if<int64_t>(&v)) return double(*i);
+  if (const auto* u = std::get_if<uint64_t>(&v)) return double(*u);
+  mismatch(what, "a number");
+}
+bool Value::as_bool(std::string_view what) const {
+  if (const auto* b = std::get_if<bool>(&v)) return *b;
+  mismatch(what, "a boolean");
+}
+const std::string& Value::as_string(std::string_view what) const {
+  if (const auto* s = std::get_if<std::string>(&v)) return *s;
+  mismatch(what, "a string");
+}
+const Value::Array& Value::as_array(std::string_view what) const {
+  if (const auto* a = std::get_if<Array>(&v)) return *a;
+  mismatch(what, "an array");
+}
+const Value::Map& Value::as_map(std::string_view what) const {
+  if (const auto* m = std::get_if<Map>(&v)) return *m;
+  mismatch(what, "a map");
+}
+
 Value error_reply(uint64_t id, const std::string& code, const std::string& message, const std::string& field) {
   return Value::Map{{"id", id},
                     {"type", "error"},

@@ -41,8 +41,21 @@ struct Value {
   Value(std::string s) : v(std::move(s)) {}
   Value(Array a) : v(std::move(a)) {}
   Value(Map m) : v(std::move(m)) {}
+
+  // Reading (clients, tests): get() returns nullptr for a missing key or a non-map; the as_*
+  // accessors throw Error(bad_format) naming `what` on a type mismatch.
+  const Value* get(std::string_view key) const;
+  bool is_nil() const { return std::holds_alternative<std::monostate>(v); }
+  int64_t as_int(std::string_view what = "value") const;
+  double as_double(std::string_view what = "value") const;
+  bool as_bool(std::string_view what = "value") const;
+  const std::string& as_string(std::string_view what = "value") const;
+  const Array& as_array(std::string_view what = "value") const;
+  const Map& as_map(std::string_view what = "value") const;
 };
 std::string pack(const Value& value);
+// Parses one msgpack value (a reply, on the client side); throws Error(bad_format).
+Value unpack(std::string_view message);
 
 // Error codes on the wire: decodelab::ErrorCode names plus the daemon's own.
 namespace codes {

@@ -17,6 +17,7 @@
 #include <iostream>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include <boost/asio/io_context.hpp>
@@ -301,6 +302,16 @@ struct Service::Impl {
       : config(std::move(c)), log(config.log_level), queue(config.max_queue) {
     limits.max_message_bytes = config.max_message_bytes;
     limits.max_tokens = config.max_tokens;
+  }
+
+  // Only reached with live threads when run() failed part-way.
+  ~Impl() {
+    queue.close();
+    for (auto& w : workers) {
+      if (w.joinable()) w.join();
+    }
+    io.stop();
+    if (control.joinable()) control.join();
   }
 
   void wake() {
@@ -663,7 +674,12 @@ struct Service::Impl {
     bool draining = false;
     while (true) {
       zmq::pollitem_t items[] = {{router.handle(), 0, ZMQ_POLLIN, 0}, {nullptr, wake_fd, ZMQ_POLLIN, 0}};
-      zmq::poll(items, 2, std::chrono::milliseconds(draining ? 10 : -1));
+      try {
+        zmq::poll(items, 2, std::chrono::milliseconds(draining ? 10 : -1));
+      } catch (const zmq::error_t& e) {
+        if (e.num() != EINTR) throw;  // a signal interrupted the wait; the signal_set handles it
+        continue;
+      }
       if (items[1].revents & ZMQ_POLLIN) {
         uint64_t count;
         [[maybe_unused]] auto n = ::read(wake_fd, &count, sizeof count);
@@ -700,7 +716,13 @@ struct Service::Impl {
   void receive_all() {
     while (true) {
       std::vector<zmq::message_t> frames;
-      const auto got = zmq::recv_multipart(router, std::back_inserter(frames), zmq::recv_flags::dontwait);
+      std::optional<std::size_t> got;
+      try {
+        got = zmq::recv_multipart(router, std::back_inserter(frames), zmq::recv_flags::dontwait);
+      } catch (const zmq::error_t& e) {
+        if (e.num() != EINTR) throw;
+        return;
+      }
       if (!got) return;
       if (frames.size() < 2) continue;
       const std::string identity = frames[0].to_string();

@@ -1,0 +1,174 @@
+// The decodelabd C++ client (see client.hpp).
+#include "clients/cpp/client.hpp"
+
+#include <chrono>
+#include <deque>
+
+#include <zmq.hpp>
+
+namespace decodelab::client {
+
+struct Client::Impl {
+  zmq::context_t context{1};
+  zmq::socket_t socket{context, zmq::socket_type::dealer};
+  ClientOptions options;
+  uint64_t next_id = 1;
+  // Messages for other requests that arrived while waiting for one (kept in order).
+  std::deque<Value> pending;
+};
+
+Client::Client(const std::string& endpoint, ClientOptions options) : impl_(std::make_unique<Impl>()) {
+  impl_->options = std::move(options);
+  impl_->socket.set(zmq::sockopt::linger, 0);
+  try {
+    impl_->socket.connect(endpoint);
+  } catch (const zmq::error_t& e) {
+    fail(ErrorCode::invalid_argument, "cannot connect to '" + endpoint + "': " + e.what());
+  }
+}
+
+Client::~Client() = default;
+
+uint64_t Client::send(const std::string& op, Value::Map fields) {
+  const uint64_t id = impl_->next_id++;
+  Value::Map request{{"id", id}, {"op", op}};
+  if (!impl_->options.auth.empty()) request.emplace_back("auth", impl_->options.auth);
+  for (auto& f : fields) request.push_back(std::move(f));
+  const std::string packed = daemon::pack(request);
+  impl_->socket.send(zmq::buffer(packed), zmq::send_flags::none);
+  return id;
+}
+
+Value Client::receive() {
+  if (!impl_->pending.empty()) {
+    Value v = std::move(impl_->pending.front());
+    impl_->pending.pop_front();
+    return v;
+  }
+  zmq::pollitem_t item{impl_->socket.handle(), 0, ZMQ_POLLIN, 0};
+  const auto timeout = std::chrono::milliseconds(int64_t(impl_->options.timeout_s * 1e3));
+  if (zmq::poll(&item, 1, timeout) == 0) {
+    fail(ErrorCode::cancelled, "no message from decodelabd within " + std::to_string(impl_->options.timeout_s) + " s");
+  }
+  zmq::message_t message;
+  (void)impl_->socket.recv(message, zmq::recv_flags::none);
+  return daemon::unpack(message.to_string_view());
+}
+
+Value Client::wait(uint64_t id, const std::function<void(const Value&)>& on_chunk) {
+  std::deque<Value> others;
+  while (true) {
+    Value m = receive();
+    const Value* mid = m.get("id");
+    const std::string type = m.get("type") ? m.get("type")->as_string("reply type") : "";
+    if (!mid || uint64_t(mid->as_int("reply id")) != id) {
+      // An error for a message the daemon could not read carries id 0: it is ours if we wait.
+      if (type == "error" && mid && mid->as_int("reply id") == 0) {
+        throw RemoteError(m.get("code")->as_string(), m.get("field")->as_string(), m.get("message")->as_string());
+      }
+      if (type != "heartbeat") others.push_back(std::move(m));
+      continue;
+    }
+    if (type == "heartbeat") continue;
+    if (type == "chunk") {
+      if (on_chunk) on_chunk(m);
+      continue;
+    }
+    for (auto& o : others) impl_->pending.push_back(std::move(o));
+    if (type == "error") {
+      throw RemoteError(m.get("code")->as_string("code"), m.get("field") ? m.get("field")->as_string("field") : "",
+                        m.get("message")->as_string("message"));
+    }
+    return m;
+  }
+}
+
+Value Client::call(const std::string& op, Value::Map fields) { return wait(send(op, std::move(fields))); }
+
+Value Client::hello() { return call("hello"); }
+Value Client::list_decoders() { return call("list_decoders"); }
+Value Client::list_models() { return call("list_models"); }
+Value Client::status() { return call("status"); }
+Value Client::metrics() { return call("metrics"); }
+Value Client::shutdown() { return call("shutdown"); }
+Value Client::load_model(const std::string& name, const std::string& spec, const std::string& target) {
+  Value::Map f{{"name", name}, {"spec", spec}};
+  if (!target.empty()) f.emplace_back("target", target);
+  return call("load_model", std::move(f));
+}
+Value Client::unload_model(const std::string& name) { return call("unload_model", {{"name", name}}); }
+
+bool Client::cancel(uint64_t id) {
+  const Value reply = call("cancel", {{"request_id", id}});
+  return reply.get("found")->as_bool("found");
+}
+
+Value::Map Client::generate_fields(const GenerateOptions& o, bool stream) {
+  Value::Map models;
+  for (const auto& [role, name] : o.models) models.emplace_back(role, name);
+  Value::Map params;
+  for (const auto& [name, value] : o.params) params.emplace_back(name, std::visit([](const auto& x) { return Value(x); }, value));
+  Value::Map f{{"models", models}, {"decoder", o.decoder}, {"params", params}, {"seed", o.seed},
+               {"max_tokens", o.max_tokens}, {"stop_at_eos", o.stop_at_eos}, {"stream", stream}, {"logprobs", o.logprobs}};
+  if (o.prompt) f.emplace_back("prompt", *o.prompt);
+  if (o.prompt_ids) {
+    Value::Array ids;
+    for (TokenId t : *o.prompt_ids) ids.emplace_back(int64_t(t));
+    f.emplace_back("prompt_ids", ids);
+  }
+  if (!o.stop.empty()) {
+    Value::Array stop;
+    for (const auto& s : o.stop) stop.emplace_back(s);
+    f.emplace_back("stop", stop);
+  }
+  if (!o.stop_token_ids.empty()) {
+    Value::Array ids;
+    for (TokenId t : o.stop_token_ids) ids.emplace_back(int64_t(t));
+    f.emplace_back("stop_token_ids", ids);
+  }
+  if (o.deadline_s > 0) f.emplace_back("deadline_s", o.deadline_s);
+  return f;
+}
+
+namespace {
+std::vector<TokenId> token_list(const Value* v) {
+  std::vector<TokenId> out;
+  if (v) for (const Value& t : v->as_array("tokens")) out.push_back(TokenId(t.as_int("token")));
+  return out;
+}
+std::vector<float> float_list(const Value* v) {
+  std::vector<float> out;
+  if (v) for (const Value& x : v->as_array("logprobs")) out.push_back(float(x.as_double("logprob")));
+  return out;
+}
+}  // namespace
+
+GenerateResult Client::parse_result(const Value& m) {
+  GenerateResult r;
+  r.id = uint64_t(m.get("id")->as_int("id"));
+  r.tokens = token_list(m.get("tokens"));
+  r.text = m.get("text")->as_string("text");
+  r.logprobs = float_list(m.get("logprobs"));
+  r.stop_reason = m.get("stop_reason")->as_string("stop_reason");
+  r.prompt_tokens = m.get("prompt_tokens")->as_int("prompt_tokens");
+  if (const Value* s = m.get("stats")) r.stats = *s;
+  if (const Value* t = m.get("timings")) r.timings = *t;
+  return r;
+}
+
+Chunk Client::parse_chunk(const Value& m) {
+  Chunk c;
+  c.index = std::size_t(m.get("index")->as_int("index"));
+  c.tokens = token_list(m.get("tokens"));
+  c.text = m.get("text")->as_string("text");
+  c.logprobs = float_list(m.get("logprobs"));
+  return c;
+}
+
+GenerateResult Client::generate(const GenerateOptions& options, const std::function<void(const Chunk&)>& on_chunk) {
+  const uint64_t id = send("generate", generate_fields(options, bool(on_chunk)));
+  const Value reply = wait(id, [&](const Value& m) { on_chunk(parse_chunk(m)); });
+  return parse_result(reply);
+}
+
+}  // namespace decodelab::client

@@ -1,0 +1,117 @@
+#pragma once
+// A C++ client for decodelabd (docs/protocol.md). One Client owns one DEALER socket; it is not
+// thread-safe (use one per thread). Requests get increasing ids; generate() waits for its own
+// reply, calling on_chunk for streamed chunks, and skips heartbeats.
+//
+//   decodelab::client::Client c("ipc:///tmp/decodelabd.sock");
+//   c.load_model("t", "table(vocab=32)");
+//   GenerateOptions g;  g.models = {{"target", "t"}};  g.prompt = "a b c";  g.seed = 1;
+//   auto r = c.generate(g, [](const Chunk& k) { std::cout << k.text << std::flush; });
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/distribution.hpp"
+#include "core/error.hpp"
+#include "core/params.hpp"
+#include "daemon/protocol.hpp"
+
+namespace decodelab::client {
+
+using daemon::Value;
+
+// An error reply: `code` as on the wire ("invalid_argument", "busy", ...), `field` the request
+// field at fault ("" for the message as a whole).
+class RemoteError : public std::runtime_error {
+ public:
+  RemoteError(std::string code, std::string field, const std::string& message)
+      : std::runtime_error(code + (field.empty() ? "" : " (" + field + ")") + ": " + message),
+        code_(std::move(code)), field_(std::move(field)) {}
+  const std::string& code() const { return code_; }
+  const std::string& field() const { return field_; }
+
+ private:
+  std::string code_, field_;
+};
+
+struct ClientOptions {
+  double timeout_s = 30.0;  // longest wait for any one message; a daemon silent for longer is an error
+  std::string auth;         // shared secret, when the daemon requires one
+};
+
+struct GenerateOptions {
+  std::map<std::string, std::string> models;  // role -> loaded model name
+  std::string decoder = "sample";
+  ParamMap params;
+  std::optional<std::string> prompt;
+  std::optional<std::vector<TokenId>> prompt_ids;
+  uint64_t seed = 0;
+  int64_t max_tokens = 64;
+  std::vector<std::string> stop;
+  std::vector<TokenId> stop_token_ids;
+  bool stop_at_eos = true;
+  bool logprobs = false;
+  double deadline_s = 0.0;
+};
+
+struct Chunk {
+  std::size_t index = 0;  // position of tokens[0] among the generated tokens
+  std::vector<TokenId> tokens;
+  std::string text;
+  std::vector<float> logprobs;  // when requested
+};
+
+struct GenerateResult {
+  uint64_t id = 0;
+  std::vector<TokenId> tokens;
+  std::string text;
+  std::vector<float> logprobs;
+  std::string stop_reason;
+  int64_t prompt_tokens = 0;
+  Value stats;    // the decoder's Stats (see docs/protocol.md)
+  Value timings;  // queue_s, lock_s, run_s, total_s
+};
+
+class Client {
+ public:
+  explicit Client(const std::string& endpoint, ClientOptions options = {});
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  Value hello();
+  Value list_decoders();
+  Value list_models();
+  Value status();
+  Value metrics();
+  Value load_model(const std::string& name, const std::string& spec, const std::string& target = "");
+  Value unload_model(const std::string& name);
+  Value shutdown();
+  // Streams when on_chunk is given.
+  GenerateResult generate(const GenerateOptions& options, const std::function<void(const Chunk&)>& on_chunk = {});
+
+  // Lower level: send a request map (an "id" is added) and return its id; wait for the next
+  // message for any request (heartbeats included).
+  uint64_t send(const std::string& op, Value::Map fields);
+  Value receive();
+  // Waits for the final reply to `id` (result, or RemoteError), passing chunks to on_chunk.
+  Value wait(uint64_t id, const std::function<void(const Value&)>& on_chunk = {});
+  // Asks the daemon to cancel request `id`; returns whether it was still in flight.
+  bool cancel(uint64_t id);
+  Value call(const std::string& op, Value::Map fields = {});
+
+  static Value::Map generate_fields(const GenerateOptions& options, bool stream);
+  static GenerateResult parse_result(const Value& reply);
+  static Chunk parse_chunk(const Value& chunk);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace decodelab::client

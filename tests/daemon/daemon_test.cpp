@@ -1,0 +1,399 @@
+// decodelabd end to end: the test starts the real binary on an ipc endpoint in a temporary
+// directory and talks to it through the C++ client (and raw ZeroMQ for malformed input).
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <zmq.hpp>
+
+#include "clients/cpp/client.hpp"
+#include "core/decoder.hpp"
+#include "core/model_factory.hpp"
+
+extern char** environ;
+
+namespace decodelab {
+namespace {
+
+using client::Client;
+using client::GenerateOptions;
+using client::RemoteError;
+using client::Value;
+
+const char* kTarget = "table(vocab=32,order=2,seed=1,sharpness=2)";
+const char* kDraft = "draft(temper=1.5,noise=0.2,seed=3)";
+
+// A decodelabd child process on a private ipc endpoint; stopped with SIGTERM at the end.
+class Daemon {
+ public:
+  explicit Daemon(std::vector<std::string> extra = {}) {
+    char dir_template[] = "/tmp/decodelabd-test-XXXXXX";
+    dir_ = mkdtemp(dir_template);
+    endpoint_ = "ipc://" + dir_ + "/d.sock";
+    std::vector<std::string> args{DECODELABD_PATH, "--bind", endpoint_, "--load", std::string("t=") + kTarget,
+                                  "--log-level", "warn"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    if (posix_spawn(&pid_, DECODELABD_PATH, nullptr, nullptr, argv.data(), environ) != 0) pid_ = -1;
+  }
+  ~Daemon() {
+    if (pid_ > 0) {
+      kill(pid_, SIGTERM);
+      wait_exit();
+    }
+    std::filesystem::remove_all(dir_);
+  }
+  const std::string& endpoint() const { return endpoint_; }
+  pid_t pid() const { return pid_; }
+  // Exit status, or -1 when it did not exit within 5 s.
+  int wait_exit() {
+    for (int i = 0; i < 500; ++i) {
+      int status = 0;
+      if (waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+    return -1;
+  }
+
+ private:
+  std::string dir_, endpoint_;
+  pid_t pid_ = -1;
+};
+
+GenerateOptions sample_request(uint64_t seed, int64_t max_tokens) {
+  GenerateOptions g;
+  g.models = {{"target", "t"}};
+  g.prompt = "a b c";
+  g.seed = seed;
+  g.max_tokens = max_tokens;
+  g.logprobs = true;
+  return g;
+}
+
+// The same generation through the library, in process.
+TokenStream library_generation(const std::string& decoder, const ParamMap& params, uint64_t seed, int max_tokens,
+                               bool with_draft) {
+  auto target = load_model(kTarget);
+  std::shared_ptr<LanguageModel> draft;
+  ModelSet models{{"target", target.get()}};
+  if (with_draft) {
+    draft = load_model(kDraft, target.get());
+    models.set("draft", draft.get());
+  }
+  auto d = make_decoder(decoder, params, &models);
+  std::vector<TokenId> prompt = target->tokenize("a b c", true);
+  TokenStream stream(prompt);
+  DecodeOptions options;
+  options.seed = seed;
+  options.max_new_tokens = max_tokens;
+  d->generate(models, options, stream);
+  return stream;
+}
+
+class DaemonTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { daemon_ = new Daemon({"--workers", "2", "--max-message-bytes", "4096", "--allow-shutdown"}); }
+  static void TearDownTestSuite() {
+    delete daemon_;
+    daemon_ = nullptr;
+  }
+  Client connect() { return Client(daemon_->endpoint(), {.timeout_s = 10.0}); }
+  static Daemon* daemon_;
+};
+Daemon* DaemonTest::daemon_ = nullptr;
+
+TEST_F(DaemonTest, HelloAndSchemas) {
+  Client c = connect();
+  const Value hello = c.hello();
+  EXPECT_EQ(hello.get("protocol")->as_int(), 1);
+  const Value decoders = c.list_decoders();
+  bool saw_sd = false;
+  for (const Value& d : decoders.get("decoders")->as_array()) {
+    if (d.get("name")->as_string() != "sd") continue;
+    saw_sd = true;
+    ASSERT_FALSE(d.get("params")->as_array().empty());
+    const Value& p = d.get("params")->as_array()[0];
+    for (const char* key : {"name", "type", "default", "min", "max", "doc", "choices"}) EXPECT_NE(p.get(key), nullptr) << key;
+    EXPECT_EQ(d.get("roles")->as_array().size(), 2u);
+  }
+  EXPECT_TRUE(saw_sd);
+}
+
+TEST_F(DaemonTest, GenerationEqualsTheLibrary) {
+  Client c = connect();
+  for (uint64_t seed : {1u, 2u, 99u}) {
+    const auto remote = c.generate(sample_request(seed, 40));
+    const TokenStream local = library_generation("sample", {}, seed, 40, false);
+    EXPECT_EQ(remote.tokens, local.generated_tokens()) << "seed " << seed;
+    ASSERT_EQ(remote.logprobs.size(), remote.tokens.size());
+    for (std::size_t i = 0; i < remote.tokens.size(); ++i) {
+      EXPECT_EQ(remote.logprobs[i], local.at(local.prompt_size() + i).logprob);
+    }
+    EXPECT_EQ(remote.stop_reason, "max_tokens");
+    EXPECT_EQ(remote.prompt_tokens, 3);
+  }
+}
+
+TEST_F(DaemonTest, SpeculativeGenerationWithADraftEqualsTheLibrary) {
+  Client c = connect();
+  c.load_model("d_spec", kDraft, "t");
+  GenerateOptions g = sample_request(5, 30);
+  g.models["draft"] = "d_spec";
+  g.decoder = "sd";
+  const auto remote = c.generate(g);
+  const TokenStream local = library_generation("sd", {}, 5, 30, true);
+  EXPECT_EQ(remote.tokens, local.generated_tokens());
+  EXPECT_GT(remote.stats.get("tokens_proposed")->as_int(), 0);
+  c.unload_model("d_spec");
+  EXPECT_THROW(c.generate(g), RemoteError);
+}
+
+TEST_F(DaemonTest, StreamingIsOrderedAndComplete) {
+  Client c = connect();
+  std::vector<TokenId> streamed;
+  std::string text;
+  std::size_t chunks = 0;
+  auto g = sample_request(3, 200);
+  const auto result = c.generate(g, [&](const client::Chunk& k) {
+    EXPECT_EQ(k.index, streamed.size());
+    EXPECT_EQ(k.logprobs.size(), k.tokens.size());
+    streamed.insert(streamed.end(), k.tokens.begin(), k.tokens.end());
+    text += k.text;
+    ++chunks;
+  });
+  EXPECT_GE(chunks, 1u);
+  EXPECT_EQ(streamed, result.tokens);
+  EXPECT_EQ(text, result.text);
+  EXPECT_EQ(result.tokens, c.generate(sample_request(3, 200)).tokens);  // streaming changes nothing
+}
+
+TEST_F(DaemonTest, StopStringsAndStopTokens) {
+  Client c = connect();
+  const auto full = c.generate(sample_request(3, 40));
+  auto g = sample_request(3, 40);
+  g.stop_token_ids = {full.tokens[5]};
+  const auto stopped = c.generate(g);
+  EXPECT_EQ(stopped.stop_reason, "stop_token");
+  EXPECT_EQ(stopped.tokens.back(), full.tokens[5]);
+  g = sample_request(3, 40);
+  const std::string needle = full.text.substr(10, 3);
+  g.stop = {needle};
+  const auto by_text = c.generate(g);
+  EXPECT_EQ(by_text.stop_reason, "stop_string");
+  EXPECT_EQ(by_text.text, full.text.substr(0, full.text.find(needle)));
+}
+
+TEST_F(DaemonTest, CancelStopsAStream) {
+  Client c = connect();
+  const uint64_t id = c.send("generate", Client::generate_fields(sample_request(4, 1 << 20), true));
+  bool cancelled = false;
+  std::size_t streamed = 0;
+  const Value reply = c.wait(id, [&](const Value& chunk) {
+    streamed += chunk.get("tokens")->as_array().size();
+    if (!cancelled) {
+      // A second connection, as a user's other thread would; cancels apply to the same client
+      // only, so this one must not find it.
+      Client other = connect();
+      EXPECT_FALSE(other.cancel(id));
+      c.send("cancel", {{"request_id", id}});
+      cancelled = true;
+    }
+  });
+  const auto r = Client::parse_result(reply);
+  EXPECT_EQ(r.stop_reason, "cancelled");
+  EXPECT_LT(r.tokens.size(), std::size_t(1 << 20));
+  EXPECT_EQ(streamed, r.tokens.size());
+  // The cancel's own reply arrives too.
+  const Value ack = c.receive();
+  EXPECT_TRUE(ack.get("found")->as_bool());
+}
+
+TEST_F(DaemonTest, DeadlinesStopRunningAndQueuedWork) {
+  Client c = connect();
+  auto g = sample_request(6, 1 << 20);
+  g.deadline_s = 0.1;
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto r = c.generate(g);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_EQ(r.stop_reason, "deadline");
+  EXPECT_LT(seconds, 5.0);
+  EXPECT_GE(r.timings.get("total_s")->as_double(), 0.1);
+}
+
+TEST_F(DaemonTest, BadInputGetsAnErrorAndTheDaemonKeepsServing) {
+  Client c = connect();
+  auto expect_error = [&](const std::string& op, Value::Map fields, const std::string& code, const std::string& field) {
+    try {
+      c.call(op, std::move(fields));
+      ADD_FAILURE() << op << ": no error";
+    } catch (const RemoteError& e) {
+      EXPECT_EQ(e.code(), code) << e.what();
+      EXPECT_EQ(e.field(), field) << e.what();
+    }
+    EXPECT_EQ(c.hello().get("protocol")->as_int(), 1);  // still serving
+  };
+  auto gen = [](Value::Map extra) {
+    Value::Map m = Client::generate_fields(sample_request(1, 4), false);
+    for (auto& f : extra) {
+      auto it = std::find_if(m.begin(), m.end(), [&](const auto& kv) { return kv.first == f.first; });
+      if (it != m.end()) it->second = f.second;
+      else m.push_back(f);
+    }
+    return m;
+  };
+  expect_error("teleport", {}, "not_found", "op");
+  expect_error("generate", gen({{"max_tokens", "ten"}}), "invalid_argument", "max_tokens");
+  expect_error("generate", gen({{"models", Value::Map{{"target", "nope"}}}}), "not_found", "models.target");
+  expect_error("generate", gen({{"decoder", "nope"}}), "not_found", "decoder");
+  expect_error("generate", gen({{"params", Value::Map{{"temperature", -2.0}}}}), "invalid_argument", "params");
+  expect_error("generate", gen({{"params", Value::Map{{"warp", 1}}}}), "invalid_argument", "params");
+  expect_error("generate", gen({{"decoder", "sd"}}), "invalid_argument", "models.draft");
+  expect_error("generate", gen({{"prompt", "zebra"}}), "invalid_argument", "prompt");
+  expect_error("generate", gen({{"bogus_field", 1}}), "invalid_argument", "bogus_field");
+  expect_error("load_model", {{"name", "x"}, {"spec", "table(vocab=-4)"}}, "invalid_argument", "spec");
+  expect_error("load_model", {{"name", "x"}, {"spec", "warp(drive=1)"}}, "not_found", "spec");
+  expect_error("load_model", {{"name", "t"}, {"spec", kTarget}}, "invalid_argument", "name");
+  expect_error("load_model", {{"name", "dd"}, {"spec", kDraft}, {"target", "none"}}, "not_found", "target");
+  expect_error("unload_model", {{"name", "none"}}, "not_found", "name");
+  {
+    auto m = Client::generate_fields(sample_request(1, 4), false);
+    m.erase(std::find_if(m.begin(), m.end(), [](const auto& kv) { return kv.first == "prompt"; }));
+    m.emplace_back("prompt_ids", Value::Array{1, 40});
+    expect_error("generate", m, "invalid_argument", "prompt_ids[1]");
+  }
+  expect_error("generate", gen({{"prompt", std::string(5000, 'a')}}), "too_large", "");
+  expect_error("shutdown", {{"now", true}}, "invalid_argument", "now");
+
+  // Raw bytes: not msgpack, not a map, two frames.
+  zmq::context_t ctx;
+  zmq::socket_t raw(ctx, zmq::socket_type::dealer);
+  raw.set(zmq::sockopt::linger, 0);
+  raw.set(zmq::sockopt::rcvtimeo, 5000);
+  raw.connect(daemon_->endpoint());
+  auto raw_error = [&](std::vector<std::string> frames) {
+    for (std::size_t i = 0; i < frames.size(); ++i) {
+      raw.send(zmq::buffer(frames[i]), i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
+    }
+    zmq::message_t reply;
+    EXPECT_TRUE(raw.recv(reply));
+    const Value v = daemon::unpack(reply.to_string_view());
+    EXPECT_EQ(v.get("type")->as_string(), "error");
+    return v.get("code")->as_string();
+  };
+  EXPECT_EQ(raw_error({"\xc1\xc1"}), "bad_format");
+  EXPECT_EQ(raw_error({daemon::pack(Value::Array{1, 2, 3})}), "invalid_argument");
+  EXPECT_EQ(raw_error({daemon::pack(Value::Map{{"id", 1}, {"op", "hello"}}), "x"}), "bad_format");
+  EXPECT_EQ(c.generate(sample_request(1, 4)).tokens.size(), 4u);
+
+  const Value metrics = c.metrics();
+  EXPECT_GT(metrics.get("errors")->as_int(), 15);
+  EXPECT_NE(metrics.get("errors_by_code")->get("not_found"), nullptr);
+}
+
+TEST_F(DaemonTest, StatusReportsModelsAndMemory) {
+  Client c = connect();
+  const Value s = c.status();
+  EXPECT_GT(s.get("rss_bytes")->as_int(), 0);
+  bool has_t = false;
+  for (const Value& m : s.get("models")->as_array()) has_t |= m.get("name")->as_string() == "t";
+  EXPECT_TRUE(has_t);
+  EXPECT_GE(c.list_models().get("loaders")->as_array().size(), 2u);
+}
+
+TEST_F(DaemonTest, ADisconnectedClientsWorkIsCancelled) {
+  {
+    Client gone = connect();
+    const uint64_t id = gone.send("generate", Client::generate_fields(sample_request(8, 1 << 20), true));
+    const Value first = gone.receive();
+    EXPECT_EQ(first.get("id")->as_int(), int64_t(id));
+  }  // socket closed mid-stream
+  Client c = connect();
+  bool idle = false;
+  for (int i = 0; i < 300 && !idle; ++i) {
+    idle = c.status().get("in_flight")->as_int() == 0;
+    if (!idle) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_TRUE(idle);
+}
+
+TEST(DaemonAlone, BusyWhenTheQueueIsFull) {
+  Daemon d({"--workers", "1", "--max-queue", "1"});
+  Client c(d.endpoint(), {.timeout_s = 10.0});
+  c.hello();
+  std::vector<uint64_t> ids;
+  for (int i = 0; i < 4; ++i) ids.push_back(c.send("generate", Client::generate_fields(sample_request(i, 1 << 20), false)));
+  int busy = 0;
+  try {
+    c.wait(ids[3]);
+  } catch (const RemoteError& e) {
+    EXPECT_EQ(e.code(), "busy");
+    ++busy;
+  }
+  try {
+    c.wait(ids[2]);
+  } catch (const RemoteError& e) {
+    EXPECT_EQ(e.code(), "busy");
+    ++busy;
+  }
+  EXPECT_EQ(busy, 2);
+  // A queued request with a short deadline is answered when it expires, not when a worker frees up.
+  auto late = sample_request(9, 4);
+  late.deadline_s = 0.05;
+  for (uint64_t id : {ids[1]}) c.cancel(id);  // frees the queue slot
+  try {
+    c.generate(late);
+    ADD_FAILURE() << "queued request ran despite its deadline";
+  } catch (const RemoteError& e) {
+    EXPECT_EQ(e.code(), "deadline_exceeded");
+  }
+  c.cancel(ids[0]);
+  EXPECT_EQ(c.generate(sample_request(1, 4)).tokens.size(), 4u);
+}
+
+TEST(DaemonAlone, SigtermMidStreamExitsCleanly) {
+  Daemon d;
+  Client c(d.endpoint(), {.timeout_s = 10.0});
+  const uint64_t id = c.send("generate", Client::generate_fields(sample_request(2, 1 << 20), true));
+  const Value first = c.receive();
+  EXPECT_EQ(first.get("type")->as_string(), "chunk");
+  kill(d.pid(), SIGTERM);
+  const Value last = c.wait(id);
+  EXPECT_EQ(last.get("stop_reason")->as_string(), "shutdown");
+  EXPECT_EQ(d.wait_exit(), 0);
+}
+
+TEST(DaemonAlone, SharedSecretIsRequired) {
+  Daemon d({"--secret", "s3cret"});
+  Client wrong(d.endpoint(), {.timeout_s = 10.0, .auth = "nope"});
+  try {
+    wrong.hello();
+    ADD_FAILURE();
+  } catch (const RemoteError& e) {
+    EXPECT_EQ(e.code(), "unauthorized");
+  }
+  Client right(d.endpoint(), {.timeout_s = 10.0, .auth = "s3cret"});
+  EXPECT_EQ(right.hello().get("auth_required")->as_bool(), true);
+}
+
+TEST(DaemonAlone, RefusesNonLoopbackTcpWithoutASecret) {
+  Daemon d({"--bind", "tcp://0.0.0.0:0", "--allow-remote"});
+  EXPECT_EQ(d.wait_exit(), 2);
+}
+
+}  // namespace
+}  // namespace decodelab

@@ -334,34 +334,28 @@ TEST_F(DaemonTest, ADisconnectedClientsWorkIsCancelled) {
 TEST(DaemonAlone, BusyWhenTheQueueIsFull) {
   Daemon d({"--workers", "1", "--max-queue", "1"});
   Client c(d.endpoint(), {.timeout_s = 10.0});
-  c.hello();
-  std::vector<uint64_t> ids;
-  for (int i = 0; i < 4; ++i) ids.push_back(c.send("generate", Client::generate_fields(sample_request(i, 1 << 20), false)));
-  int busy = 0;
-  try {
-    c.wait(ids[3]);
-  } catch (const RemoteError& e) {
-    EXPECT_EQ(e.code(), "busy");
-    ++busy;
-  }
-  try {
-    c.wait(ids[2]);
-  } catch (const RemoteError& e) {
-    EXPECT_EQ(e.code(), "busy");
-    ++busy;
-  }
-  EXPECT_EQ(busy, 2);
+  // Occupy the only worker: once a chunk arrives the request is running, not queued.
+  const uint64_t running = c.send("generate", Client::generate_fields(sample_request(1, 1 << 20), true));
+  EXPECT_EQ(c.receive().get("type")->as_string(), "chunk");
   // A queued request with a short deadline is answered when it expires, not when a worker frees up.
   auto late = sample_request(9, 4);
   late.deadline_s = 0.05;
-  for (uint64_t id : {ids[1]}) c.cancel(id);  // frees the queue slot
+  const uint64_t queued = c.send("generate", Client::generate_fields(late, false));
+  const uint64_t rejected = c.send("generate", Client::generate_fields(sample_request(2, 4), false));
   try {
-    c.generate(late);
+    c.wait(rejected);
+    ADD_FAILURE() << "a request beyond the queue bound was accepted";
+  } catch (const RemoteError& e) {
+    EXPECT_EQ(e.code(), "busy");
+  }
+  try {
+    c.wait(queued);
     ADD_FAILURE() << "queued request ran despite its deadline";
   } catch (const RemoteError& e) {
     EXPECT_EQ(e.code(), "deadline_exceeded");
   }
-  c.cancel(ids[0]);
+  EXPECT_TRUE(c.cancel(running));
+  EXPECT_EQ(Client::parse_result(c.wait(running)).stop_reason, "cancelled");
   EXPECT_EQ(c.generate(sample_request(1, 4)).tokens.size(), 4u);
 }
 

@@ -1,0 +1,70 @@
+"""Plain result types returned by the clients."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+
+@dataclass
+class Chunk:
+    """Tokens streamed as they were produced. ``index`` is the position of ``tokens[0]``
+    among the generated tokens; ``text`` is the new text (never a partial UTF-8 character)."""
+
+    index: int
+    tokens: List[int]
+    text: str
+    logprobs: Optional[List[float]] = None
+
+
+@dataclass
+class GenerateResult:
+    """The final reply of a generation.
+
+    ``stop_reason`` is one of max_tokens, eos, stop_token, stop_string, cancelled, deadline,
+    disconnected, shutdown. ``stats`` is the decoder's Stats (target_calls, tokens_accepted,
+    seconds per phase, decoder metrics, ...); ``timings`` has queue_s, lock_s, run_s, total_s.
+    """
+
+    id: int
+    tokens: List[int]
+    text: str
+    stop_reason: str
+    prompt_tokens: int
+    stats: Dict[str, Any] = field(default_factory=dict)
+    timings: Dict[str, float] = field(default_factory=dict)
+    logprobs: Optional[List[float]] = None
+
+    @classmethod
+    def from_reply(cls, r: dict) -> "GenerateResult":
+        return cls(id=r["id"], tokens=list(r["tokens"]), text=r["text"], stop_reason=r["stop_reason"],
+                   prompt_tokens=r["prompt_tokens"], stats=r.get("stats", {}), timings=r.get("timings", {}),
+                   logprobs=r.get("logprobs"))
+
+
+def chunk_from_message(m: dict) -> Chunk:
+    return Chunk(index=m["index"], tokens=list(m["tokens"]), text=m["text"], logprobs=m.get("logprobs"))
+
+
+def generate_fields(prompt=None, *, model="t", models=None, draft=None, decoder="sample", params=None,
+                    prompt_ids=None, seed=0, max_tokens=64, stop=None, stop_token_ids=None,
+                    stop_at_eos=True, logprobs=False, deadline=None) -> dict:
+    """The request fields of a generate op (shared by the sync and async clients)."""
+    roles = dict(models) if models else {"target": model}
+    if draft is not None:
+        roles["draft"] = draft
+    fields = {"models": roles, "decoder": decoder, "seed": seed, "max_tokens": max_tokens,
+              "stop_at_eos": stop_at_eos, "logprobs": logprobs}
+    if params:
+        fields["params"] = dict(params)
+    if prompt is not None:
+        fields["prompt"] = prompt
+    if prompt_ids is not None:
+        fields["prompt_ids"] = list(prompt_ids)
+    if stop:
+        fields["stop"] = [stop] if isinstance(stop, str) else list(stop)
+    if stop_token_ids:
+        fields["stop_token_ids"] = list(stop_token_ids)
+    if deadline is not None:
+        fields["deadline_s"] = float(deadline)
+    return fields

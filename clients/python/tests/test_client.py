@@ -1,0 +1,140 @@
+"""The Python clients against a real decodelabd."""
+
+import asyncio
+import json
+import subprocess
+
+import pytest
+
+import decodelab
+from conftest import DRAFT, TARGET, build_dir, start_daemon, stop_daemon
+
+
+def test_hello_and_schemas(client):
+    hello = client.hello()
+    assert hello["protocol"] == decodelab.PROTOCOL_VERSION
+    assert "table" in hello["backends"]
+    decoders = {d["name"]: d for d in client.list_decoders()}
+    assert {"sample", "greedy", "sd"} <= decoders.keys()
+    temperature = next(p for p in decoders["sample"]["params"] if p["name"] == "temperature")
+    assert temperature["type"] == "real" and temperature["min"] == 0
+
+
+def test_generate_equals_the_cli(client):
+    cli = build_dir() / "bin" / "decodelab"
+    out = subprocess.run([str(cli), "generate", "--model", TARGET, "--prompt", "a b c", "--seed", "11",
+                          "--max-tokens", "24", "--json"], check=True, capture_output=True, text=True).stdout
+    expected = json.loads(out)
+    result = client.generate("a b c", model="t", seed=11, max_tokens=24, logprobs=True)
+    assert result.tokens == expected["tokens"]
+    assert result.text == expected["text"]
+    assert result.stop_reason == "max_tokens"
+    assert result.logprobs == pytest.approx(expected["logprobs"], abs=1e-4)
+    assert result.stats["target_calls"] == expected["target_calls"]
+
+
+def test_stream_yields_every_token_in_order(client):
+    seen = []
+    with client.stream("a b c", model="t", seed=4, max_tokens=300, logprobs=True) as s:
+        for chunk in s:
+            assert chunk.index == len(seen)
+            assert len(chunk.logprobs) == len(chunk.tokens)
+            seen += chunk.tokens
+    assert s.result.tokens == seen
+    assert seen == client.generate("a b c", model="t", seed=4, max_tokens=300).tokens
+
+
+def test_leaving_a_stream_early_cancels_it(client):
+    with client.stream("a b", model="t", seed=1, max_tokens=1 << 20) as s:
+        first = next(iter(s))
+        assert first.tokens
+    assert s.result.stop_reason == "cancelled"
+    assert len(s.result.tokens) < 1 << 20
+    assert client.status()["in_flight"] == 0 or client.status()["queue_depth"] == 0
+
+
+def test_errors_are_typed_and_name_the_field(client):
+    with pytest.raises(decodelab.NotFound) as e:
+        client.generate("a b", model="missing")
+    assert e.value.field == "models.target"
+    with pytest.raises(decodelab.InvalidArgument) as e:
+        client.generate("a b", model="t", params={"top_p": 2.0})
+    assert e.value.field == "params" and "top_p" in e.value.message
+    with pytest.raises(decodelab.NotFound) as e:
+        client.generate("a b", model="t", decoder="nope")
+    assert e.value.field == "decoder"
+    with pytest.raises(decodelab.InvalidArgument) as e:
+        client.call("generate", models={"target": "t"}, prompt="a", max_tokens="x")
+    assert e.value.field == "max_tokens"
+    with pytest.raises(decodelab.Forbidden):
+        client.shutdown()
+    assert client.generate("a", model="t", max_tokens=3).tokens  # still serving
+
+
+def test_draft_models_and_speculative_decoding(client):
+    client.load_model("py_draft", DRAFT, target="t")
+    try:
+        names = [m["name"] for m in client.list_models()["models"]]
+        assert "py_draft" in names
+        spec = client.generate("a b c", model="t", draft="py_draft", decoder="sd", seed=2, max_tokens=40)
+        assert spec.stats["tokens_proposed"] > 0
+        assert len(spec.tokens) == 40
+    finally:
+        client.unload_model("py_draft")
+    with pytest.raises(decodelab.NotFound):
+        client.unload_model("py_draft")
+
+
+def test_metrics_count_requests_and_errors(client):
+    client.generate("a", model="t", max_tokens=2)
+    with pytest.raises(decodelab.NotFound):
+        client.generate("a", model="none")
+    m = client.metrics()
+    assert m["requests_by_op"]["generate"] >= 2
+    assert m["errors_by_code"]["not_found"] >= 1
+    assert m["latency"]["generate"]["p50_s"] > 0
+
+
+def test_async_client_runs_requests_concurrently(daemon):
+    async def main():
+        async with decodelab.AsyncClient(daemon, timeout=10) as c:
+            assert (await c.hello())["protocol"] == 1
+            results = await asyncio.gather(*(c.generate("a b", model="t", seed=s, max_tokens=20) for s in range(6)))
+            assert all(len(r.tokens) == 20 for r in results)
+            streamed = []
+            stream = c.stream("a b", model="t", seed=3, max_tokens=50)
+            async for chunk in stream:
+                streamed += chunk.tokens
+            assert streamed == stream.result.tokens == (await c.generate("a b", model="t", seed=3, max_tokens=50)).tokens
+            async with c.stream("a b", model="t", max_tokens=1 << 20) as s:
+                async for _ in s:
+                    break
+            assert s.result.stop_reason == "cancelled"
+            with pytest.raises(decodelab.InvalidArgument):
+                await c.generate("a b", model="t", max_tokens=-1)
+
+    asyncio.run(main())
+
+
+def test_secret_and_busy():
+    # start_daemon's readiness hello carries no secret, so this daemon is started by hand.
+    import tempfile
+    tmp = tempfile.TemporaryDirectory(prefix="decodelabd-py-")
+    endpoint = f"ipc://{tmp.name}/d.sock"
+    proc = subprocess.Popen([str(build_dir() / "bin" / "decodelabd"), "--bind", endpoint, "--load", f"t={TARGET}",
+                             "--secret", "pw", "--workers", "1", "--max-queue", "1", "--log-level", "error"])
+    try:
+        with decodelab.Client(endpoint, timeout=10) as wrong:
+            with pytest.raises(decodelab.Unauthorized):
+                wrong.hello()
+        with decodelab.Client(endpoint, timeout=10, auth="pw") as c:
+            running = c.stream("a", model="t", max_tokens=1 << 20)
+            next(iter(running))  # the only worker is busy with it now
+            queued = c.send("generate", models={"target": "t"}, prompt="a", max_tokens=4)
+            rejected = c.send("generate", models={"target": "t"}, prompt="a", max_tokens=4)
+            with pytest.raises(decodelab.Busy):
+                c.wait(rejected)
+            assert running.cancel().stop_reason == "cancelled"
+            assert len(c.wait(queued)["tokens"]) == 4
+    finally:
+        stop_daemon(proc, tmp)

@@ -1,7 +1,9 @@
 // Request decoding and reply encoding for decodelabd. Decoding never trusts the input: sizes and
 // nesting are bounded before msgpack allocates, every field is type-checked, unknown fields are
 // errors (a typo such as "max_token" must not silently fall back to a default).
-#define MSGPACK_NO_BOOST
+#ifndef MSGPACK_NO_BOOST
+#define MSGPACK_NO_BOOST  // msgpack-cxx without its Boost-based adaptors
+#endif
 #include "daemon/protocol.hpp"
 
 #include <cmath>

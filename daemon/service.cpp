@@ -1,5 +1,7 @@
 // decodelabd's service: see service.hpp for the threads and who owns what.
-#define MSGPACK_NO_BOOST
+#ifndef MSGPACK_NO_BOOST
+#define MSGPACK_NO_BOOST  // msgpack-cxx without its Boost-based adaptors
+#endif
 #include "daemon/service.hpp"
 
 #include <sys/eventfd.h>

@@ -282,6 +282,7 @@ struct Service::Impl {
 
   zmq::context_t context{1};
   zmq::socket_t router{context, zmq::socket_type::router};
+  std::thread::id io_thread;  // the thread in run()
   int wake_fd = -1;  // eventfd: workers and the control thread wake the I/O thread through it
 
   std::mutex outbox_mutex;
@@ -321,14 +322,15 @@ struct Service::Impl {
     [[maybe_unused]] auto n = ::write(wake_fd, &one, sizeof one);
   }
 
-  // Any thread: queue a message for the I/O thread to send.
+  // Any thread: queue a message for the I/O thread to send. The I/O thread flushes after every
+  // batch of requests, so only other threads need to wake it.
   void post(const std::string& identity, const Value& message) {
     std::string packed = pack(message);
     {
       std::lock_guard lock(outbox_mutex);
       outbox.emplace_back(identity, std::move(packed));
     }
-    wake();
+    if (std::this_thread::get_id() != io_thread) wake();
   }
 
   void post_error(const std::string& identity, uint64_t id, const std::string& code, const std::string& message,
@@ -651,6 +653,7 @@ struct Service::Impl {
   }
 
   int run() {
+    io_thread = std::this_thread::get_id();
     wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (wake_fd < 0) fail(ErrorCode::internal, "eventfd failed");
     for (const auto& [name, spec] : config.preload) {
@@ -687,7 +690,10 @@ struct Service::Impl {
         [[maybe_unused]] auto n = ::read(wake_fd, &count, sizeof count);
       }
       flush_outbox();
-      if (items[0].revents & ZMQ_POLLIN) receive_all();
+      if (items[0].revents & ZMQ_POLLIN) {
+        receive_all();
+        flush_outbox();
+      }
       if (stopping && !draining) {
         draining = true;
         give_up = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(config.shutdown_grace_s));
@@ -704,6 +710,14 @@ struct Service::Impl {
       else w.join();
     }
     flush_outbox();
+    // Let the control thread finish its handlers (timer cancellations) so no timer outlives the
+    // io_context; stop it outright if something still waits after a second.
+    asio::post(io, [this] {
+      heartbeat->cancel();
+      signals->cancel();
+    });
+    guard.reset();
+    for (int i = 0; i < 100 && !io.stopped(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
     io.stop();
     control.join();
     if (abandoned) {

@@ -359,6 +359,30 @@ TEST(DaemonAlone, BusyWhenTheQueueIsFull) {
   EXPECT_EQ(c.generate(sample_request(1, 4)).tokens.size(), 4u);
 }
 
+TEST(DaemonAlone, ClientsAreServedRoundRobin) {
+  // One worker. Client A queues three requests, then client B one: B must not wait for all of A's.
+  Daemon d({"--workers", "1"});
+  Client a(d.endpoint(), {.timeout_s = 20.0});
+  Client b(d.endpoint(), {.timeout_s = 20.0});
+  const uint64_t blocker = a.send("generate", Client::generate_fields(sample_request(1, 1 << 20), true));
+  EXPECT_EQ(a.receive().get("type")->as_string(), "chunk");  // the worker is busy with it
+  std::vector<uint64_t> a_ids;
+  for (int i = 0; i < 3; ++i) a_ids.push_back(a.send("generate", Client::generate_fields(sample_request(10 + i, 2000), false)));
+  EXPECT_GE(a.status().get("queue_depth")->as_int(), 3);  // all queued before B arrives
+  const uint64_t b_id = b.send("generate", Client::generate_fields(sample_request(20, 2000), false));
+  while (b.status().get("queue_depth")->as_int() < 4) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  EXPECT_TRUE(a.cancel(blocker));
+  a.wait(blocker);
+  // Order of service: A1, B, A2, A3. When B's reply arrives, A's last request has not finished.
+  b.wait(b_id);
+  const Value a_status = a.status();
+  a.wait(a_ids[0]);
+  // A's second or third request is still queued or running when B is done.
+  EXPECT_GE(a_status.get("queue_depth")->as_int() + a_status.get("in_flight")->as_int(), 1);
+  a.wait(a_ids[1]);
+  a.wait(a_ids[2]);
+}
+
 TEST(DaemonAlone, SigtermMidStreamExitsCleanly) {
   Daemon d;
   Client c(d.endpoint(), {.timeout_s = 10.0});

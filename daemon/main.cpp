@@ -4,6 +4,8 @@
 #include <string>
 #include <vector>
 
+#include <zmq.h>
+
 #include "core/error.hpp"
 #include "daemon/service.hpp"
 
@@ -25,6 +27,7 @@ const char* kUsage = R"USAGE(usage: decodelabd [options]
   --allow-shutdown        honor the "shutdown" op
   --load NAME=SPEC        load a model at start (repeatable), e.g. --load t='table(vocab=32)'
   --log-level LEVEL       error, warn, info (default), debug
+  --curve-keygen          print a new CURVE keypair (public, then secret, Z85) and exit
 )USAGE";
 
 double parse_number(const std::string& text, const std::string& option) {
@@ -47,7 +50,8 @@ int main(int argc, char** argv) {
     for (std::size_t i = 0; i < args.size(); ++i) {
       std::string name = args[i];
       std::string value;
-      const bool is_flag = name == "--allow-remote" || name == "--allow-shutdown" || name == "--help" || name == "-h";
+      const bool is_flag = name == "--allow-remote" || name == "--allow-shutdown" || name == "--help" || name == "-h" ||
+                           name == "--curve-keygen";
       if (const auto eq = name.find('='); eq != std::string::npos && name.rfind("--", 0) == 0) {
         value = name.substr(eq + 1);
         name = name.substr(0, eq);
@@ -57,6 +61,13 @@ int main(int argc, char** argv) {
       }
       if (name == "--help" || name == "-h") {
         std::fputs(kUsage, stdout);
+        return 0;
+      } else if (name == "--curve-keygen") {
+        char public_key[41], secret_key[41];
+        if (zmq_curve_keypair(public_key, secret_key) != 0) {
+          decodelab::fail(decodelab::ErrorCode::unsupported, "this libzmq has no CURVE support");
+        }
+        std::printf("public %s\nsecret %s\n", public_key, secret_key);
         return 0;
       } else if (name == "--bind") config.endpoints.push_back(value);
       else if (name == "--secret") config.secret = value;

@@ -20,6 +20,13 @@ struct Client::Impl {
 Client::Client(const std::string& endpoint, ClientOptions options) : impl_(std::make_unique<Impl>()) {
   impl_->options = std::move(options);
   impl_->socket.set(zmq::sockopt::linger, 0);
+  if (!impl_->options.curve_server_key.empty()) {
+    char public_key[41], secret_key[41];
+    if (zmq_curve_keypair(public_key, secret_key) != 0) fail(ErrorCode::unsupported, "this libzmq has no CURVE support");
+    impl_->socket.set(zmq::sockopt::curve_serverkey, impl_->options.curve_server_key);
+    impl_->socket.set(zmq::sockopt::curve_publickey, std::string(public_key));
+    impl_->socket.set(zmq::sockopt::curve_secretkey, std::string(secret_key));
+  }
   try {
     impl_->socket.connect(endpoint);
   } catch (const zmq::error_t& e) {

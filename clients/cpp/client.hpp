@@ -42,6 +42,7 @@ class RemoteError : public std::runtime_error {
 struct ClientOptions {
   double timeout_s = 30.0;  // longest wait for any one message; a daemon silent for longer is an error
   std::string auth;         // shared secret, when the daemon requires one
+  std::string curve_server_key;  // Z85 public key of a daemon running with CURVE; the client makes its own keypair
 };
 
 struct GenerateOptions {

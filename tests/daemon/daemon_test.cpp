@@ -408,6 +408,21 @@ TEST(DaemonAlone, SharedSecretIsRequired) {
   EXPECT_EQ(right.hello().get("auth_required")->as_bool(), true);
 }
 
+TEST(DaemonAlone, CurveEncryptedTcp) {
+  if (!zmq_has("curve")) GTEST_SKIP() << "libzmq without CURVE";
+  char public_key[41], secret_key[41];
+  ASSERT_EQ(zmq_curve_keypair(public_key, secret_key), 0);
+  // Port 0 is not allowed for a fixed endpoint we must connect to; pick one from the pid.
+  const std::string endpoint = "tcp://127.0.0.1:" + std::to_string(40000 + getpid() % 20000);
+  Daemon d({"--bind", endpoint, "--curve-secret-key", secret_key});
+  Client c(endpoint, {.timeout_s = 10.0, .curve_server_key = public_key});
+  EXPECT_EQ(c.hello().get("protocol")->as_int(), 1);
+  EXPECT_EQ(c.generate(sample_request(1, 4)).tokens.size(), 4u);
+  // A client without the server key cannot complete the handshake: it gets no reply at all.
+  Client plain(endpoint, {.timeout_s = 0.3});
+  EXPECT_THROW(plain.hello(), Error);
+}
+
 TEST(DaemonAlone, RefusesNonLoopbackTcpWithoutASecret) {
   Daemon d({"--bind", "tcp://0.0.0.0:0", "--allow-remote"});
   EXPECT_EQ(d.wait_exit(), 2);

@@ -18,7 +18,7 @@ import msgpack
 import zmq
 import zmq.asyncio
 
-from .client import DEFAULT_ENDPOINT
+from .client import DEFAULT_ENDPOINT, enable_curve
 from .errors import Timeout, error_from_reply
 from .types import Chunk, GenerateResult, chunk_from_message, generate_fields
 
@@ -26,13 +26,16 @@ from .types import Chunk, GenerateResult, chunk_from_message, generate_fields
 class AsyncClient:
     """One DEALER socket; a reader task routes replies to the request that awaits them."""
 
-    def __init__(self, endpoint: str = DEFAULT_ENDPOINT, *, timeout: float = 30.0, auth: Optional[str] = None):
+    def __init__(self, endpoint: str = DEFAULT_ENDPOINT, *, timeout: float = 30.0, auth: Optional[str] = None,
+                 curve_server_key: Optional[str] = None):
         self.endpoint = endpoint
         self.timeout = timeout
         self.auth = auth
         self._context = zmq.asyncio.Context.instance()
         self._socket = self._context.socket(zmq.DEALER)
         self._socket.setsockopt(zmq.LINGER, 0)
+        if curve_server_key:
+            enable_curve(self._socket, curve_server_key)
         self._socket.connect(endpoint)
         self._ids = itertools.count(1)
         self._queues: Dict[int, asyncio.Queue] = {}

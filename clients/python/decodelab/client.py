@@ -29,21 +29,32 @@ from .types import Chunk, GenerateResult, chunk_from_message, generate_fields
 DEFAULT_ENDPOINT = "ipc:///tmp/decodelabd.sock"
 
 
+def enable_curve(socket, server_key: str) -> None:
+    """Makes ``socket`` a CURVE client of the server with public key ``server_key`` (Z85)."""
+    public, secret = zmq.curve_keypair()
+    socket.curve_serverkey = server_key.encode() if isinstance(server_key, str) else server_key
+    socket.curve_publickey = public
+    socket.curve_secretkey = secret
+
+
 class Client:
     """A connection to decodelabd.
 
     ``timeout`` bounds the wait for any one message (seconds); ``auth`` is the daemon's
-    shared secret when it requires one.
+    shared secret when it requires one; ``curve_server_key`` (Z85) is the public key of a daemon
+    running with CURVE encryption (the client makes its own keypair).
     """
 
     def __init__(self, endpoint: str = DEFAULT_ENDPOINT, *, timeout: float = 30.0, auth: Optional[str] = None,
-                 context: Optional[zmq.Context] = None):
+                 curve_server_key: Optional[str] = None, context: Optional[zmq.Context] = None):
         self.endpoint = endpoint
         self.timeout = timeout
         self.auth = auth
         self._context = context or zmq.Context.instance()
         self._socket = self._context.socket(zmq.DEALER)
         self._socket.setsockopt(zmq.LINGER, 0)
+        if curve_server_key:
+            enable_curve(self._socket, curve_server_key)
         self._socket.connect(endpoint)
         self._ids = itertools.count(1)
         # Messages that arrived for other requests while waiting for one.

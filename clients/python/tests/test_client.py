@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import os
 import subprocess
 import time
 
@@ -142,5 +143,20 @@ def test_secret_and_busy():
                 c.wait(rejected)
             assert running.cancel().stop_reason == "cancelled"
             assert len(c.wait(queued)["tokens"]) == 4
+    finally:
+        stop_daemon(proc, tmp)
+
+
+def test_curve_encryption():
+    import tempfile
+    public, secret = (k.decode() for k in __import__("zmq").curve_keypair())
+    tmp = tempfile.TemporaryDirectory(prefix="decodelabd-py-")
+    port = 40000 + (os.getpid() * 7) % 20000
+    endpoint = f"tcp://127.0.0.1:{port}"
+    proc = subprocess.Popen([str(build_dir() / "bin" / "decodelabd"), "--bind", endpoint, "--load", f"t={TARGET}",
+                             "--curve-secret-key", secret, "--log-level", "error"])
+    try:
+        with decodelab.Client(endpoint, timeout=10, curve_server_key=public) as c:
+            assert len(c.generate("a b", model="t", max_tokens=5).tokens) == 5
     finally:
         stop_daemon(proc, tmp)

@@ -1,4 +1,5 @@
-// smc: reward-guided sequential Monte Carlo ("Sampling for Quality", spec section 3), prefix-only.
+// smc: reward-guided sequential Monte Carlo ("Sampling for Quality", spec section 3), prefix-only
+// or lookahead.
 //
 // N particles are forked KV sequences of the target. Every token step evaluates the particles'
 // newest tokens in ONE evaluate() call (one TreeEval per live particle) and draws each particle's
@@ -14,9 +15,16 @@
 // (suffixes that hit a stop token early are rejected), which leaves the current target invariant.
 // The returned sequence is one particle drawn by final weight.
 //
+// Lookahead (lookahead = R > 0): the intermediate targets are twisted by V_t(x) = E_m[Psi(X) /
+// Psi(x) | x], estimated by R rollouts from m per particle; the weight gains log V-hat_t -
+// log V-hat_{t-1} and V = 1 once a particle is finished. The estimate travels with the particle
+// (random-weight SMC) and MH uses it pseudo-marginally, so both stay exact.
+//
 // Random numbers: particle i's token at position p uses random_stream(seed, sample, p, i + 1);
 // resampling at p uses random_stream(seed, resample, p); the final choice random_stream(seed,
-// resample, p, 1); MH sweeps random_stream(seed, proposal, p, 1 + i + 65536 * sweep).
+// resample, p, 1); MH sweeps random_stream(seed, proposal, p, 1 + i + 65536 * sweep); lookahead
+// rollouts random_stream(seed, user, p, 1 + (salt << 32) + 4096 i + r), salt 0 for the weights and
+// 1 + sweep for MH proposals (independent estimates, as pseudo-marginal MH requires).
 //
 // Metrics: log_evidence (log Z-hat), resamples, min_ess, mh_proposed, mh_accepted, particles,
 // final_ess.
@@ -45,6 +53,7 @@ struct Particle {
   bool stopped = false;      // drew a stop token
   double log_w = 0.0;
   double log_psi = 0.0;
+  double log_v = 0.0;        // lookahead: log of the carried estimate of V_t (0 = prefix-only or finished)
 };
 
 struct Settings {
@@ -53,6 +62,7 @@ struct Settings {
   double ess_threshold = 0.5;
   ResamplingScheme scheme = ResamplingScheme::systematic;
   int mh_steps = 0;
+  int lookahead = 0;  // rollouts per particle for the lookahead twist V_t (0 = prefix-only)
   double alpha = 1.0;
   std::string constraint;
   std::string reward;
@@ -129,6 +139,16 @@ class SmcDecoder final : public Decoder, public RewardSettable {
           if (std::isnan(p.log_w)) p.log_w = kMinusInf;  // -inf - -inf: the particle was already dead
           p.log_psi = psi[k];
         }
+        if (s_.lookahead > 0) {
+          PhaseTimer lookahead_timer(stats, "lookahead");
+          const std::vector<double> lv = last ? std::vector<double>(moved.size(), 0.0) : log_values(ps, moved, max_new, 0, stats);
+          for (std::size_t k = 0; k < moved.size(); ++k) {
+            Particle& p = ps[moved[k]];
+            if (!std::isfinite(p.log_w)) continue;
+            p.log_w += lv[k] - p.log_v;
+            p.log_v = lv[k];
+          }
+        }
       }
       std::vector<double> lw = log_weights(ps);
       if (std::isinf(log_sum_exp(lw))) {
@@ -141,7 +161,7 @@ class SmcDecoder final : public Decoder, public RewardSettable {
         PhaseTimer timer(stats, "resample");
         resample_particles(ps, prompt.size() + std::size_t(generated));
         resamples += 1;
-        for (int sweep = 0; sweep < s_.mh_steps; ++sweep) mh_sweep(ps, sweep, stats, mh_proposed, mh_accepted);
+        for (int sweep = 0; sweep < s_.mh_steps; ++sweep) mh_sweep(ps, sweep, max_new, stats, mh_proposed, mh_accepted);
       }
     }
 
@@ -204,12 +224,17 @@ class SmcDecoder final : public Decoder, public RewardSettable {
     return rows;
   }
 
-  // Draws the next token of `p` from q = chain(logits) with uniform u.
-  void draw(Particle& p, std::span<const float> logits, double u) {
-    Candidates c = Candidates::from_logits(logits);
-    auto chain = chain_->clone();
-    chain->apply(c);
-    const std::vector<float> q = c.dense_probs(int(logits.size()));
+  // Draws the next token of `p` from q = chain(logits) (or from m itself: rollouts) with uniform u.
+  void draw(Particle& p, std::span<const float> logits, double u, bool from_model = false) {
+    std::vector<float> q;
+    if (from_model) {
+      q = softmax(logits);
+    } else {
+      Candidates c = Candidates::from_logits(logits);
+      auto chain = chain_->clone();
+      chain->apply(c);
+      q = c.dense_probs(int(logits.size()));
+    }
     const TokenId t = sample_from_weights(q, u);
     p.tokens.push_back(t);
     p.log_m.push_back(float(double(logits[std::size_t(t)]) - decodelab::log_sum_exp(logits)));
@@ -241,6 +266,48 @@ class SmcDecoder final : public Decoder, public RewardSettable {
     return sum;
   }
 
+  // Lookahead: log V-hat_t for the particles `which`, V_t(x) = E_{X ~ m}[Psi(X) / Psi(x) | prefix x]
+  // estimated by `lookahead` rollouts from m to the end (stop token or max length), all particles'
+  // rollouts advancing in one batched forward pass per token. Stopped particles get V = 1 (log 0).
+  // The estimate is unbiased, so carrying it with the particle keeps SMC exact (random weights).
+  std::vector<double> log_values(const std::vector<Particle>& ps, const std::vector<std::size_t>& which, int max_new, uint64_t salt, Stats& stats) {
+    std::vector<Particle> rollouts;
+    std::vector<std::size_t> owner;  // index into `which`
+    for (std::size_t k = 0; k < which.size(); ++k) {
+      const Particle& p = ps[which[k]];
+      if (p.stopped || !std::isfinite(p.log_psi)) continue;
+      for (int r = 0; r < s_.lookahead; ++r) {
+        Particle copy = p;
+        copy.seq = target_->fork(p.seq);
+        rollouts.push_back(std::move(copy));
+        owner.push_back(k);
+      }
+    }
+    std::vector<PhiloxStream> rngs;
+    for (std::size_t j = 0; j < rollouts.size(); ++j)
+      rngs.push_back(random_stream(options_->seed, RandomStream::user, prompt_.size() + rollouts[j].tokens.size(), 1 + (salt << 32) + which[owner[j]] * 4096 + j % std::size_t(s_.lookahead)));
+    for (;;) {
+      std::vector<std::size_t> live;
+      for (std::size_t j = 0; j < rollouts.size(); ++j)
+        if (!rollouts[j].stopped && int(rollouts[j].tokens.size()) < max_new) live.push_back(j);
+      if (live.empty()) break;
+      const std::vector<Matrix> rows = evaluate_pending(rollouts, live, stats);
+      for (std::size_t k = 0; k < live.size(); ++k) draw(rollouts[live[k]], rows[k].row(0), rngs[live[k]].uniform_double(), true);
+    }
+    std::vector<std::size_t> all(rollouts.size());
+    for (std::size_t j = 0; j < all.size(); ++j) all[j] = j;
+    const std::vector<double> psi = log_psi(rollouts, all, true);
+    std::vector<std::vector<double>> per(which.size());
+    for (std::size_t j = 0; j < rollouts.size(); ++j) {
+      per[owner[j]].push_back(psi[j]);
+      target_->free_sequence(rollouts[j].seq);
+    }
+    std::vector<double> out(which.size(), 0.0);
+    for (std::size_t k = 0; k < which.size(); ++k)
+      if (!per[k].empty()) out[k] = log_sum_exp(per[k]) - std::log(double(per[k].size())) - ps[which[k]].log_psi;
+    return out;
+  }
+
   void resample_particles(std::vector<Particle>& ps, std::size_t position) {
     std::vector<double> lw = log_weights(ps);
     const double lse = log_sum_exp(lw);
@@ -263,7 +330,7 @@ class SmcDecoder final : public Decoder, public RewardSettable {
 
   // One MH sweep over the unfinished particles, regenerating suffixes in lockstep (one batched
   // forward pass per regenerated position).
-  void mh_sweep(std::vector<Particle>& ps, int sweep, Stats& stats, int64_t& proposed, int64_t& accepted) {
+  void mh_sweep(std::vector<Particle>& ps, int sweep, int max_new, Stats& stats, int64_t& proposed, int64_t& accepted) {
     struct Move {
       std::size_t index;
       PhiloxStream rng;
@@ -319,7 +386,10 @@ class SmcDecoder final : public Decoder, public RewardSettable {
       proposals.push_back(moves[k].proposal);
       all.push_back(proposals.size() - 1);
     }
-    const std::vector<double> psi = log_psi(proposals, all, false);
+    std::vector<double> psi = log_psi(proposals, all, false);
+    for (std::size_t j = 0; j < proposals.size(); ++j) proposals[j].log_psi = psi[j];
+    // Pseudo-marginal lookahead: a fresh V-hat for the proposal, the carried one for the current state.
+    const std::vector<double> lv = s_.lookahead > 0 ? log_values(proposals, all, max_new, 1 + uint64_t(sweep), stats) : std::vector<double>(all.size(), 0.0);
     for (std::size_t k = 0; k < moves.size(); ++k) {
       Move& m = moves[k];
       proposed += 1;
@@ -328,7 +398,8 @@ class SmcDecoder final : public Decoder, public RewardSettable {
       if (!m.rejected) {
         const std::size_t j = std::size_t(std::find(done.begin(), done.end(), k) - done.begin());
         m.proposal.log_psi = psi[j];
-        double log_a = m.proposal.log_psi - cur.log_psi;
+        m.proposal.log_v = lv[j];
+        double log_a = m.proposal.log_psi - cur.log_psi + m.proposal.log_v - cur.log_v;
         for (std::size_t t = 0; t < cur.tokens.size(); ++t) {
           log_a += double(m.proposal.log_m[t]) - double(cur.log_m[t]);
           log_a += double(cur.log_q[t]) - double(m.proposal.log_q[t]);
@@ -366,6 +437,7 @@ const RegisterDecoder reg_smc({
         ParamSpec::real("ess_threshold", 0.5, 0.0, 1.0, "resample when ESS < ess_threshold * N (0 = never, 1 = always)"),
         ParamSpec::string("resampling", "systematic", "resampling scheme", {"systematic", "stratified", "multinomial"}),
         ParamSpec::integer("mh_steps", 0, 0, 64, "Metropolis-Hastings rejuvenation sweeps after each resampling"),
+        ParamSpec::integer("lookahead", 0, 0, 1024, "lookahead SMC: rollouts per particle estimating the future potential V_t (0 = prefix-only)"),
         ParamSpec::real("alpha", 1.0, 0.0, 64.0, "power-tempering exponent: target m(x)^alpha (1 = off)"),
         ParamSpec::string("constraint", "", "constraint potential: a constraint spec (regex(pattern=...), json, stop(...)); empty = none"),
         ParamSpec::string("reward", "", "name of a registered external reward provider (register_reward_provider); empty = none"),
@@ -379,6 +451,7 @@ const RegisterDecoder reg_smc({
       s.ess_threshold = p.get_real("ess_threshold");
       s.scheme = parse_resampling_scheme(p.get_string("resampling"));
       s.mh_steps = int(p.get_int("mh_steps"));
+      s.lookahead = int(p.get_int("lookahead"));
       s.alpha = p.get_real("alpha");
       s.constraint = p.get_string("constraint");
       s.reward = p.get_string("reward");

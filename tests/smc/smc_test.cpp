@@ -130,6 +130,18 @@ TEST(Smc, ManyParticlesSampleThePowerTarget) {
   EXPECT_LT(testing::goodness_of_fit(counts, probs, 1e-3).p_value, 1e-3);
 }
 
+TEST(Smc, LookaheadIsExactToo) {
+  auto m = model();
+  ModelSet models{{"target", m.get()}};
+  double z = 0.0;
+  const auto law = exact_target(*m, [](const std::vector<TokenId>&, double log_m) { return 2.0 * log_m; }, &z);
+  auto d = make_decoder("smc", {{"particles", int64_t(4)}, {"alpha", 3.0}, {"lookahead", int64_t(2)}, {"mh_steps", int64_t(1)}}, &models);
+  const Runs r = run_many(*d, models, 3000, 4000);
+  EXPECT_NEAR(r.z_mean, z, 4 * r.z_se) << "lookahead evidence, Z=" << z;
+  auto many = make_decoder("smc", {{"particles", int64_t(64)}, {"alpha", 3.0}, {"lookahead", int64_t(2)}}, &models);
+  expect_law(run_many(*many, models, 2000, 8000), law, 2000);
+}
+
 TEST(Smc, WithoutPotentialsItIsTheBaseSampler) {
   auto m = model();
   ModelSet models{{"target", m.get()}};

@@ -15,6 +15,10 @@
 // (suffixes that hit a stop token early are rejected), which leaves the current target invariant.
 // The returned sequence is one particle drawn by final weight.
 //
+// AWRS-SMC (proposal = awrs): each token is drawn by adaptive weighted rejection sampling under the
+// constraint (samplers/awrs/awrs.hpp) and the weight gains log Z-hat; with the constraint potential
+// checking completion, the particles target m(x) 1[x in L] exactly instead of the myopic LCD law.
+//
 // Lookahead (lookahead = R > 0): the intermediate targets are twisted by V_t(x) = E_m[Psi(X) /
 // Psi(x) | x], estimated by R rollouts from m per particle; the weight gains log V-hat_t -
 // log V-hat_{t-1} and V = 1 once a particle is finished. The estimate travels with the particle
@@ -22,7 +26,8 @@
 //
 // Random numbers: particle i's token at position p uses random_stream(seed, sample, p, i + 1);
 // resampling at p uses random_stream(seed, resample, p); the final choice random_stream(seed,
-// resample, p, 1); MH sweeps random_stream(seed, proposal, p, 1 + i + 65536 * sweep); lookahead
+// resample, p, 1); AWRS proposals random_stream(seed, proposal, p, i + 1); MH sweeps
+// random_stream(seed, user + 1, p, 1 + i + 65536 * sweep); lookahead
 // rollouts random_stream(seed, user, p, 1 + (salt << 32) + 4096 i + r), salt 0 for the weights and
 // 1 + sweep for MH proposals (independent estimates, as pseudo-marginal MH requires).
 //
@@ -34,6 +39,8 @@
 
 #include "core/error.hpp"
 #include "core/random.hpp"
+#include "samplers/awrs/awrs.hpp"
+#include "samplers/constraints/constraint.hpp"
 #include "samplers/sampler.hpp"
 #include "samplers/smc/potential.hpp"
 #include "samplers/smc/resampling.hpp"
@@ -42,6 +49,9 @@ namespace decodelab {
 namespace {
 
 constexpr double kMinusInf = -std::numeric_limits<double>::infinity();
+// MH moves draw from their own stream: sharing one with the next step's proposal would make the
+// move and the next token dependent (and bias the law).
+constexpr RandomStream kMoveStream = RandomStream(uint64_t(RandomStream::user) + 1);
 
 struct Particle {
   SeqId seq = -1;
@@ -54,6 +64,8 @@ struct Particle {
   double log_w = 0.0;
   double log_psi = 0.0;
   double log_v = 0.0;        // lookahead: log of the carried estimate of V_t (0 = prefix-only or finished)
+  double log_awrs = 0.0;     // proposal=awrs: log Z-hat of the newest token's draw, not yet in the weight
+  std::shared_ptr<Constraint> constraint;  // proposal=awrs: the constraint state of the generated text
 };
 
 struct Settings {
@@ -62,7 +74,8 @@ struct Settings {
   double ess_threshold = 0.5;
   ResamplingScheme scheme = ResamplingScheme::systematic;
   int mh_steps = 0;
-  int lookahead = 0;  // rollouts per particle for the lookahead twist V_t (0 = prefix-only)
+  int lookahead = 0;
+  bool awrs = false;  // proposal: AWRS under the constraint instead of plain sampling from q  // rollouts per particle for the lookahead twist V_t (0 = prefix-only)
   double alpha = 1.0;
   std::string constraint;
   std::string reward;
@@ -93,9 +106,15 @@ class SmcDecoder final : public Decoder, public RewardSettable {
     if (head.empty()) root = target.new_sequence();
     else root = prefill(target, head, stats, true);
     std::vector<Particle> ps(std::size_t(s_.particles));
+    fresh_constraint_.reset();
+    if (s_.awrs) {
+      fresh_constraint_ = make_constraint(s_.constraint, target);
+      for (std::size_t i = stream.prompt_size(); i < stream.size(); ++i) fresh_constraint_->extend(stream.token(i));
+    }
     for (auto& p : ps) {
       p.seq = target.fork(root);
       p.pending = prompt.back();
+      if (s_.awrs) p.constraint = fresh_constraint_->clone();
     }
     target.free_sequence(root);
 
@@ -123,8 +142,17 @@ class SmcDecoder final : public Decoder, public RewardSettable {
         for (std::size_t k = 0; k < live.size(); ++k) {
           Particle& p = ps[live[k]];
           const double u = random_stream(options.seed, RandomStream::sample, prompt.size() + p.tokens.size(), live[k] + 1).uniform_double();
-          draw(p, rows[k].row(0), u);
-          block_log_ratio[live[k]] += double(p.log_m.back()) - double(p.log_q.back());
+          if (s_.awrs) {
+            PhiloxStream rng = random_stream(options.seed, RandomStream::proposal, prompt.size() + p.tokens.size(), live[k] + 1);
+            draw_awrs(p, rows[k].row(0), rng);
+            if (p.tokens.empty() || !std::isfinite(p.log_awrs)) {
+              block_log_ratio[live[k]] = kMinusInf;  // dead end: no allowed token had mass
+              continue;
+            }
+          } else {
+            draw(p, rows[k].row(0), u);
+          }
+          block_log_ratio[live[k]] += double(p.log_m.back()) - double(p.log_q.back()) + p.log_awrs;
         }
       }
       stats.steps += 1;
@@ -244,6 +272,30 @@ class SmcDecoder final : public Decoder, public RewardSettable {
     p.stopped = is_stop(t);
   }
 
+  // AWRS proposal: draws from q restricted to the tokens the particle's constraint allows; the
+  // token's law is q 1[allowed] / Z and log Z-hat (unbiased, properly weighted) goes to log_awrs,
+  // so m / q * Z-hat is the incremental weight for m(x) 1[allowed]. A dead end stops the particle.
+  void draw_awrs(Particle& p, std::span<const float> logits, PhiloxStream& rng) {
+    Candidates c = Candidates::from_logits(logits);
+    auto chain = chain_->clone();
+    chain->apply(c);
+    const std::vector<float> q = c.dense_probs(int(logits.size()));
+    const AwrsDraw d = awrs_sample(q, *p.constraint, rng);
+    p.log_awrs = d.log_weight;
+    if (d.token < 0) {
+      p.stopped = true;
+      return;
+    }
+    const TokenId t = d.token;
+    p.constraint->extend(t);
+    p.tokens.push_back(t);
+    p.log_m.push_back(float(double(logits[std::size_t(t)]) - decodelab::log_sum_exp(logits)));
+    p.log_q.push_back(float(std::log(double(q[std::size_t(t)]))));
+    p.text += target_->token_text(t);
+    p.pending = t;
+    p.stopped = is_stop(t);
+  }
+
   void build_potentials(const ModelSet& models, LanguageModel& target) {
     potentials_.clear();
     if (s_.alpha != 1.0) potentials_.push_back(tempering_potential(s_.alpha));
@@ -321,6 +373,7 @@ class SmcDecoder final : public Decoder, public RewardSettable {
     for (int a : ancestors) {
       Particle p = ps[std::size_t(a)];
       p.seq = target_->fork(ps[std::size_t(a)].seq);
+      if (p.constraint) p.constraint = p.constraint->clone();
       p.log_w = mean;
       next.push_back(std::move(p));
     }
@@ -343,7 +396,7 @@ class SmcDecoder final : public Decoder, public RewardSettable {
       const Particle& p = ps[i];
       if (p.stopped || p.tokens.empty() || !std::isfinite(p.log_w)) continue;
       const std::size_t position = prompt_.size() + p.tokens.size();
-      Move m{i, random_stream(options_->seed, RandomStream::proposal, position, 1 + i + 65536 * uint64_t(sweep)), {}, p.tokens.size()};
+      Move m{i, random_stream(options_->seed, kMoveStream, position, 1 + i + 65536 * uint64_t(sweep)), {}, p.tokens.size()};
       const std::size_t cut = std::min(p.tokens.size() - 1, std::size_t(m.rng.uniform_double() * double(p.tokens.size())));
       Particle& q = m.proposal;
       q = p;
@@ -410,6 +463,11 @@ class SmcDecoder final : public Decoder, public RewardSettable {
         accepted += 1;
         m.proposal.log_w = cur.log_w;  // moves leave the weights alone
         target_->free_sequence(cur.seq);
+        if (m.proposal.constraint) {  // the new suffix satisfied the constraint potential: replay it
+          std::shared_ptr<Constraint> c = fresh_constraint_->clone();
+          for (TokenId t : m.proposal.tokens) c->extend(t);
+          m.proposal.constraint = std::move(c);
+        }
         cur = std::move(m.proposal);
       } else {
         target_->free_sequence(m.proposal.seq);
@@ -424,6 +482,7 @@ class SmcDecoder final : public Decoder, public RewardSettable {
   const DecodeOptions* options_ = nullptr;
   LanguageModel* target_ = nullptr;
   std::vector<TokenId> prompt_;
+  std::unique_ptr<Constraint> fresh_constraint_;  // proposal=awrs: the state before any particle token
 };
 
 const RegisterDecoder reg_smc({
@@ -437,6 +496,7 @@ const RegisterDecoder reg_smc({
         ParamSpec::real("ess_threshold", 0.5, 0.0, 1.0, "resample when ESS < ess_threshold * N (0 = never, 1 = always)"),
         ParamSpec::string("resampling", "systematic", "resampling scheme", {"systematic", "stratified", "multinomial"}),
         ParamSpec::integer("mh_steps", 0, 0, 64, "Metropolis-Hastings rejuvenation sweeps after each resampling"),
+        ParamSpec::string("proposal", "model", "model: draw from the processed target; awrs: adaptive weighted rejection sampling under `constraint` (AWRS-SMC)", {"model", "awrs"}),
         ParamSpec::integer("lookahead", 0, 0, 1024, "lookahead SMC: rollouts per particle estimating the future potential V_t (0 = prefix-only)"),
         ParamSpec::real("alpha", 1.0, 0.0, 64.0, "power-tempering exponent: target m(x)^alpha (1 = off)"),
         ParamSpec::string("constraint", "", "constraint potential: a constraint spec (regex(pattern=...), json, stop(...)); empty = none"),
@@ -452,8 +512,10 @@ const RegisterDecoder reg_smc({
       s.scheme = parse_resampling_scheme(p.get_string("resampling"));
       s.mh_steps = int(p.get_int("mh_steps"));
       s.lookahead = int(p.get_int("lookahead"));
+      s.awrs = p.get_string("proposal") == "awrs";
       s.alpha = p.get_real("alpha");
       s.constraint = p.get_string("constraint");
+      if (s.awrs && s.constraint.empty()) fail(ErrorCode::invalid_argument, "decoder 'smc': proposal=awrs needs a 'constraint'");
       s.reward = p.get_string("reward");
       s.reward_model_weight = p.get_real("reward_model_weight");
       return std::make_unique<SmcDecoder>(std::move(s), chain_from_params(p));

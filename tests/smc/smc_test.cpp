@@ -230,6 +230,23 @@ TEST(Smc, ConstraintPotentialOnlyReturnsSatisfyingSequences) {
   EXPECT_GT(finished, 50);
 }
 
+TEST(Smc, AwrsProposalTargetsTheGlobalConstrainedLaw) {
+  auto m = model();
+  ModelSet models{{"target", m.get()}};
+  const std::string spec = "regex(pattern=a.*|bc.)";
+  auto in_language = [](const std::vector<TokenId>& x) { return x[0] == 0 || (x[0] == 1 && x[1] == 2); };
+  double z = 0.0;
+  const auto law = exact_target(*m, [&](const std::vector<TokenId>& x, double) { return in_language(x) ? 0.0 : -INFINITY; }, &z);
+  auto d = make_decoder("smc", {{"particles", int64_t(4)}, {"proposal", std::string("awrs")}, {"constraint", spec}}, &models);
+  const Runs r = run_many(*d, models, 3000, 11000);
+  EXPECT_NEAR(r.z_mean, z, 4 * r.z_se) << "AWRS-SMC evidence, Z = P(x in L) = " << z;
+  for (const auto& [x, n] : r.counts) EXPECT_TRUE(in_language(x));
+  auto many = make_decoder("smc", {{"particles", int64_t(64)}, {"proposal", std::string("awrs")}, {"constraint", spec},
+                                   {"mh_steps", int64_t(1)}}, &models);
+  expect_law(run_many(*many, models, 3000, 12000), law, 3000);
+  EXPECT_THROW(make_decoder("smc", {{"proposal", std::string("awrs")}}, &models), Error);
+}
+
 TEST(Smc, ReproducibleWithASeed) {
   auto m = model();
   ModelSet models{{"target", m.get()}};

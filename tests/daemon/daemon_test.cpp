@@ -163,6 +163,26 @@ TEST_F(DaemonTest, SpeculativeGenerationWithADraftEqualsTheLibrary) {
   EXPECT_THROW(c.generate(g), RemoteError);
 }
 
+TEST_F(DaemonTest, ConcurrentClientsOnOneModelGetExactResults) {
+  // Four clients at once on the same model (two workers): the per-model lock keeps every
+  // generation identical to its sequential twin.
+  std::vector<std::vector<TokenId>> expected;
+  {
+    Client c = connect();
+    for (uint64_t seed = 0; seed < 4; ++seed) expected.push_back(c.generate(sample_request(100 + seed, 300)).tokens);
+  }
+  std::vector<std::vector<TokenId>> got(4);
+  std::vector<std::thread> threads;
+  for (std::size_t i = 0; i < 4; ++i) {
+    threads.emplace_back([&, i] {
+      Client c = connect();
+      for (int repeat = 0; repeat < 3; ++repeat) got[i] = c.generate(sample_request(100 + i, 300)).tokens;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(got, expected);
+}
+
 TEST_F(DaemonTest, StreamingIsOrderedAndComplete) {
   Client c = connect();
   std::vector<TokenId> streamed;
@@ -389,6 +409,18 @@ TEST(DaemonAlone, ClientsAreServedRoundRobin) {
     } catch (const RemoteError& e) {
       EXPECT_EQ(e.code(), "cancelled");  // cancelled while queued
     }
+  }
+}
+
+TEST(DaemonAlone, StreamIntervalBatchesTokens) {
+  for (const auto& [interval, one_chunk] : {std::pair{"0", false}, std::pair{"60000", true}}) {
+    Daemon d({"--stream-interval-ms", interval});
+    Client c(d.endpoint(), {.timeout_s = 10.0});
+    std::size_t chunks = 0;
+    const auto r = c.generate(sample_request(5, 100), [&](const client::Chunk&) { ++chunks; });
+    ASSERT_EQ(r.tokens.size(), 100u);
+    // Interval 0: every token is sent as it comes. A long interval: one chunk at the end.
+    EXPECT_EQ(chunks, one_chunk ? 1u : 100u) << "interval " << interval;
   }
 }
 

@@ -1,4 +1,5 @@
 // decodelabd: serves every registered decoder over ZeroMQ + msgpack (docs/protocol.md).
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 #include <string>
@@ -86,7 +87,7 @@ int main(int argc, char** argv) {
       else if (name == "--workers") config.workers = int(parse_number(value, name));
       else if (name == "--max-queue") config.max_queue = std::size_t(parse_number(value, name));
       else if (name == "--max-message-bytes") config.max_message_bytes = std::size_t(parse_number(value, name));
-      else if (name == "--max-tokens") config.max_tokens = int64_t(parse_number(value, name));
+      else if (name == "--max-tokens") config.max_tokens = int64_t(std::min(parse_number(value, name), 2147483647.0));  // DecodeOptions holds an int
       else if (name == "--stream-interval-ms") config.stream_interval_s = parse_number(value, name) / 1e3;
       else if (name == "--heartbeat-ms") config.heartbeat_interval_s = std::max(1.0, parse_number(value, name)) / 1e3;
       else if (name == "--shutdown-grace-ms") config.shutdown_grace_s = parse_number(value, name) / 1e3;

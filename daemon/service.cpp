@@ -510,6 +510,7 @@ struct Service::Impl {
       Request r = decode_request(payload, limits, &id);
       op = r.op;
       metrics.request(op);
+      log(LogLevel::debug, "request " + std::to_string(id) + " op " + op + " (" + std::to_string(payload.size()) + " bytes)");
       if (!config.secret.empty() && !same_secret(r.auth, config.secret)) {
         reject(codes::unauthorized, "auth", "this daemon requires the shared secret in field 'auth'");
       }

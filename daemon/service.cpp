@@ -80,8 +80,9 @@ namespace {
 class Log {
  public:
   explicit Log(LogLevel level) : level_(level) {}
+  bool enabled(LogLevel level) const { return int(level) <= int(level_); }
   void operator()(LogLevel level, const std::string& message) {
-    if (int(level) > int(level_)) return;
+    if (!enabled(level)) return;
     static const char* names[] = {"error", "warn", "info", "debug"};
     const auto now = std::chrono::system_clock::now().time_since_epoch();
     const double t = std::chrono::duration<double>(now).count();
@@ -336,7 +337,7 @@ struct Service::Impl {
   void post_error(const std::string& identity, uint64_t id, const std::string& code, const std::string& message,
                   const std::string& field) {
     metrics.error(code);
-    log(LogLevel::debug, "request " + std::to_string(id) + " error " + code + ": " + message);
+ if (log.enabled(LogLevel::debug)) log(LogLevel::debug, "request " + std::to_string(id) + " error " + code + ": " + message);
     post(identity, error_reply(id, code, message, field));
   }
 
@@ -510,7 +511,7 @@ struct Service::Impl {
       Request r = decode_request(payload, limits, &id);
       op = r.op;
       metrics.request(op);
-      log(LogLevel::debug, "request " + std::to_string(id) + " op " + op + " (" + std::to_string(payload.size()) + " bytes)");
+      if (log.enabled(LogLevel::debug)) log(LogLevel::debug, "request " + std::to_string(id) + " op " + op + " (" + std::to_string(payload.size()) + " bytes)");
       if (!config.secret.empty() && !same_secret(r.auth, config.secret)) {
         reject(codes::unauthorized, "auth", "this daemon requires the shared secret in field 'auth'");
       }

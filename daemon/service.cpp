@@ -337,7 +337,9 @@ struct Service::Impl {
   void post_error(const std::string& identity, uint64_t id, const std::string& code, const std::string& message,
                   const std::string& field) {
     metrics.error(code);
- if (log.enabled(LogLevel::debug)) log(LogLevel::debug, "request " + std::to_string(id) + " error " + code + ": " + message);
+    if (log.enabled(LogLevel::debug)) {
+      log(LogLevel::debug, "request " + std::to_string(id) + " error " + code + ": " + message);
+    }
     post(identity, error_reply(id, code, message, field));
   }
 
@@ -511,7 +513,9 @@ struct Service::Impl {
       Request r = decode_request(payload, limits, &id);
       op = r.op;
       metrics.request(op);
-      if (log.enabled(LogLevel::debug)) log(LogLevel::debug, "request " + std::to_string(id) + " op " + op + " (" + std::to_string(payload.size()) + " bytes)");
+      if (log.enabled(LogLevel::debug)) {
+        log(LogLevel::debug, "request " + std::to_string(id) + " op " + op + " (" + std::to_string(payload.size()) + " bytes)");
+      }
       if (!config.secret.empty() && !same_secret(r.auth, config.secret)) {
         reject(codes::unauthorized, "auth", "this daemon requires the shared secret in field 'auth'");
       }

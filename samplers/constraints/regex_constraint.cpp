@@ -19,6 +19,9 @@ class CompiledPattern {
     code_ = compile(pattern, pattern);
     pcre2_code_free(code_);
     code_ = compile("(?:" + pattern + ")\\z", pattern);
+    // JIT makes masking over a 150k vocabulary several times faster; where the JIT is unavailable
+    // pcre2_match silently uses the interpreter, with the same answers.
+    pcre2_jit_compile(code_, PCRE2_JIT_COMPLETE | PCRE2_JIT_PARTIAL_HARD);
     data_ = pcre2_match_data_create_from_pattern(code_, nullptr);
   }
   static pcre2_code* compile(const std::string& source, const std::string& pattern) {

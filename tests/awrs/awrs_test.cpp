@@ -12,6 +12,7 @@
 #include "core/table_model.hpp"
 #include "samplers/awrs/awrs.hpp"
 #include "samplers/constraints/constraint.hpp"
+#include "samplers/constraints/json_recognizer.hpp"
 #include "tests/support/stats.hpp"
 
 namespace decodelab {
@@ -175,6 +176,34 @@ TEST(Awrs, FarFewerChecksThanMaskingOnALowRejectionConstraint) {
   EXPECT_GE(masking.metrics.at("constraint_evaluations"), 20.0 * 1900);
   EXPECT_LE(awrs.metrics.at("constraint_evaluations"), 20.0 * 3);  // one accept + one weight check, rarely a rejection
   for (std::size_t i = 0; i < a.generated_size(); ++i) EXPECT_NE(a.generated_tokens()[i], 25);
+}
+
+TEST(Awrs, JsonConstrainedOutputsAreJson) {
+  auto model = TableModel::random(11, 2, 17, 0.5, 10);
+  model->set_token_texts({"{", "}", "[", "]", "\"k\"", ":", ",", "1", "true", " ", "<eos>"});
+  ModelSet models{{"target", model.get()}};
+  const std::vector<TokenId> prompt = {9};
+  int complete = 0;
+  for (const std::string name : {"awrs", "masking"}) {
+    auto decoder = make_decoder(name, {{"constraint", std::string("json")}}, &models);
+    for (int i = 0; i < 100; ++i) {
+      DecodeOptions options;
+      options.seed = uint64_t(i);
+      options.max_new_tokens = 40;
+      TokenStream stream(prompt);
+      const Stats s = decoder->generate(models, options, stream);
+      std::string text;
+      for (TokenId t : stream.generated_tokens())
+        if (t != 10) text += model->token_text(t);
+      JsonRecognizer r;
+      ASSERT_TRUE(r.feed(text)) << name << ": '" << text << "'";
+      if (s.stop_reason == "eos") {
+        EXPECT_TRUE(r.complete()) << name << ": '" << text << "'";
+        complete += 1;
+      }
+    }
+  }
+  EXPECT_GT(complete, 20);
 }
 
 TEST(Awrs, ReproducibleAndReportsDeadEnds) {

@@ -1,0 +1,32 @@
+#pragma once
+// Dequantization and matrix products for the ggml tensor types the runtime reads.
+//
+// Block layouts follow ggml (see docs/runtime.md): blocks run along a row (the reduction
+// dimension), so a row of `cols` elements is cols / block_elems whole blocks.
+
+#include <cstddef>
+#include <cstdint>
+
+#include "core/model/gguf.hpp"
+
+namespace decodelab {
+
+float fp16_to_float(uint16_t h);
+float bf16_to_float(uint16_t h);
+
+// True for the types dequantize_row and matmul accept: F32 F16 BF16 Q4_0 Q4_1 Q5_0 Q8_0 Q4_K Q6_K.
+bool quant_supported(GgmlType type);
+
+// Decodes one row of `n` elements (a multiple of the type's block size) from `src` into `dst`.
+// Throws Error(unsupported) for other types.
+void dequantize_row(GgmlType type, const uint8_t* src, float* dst, std::size_t n);
+
+// y[t][r] = sum_c W[r][c] * x[t][c] for r < rows, t < tokens.
+// W: `rows` rows of `cols` elements of `type`, contiguous (row stride ggml_row_bytes(type, cols)).
+// x: tokens x cols row-major; y: tokens x rows row-major. Each weight row is decoded once and
+// reused for every token, so evaluating T tree nodes costs about one pass over the weights.
+// Rows are split across OpenMP threads (`threads` <= 0: the OpenMP default).
+void matmul(GgmlType type, const uint8_t* W, std::size_t rows, std::size_t cols, const float* x, std::size_t tokens,
+            float* y, int threads = 0);
+
+}  // namespace decodelab

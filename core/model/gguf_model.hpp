@@ -1,0 +1,75 @@
+#pragma once
+// GgufModel: a Llama or Qwen2 GGUF model evaluated on the CPU, implementing LanguageModel.
+//
+// The forward pass runs every node of every tree in a batch through each weight matrix together
+// (matmul decodes each weight block once for all nodes). Node i of a tree sits at position
+// committed_length + depth(i) and attends to the committed prefix plus its own ancestors-or-self.
+//
+// KV cache: a sequence is an immutable, shared chain of segments (its committed prefix up to some
+// point) plus its own growing suffix. fork() freezes the parent's suffix into a new shared segment
+// (moved, not copied) and gives both sequences that chain; rollback() only shortens the view.
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/language_model.hpp"
+#include "core/model/gguf.hpp"
+
+namespace decodelab {
+
+struct GgufModelOptions {
+  int context = 4096;  // cap on committed + pending tokens per sequence
+  int threads = 0;     // 0 = all (OpenMP default)
+};
+
+// Hyperparameters read from the GGUF metadata.
+struct LlamaConfig {
+  std::string arch;  // "llama" or "qwen2"
+  int dim = 0, n_layers = 0, n_heads = 0, n_kv_heads = 0, head_dim = 0, hidden_dim = 0, vocab = 0;
+  int n_rot = 0;
+  float rope_theta = 10000.0f;
+  float norm_eps = 1e-5f;
+  bool rope_neox = false;  // qwen2: rotate (i, i + n_rot/2); llama: adjacent pairs (2i, 2i+1)
+  int train_context = 0;
+};
+
+class GgufModel : public LanguageModel {
+ public:
+  // Throws Error naming the file and the key or tensor for anything missing or malformed, and
+  // Error(unsupported) naming the architecture for anything but llama and qwen2.
+  explicit GgufModel(const std::string& path, GgufModelOptions options = {});
+  ~GgufModel() override;
+
+  const ModelInfo& info() const override { return info_; }
+  const LlamaConfig& config() const { return cfg_; }
+
+  std::string token_text(TokenId token) const override;
+  bool has_tokenizer() const override;
+  std::vector<TokenId> tokenize(std::string_view text, bool add_special) const override;
+  std::string detokenize(std::span<const TokenId> tokens) const override;
+  std::optional<Matrix> token_embeddings() const override;
+
+  SeqId new_sequence() override;
+  SeqId fork(SeqId seq) override;
+  void free_sequence(SeqId seq) override;
+  std::size_t length(SeqId seq) const override;
+  std::vector<TokenId> committed_tokens(SeqId seq) const override;
+  void commit(SeqId seq, std::span<const int32_t> path) override;
+  void rollback(SeqId seq, std::size_t new_length) override;
+  std::span<const float> next_logits(SeqId seq) override;
+
+  struct Impl;
+
+ protected:
+  void do_evaluate(std::span<const TreeEval> batch, std::vector<Matrix>& out) override;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+  LlamaConfig cfg_;
+  ModelInfo info_;
+};
+
+}  // namespace decodelab

@@ -1,0 +1,144 @@
+#include "core/model/gguf_model.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/error.hpp"
+#include "core/model_factory.hpp"
+#include "tests/model/model_paths.hpp"
+
+namespace decodelab {
+namespace {
+
+float max_abs_diff(std::span<const float> a, std::span<const float> b) {
+  EXPECT_EQ(a.size(), b.size());
+  float m = 0.0f;
+  for (std::size_t i = 0; i < a.size(); ++i) m = std::max(m, std::fabs(a[i] - b[i]));
+  return m;
+}
+
+// Logits after `tokens`, from a fresh sequence evaluated as one chain.
+std::vector<float> fresh_logits(GgufModel& m, const std::vector<TokenId>& tokens) {
+  SeqId s = m.new_sequence();
+  auto l = m.append(s, tokens);
+  std::vector<float> out(l.begin(), l.end());
+  m.free_sequence(s);
+  return out;
+}
+
+std::unique_ptr<GgufModel> smollm(int threads = 2) {
+  std::string path = testing::model_path(testing::kSmolLM2);
+  if (path.empty()) return nullptr;
+  return std::make_unique<GgufModel>(path, GgufModelOptions{4096, threads});
+}
+
+// Batched fp32 sums differ from chain sums only in rounding; logits are O(10).
+constexpr float kTol = 2e-3f;
+
+TEST(GgufModel, SmolLM2ConfigAndGreedyContinuation) {
+  auto m = smollm();
+  if (!m) GTEST_SKIP() << testing::kSmolLM2 << " not found";
+  EXPECT_EQ(m->config().arch, "llama");
+  EXPECT_EQ(m->config().dim, 576);
+  EXPECT_EQ(m->config().n_layers, 30);
+  EXPECT_EQ(m->config().n_kv_heads, 3);
+  EXPECT_EQ(m->vocab_size(), 49152);
+  ASSERT_TRUE(m->has_tokenizer());
+  std::vector<TokenId> prompt = m->tokenize("The capital of France is", false);
+  SeqId s = m->new_sequence();
+  auto logits = m->append(s, prompt);
+  std::string text;
+  for (int i = 0; i < 4; ++i) {
+    TokenId best = TokenId(std::max_element(logits.begin(), logits.end()) - logits.begin());
+    text += m->token_text(best);
+    logits = m->append(s, std::vector<TokenId>{best});
+  }
+  const std::vector<TokenId> all = m->committed_tokens(s);
+  const std::vector<TokenId> gen(all.begin() + std::ptrdiff_t(prompt.size()), all.end());
+  EXPECT_NE(m->detokenize(gen).find("Paris"), std::string::npos) << m->detokenize(gen);
+}
+
+// A tree's node logits equal evaluating each root-to-node path as its own chain.
+TEST(GgufModel, TreeEqualsSeparatePaths) {
+  auto m = smollm();
+  if (!m) GTEST_SKIP() << testing::kSmolLM2 << " not found";
+  const std::vector<TokenId> prefix = {1, 504, 3575, 282};
+  SeqId s = m->new_sequence();
+  m->append(s, prefix);
+  //        0:100
+  //       /     \
+  //   1:200    2:300
+  //     |     /    \
+  //  3:400  4:500  5:600
+  std::vector<TreeNode> tree = {{100, -1}, {200, 0}, {300, 0}, {400, 1}, {500, 2}, {600, 2}};
+  std::vector<Matrix> out;
+  m->evaluate({{TreeEval{s, tree}}}, out);
+  ASSERT_EQ(out.size(), 1u);
+  ASSERT_EQ(out[0].rows, 6);
+  for (int i = 0; i < 6; ++i) {
+    std::vector<TokenId> path;
+    for (int j = i; j >= 0; j = tree[j].parent) path.push_back(tree[j].token);
+    std::reverse(path.begin(), path.end());
+    std::vector<TokenId> full = prefix;
+    full.insert(full.end(), path.begin(), path.end());
+    EXPECT_LT(max_abs_diff(out[0].row(i), fresh_logits(*m, full)), kTol) << "node " << i;
+  }
+  // Committing a path leaves the logits a fresh evaluation of the committed sequence gives.
+  std::vector<int32_t> path = {0, 2, 5};
+  m->commit(s, path);
+  EXPECT_EQ(m->committed_tokens(s), (std::vector<TokenId>{1, 504, 3575, 282, 100, 300, 600}));
+  auto next = m->next_logits(s);
+  EXPECT_LT(max_abs_diff(next, fresh_logits(*m, m->committed_tokens(s))), kTol);
+}
+
+// fork shares the prefix; both sequences then diverge, roll back and stay exact.
+TEST(GgufModel, ForkCommitRollback) {
+  auto m = smollm();
+  if (!m) GTEST_SKIP() << testing::kSmolLM2 << " not found";
+  SeqId a = m->new_sequence();
+  m->append(a, std::vector<TokenId>{1, 42, 43, 44});
+  SeqId b = m->fork(a);
+  EXPECT_EQ(m->committed_tokens(b), m->committed_tokens(a));
+  m->append(a, std::vector<TokenId>{7, 8});
+  m->append(b, std::vector<TokenId>{9});
+  EXPECT_EQ(m->committed_tokens(a), (std::vector<TokenId>{1, 42, 43, 44, 7, 8}));
+  EXPECT_EQ(m->committed_tokens(b), (std::vector<TokenId>{1, 42, 43, 44, 9}));
+  EXPECT_LT(max_abs_diff(m->next_logits(b), fresh_logits(*m, {1, 42, 43, 44, 9})), kTol);
+  // Roll b back into the shared segment, then grow it again.
+  m->rollback(b, 2);
+  EXPECT_LT(max_abs_diff(m->next_logits(b), fresh_logits(*m, {1, 42})), kTol);
+  m->append(b, std::vector<TokenId>{5, 6});
+  EXPECT_LT(max_abs_diff(m->next_logits(b), fresh_logits(*m, {1, 42, 5, 6})), kTol);
+  // a is untouched by b's rollback.
+  EXPECT_LT(max_abs_diff(m->next_logits(a), fresh_logits(*m, {1, 42, 43, 44, 7, 8})), kTol);
+  // Fork of a fork, then free the middle one.
+  SeqId c = m->fork(b);
+  m->free_sequence(b);
+  m->append(c, std::vector<TokenId>{11});
+  EXPECT_LT(max_abs_diff(m->next_logits(c), fresh_logits(*m, {1, 42, 5, 6, 11})), kTol);
+  // Two trees on two sequences in one batch.
+  std::vector<Matrix> out;
+  m->evaluate({{TreeEval{a, {{3, -1}}}, TreeEval{c, {{4, -1}, {5, 0}}}}}, out);
+  EXPECT_LT(max_abs_diff(out[0].row(0), fresh_logits(*m, {1, 42, 43, 44, 7, 8, 3})), kTol);
+  EXPECT_LT(max_abs_diff(out[1].row(1), fresh_logits(*m, {1, 42, 5, 6, 11, 4, 5})), kTol);
+  EXPECT_THROW(m->commit(a, std::vector<int32_t>{1}), Error);
+}
+
+TEST(GgufModel, LoaderErrors) {
+  EXPECT_THROW(load_model("gguf(path=/nonexistent.gguf)"), Error);
+  try {
+    load_model("gguf(path=x.gguf,backend=cuda)");
+    ADD_FAILURE();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::unsupported);
+  }
+  std::string path = testing::model_path(testing::kSmolLM2);
+  if (path.empty()) return;
+  auto m = load_model("gguf(path=" + path + ",threads=2,context=64)");
+  EXPECT_EQ(m->info().context_length, 64);
+}
+
+}  // namespace
+}  // namespace decodelab

@@ -143,6 +143,11 @@ GgmlTypeTraits ggml_type_traits(uint32_t type) {
     case GgmlType::Q5_K: return {"Q5_K", 256, 176};
     case GgmlType::Q6_K: return {"Q6_K", 256, 210};
     case GgmlType::Q8_K: return {"Q8_K", 256, 292};
+    case GgmlType::I8: return {"I8", 1, 1};
+    case GgmlType::I16: return {"I16", 1, 2};
+    case GgmlType::I32: return {"I32", 1, 4};
+    case GgmlType::I64: return {"I64", 1, 8};
+    case GgmlType::F64: return {"F64", 1, 8};
   }
   return {};
 }

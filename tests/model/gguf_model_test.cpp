@@ -4,6 +4,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <unistd.h>
 
 #include "core/error.hpp"
 #include "core/model_factory.hpp"
@@ -138,6 +142,33 @@ TEST(GgufModel, LoaderErrors) {
   if (path.empty()) return;
   auto m = load_model("gguf(path=" + path + ",threads=2,context=64)");
   EXPECT_EQ(m->info().context_length, 64);
+}
+
+}  // namespace
+}  // namespace decodelab
+
+namespace decodelab {
+namespace {
+
+// An architecture other than llama/qwen2 is Error(unsupported) naming it.
+TEST(GgufModel, UnsupportedArchitectureIsNamed) {
+  const std::string src = std::string(DECODELAB_SOURCE_DIR) + "/tests/data/tiny-llama.gguf";
+  std::ifstream in(src, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::size_t key = bytes.find("general.architecture");
+  ASSERT_NE(key, std::string::npos);
+  const std::size_t value = bytes.find("llama", key + 20);
+  bytes.replace(value, 5, "mamba");
+  const std::string path = (std::filesystem::temp_directory_path() / ("decodelab_arch_" + std::to_string(::getpid()) + ".gguf")).string();
+  std::ofstream(path, std::ios::binary) << bytes;
+  try {
+    GgufModel m(path);
+    ADD_FAILURE() << "loaded an unsupported architecture";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::unsupported);
+    EXPECT_NE(std::string(e.what()).find("mamba"), std::string::npos) << e.what();
+  }
+  std::filesystem::remove(path);
 }
 
 }  // namespace

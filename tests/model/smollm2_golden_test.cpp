@@ -1,0 +1,58 @@
+// SmolLM2-135M (Q4_1) against HF transformers loading the same GGUF in fp32
+// (tests/data/make_smollm2_golden.py): top-10 logits at every prompt position, 32 greedy tokens.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+#include "core/model/gguf.hpp"
+#include "core/model/gguf_model.hpp"
+#include "tests/model/model_paths.hpp"
+
+namespace decodelab {
+namespace {
+
+TEST(SmolLM2Golden, TopLogitsAndGreedyMatchTransformers) {
+  const std::string path = testing::model_path(testing::kSmolLM2);
+  if (path.empty()) GTEST_SKIP() << testing::kSmolLM2 << " not found";
+  GgufFile golden(std::string(DECODELAB_SOURCE_DIR) + "/tests/data/smollm2-golden.gguf");
+  std::vector<TokenId> prompt, greedy;
+  for (int64_t t : golden.get_ints("golden.prompt")) prompt.push_back(TokenId(t));
+  for (int64_t t : golden.get_ints("golden.greedy")) greedy.push_back(TokenId(t));
+  const GgufTensor& ids = golden.tensor("golden.top_ids");
+  const GgufTensor& vals = golden.tensor("golden.top_logits");
+  const std::size_t k = ids.row_elems();
+  ASSERT_EQ(ids.rows(), prompt.size());
+
+  GgufModel m(path, GgufModelOptions{4096, 2});
+  SeqId s = m.new_sequence();
+  std::vector<Matrix> out;
+  m.evaluate({{TreeEval{s, chain_nodes(prompt)}}}, out);
+  float max_err = 0.0f, max_ref = 0.0f;
+  for (std::size_t p = 0; p < prompt.size(); ++p) {
+    for (std::size_t j = 0; j < k; ++j) {
+      const int32_t id = reinterpret_cast<const int32_t*>(ids.data)[p * k + j];
+      const float want = reinterpret_cast<const float*>(vals.data)[p * k + j];
+      max_err = std::max(max_err, std::fabs(out[0].row(int(p))[id] - want));
+      max_ref = std::max(max_ref, std::fabs(want));
+    }
+  }
+  std::printf("SmolLM2 top-%zu logits: max abs error %.3g (max |logit| %.3g)\n", k, double(max_err), double(max_ref));
+  EXPECT_LE(max_err, 1e-4f * max_ref);
+
+  std::vector<int32_t> path_all(prompt.size());
+  for (std::size_t i = 0; i < path_all.size(); ++i) path_all[i] = int32_t(i);
+  m.commit(s, path_all);
+  std::vector<TokenId> ours;
+  for (std::size_t i = 0; i < greedy.size(); ++i) {
+    auto logits = m.next_logits(s);
+    const TokenId best = TokenId(std::max_element(logits.begin(), logits.end()) - logits.begin());
+    ours.push_back(best);
+    m.append(s, std::vector<TokenId>{best});
+  }
+  EXPECT_EQ(ours, greedy);
+}
+
+}  // namespace
+}  // namespace decodelab

@@ -97,16 +97,20 @@ void block_q6_k(const uint8_t* b, float* y) {
   const int8_t* sc = reinterpret_cast<const int8_t*>(b + 192);
   const float d = fp16_to_float(load_u16(b + 208));
   for (int half = 0; half < 2; ++half) {  // two halves of 128 elements
-    for (int l = 0; l < 32; ++l) {
-      const int is = l / 16;
-      const int q1 = int((ql[l] & 0x0F) | (((qh[l] >> 0) & 3) << 4)) - 32;
-      const int q2 = int((ql[l + 32] & 0x0F) | (((qh[l] >> 2) & 3) << 4)) - 32;
-      const int q3 = int((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
-      const int q4 = int((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
-      y[l] = d * float(sc[is + 0]) * float(q1);
-      y[l + 32] = d * float(sc[is + 2]) * float(q2);
-      y[l + 64] = d * float(sc[is + 4]) * float(q3);
-      y[l + 96] = d * float(sc[is + 6]) * float(q4);
+    // Split at l = 16 so each inner loop has constant scales and vectorizes.
+    for (int g = 0; g < 2; ++g) {
+      const float s1 = d * float(sc[g + 0]), s2 = d * float(sc[g + 2]);
+      const float s3 = d * float(sc[g + 4]), s4 = d * float(sc[g + 6]);
+      for (int l = 16 * g; l < 16 * g + 16; ++l) {
+        const int q1 = int((ql[l] & 0x0F) | (((qh[l] >> 0) & 3) << 4)) - 32;
+        const int q2 = int((ql[l + 32] & 0x0F) | (((qh[l] >> 2) & 3) << 4)) - 32;
+        const int q3 = int((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
+        const int q4 = int((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
+        y[l] = s1 * float(q1);
+        y[l + 32] = s2 * float(q2);
+        y[l + 64] = s3 * float(q3);
+        y[l + 96] = s4 * float(q4);
+      }
     }
     y += 128;
     ql += 64;

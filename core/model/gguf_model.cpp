@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <utility>
 
 #include "core/error.hpp"
 #include "core/model/quants.hpp"
@@ -79,7 +80,8 @@ struct GgufModel::Impl {
   std::map<SeqId, Sequence> seqs;
   SeqId next_id = 0;
 
-  Sequence& seq(SeqId id) {
+  Sequence& seq(SeqId id) { return const_cast<Sequence&>(std::as_const(*this).seq(id)); }
+  const Sequence& seq(SeqId id) const {
     auto it = seqs.find(id);
     if (it == seqs.end()) fail(ErrorCode::not_found, "gguf model: unknown sequence " + std::to_string(id));
     return it->second;
@@ -309,7 +311,7 @@ SeqId GgufModel::fork(SeqId id) {
   }
   SeqId child = impl_->next_id++;
   Sequence& c = impl_->seqs[child];
-  Sequence& parent = impl_->seq(id);  // the map insert may not move nodes, but re-look up for clarity
+  const Sequence& parent = impl_->seq(id);
   c.base = parent.base;
   c.base_len = parent.base_len;
   c.own.k.assign(cfg_.n_layers, {});
@@ -323,10 +325,10 @@ void GgufModel::free_sequence(SeqId id) {
   impl_->seqs.erase(id);
 }
 
-std::size_t GgufModel::length(SeqId id) const { return const_cast<Impl&>(*impl_).seq(id).length(); }
+std::size_t GgufModel::length(SeqId id) const { return impl_->seq(id).length(); }
 
 std::vector<TokenId> GgufModel::committed_tokens(SeqId id) const {
-  const Sequence& s = const_cast<Impl&>(*impl_).seq(id);
+  const Sequence& s = impl_->seq(id);
   std::vector<TokenId> out(s.length());
   std::copy(s.own.tokens.begin(), s.own.tokens.end(), out.begin() + s.base_len);
   std::size_t limit = s.base_len;

@@ -16,8 +16,13 @@ from transformers import AutoModelForCausalLM
 
 here = os.path.dirname(os.path.abspath(__file__))
 models = sys.argv[1] if len(sys.argv) > 1 else os.path.expanduser("~/.cache/decodelab/models")
-FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-PROMPT = [1, 504, 3575, 282, 4649, 314, 2, 1, 18, 19, 20, 476, 1078, 30, 216, 100]
+# (model file, fixture name, prompt token ids). Set QWEN=1 to make the Qwen2.5-Coder-0.5B fixture.
+if os.environ.get("QWEN"):
+    FILE, OUT = "qwen2.5-coder-0.5b-instruct.gguf", "qwen05-golden.gguf"
+    PROMPT = [151644, 872, 198, 7985, 264, 10135, 729, 429, 4675, 279, 5802, 13, 151645, 198, 151644, 77091, 198]
+else:
+    FILE, OUT = "SmolLM2-135M-Instruct.Q4_1.gguf", "smollm2-golden.gguf"
+    PROMPT = [1, 504, 3575, 282, 4649, 314, 2, 1, 18, 19, 20, 476, 1078, 30, 216, 100]
 TOPK, GREEDY = 10, 32
 
 model = AutoModelForCausalLM.from_pretrained(models, gguf_file=FILE, torch_dtype=torch.float32).eval()
@@ -29,7 +34,7 @@ with torch.no_grad():
                          pad_token_id=0)
     greedy = out[0, len(PROMPT):].tolist()
 
-w = gguf.GGUFWriter(os.path.join(here, "smollm2-golden.gguf"), "fixture")
+w = gguf.GGUFWriter(os.path.join(here, OUT), "fixture")
 w.add_array("golden.prompt", PROMPT)
 w.add_array("golden.greedy", greedy)
 w.add_tensor("golden.top_ids", top_ids.astype(np.int32))

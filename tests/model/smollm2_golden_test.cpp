@@ -1,4 +1,4 @@
-// SmolLM2-135M (Q4_1) against HF transformers loading the same GGUF in fp32
+// SmolLM2-135M (Q4_1) and Qwen2.5-Coder-0.5B against HF transformers loading the same GGUF in fp32
 // (tests/data/make_smollm2_golden.py): top-10 logits at every prompt position, 32 greedy tokens.
 #include <gtest/gtest.h>
 
@@ -13,10 +13,8 @@
 namespace decodelab {
 namespace {
 
-TEST(SmolLM2Golden, TopLogitsAndGreedyMatchTransformers) {
-  const std::string path = testing::model_path(testing::kSmolLM2);
-  if (path.empty()) GTEST_SKIP() << testing::kSmolLM2 << " not found";
-  GgufFile golden(std::string(DECODELAB_SOURCE_DIR) + "/tests/data/smollm2-golden.gguf");
+void check_against_transformers(const std::string& path, const std::string& fixture) {
+  GgufFile golden(std::string(DECODELAB_SOURCE_DIR) + "/tests/data/" + fixture);
   std::vector<TokenId> prompt, greedy;
   for (int64_t t : golden.get_ints("golden.prompt")) prompt.push_back(TokenId(t));
   for (int64_t t : golden.get_ints("golden.greedy")) greedy.push_back(TokenId(t));
@@ -38,7 +36,7 @@ TEST(SmolLM2Golden, TopLogitsAndGreedyMatchTransformers) {
       max_ref = std::max(max_ref, std::fabs(want));
     }
   }
-  std::printf("SmolLM2 top-%zu logits: max abs error %.3g (max |logit| %.3g)\n", k, double(max_err), double(max_ref));
+  std::printf("%s top-%zu logits: max abs error %.3g (max |logit| %.3g)\n", fixture.c_str(), k, double(max_err), double(max_ref));
   EXPECT_LE(max_err, 1e-4f * max_ref);
 
   std::vector<int32_t> path_all(prompt.size());
@@ -52,6 +50,19 @@ TEST(SmolLM2Golden, TopLogitsAndGreedyMatchTransformers) {
     m.append(s, std::vector<TokenId>{best});
   }
   EXPECT_EQ(ours, greedy);
+}
+
+TEST(SmolLM2Golden, TopLogitsAndGreedyMatchTransformers) {
+  const std::string path = testing::model_path(testing::kSmolLM2);
+  if (path.empty()) GTEST_SKIP() << testing::kSmolLM2 << " not found";
+  check_against_transformers(path, "smollm2-golden.gguf");
+}
+
+// Qwen2 path on real weights: Q5_0, Q8_0, Q4_K, Q6_K tensors, QKV biases, neox RoPE, tied output.
+TEST(Qwen05Golden, TopLogitsAndGreedyMatchTransformers) {
+  const std::string path = testing::model_path(testing::kQwen05);
+  if (path.empty()) GTEST_SKIP() << testing::kQwen05 << " not found";
+  check_against_transformers(path, "qwen05-golden.gguf");
 }
 
 }  // namespace

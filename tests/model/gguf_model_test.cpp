@@ -71,11 +71,7 @@ TEST(GgufModel, TreeEqualsSeparatePaths) {
   const std::vector<TokenId> prefix = {1, 504, 3575, 282};
   SeqId s = m->new_sequence();
   m->append(s, prefix);
-  //        0:100
-  //       /     \
-  //   1:200    2:300
-  //     |     /    \
-  //  3:400  4:500  5:600
+  // Node 0 (token 100) has children 1 and 2; node 1 has child 3; node 2 has children 4 and 5.
   std::vector<TreeNode> tree = {{100, -1}, {200, 0}, {300, 0}, {400, 1}, {500, 2}, {600, 2}};
   std::vector<Matrix> out;
   m->evaluate({{TreeEval{s, tree}}}, out);

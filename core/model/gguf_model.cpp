@@ -94,7 +94,10 @@ Weight load_weight(const GgufFile& f, const std::string& name, std::size_t cols,
   const GgufTensor& t = f.tensor(name);
   if (t.dims.size() != 2 || t.dims[0] != cols || t.dims[1] != rows) {
     std::string shape;
-    for (uint64_t d : t.dims) shape += (shape.empty() ? "" : "x") + std::to_string(d);
+    for (uint64_t d : t.dims) {
+      if (!shape.empty()) shape += 'x';
+      shape += std::to_string(d);
+    }
     fail(ErrorCode::bad_format, f.path() + ": tensor '" + name + "' has shape " + shape + ", expected " + std::to_string(cols) + "x" +
                                     std::to_string(rows));
   }
@@ -254,7 +257,11 @@ std::string GgufModel::token_text(TokenId token) const {
 #ifdef DECODELAB_HAS_TOKENIZER
   if (impl_->tokenizer && token < impl_->tokenizer->vocab_size()) return impl_->tokenizer->token_text(token);
 #endif
-  return std::size_t(token) < impl_->vocab.size() ? impl_->vocab[token] : "<" + std::to_string(token) + ">";
+  if (std::size_t(token) < impl_->vocab.size()) return impl_->vocab[token];
+  std::string placeholder = "<";
+  placeholder += std::to_string(token);
+  placeholder += '>';
+  return placeholder;
 }
 
 bool GgufModel::has_tokenizer() const {

@@ -580,11 +580,19 @@ const RegisterModelLoader reg_gguf({
     .name = "gguf",
     .doc = "A Llama or Qwen2 GGUF model (F32/F16/BF16/Q4_0/Q4_1/Q5_0/Q8_0/Q4_K/Q6_K weights) on the CPU.",
     .params = {ParamSpec::string("path", "", "path of the .gguf file"),
-               ParamSpec::string("backend", "cpu", "where to run: cpu (cuda is not built yet)", {"cpu", "cuda"}),
+               ParamSpec::string("backend", "cpu", "where to run: cpu, or cuda when built with CUDA", {"cpu", "cuda"}),
                ParamSpec::integer("context", 4096, 1, 1 << 24, "cap on tokens per sequence (also capped by the model's context_length)"),
-               ParamSpec::integer("threads", 0, 0, 1024, "CPU threads; 0 = all")},
-    .load = [](const Params& p, const LanguageModel*) -> std::shared_ptr<LanguageModel> {
-      if (p.get_string("backend") == "cuda") fail(ErrorCode::unsupported, "model 'gguf': CUDA backend not built");
+               ParamSpec::integer("threads", 0, 0, 1024, "CPU threads; 0 = all"),
+               ParamSpec::integer("device", 0, 0, 1024, "CUDA device index (backend=cuda)"),
+               ParamSpec::string("dtype", "f16", "weight type on the device (backend=cuda)", {"f16", "bf16", "f32"})},
+    .load = [](const Params& p, const LanguageModel* target) -> std::shared_ptr<LanguageModel> {
+      if (p.get_string("backend") == "cuda") {
+        // core/cuda registers "gguf-cuda" when CUDA is built; it reads these same parameters.
+        for (const ModelLoader* l : ModelLoaderRegistry::instance().list()) {
+          if (l->name == "gguf-cuda") return l->load(p, target);
+        }
+        fail(ErrorCode::unsupported, "model 'gguf': backend=cuda, but this build has no CUDA backend (configure with a CUDA toolkit, DECODELAB_CUDA=ON)");
+      }
       if (p.get_string("path").empty()) fail(ErrorCode::invalid_argument, "model 'gguf': parameter 'path' is required");
       return std::make_shared<GgufModel>(p.get_string("path"), GgufModelOptions{int(p.get_int("context")), int(p.get_int("threads"))});
     },

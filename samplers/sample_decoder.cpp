@@ -19,6 +19,7 @@ class SampleDecoder final : public Decoder {
     PhaseTimer total(stats, "total");
     LanguageModel& target = models.get("target");
     auto chain = chain_->clone();
+    chain->bind({.model = &target});
     const std::vector<TokenId> prompt = stream.tokens();
     const SeqId seq = prefill(target, prompt, stats, true);
     while (!should_stop(stream, options, stats)) {

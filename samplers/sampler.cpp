@@ -110,6 +110,10 @@ void SamplerChain::reset() {
   for (auto& s : samplers_) s->reset();
 }
 
+void SamplerChain::bind(const SamplerContext& context) {
+  for (auto& s : samplers_) s->bind(context);
+}
+
 std::unique_ptr<Sampler> SamplerChain::clone() const {
   auto copy = std::make_unique<SamplerChain>();
   for (const auto& s : samplers_) copy->add(s->clone());

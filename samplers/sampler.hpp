@@ -11,6 +11,10 @@
 // Truncation samplers keep a subset of the candidates and never change the relative logits of
 // what they keep; temperature rescales; terminal samplers (greedy, dist) set `selected`.
 // Ties are broken deterministically: equal logits are ordered by token id, lowest first.
+//
+// Samplers that need more than logits (Top-W needs the model's token-embedding geometry) get it
+// through bind(SamplerContext): decoders bind their chain to the target before the first apply().
+// Samplers that need nothing ignore it.
 
 #include <memory>
 #include <string>
@@ -20,6 +24,13 @@
 #include "core/registry.hpp"
 
 namespace decodelab {
+
+class LanguageModel;  // core/language_model.hpp; only a pointer here, so no dependency on it
+
+// What a sampler may know besides the logits: the model whose logits it processes.
+struct SamplerContext {
+  const LanguageModel* model = nullptr;  // null: no model (plain logits)
+};
 
 struct Candidate {
   TokenId id = 0;
@@ -56,6 +67,9 @@ class Sampler {
   virtual void accept(TokenId /*token*/) {}
   virtual void reset() {}
   virtual std::unique_ptr<Sampler> clone() const = 0;
+  // Called before the first apply() with the model the logits come from (and again when it
+  // changes). A clone keeps what its original was bound to.
+  virtual void bind(const SamplerContext& /*context*/) {}
 };
 
 class SamplerChain final : public Sampler {
@@ -70,6 +84,7 @@ class SamplerChain final : public Sampler {
   void accept(TokenId token) override;
   void reset() override;
   std::unique_ptr<Sampler> clone() const override;
+  void bind(const SamplerContext& context) override;  // binds every sampler of the chain
 
   // Applies the chain to raw logits and returns the processed distribution over the vocabulary.
   std::vector<float> probs(std::span<const float> logits);

@@ -87,7 +87,7 @@ int main(int argc, char** argv) {
       CudaModelOptions o;
       o.context = context + steps + 128;
       auto model = CudaModel::random(cfg, 1, o);
-      std::vector<TokenId> prompt(std::size_t(context));
+      std::vector<TokenId> prompt(static_cast<std::size_t>(context));
       for (int i = 0; i < context; ++i) prompt[std::size_t(i)] = TokenId((i * 7919) % cfg.vocab);
       const SeqId s = model->new_sequence();
       model->append(s, prompt);

@@ -4,7 +4,7 @@
 // `n_anc` ancestors-or-self of this evaluation (their rows in node_kv). That virtual sequence of
 // committed + n_anc keys is cut into `splits` equal chunks; block (split, head, node) runs an
 // online softmax over its chunk with one warp per key (lanes split head_dim, element i*32+lane so
-// each warp's loads are contiguous), merges its 4 warps, and writes (max, sum, weighted values).
+// each warp's loads are contiguous; head_dim need not be a multiple of 32), merges its 4 warps, and writes (max, sum, weighted values).
 // A second kernel merges the splits. The chunk size is computed on the device from the metadata,
 // so one launch configuration (and one captured graph) serves every context length.
 #include <cuda_fp16.h>
@@ -25,7 +25,7 @@ template <class KvT>
 __global__ void attention_partial(AttentionArgs a) {
   const int s = blockIdx.x, h = blockIdx.y, n = blockIdx.z;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int hd = a.head_dim, per = hd / 32, kv_dim = a.n_kv_heads * hd;
+  const int hd = a.head_dim, kv_dim = a.n_kv_heads * hd;
   const int kvh = h / (a.n_heads / a.n_kv_heads);
   const NodeMeta m = a.meta[n];
   const int total = m.committed + m.n_anc;
@@ -37,7 +37,7 @@ __global__ void attention_partial(AttentionArgs a) {
   const float* qh = a.q + std::size_t(n) * a.q_stride + std::size_t(h) * hd;
 #pragma unroll
   for (int i = 0; i < kMaxPerLane; ++i) {
-    q[i] = i < per ? qh[i * 32 + lane] : 0.0f;
+    q[i] = i * 32 + lane < hd ? qh[i * 32 + lane] : 0.0f;
     acc[i] = 0.0f;
   }
   float mx = -INFINITY, sum = 0.0f;
@@ -58,7 +58,7 @@ __global__ void attention_partial(AttentionArgs a) {
     float dot = 0.0f;
 #pragma unroll
     for (int i = 0; i < kMaxPerLane; ++i) {
-      if (i < per) dot += q[i] * to_f32(kp[i * 32 + lane]);
+      if (i * 32 + lane < hd) dot += q[i] * to_f32(kp[i * 32 + lane]);
     }
     for (int o = 16; o > 0; o >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, o);
     const float score = dot * scale;
@@ -68,7 +68,7 @@ __global__ void attention_partial(AttentionArgs a) {
     sum = sum * corr + p;
 #pragma unroll
     for (int i = 0; i < kMaxPerLane; ++i) {
-      if (i < per) acc[i] = acc[i] * corr + p * to_f32(vp[i * 32 + lane]);
+      if (i * 32 + lane < hd) acc[i] = acc[i] * corr + p * to_f32(vp[i * 32 + lane]);
     }
     mx = new_mx;
   }
@@ -81,7 +81,7 @@ __global__ void attention_partial(AttentionArgs a) {
   }
 #pragma unroll
   for (int i = 0; i < kMaxPerLane; ++i) {
-    if (i < per) w_acc[warp][i * 32 + lane] = acc[i];
+    if (i * 32 + lane < hd) w_acc[warp][i * 32 + lane] = acc[i];
   }
   __syncthreads();
   float block_mx = -INFINITY;
@@ -128,9 +128,7 @@ __global__ void attention_merge(const float* partial, OutT* out, int n_heads, in
 }  // namespace
 
 void attention(const AttentionArgs& a, cudaStream_t stream) {
-  if (a.head_dim % 32 != 0 || a.head_dim > 32 * kMaxPerLane) {
-    check(cudaErrorInvalidValue, "attention: head_dim must be a multiple of 32 and at most 256");
-  }
+  if (a.head_dim > 32 * kMaxPerLane) check(cudaErrorInvalidValue, "attention: head_dim must be at most 256");
   if (a.n == 0) return;
   const dim3 grid(unsigned(a.splits), unsigned(a.n_heads), unsigned(a.n));
   if (a.kv_f32) {

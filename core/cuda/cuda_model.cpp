@@ -134,9 +134,10 @@ struct CudaModel::Impl {
 
   void init_shapes() {
     const LlamaConfig& c = cfg;
-    if (c.head_dim % 32 != 0 || c.head_dim > 256) {
-      fail(ErrorCode::unsupported, "cuda backend: head_dim " + std::to_string(c.head_dim) + " is not a multiple of 32 up to 256");
+    if (c.head_dim > 256 || (c.n_kv_heads * c.head_dim) % 2 != 0) {
+      fail(ErrorCode::unsupported, "cuda backend: head_dim " + std::to_string(c.head_dim) + " (at most 256, even K/V width) is not supported");
     }
+    if (options.split_tokens <= 0) fail(ErrorCode::invalid_argument, "cuda model: split_tokens must be positive");
     q_dim = c.n_heads * c.head_dim;
     kv_dim = c.n_kv_heads * c.head_dim;
     qkv_dim = q_dim + 2 * kv_dim;
@@ -613,9 +614,10 @@ void CudaModel::do_evaluate(std::span<const TreeEval> batch, std::vector<Matrix>
       std::reverse(anc + a0, anc + a);
     }
   }
-  // Splits: enough chunks of ~256 keys to fill the device, a power of two (few graph variants).
+  // Splits: chunks of about split_tokens keys, a power of two (few graph variants), capped so that
+  // the partial results stay small when many nodes already fill the device.
   int splits = 1;
-  while (splits < 64 && splits * 256 < max_total) splits *= 2;
+  while (splits < 64 && splits * d.options.split_tokens < max_total) splits *= 2;
   while (splits > 1 && std::size_t(splits) * N * std::size_t(c.n_heads) > 16384) splits /= 2;
   d.reserve_scratch(int(N), N * std::size_t(c.n_heads) * std::size_t(splits) * std::size_t(c.head_dim + 2));
 

@@ -30,6 +30,7 @@ struct CudaModelOptions {
   int context = 4096;         // cap on committed + pending tokens per sequence
   std::string dtype = "f16";  // weight type on the device: f16, bf16 or f32
   int page_tokens = 64;       // tokens per KV page
+  int split_tokens = 256;     // keys per attention split (flash-decoding chunks, up to 64 splits)
   bool graphs = true;         // replay a CUDA graph for single-node evaluations
 };
 

@@ -2,6 +2,7 @@
 // error for a missing device, and the error naming an allocation that does not fit.
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <string>
 
 #include "core/cuda/cuda_model.hpp"

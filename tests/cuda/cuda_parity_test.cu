@@ -4,7 +4,9 @@
 // Needs a GPU; skips without one.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -28,8 +30,9 @@ double budget(const std::string& dtype) { return dtype == "f32" ? 1e-4 : dtype =
 // fp32 sum rounds to a different fp16 input): fp32 is tight, the 16-bit types get their budget.
 double same(const std::string& dtype) { return dtype == "f32" ? 1e-4 : budget(dtype); }
 
-CudaModelOptions opts(const std::string& dtype, int page_tokens = 64, bool graphs = true) {
+CudaModelOptions opts(const std::string& dtype, int page_tokens = 64, bool graphs = true, int split_tokens = 256) {
   CudaModelOptions o;
+  o.split_tokens = split_tokens;
   o.dtype = dtype;
   o.page_tokens = page_tokens;
   o.graphs = graphs;
@@ -184,13 +187,16 @@ TEST_P(Parity, BatchOfTreesEqualsSeparateEvaluations) {
 }
 
 TEST_P(Parity, LongContextMatchesCpu) {
-  // 700 tokens: several attention splits and, with 16-token pages, 44 pages.
-  CudaModel gpu(file, opts(dtype, 16));
+  // The golden models' whole context (256 tokens): 16-token pages, 16-key splits (16 splits), and
+  // the same again with the graph path for the last token.
+  CudaModel gpu(file, opts(dtype, 16, true, 16));
   GgufModel cpu(file, GgufModelOptions{4096, 2});
-  const std::vector<TokenId> tokens = random_tokens(700, gpu.vocab_size(), 10);
+  const int n = gpu.info().context_length;
+  ASSERT_GE(n, 64);
+  const std::vector<TokenId> tokens = random_tokens(n, gpu.vocab_size(), 10);
   const SeqId gs = gpu.new_sequence(), cs = cpu.new_sequence();
-  gpu.append(gs, std::span<const TokenId>(tokens).first(699));
-  cpu.append(cs, std::span<const TokenId>(tokens).first(699));
+  gpu.append(gs, std::span<const TokenId>(tokens).first(std::size_t(n - 1)));
+  cpu.append(cs, std::span<const TokenId>(tokens).first(std::size_t(n - 1)));
   const std::span<const float> g = gpu.append(gs, std::span<const TokenId>(tokens).last(1));
   const std::span<const float> c = cpu.append(cs, std::span<const TokenId>(tokens).last(1));
   EXPECT_LE(max_rel_error(g, c), budget(dtype));

@@ -20,7 +20,7 @@ namespace {
 // ordered by id on both sides).
 std::vector<float> model_like_logits(int vocab, uint64_t seed) {
   PhiloxStream r(seed, 5);
-  std::vector<float> l(std::size_t(vocab));
+  std::vector<float> l(static_cast<std::size_t>(vocab));
   for (float& x : l) x = float(r.normal() * 2.0);
   for (int i = 0; i < 20; ++i) l[r.next_u32() % uint32_t(vocab)] = float(8.0 + 4.0 * r.uniform_double());
   for (int i = 0; i < 8; ++i) l[std::size_t(i * 3)] = 9.5f;  // a block of ties near the top

@@ -93,15 +93,17 @@ class DySpecDecoder final : public Decoder {
  public:
   explicit DySpecDecoder(const Params& params)
       : chain_(chain_from_params(params)),
-        drafter_(int(params.get_int("budget")), int(params.get_int("max_depth")), int(params.get_int("width"))) {}
+        drafter_(int(params.get_int("budget")), int(params.get_int("max_depth")), int(params.get_int("width"))),
+        research_(speculation_options(params)) {}
 
   Stats generate(const ModelSet& models, const DecodeOptions& options, TokenStream& stream) override {
-    return run_tree_speculation(models, options, stream, *chain_, drafter_, verify_rrs_wor);
+    return run_tree_speculation(models, options, stream, *chain_, drafter_, verify_rrs_wor, research_);
   }
 
  private:
   std::unique_ptr<SamplerChain> chain_;
   DynamicTreeDrafter drafter_;
+  SpeculationOptions research_;
 };
 
 const RegisterDecoder reg({
@@ -112,6 +114,7 @@ const RegisterDecoder reg({
         ParamSpec::integer("budget", 16, 1, 4096, "draft tree size (nodes) per step"),
         ParamSpec::integer("max_depth", 6, 1, 64, "deepest draft token per step"),
         ParamSpec::integer("width", 4, 1, 64, "children one node may get per round (one draft pass per round)"),
+        log_optimum_param(),
     }),
     .roles = {"target", "draft"},
     .make = [](const Params& p) -> std::unique_ptr<Decoder> { return std::make_unique<DySpecDecoder>(p); },

@@ -11,22 +11,24 @@ namespace {
 class ChainSpeculativeDecoder final : public Decoder {
  public:
   explicit ChainSpeculativeDecoder(const Params& params)
-      : chain_(chain_from_params(params)), drafter_(1, int(params.get_int("L"))) {}
+      : chain_(chain_from_params(params)), drafter_(1, int(params.get_int("L"))), research_(speculation_options(params)) {}
 
   Stats generate(const ModelSet& models, const DecodeOptions& options, TokenStream& stream) override {
-    return run_tree_speculation(models, options, stream, *chain_, drafter_, verify_rrs_iid);
+    return run_tree_speculation(models, options, stream, *chain_, drafter_, verify_rrs_iid, research_);
   }
 
  private:
   std::unique_ptr<SamplerChain> chain_;
   IidSequencesDrafter drafter_;  // one sequence: a chain
+  SpeculationOptions research_;
 };
 
 const RegisterDecoder reg({
     .name = "sd",
     .doc = "Chain speculative sampling: L draft tokens from q, one target pass, accept with min(1, p/q), "
            "residual norm((p - q)_+) on rejection, bonus token when all are accepted. Exactly target-distributed.",
-    .params = with_sampling_params({ParamSpec::integer("L", 4, 1, 64, "draft length (tokens drafted per step)")}),
+    .params = with_sampling_params({ParamSpec::integer("L", 4, 1, 64, "draft length (tokens drafted per step)"),
+                                      log_optimum_param()}),
     .roles = {"target", "draft"},
     .make = [](const Params& p) -> std::unique_ptr<Decoder> { return std::make_unique<ChainSpeculativeDecoder>(p); },
 });

@@ -13,7 +13,8 @@ namespace {
 
 class SpecInferDecoder final : public Decoder {
  public:
-  explicit SpecInferDecoder(const Params& params) : chain_(chain_from_params(params)) {
+  explicit SpecInferDecoder(const Params& params)
+      : chain_(chain_from_params(params)), research_(speculation_options(params)) {
     const int k = int(params.get_int("k")), length = int(params.get_int("L"));
     if (params.get_bool("replacement")) {
       drafter_ = std::make_unique<IidSequencesDrafter>(k, length);
@@ -25,13 +26,14 @@ class SpecInferDecoder final : public Decoder {
   }
 
   Stats generate(const ModelSet& models, const DecodeOptions& options, TokenStream& stream) override {
-    return run_tree_speculation(models, options, stream, *chain_, *drafter_, rule_);
+    return run_tree_speculation(models, options, stream, *chain_, *drafter_, rule_, research_);
   }
 
  private:
   std::unique_ptr<SamplerChain> chain_;
   std::unique_ptr<TreeDrafter> drafter_;
   VerifyRule rule_;
+  SpeculationOptions research_;
 };
 
 const RegisterDecoder reg({
@@ -43,6 +45,7 @@ const RegisterDecoder reg({
         ParamSpec::integer("L", 3, 1, 64, "draft length"),
         ParamSpec::boolean("replacement", true,
                            "true: i.i.d. drafts; false: siblings drawn without replacement and verified in draw order"),
+        log_optimum_param(),
     }),
     .roles = {"target", "draft"},
     .make = [](const Params& p) -> std::unique_ptr<Decoder> { return std::make_unique<SpecInferDecoder>(p); },

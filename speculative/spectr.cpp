@@ -18,15 +18,17 @@ VerifyOutcome kseq_rule(std::span<const float> p, std::span<const float> q, std:
 class SpecTrDecoder final : public Decoder {
  public:
   explicit SpecTrDecoder(const Params& params)
-      : chain_(chain_from_params(params)), drafter_(int(params.get_int("k")), int(params.get_int("L"))) {}
+      : chain_(chain_from_params(params)), drafter_(int(params.get_int("k")), int(params.get_int("L"))),
+        research_(speculation_options(params)) {}
 
   Stats generate(const ModelSet& models, const DecodeOptions& options, TokenStream& stream) override {
-    return run_tree_speculation(models, options, stream, *chain_, drafter_, kseq_rule);
+    return run_tree_speculation(models, options, stream, *chain_, drafter_, kseq_rule, research_);
   }
 
  private:
   std::unique_ptr<SamplerChain> chain_;
   IidSequencesDrafter drafter_;
+  SpeculationOptions research_;
 };
 
 const RegisterDecoder reg({
@@ -36,6 +38,7 @@ const RegisterDecoder reg({
     .params = with_sampling_params({
         ParamSpec::integer("k", 2, 1, 64, "draft sequences per step"),
         ParamSpec::integer("L", 3, 1, 64, "draft length"),
+        log_optimum_param(),
     }),
     .roles = {"target", "draft"},
     .make = [](const Params& p) -> std::unique_ptr<Decoder> { return std::make_unique<SpecTrDecoder>(p); },

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "core/error.hpp"
+#include "speculative/oracle.hpp"
 
 namespace decodelab::speculative {
 namespace {
@@ -93,8 +94,21 @@ void DraftContext::evaluate(DraftTree& tree) {
   tree.set_draft_state(trunk, n);
 }
 
+ParamSpec log_optimum_param() {
+  return ParamSpec::boolean("log_optimum", false,
+                            "log metrics optimal_acceptance_root (i.i.d. optimum at the root, O(V log V) per step) "
+                            "and root_acceptance");
+}
+
+SpeculationOptions speculation_options(const Params& params) {
+  SpeculationOptions o;
+  if (params.has("log_optimum")) o.log_optimum = params.get_bool("log_optimum");
+  return o;
+}
+
 Stats run_tree_speculation(const ModelSet& models, const DecodeOptions& options, TokenStream& stream,
-                           const SamplerChain& chain, TreeDrafter& drafter, const VerifyRule& rule) {
+                           const SamplerChain& chain, TreeDrafter& drafter, const VerifyRule& rule,
+                           const SpeculationOptions& research) {
   Stats stats;
   PhaseTimer total(stats, "total");
   LanguageModel& target = models.get("target");
@@ -121,6 +135,8 @@ Stats run_tree_speculation(const ModelSet& models, const DecodeOptions& options,
   SequenceGuard guard{target, draft, target_seq, draft_seq};
   TokenId last = prompt.back();
   int64_t tree_depth_total = 0;
+  double optimum_total = 0.0;  // research.log_optimum: sums over steps with a root draft law
+  int64_t root_steps = 0, root_accepts = 0;
   std::size_t target_uncommitted = 1, draft_uncommitted = 0;
 
   while (!should_stop(stream, options, stats)) {
@@ -140,6 +156,7 @@ Stats run_tree_speculation(const ModelSet& models, const DecodeOptions& options,
     TokenId final_token = 0;
     TokenOrigin final_origin = TokenOrigin::sampled;
     Matrix logits;
+    std::vector<float> root_p;  // kept for the optimum when research.log_optimum
     {
       PhaseTimer timer(stats, "verify");
       TreeEval eval{target_seq, {{last, -1}}};
@@ -167,6 +184,10 @@ Stats run_tree_speculation(const ModelSet& models, const DecodeOptions& options,
         }
         const std::span<const float> q = tree.has_q(node) ? tree.q(node) : std::span<const float>{};
         const VerifyOutcome outcome = rule(p, q, candidates, accept_u, residual_u);
+        if (research.log_optimum && node == -1 && !q.empty()) {
+          root_p = p;
+          root_accepts += outcome.accepted >= 0;
+        }
         if (outcome.accepted < 0) {
           final_token = outcome.token;
           final_origin = TokenOrigin::resampled;
@@ -175,6 +196,11 @@ Stats run_tree_speculation(const ModelSet& models, const DecodeOptions& options,
         node = proposals[std::size_t(outcome.accepted)];
         path.push_back(node);
       }
+    }
+    if (!root_p.empty()) {
+      PhaseTimer timer(stats, "oracle");
+      optimum_total += optimal_acceptance_iid(root_p, tree.q(-1), int(tree.proposals(-1).size()));
+      root_steps += 1;
     }
     stats.steps += 1;
     int deepest = 0;
@@ -244,6 +270,10 @@ Stats run_tree_speculation(const ModelSet& models, const DecodeOptions& options,
   if (stats.steps > 0) {
     stats.metrics["mean_tree_size"] = double(stats.tokens_proposed) / double(stats.steps);
     stats.metrics["mean_tree_depth"] = double(tree_depth_total) / double(stats.steps);
+  }
+  if (research.log_optimum && root_steps > 0) {
+    stats.metrics["optimal_acceptance_root"] = optimum_total / double(root_steps);
+    stats.metrics["root_acceptance"] = double(root_accepts) / double(root_steps);
   }
   stats.metrics["tokens_per_step"] = stats.steps ? double(stats.tokens_generated) / double(stats.steps) : 0.0;
   return stats;

@@ -80,10 +80,22 @@ using VerifyRule = std::function<VerifyOutcome(std::span<const float> p, std::sp
                                                std::span<const TokenId> candidates,
                                                std::span<const double> accept_u, double residual_u)>;
 
+// Research options of the shared step; all off by default, so nothing here costs a normal run.
+struct SpeculationOptions {
+  // Per step with a draft law at the root: the i.i.d. optimum alpha*_k(p, q) at the root
+  // (oracle.hpp, O(V log V), timed as "oracle") for k = the root's proposal count, and whether
+  // the root accepted. Metrics: optimal_acceptance_root (mean optimum), root_acceptance.
+  bool log_optimum = false;
+};
+// The decoder parameter `log_optimum` (for a decoder's ParamSpec list) and reading it back.
+ParamSpec log_optimum_param();
+SpeculationOptions speculation_options(const Params& params);
+
 // Runs speculative steps until a stop condition. Needs role "target", role "draft" with the same
 // vocabulary when the drafter uses a model, and a non-empty prompt in `stream`.
 Stats run_tree_speculation(const ModelSet& models, const DecodeOptions& options, TokenStream& stream,
-                           const SamplerChain& chain, TreeDrafter& drafter, const VerifyRule& rule);
+                           const SamplerChain& chain, TreeDrafter& drafter, const VerifyRule& rule,
+                           const SpeculationOptions& research = {});
 
 // Drafters shared by several decoders.
 // k sequences of length L drawn i.i.d. from q, merged into a prefix tree; every node proposes

@@ -1,0 +1,137 @@
+"""Command line of the A/B runner: ``python experiments/ab.py --help``.
+
+Either drives a running daemon (``--endpoint``) or starts its own on an ephemeral ipc endpoint
+with the models of ``--load`` and stops it (SIGTERM) when done, also on an error or a signal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+import signal
+import sys
+from typing import Dict, List, Optional, Sequence
+
+from .arms import Arm, load_arms, parse_arm
+from .daemon import Daemon
+from .metrics import summarize
+from .prompts import TEMPLATES, load_prompts
+from .report import format_table, write_csv, write_json
+from .runner import ABResult, run_ab
+
+HERE = pathlib.Path(__file__).resolve().parents[1]
+DEFAULT_PROMPTS = HERE / "prompts" / "default.jsonl"
+
+
+def add_run_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--arm", action="append", default=[], metavar="SPEC",
+                   help="NAME=DECODER[:k=v,...][@role=model,...], repeatable (after --arms' arms)")
+    p.add_argument("--arms", type=pathlib.Path, help="JSON file: a list of arms")
+    p.add_argument("--prompts", type=pathlib.Path, default=DEFAULT_PROMPTS, help="JSON Lines prompt set (default %(default)s)")
+    p.add_argument("--category", action="append", help="only prompts of this category (repeatable)")
+    p.add_argument("--per-category", type=int, help="the first N prompts of each category")
+    p.add_argument("--limit", type=int, help="at most N prompts")
+    p.add_argument("--seeds", default="1,2", help="comma-separated seeds shared by every arm (default %(default)s)")
+    p.add_argument("--max-tokens", type=int, default=32)
+    p.add_argument("--template", default="none", help=f"{sorted(TEMPLATES)} or a format string with {{prompt}}")
+    p.add_argument("--target", default="t", help="loaded model name of the target role (default %(default)s)")
+    p.add_argument("--draft", help="loaded model name of the draft role, for arms that name none")
+    p.add_argument("--no-stop-at-eos", action="store_true", help="generate max-tokens even past eos")
+    p.add_argument("--baseline", help="arm the =base column compares with (default the first)")
+    p.add_argument("--json", type=pathlib.Path, help="write config, summary and every run here")
+    p.add_argument("--csv", type=pathlib.Path, help="write the summary table here")
+    p.add_argument("--show-text", type=int, default=0, metavar="N",
+                   help="print the first N characters of each arm's output on the first prompt and seed")
+    p.add_argument("--quiet", action="store_true", help="no progress line (there is none when stderr is not a terminal)")
+
+
+def parse_seeds(text: str) -> List[int]:
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise SystemExit(f"--seeds: expected integers like 1,2,3, got {text!r}") from None
+    if not seeds:
+        raise SystemExit("--seeds: none given")
+    return seeds
+
+
+def arms_from_args(args: argparse.Namespace, default_arms: Optional[Sequence[Arm]] = None) -> List[Arm]:
+    arms: List[Arm] = load_arms(args.arms) if args.arms else []
+    arms += [parse_arm(a) for a in args.arm]
+    if not arms:
+        arms = list(default_arms or [])
+    if not arms:
+        raise SystemExit("no arms: give --arms FILE or --arm SPEC")
+    return load_arms([a.to_dict() for a in arms])  # checks that names are unique
+
+
+def _progress(done: int, total: int, run) -> None:
+    sys.stderr.write(f"\r  {done}/{total} generations ({run.arm}, {run.prompt_id}, seed {run.seed})".ljust(78)[:78])
+    if done == total:
+        sys.stderr.write("\n")
+    sys.stderr.flush()
+
+
+def run_and_report(endpoint: str, arms: Sequence[Arm], args: argparse.Namespace, *, title: str = "",
+                   prompts=None, template: Optional[str] = None) -> ABResult:
+    """Runs the comparison described by ``args`` against ``endpoint`` and prints its table."""
+    if prompts is None:
+        prompts = load_prompts(args.prompts, categories=args.category, per_category=args.per_category, limit=args.limit)
+    roles: Dict[str, str] = {"target": args.target}
+    if args.draft:
+        roles["draft"] = args.draft
+    result = run_ab(endpoint, arms, prompts, parse_seeds(args.seeds), max_tokens=args.max_tokens, models=roles,
+                    template=template if template is not None else args.template,
+                    stop_at_eos=not args.no_stop_at_eos, progress=None if args.quiet or not sys.stderr.isatty() else _progress)
+    summaries = summarize(result, baseline=args.baseline)
+    if title:
+        print(title)
+    print(f"{len(result.config['prompts'])} prompts x {len(result.config['seeds'])} seeds "
+          f"(seeds {','.join(map(str, result.config['seeds']))}), max {args.max_tokens} tokens")
+    print(format_table(summaries, baseline=args.baseline))
+    for s in result.skipped:
+        print(f"skipped optional arm '{s.arm}': {s.reason}")
+    if args.show_text and result.runs:
+        first = (result.runs[0].prompt_id, result.runs[0].seed)
+        print(f"outputs on prompt '{first[0]}', seed {first[1]}:")
+        for r in result.runs:
+            if (r.prompt_id, r.seed) == first:
+                text = r.text.replace("\n", "\\n")
+                print(f"  {r.arm:<14} {text[:args.show_text]}")
+    if args.json:
+        write_json(args.json, result, summaries)
+    if args.csv:
+        write_csv(args.csv, summaries)
+    return result
+
+
+def raise_on_sigterm() -> None:
+    """SIGTERM becomes SystemExit, so ``with Daemon(...)`` blocks stop their daemon on the way out."""
+    def handler(signum, frame):
+        raise SystemExit(128 + signum)
+    signal.signal(signal.SIGTERM, handler)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    p = argparse.ArgumentParser(prog="ab.py", description="A/B comparison of decodelab decoders through decodelabd.")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--endpoint", help="a running daemon, e.g. ipc:///tmp/decodelabd.sock")
+    where.add_argument("--load", action="append", metavar="NAME=SPEC",
+                       help="start a private daemon with these models (repeatable), e.g. t='table(vocab=32)'")
+    p.add_argument("--build-dir", type=pathlib.Path, help="where bin/decodelabd is (default $DECODELAB_BUILD_DIR or build/)")
+    add_run_arguments(p)
+    args = p.parse_args(argv)
+    arms = arms_from_args(args)
+    if args.endpoint:
+        run_and_report(args.endpoint, arms, args)
+        return 0
+    models = {}
+    for item in args.load:
+        name, eq, spec = item.partition("=")
+        if not eq or not name or not spec:
+            raise SystemExit(f"--load expects NAME=SPEC, got {item!r}")
+        models[name] = spec
+    raise_on_sigterm()
+    with Daemon(models, binary=args.build_dir / "bin" / "decodelabd" if args.build_dir else None) as d:
+        run_and_report(d.endpoint, arms, args)
+    return 0

@@ -47,6 +47,13 @@ void check_k(const char* what, int k) {
   if (k < 1) fail(ErrorCode::invalid_argument, std::string(what) + ": k must be >= 1, got " + std::to_string(k));
 }
 
+double integer_power(double base, int k) {
+  double result = 1.0;
+  for (; k > 0; k >>= 1, base *= base)
+    if (k & 1) result *= base;
+  return result;
+}
+
 // The probability that a threshold test u * threshold <= target (u uniform in (0, 1)) accepts,
 // with verify.cpp's convention that a token without target mass is never accepted.
 double accept_probability(double threshold, double target) {
@@ -286,13 +293,12 @@ double optimal_acceptance_iid(std::span<const float> p, std::span<const float> q
   check_k("optimal_acceptance_iid", k);
   const std::vector<double> pn = normalized(p, "optimal_acceptance_iid (p)");
   const std::vector<double> qn = normalized(q, "optimal_acceptance_iid (q)");
-  // (ratio q/p, token); tokens with neither mass change no prefix sum and are left out.
+  // (ratio q/p, token). Tokens without draft mass would come last and only lower q(S)^k - p(S),
+  // so they are left out (truncated drafts have many).
   std::vector<std::pair<double, std::size_t>> order;
   order.reserve(p.size());
-  for (std::size_t x = 0; x < p.size(); ++x) {
-    if (pn[x] > 0.0) order.emplace_back(qn[x] / pn[x], x);
-    else if (qn[x] > 0.0) order.emplace_back(std::numeric_limits<double>::infinity(), x);
-  }
+  for (std::size_t x = 0; x < p.size(); ++x)
+    if (qn[x] > 0.0) order.emplace_back(pn[x] > 0.0 ? qn[x] / pn[x] : std::numeric_limits<double>::infinity(), x);
   // Ties need no care: along a run of equal ratios the objective is convex in the prefix mass, so
   // its maximum is at a run boundary, which every tie order visits.
   std::sort(order.begin(), order.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
@@ -300,7 +306,7 @@ double optimal_acceptance_iid(std::span<const float> p, std::span<const float> q
   for (const auto& [ratio, x] : order) {
     sp += pn[x];
     sq += qn[x];
-    best = std::max(best, std::pow(sq, k) - sp);
+    best = std::max(best, integer_power(sq, k) - sp);
   }
   return std::clamp(1.0 - best, 0.0, 1.0);
 }

@@ -10,9 +10,10 @@
 //   - the decoders' log_optimum metric and the rule_gaps report.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <algorithm>
+#include <cstdio>
 
 #include "core/decoder.hpp"
 #include "core/error.hpp"
@@ -294,6 +295,7 @@ TEST(OracleOptimum, SortedPrefixEqualsEveryOtherForm) {
 TEST(OracleOptimum, NoRuleBeatsItsOptimumAndKSeqReachesOneMinusOneOverE) {
   double worst_ratio = 1.0, worst_slack = -1.0;
   double mean[6] = {0, 0, 0, 0, 0, 0};
+  int wor_at_least_iid = 0;  // reported, not asserted: no theorem says it always holds
   const std::vector<Instance> all = instances();
   for (const Instance& c : all) {
     SCOPED_TRACE(describe(c));
@@ -318,12 +320,44 @@ TEST(OracleOptimum, NoRuleBeatsItsOptimumAndKSeqReachesOneMinusOneOverE) {
     const std::vector<TokenId> fixed = some_candidates(c);
     EXPECT_NEAR(exact_verification(Rule::target_only, c.p, {}, fixed_draft_law(fixed)).acceptance,
                 optimal_acceptance_maxflow(c.p, fixed_draft_law(fixed)), 1e-12);
+    wor_at_least_iid += opt_wor >= opt_iid - 1e-12;
     const double row[6] = {a_rrs, a_kseq, a_to, opt_iid, a_wor, opt_wor};
     for (int j = 0; j < 6; ++j) mean[j] += row[j] / double(all.size());
   }
   std::printf("worst acceptance - optimum %.3g; worst kseq / iid optimum %.4f (bound 0.632)\n", worst_slack, worst_ratio);
   std::printf("means: rrs_iid %.4f kseq %.4f target_only %.4f | iid optimum %.4f | rrs_wor %.4f wor optimum %.4f\n",
               mean[0], mean[1], mean[2], mean[3], mean[4], mean[5]);
+  std::printf("w/o-replacement optimum >= i.i.d. optimum on %d of %zu instances\n", wor_at_least_iid, all.size());
+}
+
+TEST(OracleOptimum, AdversarialPairs) {
+  const std::vector<float> p{0.5f, 0.25f, 0.125f, 0.125f};
+  const std::vector<float> far{0.0f, 0.0f, 0.0f, 0.0f, 0.5f, 0.5f};  // disjoint from p (padded below)
+  const std::vector<float> p6{0.5f, 0.25f, 0.125f, 0.125f, 0.0f, 0.0f};
+  const std::vector<float> one_hot{0.0f, 1.0f, 0.0f, 0.0f};
+  for (int k = 1; k <= 4; ++k) {
+    SCOPED_TRACE(::testing::Message() << "k=" << k);
+    // p == q: every q-based rule accepts surely, and the optimum is 1.
+    EXPECT_DOUBLE_EQ(optimal_acceptance_iid(p, p, k), 1.0);
+    EXPECT_NEAR(exact_verification(Rule::rrs_iid, p, p, iid_draft_law(p, k)).acceptance, 1.0, 1e-12);
+    EXPECT_NEAR(exact_verification(Rule::kseq, p, p, iid_draft_law(p, k), kseq_rho(p, p, k)).acceptance, 1.0, 1e-12);
+    // Disjoint supports: nothing can be accepted, and the residual is p itself.
+    EXPECT_DOUBLE_EQ(optimal_acceptance_iid(p6, far, k), 0.0);
+    const ExactVerification none = exact_verification(Rule::rrs_iid, p6, far, iid_draft_law(far, k));
+    EXPECT_EQ(none.acceptance, 0.0);
+    EXPECT_LE(max_abs_difference(none.law, p6), 1e-15);
+    // Greedy target (one-hot p at t): alpha* = P(t among the drafts) = 1 - (1 - q(t))^k.
+    EXPECT_NEAR(optimal_acceptance_iid(one_hot, p, k), 1.0 - std::pow(0.75, k), 1e-15);
+    const ExactVerification greedy = exact_verification(Rule::rrs_iid, one_hot, p, iid_draft_law(p, k));
+    EXPECT_NEAR(greedy.acceptance, 1.0 - std::pow(0.75, k), 1e-15);
+    EXPECT_LE(max_abs_difference(greedy.law, one_hot), 1e-15);
+    // One-hot draft: k copies of the same token are worth one, alpha* = p(t).
+    EXPECT_NEAR(optimal_acceptance_iid(p, one_hot, k), 0.25, 1e-15);
+    EXPECT_NEAR(optimal_acceptance_maxflow(p, wor_draft_law(one_hot, k)), 0.25, 1e-15);
+  }
+  EXPECT_THROW(optimal_acceptance_iid(p, p, 0), Error);
+  EXPECT_THROW(optimal_acceptance_iid(p, p6, 2), Error);
+  EXPECT_THROW(optimal_acceptance_bruteforce(std::vector<float>(21, 1.0f / 21), {}), Error);
 }
 
 TEST(OracleOptimum, RealVocabularySize) {

@@ -16,22 +16,40 @@ namespace decodelab {
 
 // --- geometry ------------------------------------------------------------------------------------
 
-float dot(std::span<const float> a, std::span<const float> b) {
-  // 16 independent accumulators let the compiler vectorize without reassociating (no fast-math),
-  // and the final tree reduction is fixed, so the value depends only on the build.
+namespace {
+
+// ⟨a, b_r⟩ for R rows b_r at once, so `a` is read once per R rows (the pool's similarity columns
+// are bound by memory traffic otherwise). 16 independent accumulators per output let the compiler
+// vectorize without reassociating (no fast-math), and each output's arithmetic is the same for
+// every R and every argument order (a_i b_i = b_i a_i), so a similarity has one value whichever
+// way it was computed.
+template <std::size_t R>
+void dot_rows(const float* a, const float* const (&b)[R], std::size_t n, float (&out)[R]) {
   constexpr std::size_t kLanes = 16;
-  float acc[kLanes] = {};
-  const std::size_t n = std::min(a.size(), b.size());
+  float acc[R][kLanes] = {};
   std::size_t i = 0;
   for (; i + kLanes <= n; i += kLanes) {
-    for (std::size_t l = 0; l < kLanes; ++l) acc[l] += a[i + l] * b[i + l];
+    for (std::size_t r = 0; r < R; ++r) {
+      for (std::size_t l = 0; l < kLanes; ++l) acc[r][l] += a[i + l] * b[r][i + l];
+    }
   }
-  float tail = 0.0f;
-  for (; i < n; ++i) tail += a[i] * b[i];
-  for (std::size_t width = kLanes / 2; width > 0; width /= 2) {
-    for (std::size_t l = 0; l < width; ++l) acc[l] += acc[l + width];
+  for (std::size_t r = 0; r < R; ++r) {
+    float tail = 0.0f;
+    for (std::size_t k = i; k < n; ++k) tail += a[k] * b[r][k];
+    for (std::size_t width = kLanes / 2; width > 0; width /= 2) {
+      for (std::size_t l = 0; l < width; ++l) acc[r][l] += acc[r][l + width];
+    }
+    out[r] = acc[r][0] + tail;
   }
-  return acc[0] + tail;
+}
+
+}  // namespace
+
+float dot(std::span<const float> a, std::span<const float> b) {
+  const float* rows[1] = {b.data()};
+  float out[1];
+  dot_rows<1>(a.data(), rows, std::min(a.size(), b.size()), out);
+  return out[0];
 }
 
 float TokenGeometry::similarity(TokenId a, TokenId b) const { return dot(row(a), row(b)); }
@@ -378,19 +396,42 @@ void TopW::apply(Candidates& c) {
     if (geometric) {
       std::fill(kept.begin(), kept.end(), uint8_t(0));
       for (int s : crop) kept[std::size_t(s)] = 1;
-      // Similarities of the whole pool to each kept token; a column is computed once per step.
+      // Similarities of the whole pool to each kept token; a column is computed once per step,
+      // four kept tokens at a time, over tiles of pool rows that stay in cache across the groups.
+      std::vector<int> missing;
       for (int s : crop) {
-        if (column_of_[std::size_t(s)] >= 0) continue;
-        columns_.resize((columns + 1) * pool);
-        float* col = columns_.data() + columns * pool;
-        const auto row_s = geometry_->row(c.data[std::size_t(s)].id);
-        for (std::size_t j = 0; j < pool; ++j) {
-          const int other = column_of_[j];
-          // Symmetry: ⟨ê_j, ê_s⟩ is already in column j when j was kept earlier (bit-identical).
-          col[j] = other >= 0 ? columns_[std::size_t(other) * pool + std::size_t(s)] : dot(geometry_->row(c.data[j].id), row_s);
-        }
-        column_of_[std::size_t(s)] = int(columns++);
+        if (column_of_[std::size_t(s)] < 0) missing.push_back(s);
       }
+      constexpr std::size_t kGroup = 4, kTile = 64;
+      const std::size_t groups = (missing.size() + kGroup - 1) / kGroup;
+      const std::size_t dim = std::size_t(geometry_->dim());
+      columns_.resize((columns + groups * kGroup) * pool);
+      // A short last group repeats its last token; the extra columns are scratch.
+      auto member = [&](std::size_t g, std::size_t r) { return missing[std::min(g * kGroup + r, missing.size() - 1)]; };
+      for (std::size_t j0 = 0; j0 < pool; j0 += kTile) {
+        const std::size_t j1 = std::min(pool, j0 + kTile);
+        for (std::size_t g = 0; g < groups; ++g) {
+          const float* rows[kGroup];
+          float* cols[kGroup];
+          for (std::size_t r = 0; r < kGroup; ++r) {
+            rows[r] = geometry_->row(c.data[std::size_t(member(g, r))].id).data();
+            cols[r] = columns_.data() + (columns + g * kGroup + r) * pool;
+          }
+          for (std::size_t j = j0; j < j1; ++j) {
+            const int other = column_of_[j];
+            if (other >= 0) {
+              // Symmetry: ⟨ê_j, ê_s⟩ is in column j when j was kept earlier (the same value).
+              for (std::size_t r = 0; r < kGroup; ++r) cols[r][j] = columns_[std::size_t(other) * pool + std::size_t(member(g, r))];
+              continue;
+            }
+            float out[kGroup];
+            dot_rows<kGroup>(geometry_->row(c.data[j].id).data(), rows, dim, out);
+            for (std::size_t r = 0; r < kGroup; ++r) cols[r][j] = out[r];
+          }
+        }
+      }
+      for (std::size_t i = 0; i < missing.size(); ++i) column_of_[std::size_t(missing[i])] = int(columns + i);
+      columns += groups * kGroup;
       sim_to_kept.clear();
       for (int s : crop) sim_to_kept.emplace_back(columns_.data() + std::size_t(column_of_[std::size_t(s)]) * pool, pool);
       top_w::geometric_potential(sim_to_kept, kept, s_.gamma, int(s_.knn), psi_);

@@ -3,12 +3,12 @@
 // and the optimal multi-draft acceptance rate they are measured against.
 //
 // Optimum (Hu et al., ICLR 2025; /work/shared/specs/speculative.md section 3). For drafts
-// x̄ = (x_1..x_k) with joint law Q and target p, the best acceptance P(Y in x̄) of any verifier
+// X = (x_1..x_k) with joint law Q and target p, the best acceptance P(Y in X) of any verifier
 // whose output Y is exactly p-distributed is a max-flow / min-cut:
 //
-//   alpha*(p, Q) = min over H ⊆ V of  p(H) + 1 - Q(every draft lies in H).
+//   alpha*(p, Q) = min over subsets H of V of  p(H) + 1 - Q(every draft lies in H).
 //
-// For k i.i.d. drafts Q(x̄ ⊆ H) = q(H)^k, and the minimum is attained at a prefix of the tokens
+// For k i.i.d. drafts Q(X inside H) = q(H)^k, and the minimum is attained at a prefix of the tokens
 // sorted by q/p descending, so it costs one sort (optimal_acceptance_iid, any vocabulary size).
 // For other draft laws (without replacement, deterministic) the small-vocabulary oracles below
 // take the law as an explicit list of tuples: a minimum over all 2^V subsets, and independently
@@ -26,7 +26,9 @@
 // Closed forms (rrs_iid_acceptance, kseq_acceptance, target_only_iid_acceptance) give the exact
 // acceptance of the i.i.d. rules in O(kV), so they also work at real vocabulary sizes.
 //
-// All inputs are the fp32 laws the rules see; every computation here is in double.
+// All inputs are the fp32 laws the rules see; every computation here is in double. The optima
+// normalize p (and q) first; exact_verification and the closed forms take them as given, as the
+// rules do (fp32 laws off 1 by ~1e-7 move the figures by as much).
 #include <span>
 #include <string>
 #include <vector>

@@ -32,7 +32,7 @@ import time
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from ablab import Arm, Daemon, Prompt  # noqa: E402
+from ablab import Arm, ArmRejected, Daemon, DaemonError, Prompt, load_arms  # noqa: E402
 from ablab.cli import add_run_arguments, arms_from_args, raise_on_sigterm, run_and_report  # noqa: E402
 
 MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -60,14 +60,29 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="main_job.py", description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default=None,
                    help=f"GGUF file or model spec for the target (default $DECODELAB_MODELS/{MODEL_FILE})")
-    p.add_argument("--threads", type=int, default=0, help="CPU threads of the GGUF model (default 0: all)")
+    p.add_argument("--threads", default="auto",
+                   help="CPU threads of the GGUF model: a number (0 = all cores) or auto (default): all cores, "
+                        "or 1 when the load average already exceeds the core count")
     p.add_argument("--build-dir", type=pathlib.Path, help="where bin/decodelabd is (default $DECODELAB_BUILD_DIR or build/)")
     p.add_argument("--no-analytic", action="store_true", help="skip the analytic target/draft comparison")
     p.add_argument("--analytic-tokens", type=int, default=64, help="max tokens of the analytic comparison")
-    add_run_arguments(p)
-    p.set_defaults(arms=HERE / "arms" / "main.json", per_category=1, seeds="1,2", max_tokens=32, template="chatml",
+    add_run_arguments(p)  # --arms / --arm replace experiments/arms/main.json
+    p.set_defaults(per_category=1, seeds="1,2", max_tokens=32, template="chatml",
                    show_text=72)
     return p
+
+
+def model_threads(setting: str) -> int:
+    """The GGUF runtime's threads meet at a barrier after every matmul; on a machine that is
+    already oversubscribed a descheduled thread stalls them all (measured at load 14 on 2 cores:
+    16 tokens took 23.8 s with 2 threads and 4.2 s with 1), so auto falls back to one thread."""
+    if setting != "auto":
+        try:
+            return max(0, int(setting))
+        except ValueError:
+            raise SystemExit(f"--threads: expected a number or auto, got {setting!r}") from None
+    cores = os.cpu_count() or 1
+    return 1 if os.getloadavg()[0] > cores else 0
 
 
 def target_spec(args: argparse.Namespace) -> str:
@@ -76,12 +91,19 @@ def target_spec(args: argparse.Namespace) -> str:
         return model
     if not pathlib.Path(model).exists():
         raise SystemExit(f"main_job: model file {model} not found; run scripts/fetch-models (or pass --model)")
-    return f"gguf(path={model},threads={args.threads})"
+    return f"gguf(path={model},threads={model_threads(args.threads)})"
 
 
 def main(argv=None) -> int:
-    args = parser().parse_args(argv)
-    arms = arms_from_args(args)
+    try:
+        return run(parser().parse_args(argv))
+    except (DaemonError, ArmRejected) as e:  # the daemon's own message is already on stderr
+        print(f"main_job: {e}", file=sys.stderr)
+        return 1
+
+
+def run(args: argparse.Namespace) -> int:
+    arms = arms_from_args(args, default_arms=load_arms(HERE / "arms" / "main.json"))
     spec = target_spec(args)
     binary = args.build_dir / "bin" / "decodelabd" if args.build_dir else None
     raise_on_sigterm()

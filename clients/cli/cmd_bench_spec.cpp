@@ -1,0 +1,754 @@
+// decodelab bench spec: the speculative decoders on a real draft/target pair over a prompt set,
+// beside plain autoregressive decoding measured in the same run (issue 5's benchmark).
+//
+// For every temperature, every decoder runs on every prompt with the same seed (the prompt's index
+// plus --seed). Runs are interleaved prompt by prompt (prompt 1: all decoders, prompt 2: all
+// decoders, ...) so that the load drift of a shared machine falls on every decoder alike. Reported
+// per decoder and temperature:
+//   tok/step   block efficiency: tokens per verification step (the papers' figure)
+//   tok/call   tokens per target forward pass, the prefill pass included (Stats' own figure)
+//   calls      target forward passes over the whole prompt set
+//   nodes      draft tokens offered to verification per step (the tree size)
+//   acc@d      acceptance at tree depth d: P(accepted >= d | accepted >= d - 1), from the
+//              accepted-per-step histogram (a step with n accepted tokens reached depths 1..n+1)
+//   tok/s      generated tokens per second of the decoder's wall time, prefill included
+//   speedup    tok/s over the baseline's (sample at T > 0, greedy at T = 0); dec.x excludes prefill
+//
+// --gaps adds the rule-gap study: at positions drawn from the baseline's own continuations, the
+// target's p and the draft's q (after the temperature) restricted to the union of their top N
+// tokens and renormalized; each rule's exact acceptance vs the optimum for its draft law
+// (speculative::rule_gaps), averaged over positions. Temperature 0 is skipped there: p and q are
+// point masses, every rule accepts iff the argmaxes agree, and the gap is 0.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <limits>
+#include <map>
+#include <memory>
+#include <sstream>
+
+#include "clients/cli/command.hpp"
+#include "core/decoder.hpp"
+#include "core/error.hpp"
+#include "core/model_factory.hpp"
+#include "core/philox.hpp"
+#include "samplers/sampler.hpp"
+#include "speculative/oracle.hpp"
+
+namespace decodelab::cli {
+namespace {
+
+const char* kUsage = R"USAGE(usage: decodelab bench spec [options]
+Speculative decoders on a real draft/target pair over a prompt set, beside plain decoding.
+  --target SPEC        target model (default gguf(path=$MODELS/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf),
+                       $MODELS = $DECODELAB_MODELS or ~/.cache/decodelab/models; scripts/fetch-models all)
+  --draft SPEC         draft model (default gguf(path=$MODELS/qwen2.5-coder-0.5b-instruct.gguf))
+  --prompts FILE       JSON lines with a "prompt" field (and "id", "category"); '#' lines are comments
+                       (default experiments/prompts/spec_prompts.jsonl: 52 code, chat and math prompts)
+  --limit N            only the first N prompts (the default set interleaves the three categories)
+  --temperatures LIST  comma-separated (default 0,0.6,1.0)
+  --decoders LIST      decoder specs separated by commas outside parentheses; the temperature is
+                       added to each. `sample` (or `greedy`) is the baseline, prepended when absent.
+                       Default: sample, sd(L=2) .. sd(L=8), spectr(k=2), spectr(k=4), spectr(k=8),
+                       specinfer, dyspec(budget=16), dyspec(budget=32), dyspec(budget=64)
+  --max-tokens N       tokens per prompt (default 64; generation also stops at eos)
+  --seed N             seed of prompt i is N + i (default 0)
+  --no-warmup          skip the unmeasured warm-up runs (one short run per decoder on prompt 1)
+  --gaps               also the rule-gap study (see below); --gaps-only skips the decoder tables
+  --gap-positions N    positions per temperature (default 8), drawn from the baseline's continuations
+  --gap-tokens N       top N tokens of p and of q kept (their union; default 300)
+  --gap-k LIST         draft counts k for the gap study (default 2,4,8)
+  --json               JSON lines (one per decoder and temperature, one per gap row) instead of tables
+)USAGE";
+
+const std::vector<std::string> kDefaultDecoders = {
+    "sample",     "sd(L=2)",    "sd(L=3)",          "sd(L=4)",          "sd(L=5)",          "sd(L=6)",
+    "sd(L=7)",    "sd(L=8)",    "spectr(k=2)",      "spectr(k=4)",      "spectr(k=8)",      "specinfer",
+    "dyspec(budget=16)", "dyspec(budget=32)", "dyspec(budget=64)"};
+
+using Clock = std::chrono::steady_clock;
+
+int64_t to_int(const std::string& s, const std::string& what, int64_t min) {
+  try {
+    std::size_t used = 0;
+    const long long v = std::stoll(s, &used);
+    if (used == s.size() && v >= min) return v;
+  } catch (const std::exception&) {
+  }
+  fail(ErrorCode::invalid_argument, "bench spec: option --" + what + " expects an integer >= " + std::to_string(min) + ", got '" + s + "'");
+}
+
+std::vector<std::string> split(const std::string& text, char sep) {
+  std::vector<std::string> out;
+  std::stringstream in(text);
+  std::string item;
+  while (std::getline(in, item, sep)) {
+    if (!item.empty()) out.push_back(item);
+  }
+  return out;
+}
+
+// "sd(L=2),spectr(k=4,L=3),specinfer" -> three specs: commas inside parentheses stay.
+std::vector<std::string> split_specs(const std::string& text) {
+  std::vector<std::string> out;
+  std::string cur;
+  int depth = 0;
+  for (char c : text) {
+    if (c == '(') depth += 1;
+    if (c == ')') depth -= 1;
+    if (c == ',' && depth == 0) {
+      if (!cur.empty()) out.push_back(cur);
+      cur.clear();
+    } else if (c != ' ' || depth > 0) {
+      cur += c;
+    }
+  }
+  if (depth != 0) fail(ErrorCode::invalid_argument, "bench spec: unbalanced parentheses in --decoders '" + text + "'");
+  if (!cur.empty()) out.push_back(cur);
+  return out;
+}
+
+std::vector<double> parse_temperatures(const std::string& text) {
+  std::vector<double> out;
+  for (const std::string& item : split(text, ',')) {
+    try {
+      std::size_t used = 0;
+      const double t = std::stod(item, &used);
+      if (used != item.size() || !(t >= 0.0) || !std::isfinite(t)) throw std::invalid_argument(item);
+      out.push_back(t);
+    } catch (const std::exception&) {
+      fail(ErrorCode::invalid_argument, "bench spec: --temperatures expects nonnegative numbers, got '" + text + "'");
+    }
+  }
+  if (out.empty()) fail(ErrorCode::invalid_argument, "bench spec: --temperatures is empty");
+  return out;
+}
+
+std::string format_number(double v) {
+  std::ostringstream s;
+  s << v;
+  return s.str();
+}
+
+std::string json_escape(const std::string& s) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += char(c);
+    } else if (c < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      out += buf;
+    } else {
+      out += char(c);
+    }
+  }
+  return out;
+}
+
+// --- prompts ------------------------------------------------------------------------------------
+
+struct Prompt {
+  std::string id, category, text;
+};
+
+void append_utf8(std::string& out, uint32_t cp) {
+  if (cp < 0x80) {
+    out += char(cp);
+  } else if (cp < 0x800) {
+    out += char(0xC0 | (cp >> 6));
+    out += char(0x80 | (cp & 0x3F));
+  } else if (cp < 0x10000) {
+    out += char(0xE0 | (cp >> 12));
+    out += char(0x80 | ((cp >> 6) & 0x3F));
+    out += char(0x80 | (cp & 0x3F));
+  } else {
+    out += char(0xF0 | (cp >> 18));
+    out += char(0x80 | ((cp >> 12) & 0x3F));
+    out += char(0x80 | ((cp >> 6) & 0x3F));
+    out += char(0x80 | (cp & 0x3F));
+  }
+}
+
+// The string-valued fields of one flat JSON object (other values are skipped). Enough for prompt
+// files; anything else is an error naming the file and line.
+std::map<std::string, std::string> parse_flat_object(const std::string& line, const std::string& where) {
+  std::size_t i = 0;
+  auto bad = [&](const std::string& why) -> void {
+    fail(ErrorCode::bad_format, "bench spec: " + where + ": " + why + " at column " + std::to_string(i + 1));
+  };
+  auto skip_ws = [&] {
+    while (i < line.size() && std::isspace(static_cast<unsigned char>(line[i]))) ++i;
+  };
+  auto hex4 = [&]() -> uint32_t {
+    if (i + 4 > line.size()) bad("truncated \\u escape");
+    uint32_t v = 0;
+    for (int n = 0; n < 4; ++n) {
+      const char c = line[i++];
+      v <<= 4;
+      if (c >= '0' && c <= '9') v |= uint32_t(c - '0');
+      else if (c >= 'a' && c <= 'f') v |= uint32_t(c - 'a' + 10);
+      else if (c >= 'A' && c <= 'F') v |= uint32_t(c - 'A' + 10);
+      else bad("bad \\u escape");
+    }
+    return v;
+  };
+  auto string = [&]() -> std::string {
+    if (i >= line.size() || line[i] != '"') bad("expected a string");
+    ++i;
+    std::string out;
+    while (true) {
+      if (i >= line.size()) bad("unterminated string");
+      const char c = line[i++];
+      if (c == '"') return out;
+      if (c != '\\') {
+        out += c;
+        continue;
+      }
+      if (i >= line.size()) bad("unterminated escape");
+      const char e = line[i++];
+      switch (e) {
+        case '"': out += '"'; break;
+        case '\\': out += '\\'; break;
+        case '/': out += '/'; break;
+        case 'b': out += '\b'; break;
+        case 'f': out += '\f'; break;
+        case 'n': out += '\n'; break;
+        case 'r': out += '\r'; break;
+        case 't': out += '\t'; break;
+        case 'u': {
+          uint32_t cp = hex4();
+          if (cp >= 0xD800 && cp < 0xDC00) {  // surrogate pair
+            if (i + 2 > line.size() || line[i] != '\\' || line[i + 1] != 'u') bad("lone surrogate");
+            i += 2;
+            const uint32_t lo = hex4();
+            if (lo < 0xDC00 || lo >= 0xE000) bad("bad low surrogate");
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+          }
+          append_utf8(out, cp);
+          break;
+        }
+        default: bad(std::string("unknown escape \\") + e);
+      }
+    }
+  };
+  std::map<std::string, std::string> fields;
+  skip_ws();
+  if (i >= line.size() || line[i] != '{') bad("expected '{'");
+  ++i;
+  skip_ws();
+  if (i < line.size() && line[i] == '}') return fields;
+  while (true) {
+    skip_ws();
+    const std::string key = string();
+    skip_ws();
+    if (i >= line.size() || line[i] != ':') bad("expected ':'");
+    ++i;
+    skip_ws();
+    if (i < line.size() && line[i] == '"') {
+      fields[key] = string();
+    } else {  // a number, true, false or null: skipped
+      while (i < line.size() && line[i] != ',' && line[i] != '}') {
+        if (line[i] == '{' || line[i] == '[') bad("nested values are not supported");
+        ++i;
+      }
+    }
+    skip_ws();
+    if (i < line.size() && line[i] == ',') {
+      ++i;
+      continue;
+    }
+    if (i < line.size() && line[i] == '}') return fields;
+    bad("expected ',' or '}'");
+  }
+}
+
+std::vector<Prompt> load_prompts(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) fail(ErrorCode::not_found, "bench spec: cannot open prompt file " + path);
+  std::vector<Prompt> out;
+  std::string line;
+  int number = 0;
+  while (std::getline(in, line)) {
+    ++number;
+    const auto first = line.find_first_not_of(" \t\r");
+    if (first == std::string::npos || line[first] == '#') continue;
+    auto fields = parse_flat_object(line, path + ":" + std::to_string(number));
+    if (!fields.count("prompt") || fields["prompt"].empty()) {
+      fail(ErrorCode::bad_format, "bench spec: " + path + ":" + std::to_string(number) + ": no \"prompt\" field");
+    }
+    out.push_back({fields.count("id") ? fields["id"] : "line" + std::to_string(number), fields["category"], fields["prompt"]});
+  }
+  if (out.empty()) fail(ErrorCode::bad_format, "bench spec: " + path + " holds no prompts");
+  return out;
+}
+
+// The default prompt set: relative to the working directory, else to this source tree.
+std::string default_prompt_file() {
+  const std::string rel = "experiments/prompts/spec_prompts.jsonl";
+  if (std::filesystem::exists(rel)) return rel;
+  const std::filesystem::path here(__FILE__);  // <root>/clients/cli/cmd_bench_spec.cpp
+  const std::filesystem::path root = here.parent_path().parent_path().parent_path();
+  if (std::filesystem::exists(root / rel)) return (root / rel).string();
+  return rel;  // load_prompts names it in its error
+}
+
+std::string models_dir() {
+  if (const char* d = std::getenv("DECODELAB_MODELS"); d && *d) return d;
+  const char* home = std::getenv("HOME");
+  return std::string(home ? home : ".") + "/.cache/decodelab/models";
+}
+
+std::string load_average() {
+  std::ifstream in("/proc/loadavg");
+  std::string a, b, c;
+  if (in >> a >> b >> c) return a + " " + b + " " + c;
+  return "unknown";
+}
+
+std::string now_utc() {
+  const std::time_t t = std::time(nullptr);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M UTC", std::gmtime(&t));
+  return buf;
+}
+
+// --- decoder runs -------------------------------------------------------------------------------
+
+struct Arm {
+  std::string spec;  // as given (without temperature)
+  std::string name;
+  ParamMap params;
+  bool baseline = false;
+};
+
+// The decoder for `arm` at temperature t: the baseline is greedy at 0 and sample otherwise.
+std::unique_ptr<Decoder> make_arm(const Arm& arm, double t, const ModelSet& models) {
+  if (arm.baseline) {
+    if (t == 0.0) return make_decoder("greedy", {}, &models);
+    return make_decoder("sample", {{"temperature", format_number(t)}}, &models);
+  }
+  ParamMap params = arm.params;
+  params["temperature"] = format_number(t);
+  return make_decoder(arm.name, params, &models);
+}
+
+struct Totals {
+  int64_t runs = 0, tokens = 0, steps = 0, target_calls = 0, draft_calls = 0, target_nodes = 0, draft_nodes = 0;
+  int64_t proposed = 0, accepted = 0;
+  double seconds = 0.0, prefill = 0.0, draft = 0.0, verify = 0.0;
+  std::vector<int64_t> accepted_hist;
+
+  void add(const Stats& s) {
+    runs += 1;
+    tokens += s.tokens_generated;
+    steps += s.steps;
+    target_calls += s.target_calls;
+    draft_calls += s.draft_calls;
+    target_nodes += s.target_nodes;
+    draft_nodes += s.draft_nodes;
+    proposed += s.tokens_proposed;
+    accepted += s.tokens_accepted;
+    auto sec = [&](const char* phase) { return s.seconds.count(phase) ? s.seconds.at(phase) : 0.0; };
+    seconds += sec("total");
+    prefill += sec("prefill");
+    draft += sec("draft");
+    verify += sec("verify");
+    if (accepted_hist.size() < s.accepted_per_step.size()) accepted_hist.resize(s.accepted_per_step.size(), 0);
+    for (std::size_t n = 0; n < s.accepted_per_step.size(); ++n) accepted_hist[n] += s.accepted_per_step[n];
+  }
+  double tok_per_s() const { return seconds > 0 ? double(tokens) / seconds : 0.0; }
+  double decode_tok_per_s() const { return seconds - prefill > 0 ? double(tokens) / (seconds - prefill) : 0.0; }
+  // Acceptance at depth d (1-based): steps that accepted >= d tokens over steps that accepted >= d - 1.
+  // NaN when no step reached depth d - 1 with a draft to offer there.
+  std::vector<double> acceptance_by_depth() const {
+    std::vector<double> out;
+    for (std::size_t d = 1; d < accepted_hist.size(); ++d) {
+      int64_t reached = 0, passed = 0;
+      for (std::size_t n = d - 1; n < accepted_hist.size(); ++n) reached += accepted_hist[n];
+      for (std::size_t n = d; n < accepted_hist.size(); ++n) passed += accepted_hist[n];
+      out.push_back(reached ? double(passed) / double(reached) : std::numeric_limits<double>::quiet_NaN());
+    }
+    return out;
+  }
+};
+
+std::vector<TokenId> prompt_tokens(const LanguageModel& target, const std::string& text) {
+  std::vector<TokenId> out;
+  const ModelInfo& info = target.info();
+  if (info.add_bos && info.bos >= 0) out.push_back(info.bos);
+  for (TokenId t : target.tokenize(text, true)) out.push_back(t);
+  if (out.empty()) fail(ErrorCode::invalid_argument, "bench spec: a prompt tokenizes to nothing");
+  return out;
+}
+
+// --- rule-gap study -----------------------------------------------------------------------------
+
+struct GapAccumulator {
+  std::string rule, drafts, method;
+  int k = 0;
+  int64_t n = 0, computed = 0;
+  double acceptance = 0, optimum = 0, gap = 0, max_gap = 0;
+};
+
+// Restricts p and q to the union of their top `n` tokens and renormalizes both (in double, then
+// back to the fp32 laws the rules see). Returns the mass of the union under p and q.
+std::pair<double, double> restrict_top(std::span<const float> p, std::span<const float> q, int n, std::vector<float>& ps,
+                                       std::vector<float>& qs) {
+  const std::size_t V = p.size(), top = std::min<std::size_t>(V, std::size_t(n));
+  std::vector<char> keep(V, 0);
+  for (std::span<const float> law : {p, q}) {
+    std::vector<std::size_t> order(V);
+    for (std::size_t x = 0; x < V; ++x) order[x] = x;
+    std::partial_sort(order.begin(), order.begin() + std::ptrdiff_t(top), order.end(),
+                      [&](std::size_t a, std::size_t b) { return law[a] != law[b] ? law[a] > law[b] : a < b; });
+    for (std::size_t i = 0; i < top; ++i) keep[order[i]] = 1;
+  }
+  double pm = 0, qm = 0;
+  for (std::size_t x = 0; x < V; ++x) {
+    if (keep[x]) {
+      pm += p[x];
+      qm += q[x];
+    }
+  }
+  ps.clear();
+  qs.clear();
+  for (std::size_t x = 0; x < V; ++x) {
+    if (!keep[x]) continue;
+    ps.push_back(float(double(p[x]) / pm));
+    qs.push_back(qm > 0 ? float(double(q[x]) / qm) : 0.0f);
+  }
+  return {pm, qm};
+}
+
+struct GapReport {
+  double temperature = 0;
+  int positions = 0;
+  std::size_t support = 0;  // mean size of the kept set
+  double p_mass = 0, q_mass = 0, full_sd = 0, kept_sd = 0;
+  std::vector<GapAccumulator> rows;
+};
+
+GapReport gap_study(LanguageModel& target, LanguageModel& draft, double t, const std::vector<std::vector<TokenId>>& prefixes,
+                    const std::vector<std::vector<TokenId>>& continuations, int positions, int top_n, const std::vector<int64_t>& ks,
+                    uint64_t seed) {
+  GapReport report;
+  report.temperature = t;
+  // The chain the decoders build from temperature=t (chain_from_params), one per model.
+  const std::string chain_spec = "temperature(t=" + format_number(t) + ")";
+  auto target_chain = parse_chain(chain_spec), draft_chain = parse_chain(chain_spec);
+  target_chain->bind({.model = &target});
+  draft_chain->bind({.model = &draft});
+  std::map<std::string, GapAccumulator> acc;  // keyed by k, rule family, drafts
+  std::vector<std::string> order;
+  std::size_t support_total = 0;
+  for (int n = 0; n < positions; ++n) {
+    const std::size_t i = std::size_t(n) % prefixes.size();
+    const std::vector<TokenId>& cont = continuations[i];
+    PhiloxStream rng(seed + 0x6761707300ull, uint64_t(n));
+    const std::size_t j = std::size_t(rng.next_u32() % uint32_t(cont.size() + 1));  // tokens of the continuation kept
+    std::vector<TokenId> context = prefixes[i];
+    context.insert(context.end(), cont.begin(), cont.begin() + std::ptrdiff_t(j));
+    auto law = [&](LanguageModel& m, SamplerChain& c) {
+      const SeqId s = m.new_sequence();
+      m.append(s, context);
+      std::vector<float> out = c.probs(m.next_logits(s));
+      m.free_sequence(s);
+      return out;
+    };
+    const std::vector<float> p = law(target, *target_chain), q = law(draft, *draft_chain);
+    std::vector<float> ps, qs;
+    const auto [pm, qm] = restrict_top(p, q, top_n, ps, qs);
+    report.p_mass += pm;
+    report.q_mass += qm;
+    report.full_sd += 1.0 - total_variation(p, q);
+    report.kept_sd += 1.0 - total_variation(ps, qs);
+    support_total += ps.size();
+    for (int64_t k : ks) {
+      for (const speculative::RuleGap& g : speculative::rule_gaps(ps, qs, int(k))) {
+        // kseq's name carries its rho, which differs per position: group by family.
+        const std::string family = g.rule.rfind("kseq", 0) == 0 ? "kseq(rho*)" : g.rule;
+        if (family == "sd" && k != ks.front()) continue;  // sd is k = 1 whatever k is
+        const std::string key = std::to_string(k) + "|" + family + "|" + g.drafts;
+        auto [it, fresh] = acc.try_emplace(key);
+        GapAccumulator& a = it->second;
+        if (fresh) {
+          order.push_back(key);
+          a.rule = family;
+          a.drafts = g.drafts;
+          a.method = g.method;
+          a.k = family == "sd" ? 1 : int(k);
+        }
+        a.n += 1;
+        if (std::isnan(g.acceptance) || std::isnan(g.optimum)) continue;
+        a.computed += 1;
+        a.acceptance += g.acceptance;
+        a.optimum += g.optimum;
+        a.gap += g.gap;
+        a.max_gap = std::max(a.max_gap, g.gap);
+      }
+    }
+  }
+  report.positions = positions;
+  if (positions > 0) {
+    report.p_mass /= positions;
+    report.q_mass /= positions;
+    report.full_sd /= positions;
+    report.kept_sd /= positions;
+    report.support = support_total / std::size_t(positions);
+  }
+  for (const std::string& key : order) {
+    GapAccumulator a = acc[key];
+    if (a.computed > 0) {
+      a.acceptance /= double(a.computed);
+      a.optimum /= double(a.computed);
+      a.gap /= double(a.computed);
+    }
+    report.rows.push_back(a);
+  }
+  return report;
+}
+
+// --- output -------------------------------------------------------------------------------------
+
+struct Row {
+  std::string decoder;
+  double temperature = 0;
+  Totals totals;
+};
+
+void print_json_row(const Row& r, double base_tps, double base_decode_tps) {
+  const Totals& t = r.totals;
+  std::cout << "{\"type\":\"decoder\",\"decoder\":\"" << json_escape(r.decoder) << "\",\"temperature\":" << r.temperature
+            << ",\"prompts\":" << t.runs << ",\"tokens\":" << t.tokens << ",\"steps\":" << t.steps << ",\"target_calls\":" << t.target_calls
+            << ",\"draft_calls\":" << t.draft_calls << ",\"target_nodes\":" << t.target_nodes << ",\"draft_nodes\":" << t.draft_nodes
+            << ",\"tokens_per_step\":" << (t.steps ? double(t.tokens) / t.steps : 0.0)
+            << ",\"tree_nodes_per_step\":" << (t.steps ? double(t.proposed) / t.steps : 0.0)
+            << ",\"tokens_per_target_call\":" << (t.target_calls ? double(t.tokens) / t.target_calls : 0.0)
+            << ",\"acceptance\":" << (t.proposed ? double(t.accepted) / t.proposed : 0.0) << ",\"acceptance_by_depth\":[";
+  const auto depth = t.acceptance_by_depth();
+  for (std::size_t d = 0; d < depth.size(); ++d) {
+    std::cout << (d ? "," : "");
+    if (std::isnan(depth[d])) std::cout << "null";
+    else std::cout << depth[d];
+  }
+  std::cout << "],\"accepted_per_step\":[";
+  for (std::size_t n = 0; n < t.accepted_hist.size(); ++n) std::cout << (n ? "," : "") << t.accepted_hist[n];
+  std::cout << "],\"seconds\":" << t.seconds << ",\"prefill_seconds\":" << t.prefill << ",\"draft_seconds\":" << t.draft
+            << ",\"verify_seconds\":" << t.verify << ",\"tok_per_s\":" << t.tok_per_s()
+            << ",\"speedup\":" << (base_tps > 0 ? t.tok_per_s() / base_tps : 0.0)
+            << ",\"decode_speedup\":" << (base_decode_tps > 0 ? t.decode_tok_per_s() / base_decode_tps : 0.0) << "}\n";
+}
+
+void print_table(const std::vector<Row>& rows, double t, int max_depth_cols) {
+  const Totals& base = rows.front().totals;
+  std::cout << "\ntemperature " << t << " (baseline " << rows.front().decoder << "; " << base.runs << " prompts)\n";
+  std::cout << std::left << std::setw(22) << "decoder" << std::right << std::setw(9) << "tok/step" << std::setw(9) << "tok/call"
+            << std::setw(7) << "calls" << std::setw(7) << "nodes";
+  for (int d = 1; d <= max_depth_cols; ++d) std::cout << std::setw(6) << ("acc@" + std::to_string(d));
+  std::cout << std::setw(8) << "tok/s" << std::setw(8) << "speedup" << std::setw(7) << "dec.x" << "\n";
+  for (const Row& r : rows) {
+    const Totals& s = r.totals;
+    std::cout << std::left << std::setw(22) << r.decoder << std::right << std::fixed << std::setprecision(2) << std::setw(9)
+              << (s.steps ? double(s.tokens) / s.steps : 0.0) << std::setw(9) << (s.target_calls ? double(s.tokens) / s.target_calls : 0.0)
+              << std::setw(7) << s.target_calls << std::setprecision(1) << std::setw(7) << (s.steps ? double(s.proposed) / s.steps : 0.0);
+    const auto depth = s.acceptance_by_depth();
+    for (int d = 1; d <= max_depth_cols; ++d) {
+      std::cout << std::setw(6);
+      if (r.totals.draft_calls == 0 || std::size_t(d) > depth.size() || std::isnan(depth[std::size_t(d - 1)])) std::cout << "-";
+      else std::cout << std::setprecision(2) << depth[std::size_t(d - 1)];
+    }
+    std::cout << std::setprecision(2) << std::setw(8) << s.tok_per_s() << std::setw(8) << (base.tok_per_s() > 0 ? s.tok_per_s() / base.tok_per_s() : 0.0)
+              << std::setw(7) << (base.decode_tok_per_s() > 0 ? s.decode_tok_per_s() / base.decode_tok_per_s() : 0.0) << "\n";
+    std::cout.unsetf(std::ios::floatfield);
+  }
+}
+
+// The papers' two wall-clock claims, as far as this run's decoders allow: SpecTr ~1.37x over SD
+// (best of each family), DySpec above fixed trees of the same size (nodes per step).
+void print_claims(const std::vector<Row>& rows) {
+  auto best = [&](const std::string& prefix) -> const Row* {
+    const Row* b = nullptr;
+    for (const Row& r : rows) {
+      if (r.decoder.rfind(prefix, 0) == 0 && (!b || r.totals.tok_per_s() > b->totals.tok_per_s())) b = &r;
+    }
+    return b;
+  };
+  const Row* sd = best("sd");
+  const Row* spectr = best("spectr");
+  std::cout << std::fixed << std::setprecision(2);
+  if (sd && spectr) {
+    std::cout << "claim SpecTr ~1.37x SD (wall clock): best " << spectr->decoder << " / best " << sd->decoder << " = "
+              << spectr->totals.tok_per_s() / sd->totals.tok_per_s() << "x\n";
+  }
+  for (const Row& r : rows) {
+    if (r.decoder.rfind("dyspec", 0) != 0 || !r.totals.steps) continue;
+    const double nodes = double(r.totals.proposed) / double(r.totals.steps);
+    const Row* fixed = nullptr;  // the fixed tree (specinfer/spectr/sd) closest in draft nodes per step
+    double fixed_nodes = 0;
+    for (const Row& f : rows) {
+      if (f.decoder.rfind("dyspec", 0) == 0 || f.totals.draft_calls == 0 || !f.totals.steps) continue;
+      const double n = double(f.totals.proposed) / double(f.totals.steps);
+      if (!fixed || std::abs(n - nodes) < std::abs(fixed_nodes - nodes)) fixed = &f, fixed_nodes = n;
+    }
+    if (!fixed) continue;
+    std::cout << "claim DySpec > fixed tree of its size: " << r.decoder << " (" << std::setprecision(1) << nodes << " nodes/step) "
+              << std::setprecision(2) << double(r.totals.tokens) / r.totals.steps << " tok/step, " << r.totals.tok_per_s() << " tok/s vs "
+              << fixed->decoder << " (" << std::setprecision(1) << fixed_nodes << " nodes/step) " << std::setprecision(2)
+              << double(fixed->totals.tokens) / fixed->totals.steps << " tok/step, " << fixed->totals.tok_per_s() << " tok/s\n";
+  }
+  std::cout.unsetf(std::ios::floatfield);
+}
+
+void print_gaps(const GapReport& g, bool json) {
+  if (json) {
+    for (const GapAccumulator& a : g.rows) {
+      std::cout << "{\"type\":\"gap\",\"temperature\":" << g.temperature << ",\"positions\":" << g.positions << ",\"support\":" << g.support
+                << ",\"p_mass\":" << g.p_mass << ",\"q_mass\":" << g.q_mass << ",\"rule\":\"" << json_escape(a.rule) << "\",\"drafts\":\""
+                << json_escape(a.drafts) << "\",\"k\":" << a.k << ",\"computed\":" << a.computed;
+      if (a.computed) std::cout << ",\"acceptance\":" << a.acceptance << ",\"optimum\":" << a.optimum << ",\"gap\":" << a.gap << ",\"max_gap\":" << a.max_gap;
+      std::cout << ",\"method\":\"" << json_escape(a.method) << "\"}\n";
+    }
+    return;
+  }
+  std::cout << "\nrule gaps at temperature " << g.temperature << ": " << g.positions << " positions, union of top tokens of p and q ("
+            << g.support << " tokens on average) holding p " << std::fixed << std::setprecision(4) << g.p_mass << ", q " << g.q_mass
+            << " of the mass; 1 - TV full vocabulary " << g.full_sd << ", kept set " << g.kept_sd << "\n";
+  std::cout << std::left << std::setw(14) << "rule" << std::setw(14) << "drafts" << std::right << std::setw(10) << "accept" << std::setw(10)
+            << "optimum" << std::setw(10) << "gap" << std::setw(10) << "max gap" << "  method\n";
+  for (const GapAccumulator& a : g.rows) {
+    std::cout << std::left << std::setw(14) << a.rule << std::setw(14) << a.drafts << std::right;
+    if (a.computed) {
+      std::cout << std::setw(10) << a.acceptance << std::setw(10) << a.optimum << std::setw(10) << a.gap << std::setw(10) << a.max_gap;
+    } else {
+      std::cout << std::setw(10) << "-" << std::setw(10) << "-" << std::setw(10) << "-" << std::setw(10) << "-";
+    }
+    std::cout << "  " << a.method << "\n";
+  }
+  std::cout.unsetf(std::ios::floatfield);
+}
+
+int run_bench_spec(const std::vector<std::string>& args) {
+  Options opt(args, {"json", "gaps", "gaps-only", "no-warmup"});
+  opt.check_known({"target", "draft", "prompts", "limit", "temperatures", "decoders", "max-tokens", "seed", "no-warmup", "gaps",
+                   "gaps-only", "gap-positions", "gap-tokens", "gap-k", "json"});
+  const bool json = opt.flag("json");
+  const bool gaps_only = opt.flag("gaps-only");
+  const bool gaps = opt.flag("gaps") || gaps_only;
+  const std::string dir = models_dir();
+  const std::string target_spec = opt.get("target", "gguf(path=" + dir + "/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf)");
+  const std::string draft_spec = opt.get("draft", "gguf(path=" + dir + "/qwen2.5-coder-0.5b-instruct.gguf)");
+  const std::string prompt_file = opt.get("prompts", default_prompt_file());
+  const std::vector<double> temperatures = parse_temperatures(opt.get("temperatures", "0,0.6,1.0"));
+  const int max_tokens = int(to_int(opt.get("max-tokens", "64"), "max-tokens", 1));
+  const uint64_t seed = uint64_t(to_int(opt.get("seed", "0"), "seed", 0));
+  const int gap_positions = int(to_int(opt.get("gap-positions", "8"), "gap-positions", 1));
+  const int gap_tokens = int(to_int(opt.get("gap-tokens", "300"), "gap-tokens", 1));
+  std::vector<int64_t> gap_ks;
+  for (const std::string& k : split(opt.get("gap-k", "2,4,8"), ',')) gap_ks.push_back(to_int(k, "gap-k", 1));
+  if (gap_ks.empty()) fail(ErrorCode::invalid_argument, "bench spec: --gap-k is empty");
+
+  std::vector<Prompt> prompts = load_prompts(prompt_file);
+  if (opt.has("limit")) prompts.resize(std::min(prompts.size(), std::size_t(to_int(opt.get("limit", ""), "limit", 1))));
+
+  std::vector<Arm> arms;
+  const std::vector<std::string> specs = opt.has("decoders") ? split_specs(opt.get("decoders", "")) : kDefaultDecoders;
+  for (const std::string& spec : specs) {
+    auto [name, params] = parse_spec(spec);
+    Arm arm{spec, name, params, name == "sample" || name == "greedy"};
+    if (arm.baseline && !params.empty()) fail(ErrorCode::invalid_argument, "bench spec: the baseline '" + spec + "' takes its temperature from --temperatures only");
+    if (params.count("temperature")) fail(ErrorCode::invalid_argument, "bench spec: '" + spec + "': the temperature comes from --temperatures");
+    if (arm.baseline && std::any_of(arms.begin(), arms.end(), [](const Arm& a) { return a.baseline; })) continue;
+    arms.push_back(arm);
+  }
+  if (!std::any_of(arms.begin(), arms.end(), [](const Arm& a) { return a.baseline; })) arms.insert(arms.begin(), Arm{"sample", "sample", {}, true});
+  std::stable_partition(arms.begin(), arms.end(), [](const Arm& a) { return a.baseline; });  // baseline first
+
+  auto target = load_model(target_spec);
+  auto draft = load_model(draft_spec, target.get());
+  ModelSet models{{"target", target.get()}, {"draft", draft.get()}};
+  // Validate every decoder and temperature before the long run starts.
+  for (const Arm& arm : arms) {
+    for (double t : temperatures) make_arm(arm, t, models);
+  }
+  std::vector<std::vector<TokenId>> prefixes;
+  for (const Prompt& p : prompts) prefixes.push_back(prompt_tokens(*target, p.text));
+
+  const std::string load_start = load_average();
+  const auto wall0 = Clock::now();
+  if (!json) {
+    std::cout << "bench spec: target " << target->info().name << ", draft " << draft->info().name << "\n"
+              << "  " << prompts.size() << " prompts from " << prompt_file << ", up to " << max_tokens << " tokens each (stop at eos), seeds "
+              << seed << ".." << seed + prompts.size() - 1 << "; " << now_utc() << "; load average " << load_start << "\n";
+  }
+
+  DecodeOptions options;
+  options.max_new_tokens = max_tokens;
+  if (!gaps_only && !opt.flag("no-warmup")) {
+    // Touches both models' weights (mmap) and each decoder's code paths before anything is timed.
+    DecodeOptions warm = options;
+    warm.max_new_tokens = std::min(max_tokens, 4);
+    for (const Arm& arm : arms) {
+      TokenStream stream(prefixes.front());
+      make_arm(arm, temperatures.front(), models)->generate(models, warm, stream);
+    }
+  }
+
+  std::map<double, std::vector<std::vector<TokenId>>> continuations;  // baseline outputs, for --gaps
+  for (double t : temperatures) {
+    std::vector<Row> rows;
+    for (const Arm& arm : arms) rows.push_back({arm.baseline ? (t == 0.0 ? "greedy" : "sample") : arm.spec, t, {}});
+    auto& conts = continuations[t];
+    std::vector<std::unique_ptr<Decoder>> decoders;
+    for (const Arm& arm : arms) decoders.push_back(make_arm(arm, t, models));
+    for (std::size_t i = 0; i < prompts.size(); ++i) {
+      options.seed = seed + i;
+      const auto t0 = Clock::now();
+      for (std::size_t a = 0; a < arms.size(); ++a) {
+        if (gaps_only && !arms[a].baseline) continue;
+        TokenStream stream(prefixes[i]);
+        rows[a].totals.add(decoders[a]->generate(models, options, stream));
+        if (arms[a].baseline) conts.push_back(stream.generated_tokens());
+      }
+      std::cerr << "bench spec: T=" << t << " prompt " << i + 1 << "/" << prompts.size() << " (" << prompts[i].id << ") "
+                << std::fixed << std::setprecision(1) << std::chrono::duration<double>(Clock::now() - t0).count() << " s\n";
+      std::cerr.unsetf(std::ios::floatfield);
+    }
+    if (gaps_only) continue;
+    const double base_tps = rows.front().totals.tok_per_s(), base_dec = rows.front().totals.decode_tok_per_s();
+    if (json) {
+      for (const Row& r : rows) print_json_row(r, base_tps, base_dec);
+    } else {
+      print_table(rows, t, 8);
+      print_claims(rows);
+    }
+  }
+  if (gaps) {
+    for (double t : temperatures) {
+      if (t == 0.0) continue;
+      print_gaps(gap_study(*target, *draft, t, prefixes, continuations[t], gap_positions, gap_tokens, gap_ks, seed), json);
+    }
+  }
+  if (!json) {
+    std::cout << "\nwall time " << std::fixed << std::setprecision(0) << std::chrono::duration<double>(Clock::now() - wall0).count()
+              << " s; load average at start " << load_start << ", at end " << load_average() << "\n";
+  }
+  return 0;
+}
+
+const RegisterCommand reg({
+    .name = "bench spec",
+    .summary = "speculative decoders on the real draft/target pair over a prompt set, beside plain decoding (issue 5)",
+    .usage = kUsage,
+    .run = run_bench_spec,
+});
+
+}  // namespace
+}  // namespace decodelab::cli

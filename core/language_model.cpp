@@ -1,5 +1,6 @@
 #include "core/language_model.hpp"
 
+#include <atomic>
 #include <set>
 #include <string>
 
@@ -27,6 +28,11 @@ std::vector<int32_t> tree_depths(std::span<const TreeNode> nodes) {
     depth[i] = parent < 0 ? 0 : depth[std::size_t(parent)] + 1;
   }
   return depth;
+}
+
+uint64_t LanguageModel::fresh_key() {
+  static std::atomic<uint64_t> next{1};
+  return next.fetch_add(1, std::memory_order_relaxed);
 }
 
 std::vector<TokenId> LanguageModel::tokenize(std::string_view, bool) const {

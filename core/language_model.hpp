@@ -97,6 +97,11 @@ class LanguageModel {
   virtual std::string detokenize(std::span<const TokenId> tokens) const;
   // Token-embedding matrix [vocab x dim] when the model has one (Top-W uses it); empty otherwise.
   virtual std::optional<Matrix> token_embeddings() const { return std::nullopt; }
+  // Names the matrix token_embeddings() returns: equal keys mean the same matrix, for the life of
+  // the process (keys are never reused), so samplers can cache what they derive from it without
+  // fetching it again (for GGUF that is a dequantization of the whole table). The default, one key
+  // per model object, suits models whose embeddings never change; others override it.
+  virtual uint64_t token_embeddings_key() const { return object_key_; }
 
   // --- sequences (KV cache) ---
   virtual SeqId new_sequence() = 0;
@@ -128,6 +133,10 @@ class LanguageModel {
  protected:
   virtual void do_evaluate(std::span<const TreeEval> batch, std::vector<Matrix>& out) = 0;
   ModelCounters counters_;
+  static uint64_t fresh_key();  // process-unique, for token_embeddings_key()
+
+ private:
+  uint64_t object_key_ = fresh_key();
 };
 
 // Validates a batch against a model before evaluation: sequence ids known, trees well formed,

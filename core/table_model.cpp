@@ -140,6 +140,7 @@ void TableModel::set_token_embeddings(Matrix embeddings) {
     fail(ErrorCode::invalid_argument, "set_token_embeddings: expected a [" + std::to_string(info_.vocab_size) + " x dim] matrix");
   }
   embeddings_ = std::move(embeddings);
+  embeddings_key_ = fresh_key();
 }
 
 void TableModel::random_embeddings(int dim, uint64_t seed) {

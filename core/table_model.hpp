@@ -50,6 +50,7 @@ class TableModel final : public LanguageModel {
   void set_token_embeddings(Matrix embeddings);
   void random_embeddings(int dim, uint64_t seed);
   std::optional<Matrix> token_embeddings() const override { return embeddings_; }
+  uint64_t token_embeddings_key() const override { return embeddings_key_; }  // new on every set
 
   const ModelInfo& info() const override { return info_; }
   std::string token_text(TokenId token) const override;
@@ -83,6 +84,7 @@ class TableModel final : public LanguageModel {
   ModelInfo info_;
   std::vector<std::string> texts_;  // empty: the default names
   std::optional<Matrix> embeddings_;
+  uint64_t embeddings_key_ = fresh_key();
   int order_;
   LogitsFn fn_;
   std::unordered_map<SeqId, Sequence> sequences_;

@@ -163,13 +163,35 @@ std::shared_ptr<const TokenGeometry> TokenGeometry::cached(const Matrix& e) {
 }
 
 std::shared_ptr<const TokenGeometry> TokenGeometry::of(const LanguageModel& model) {
+  // By the model's embeddings key first: a hit costs no fetch (no dequantization). Weak
+  // references: what keeps a geometry alive is the content cache above and the samplers using it.
+  constexpr std::size_t kCapacity = 8;
+  static std::mutex mutex;
+  static std::list<std::pair<uint64_t, std::weak_ptr<const TokenGeometry>>> by_key;
+  const uint64_t key = model.token_embeddings_key();
+  {
+    std::lock_guard lock(mutex);
+    for (auto it = by_key.begin(); it != by_key.end(); ++it) {
+      if (it->first != key) continue;
+      if (auto g = it->second.lock(); g && g->vocab() == model.vocab_size()) {
+        by_key.splice(by_key.begin(), by_key, it);
+        return g;
+      }
+      by_key.erase(it);
+      break;
+    }
+  }
   const std::optional<Matrix> e = model.token_embeddings();
-  if (!e) fail(ErrorCode::invalid_argument, "model '" + model.info().name + "' has no token-embedding matrix");
+  if (!e) return nullptr;
   if (e->rows != model.vocab_size()) {
     fail(ErrorCode::invalid_argument, "model '" + model.info().name + "': token-embedding matrix has " + std::to_string(e->rows) +
                                           " rows for a vocabulary of " + std::to_string(model.vocab_size()));
   }
-  return cached(*e);
+  auto g = cached(*e);
+  std::lock_guard lock(mutex);
+  by_key.emplace_front(key, g);
+  while (by_key.size() > kCapacity) by_key.pop_back();
+  return g;
 }
 
 // --- the closed-form crop and the potential ------------------------------------------------------
@@ -318,17 +340,11 @@ std::unique_ptr<Sampler> TopW::clone() const {
 void TopW::bind(const SamplerContext& context) {
   if (!context.model || s_.gamma == 0.0) return;  // geometry off: no need to fetch the embeddings
   const LanguageModel& model = *context.model;
-  // One call: for a GGUF model it dequantizes the whole table, so it is not repeated.
-  const std::optional<Matrix> e = model.token_embeddings();
-  if (!e) {
+  geometry_ = TokenGeometry::of(model);
+  if (!geometry_) {
     fail(ErrorCode::invalid_argument, "top_w: gamma = " + format_number(s_.gamma) + " needs token embeddings, and model '" +
                                           model.info().name + "' has none (gamma=0 turns the geometry off)");
   }
-  if (e->rows != model.vocab_size()) {
-    fail(ErrorCode::invalid_argument, "top_w: model '" + model.info().name + "' has " + std::to_string(e->rows) +
-                                          " token-embedding rows for a vocabulary of " + std::to_string(model.vocab_size()));
-  }
-  geometry_ = TokenGeometry::cached(*e);
 }
 
 void TopW::apply(Candidates& c) {

@@ -22,7 +22,8 @@
 //
 // ê is the embedding matrix z-scored per dimension over the whole vocabulary (population
 // variance, clipped at 1e-6) and L2-normalized per row: TokenGeometry, built once per embedding
-// matrix and shared through a process-wide cache.
+// matrix and shared through a process-wide cache (found again by the model's embeddings key, so a
+// later bind does not even fetch the matrix).
 //
 //   auto top_w = parse_chain("top_w(t_sel=0.7),temperature(t=0.7),dist(seed=1)");
 //   top_w->bind({.model = &target});   // decoders do this; finds or builds the geometry
@@ -50,8 +51,9 @@ class TokenGeometry {
   // The geometry of `embeddings` from the process-wide cache (keyed by the matrix's shape and a
   // 64-bit fingerprint of its contents), built on a miss. The cache keeps the last few geometries.
   static std::shared_ptr<const TokenGeometry> cached(const Matrix& embeddings);
-  // cached(model.token_embeddings()); throws Error(invalid_argument) when the model has none or
-  // the matrix does not have one row per vocabulary token.
+  // The geometry of the model's embeddings: found by model.token_embeddings_key() without fetching
+  // the matrix when seen before, else cached(model.token_embeddings()). Null when the model has no
+  // embeddings; Error(invalid_argument) when the matrix does not have one row per vocabulary token.
   static std::shared_ptr<const TokenGeometry> of(const LanguageModel& model);
 
   int vocab() const { return vocab_; }

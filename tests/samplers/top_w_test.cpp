@@ -542,6 +542,12 @@ TEST(TopWSampler, NeedsEmbeddingsOnlyWhenGeometryIsOn) {
   auto again = parse_chain("top_w");
   again->bind({.model = model.get()});
   EXPECT_EQ(dynamic_cast<const TopW*>(&again->at(0))->geometry().get(), before);
+  // New embeddings on the same model object: a new key, so a new geometry on the next bind.
+  model->random_embeddings(5, 9);
+  again->bind({.model = model.get()});
+  const TokenGeometry* after = dynamic_cast<const TopW*>(&again->at(0))->geometry().get();
+  EXPECT_NE(after, before);
+  EXPECT_NE(after->row(0)[0], before->row(0)[0]);
   // A token outside the bound geometry is an error, not a read past the matrix.
   std::vector<float> longer(12, 0.0f);
   EXPECT_THROW(chain->probs(longer), Error);

@@ -446,7 +446,10 @@ int64_t CudaModel::graph_captures() const { return impl_->captures; }
 std::string CudaModel::token_text(TokenId token) const {
   if (impl_->host) return impl_->host->token_text(token);
   if (token < 0 || token >= impl_->cfg.vocab) fail(ErrorCode::invalid_argument, "cuda model: token " + std::to_string(token) + " out of range");
-  return "<" + std::to_string(token) + ">";
+  std::string placeholder = "<";  // built step by step: GCC 12 warns (-Wrestrict) on "<" + s + ">"
+  placeholder += std::to_string(token);
+  placeholder += '>';
+  return placeholder;
 }
 bool CudaModel::has_tokenizer() const { return impl_->host && impl_->host->has_tokenizer(); }
 std::vector<TokenId> CudaModel::tokenize(std::string_view text, bool add_special) const {

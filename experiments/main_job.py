@@ -73,7 +73,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def model_threads(setting: str) -> int:
-    """The GGUF runtime's threads meet at a barrier after every matmul; on a machine that is
+    """The GGUF runtime's OpenMP threads meet at a barrier after every matmul; on a machine that is
     already oversubscribed a descheduled thread stalls them all (measured at load 14 on 2 cores:
     16 tokens took 23.8 s with 2 threads and 4.2 s with 1), so auto falls back to one thread."""
     if setting != "auto":

@@ -67,32 +67,38 @@ class CntpDecoder final : public Decoder {
 
     int64_t branching = 0, trials_run = 0, sampled = 0, committed_in_branches = 0, max_used = 1;
     double entropy_sum = 0.0;
-    while (!should_stop(stream, options, stats)) {
-      const std::span<const float> logits = target.next_logits(seq_);
-      std::vector<float> q;
-      int n_trials;
-      {
-        PhaseTimer timer(stats, "sample");
-        Candidates c = Candidates::from_logits(logits);
-        chain_state_->apply(c);
-        q = c.dense_probs(target.vocab_size());
-        const double h = cntp_entropy(q);
-        entropy_sum += h;
-        n_trials = schedule_.trial_count(h);
+    try {
+      while (!should_stop(stream, options, stats)) {
+        const std::span<const float> logits = target.next_logits(seq_);
+        std::vector<float> q;
+        int n_trials;
+        {
+          PhaseTimer timer(stats, "sample");
+          Candidates c = Candidates::from_logits(logits);
+          chain_state_->apply(c);
+          q = c.dense_probs(target.vocab_size());
+          const double h = cntp_entropy(q);
+          entropy_sum += h;
+          n_trials = schedule_.trial_count(h);
+        }
+        stats.steps += 1;
+        if (n_trials <= 1) {
+          sampled += 1;
+          if (step_single(logits, q, stream, stats)) break;
+          continue;
+        }
+        branching += 1;
+        trials_run += n_trials;
+        max_used = std::max<int64_t>(max_used, n_trials);
+        const std::size_t before = stream.size();
+        const bool stop = step_branch(logits, q, n_trials, stream, stats, sampled);
+        committed_in_branches += int64_t(stream.size() - before);
+        if (stop) break;
       }
-      stats.steps += 1;
-      if (n_trials <= 1) {
-        sampled += 1;
-        if (step_single(logits, q, stream, stats)) break;
-        continue;
-      }
-      branching += 1;
-      trials_run += n_trials;
-      max_used = std::max<int64_t>(max_used, n_trials);
-      const std::size_t before = stream.size();
-      const bool stop = step_branch(logits, q, n_trials, stream, stats, sampled);
-      committed_in_branches += int64_t(stream.size() - before);
-      if (stop) break;
+    } catch (...) {
+      target.free_sequence(seq_);  // a model error mid-run must not leak the KV sequence
+      seq_ = -1;
+      throw;
     }
     target.free_sequence(seq_);
     seq_ = -1;
@@ -164,9 +170,20 @@ class CntpDecoder final : public Decoder {
   // generation stops; `sampled` counts every token drawn.
   bool step_branch(std::span<const float> logits, const std::vector<float>& q, int n_trials, TokenStream& stream, Stats& stats,
                    int64_t& sampled) {
+    std::vector<Trial> trials(static_cast<std::size_t>(n_trials));
+    try {
+      return run_trials(logits, q, trials, stream, stats, sampled);
+    } catch (...) {
+      free_trials(trials);  // the forks of a failed step
+      throw;
+    }
+  }
+
+  bool run_trials(std::span<const float> logits, const std::vector<float>& q, std::vector<Trial>& trials, TokenStream& stream,
+                  Stats& stats, int64_t& sampled) {
+    const int n_trials = int(trials.size());
     const std::size_t start = stream.size();
     const std::size_t budget = std::size_t(options_->max_new_tokens) - stream.generated_size();  // > 0: should_stop passed
-    std::vector<Trial> trials(static_cast<std::size_t>(n_trials));
     {
       PhaseTimer timer(stats, "sample");
       for (int n = 0; n < n_trials; ++n) {

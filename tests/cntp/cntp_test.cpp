@@ -424,9 +424,16 @@ class WatchedModel final : public LanguageModel {
 
   const ModelInfo& info() const override { return inner_.info(); }
   std::string token_text(TokenId t) const override { return text_(t); }
-  SeqId new_sequence() override { return inner_.new_sequence(); }
-  SeqId fork(SeqId seq) override { return inner_.fork(seq); }
+  SeqId new_sequence() override {
+    live += 1;
+    return inner_.new_sequence();
+  }
+  SeqId fork(SeqId seq) override {
+    live += 1;
+    return inner_.fork(seq);
+  }
   void free_sequence(SeqId seq) override {
+    live -= 1;
     const std::span<const float> next = inner_.next_logits(seq);
     freed.push_back({inner_.committed_tokens(seq), std::vector<float>(next.begin(), next.end())});
     inner_.free_sequence(seq);
@@ -439,9 +446,12 @@ class WatchedModel final : public LanguageModel {
 
   std::vector<Freed> freed;
   std::vector<std::size_t> batch_sizes;
+  int live = 0;             // sequences created and not freed
+  int fail_at_batch = -1;   // evaluate() number that throws, as a model error would (-1: none)
 
  protected:
   void do_evaluate(std::span<const TreeEval> batch, std::vector<Matrix>& out) override {
+    if (int(batch_sizes.size()) == fail_at_batch) fail(ErrorCode::numeric, "watched model: injected failure");
     batch_sizes.push_back(batch.size());
     inner_.evaluate(batch, out);
   }
@@ -506,6 +516,28 @@ TEST(CntpCache, CommittedCacheEqualsAFreshEvaluationOnATinyLlama) {
   const double err = check_cache(m, [&](TokenId t) { return m.token_text(t) + (t % 5 == 0 ? "." : ""); }, {1, 7, 42, 99}, 6);
   std::printf("tiny llama: committed-cache logits vs a fresh evaluation, max relative difference %.3g\n", err);
   EXPECT_LE(err, 1e-4);
+}
+
+TEST(CntpCache, AModelErrorMidStepFreesEveryFork) {
+  auto m = text_model();
+  WatchedModel watched(*m, [&](TokenId t) { return m->token_text(t); });
+  ModelSet models{{"target", &watched}};
+  auto d = make_decoder("cntp", {{"punctuation", std::string("text")}}, &models);
+  DecodeOptions options;
+  options.max_new_tokens = 30;
+  int64_t thrown = 0;
+  for (int at = 1; at < 6; ++at) {
+    watched.fail_at_batch = at;
+    watched.batch_sizes.clear();
+    TokenStream s(std::vector<TokenId>{0, 1});
+    try {
+      d->generate(models, options, s);
+    } catch (const Error&) {
+      thrown += 1;
+    }
+    EXPECT_EQ(watched.live, 0) << "failure at evaluate " << at;
+  }
+  EXPECT_EQ(thrown, 5);
 }
 
 // ---------------------------------------------------------------------------------------------

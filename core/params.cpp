@@ -161,7 +161,8 @@ ParamValue convert(std::string_view owner, const ParamSpec& spec, const ParamVal
 }  // namespace
 
 Params resolve_params(std::string_view owner, std::span<const ParamSpec> specs, const ParamMap& given) {
-  for (const auto& [name, value] : given) {
+  for (const auto& entry : given) {
+    const std::string& name = entry.first;  // not a structured binding: clang 14 cannot capture those
     const bool known = std::any_of(specs.begin(), specs.end(), [&](const ParamSpec& s) { return s.name == name; });
     if (known) continue;
     std::string message = std::string(owner) + ": unknown parameter '" + name + "'";

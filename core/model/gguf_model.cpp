@@ -475,7 +475,8 @@ void GgufModel::do_evaluate(std::span<const TreeEval> batch, std::vector<Matrix>
     const TokenId tok = batch[nodes[n].tree].nodes[n - tree_first[nodes[n].tree]].token;
     dequantize_row(emb.type, emb.data + std::size_t(tok) * emb_stride, x.data() + n * dim, dim);
   }
-  auto mm = [&](const Weight& w, const float* in, float* o) { matmul(w.type, w.data, w.rows, w.cols, in, N, o, threads); };
+  const MatmulPrecision precision = impl_->options.precision;
+  auto mm = [&](const Weight& w, const float* in, float* o) { matmul(w.type, w.data, w.rows, w.cols, in, N, o, threads, precision); };
 
   for (int l = 0; l < c.n_layers; ++l) {
     const LayerWeights& w = impl_->layers[l];
@@ -583,6 +584,9 @@ const RegisterModelLoader reg_gguf({
                ParamSpec::string("backend", "cpu", "where to run: cpu, or cuda when built with CUDA", {"cpu", "cuda"}),
                ParamSpec::integer("context", 4096, 1, 1 << 24, "cap on tokens per sequence (also capped by the model's context_length)"),
                ParamSpec::integer("threads", 0, 0, 1024, "CPU threads; 0 = all"),
+               ParamSpec::string("precision", "q8", "products with quantized weights: q8 = 8-bit activations, integer dot products "
+                                 "(llama.cpp's numerics, fast); f32 = fp32 dot products with dequantized weights (HF's numerics)",
+                                 {"q8", "f32"}),
                ParamSpec::integer("device", 0, 0, 1024, "CUDA device index (backend=cuda)"),
                ParamSpec::string("dtype", "f16", "weight type on the device (backend=cuda)", {"f16", "bf16", "f32"})},
     .load = [](const Params& p, const LanguageModel* target) -> std::shared_ptr<LanguageModel> {
@@ -594,7 +598,9 @@ const RegisterModelLoader reg_gguf({
         fail(ErrorCode::unsupported, "model 'gguf': backend=cuda, but this build has no CUDA backend (configure with a CUDA toolkit, DECODELAB_CUDA=ON)");
       }
       if (p.get_string("path").empty()) fail(ErrorCode::invalid_argument, "model 'gguf': parameter 'path' is required");
-      return std::make_shared<GgufModel>(p.get_string("path"), GgufModelOptions{int(p.get_int("context")), int(p.get_int("threads"))});
+      GgufModelOptions options{int(p.get_int("context")), int(p.get_int("threads")),
+                               p.get_string("precision") == "f32" ? MatmulPrecision::f32 : MatmulPrecision::q8};
+      return std::make_shared<GgufModel>(p.get_string("path"), options);
     },
 });
 

@@ -17,12 +17,16 @@
 
 #include "core/language_model.hpp"
 #include "core/model/gguf.hpp"
+#include "core/model/quants.hpp"
 
 namespace decodelab {
 
 struct GgufModelOptions {
   int context = 4096;  // cap on committed + pending tokens per sequence
   int threads = 0;     // 0 = all (OpenMP default)
+  // q8: 8-bit activations and integer dot products with quantized weights (llama.cpp's numerics,
+  // fast); f32: fp32 dot products with the dequantized weights (HF transformers' numerics).
+  MatmulPrecision precision = MatmulPrecision::q8;
 };
 
 // Hyperparameters read from the GGUF metadata.

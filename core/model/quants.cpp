@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "core/model/q8_dot.hpp"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -190,7 +191,7 @@ void dequantize_row(GgmlType type, const uint8_t* src, float* dst, std::size_t n
 }
 
 void matmul(GgmlType type, const uint8_t* W, std::size_t rows, std::size_t cols, const float* x, std::size_t tokens,
-            float* y, int threads) {
+            float* y, int threads, MatmulPrecision precision) {
   if (!quant_supported(type)) fail(ErrorCode::unsupported, std::string("matmul: tensor type ") + ggml_type_name(type) + " is not supported");
   const std::size_t stride = ggml_row_bytes(type, cols);
 #ifdef _OPENMP
@@ -198,6 +199,16 @@ void matmul(GgmlType type, const uint8_t* W, std::size_t rows, std::size_t cols,
 #else
   (void)threads;
 #endif
+  if (precision == MatmulPrecision::q8 && q8_dot_supported(type)) {
+    std::vector<Q8Activations> xq(tokens);
+    for (std::size_t t = 0; t < tokens; ++t) quantize_activations(type, x + t * cols, cols, xq[t]);
+#pragma omp parallel for num_threads(n_threads) schedule(static) if (rows * cols >= 32768)
+    for (std::ptrdiff_t r = 0; r < std::ptrdiff_t(rows); ++r) {
+      const uint8_t* w = W + std::size_t(r) * stride;
+      for (std::size_t t = 0; t < tokens; ++t) y[t * rows + std::size_t(r)] = q8_dot(type, w, xq[t], cols);
+    }
+    return;
+  }
   // Small products are cheaper on one thread than waking the team.
 #pragma omp parallel num_threads(n_threads) if (rows * cols >= 32768)
   {

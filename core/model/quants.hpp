@@ -21,12 +21,19 @@ bool quant_supported(GgmlType type);
 // Throws Error(unsupported) for other types.
 void dequantize_row(GgmlType type, const uint8_t* src, float* dst, std::size_t n);
 
+// How matmul computes products with quantized weights:
+//  f32: decode each weight row to fp32 and dot in fp32 (exact up to fp32 rounding; what HF
+//       transformers computes on the dequantized weights);
+//  q8:  quantize the activations to 8 bits per block once and use integer dot products
+//       (q8_dot.hpp; llama.cpp's numerics, several times faster). F32/F16/BF16 weights always use f32.
+enum class MatmulPrecision { f32, q8 };
+
 // y[t][r] = sum_c W[r][c] * x[t][c] for r < rows, t < tokens.
 // W: `rows` rows of `cols` elements of `type`, contiguous (row stride ggml_row_bytes(type, cols)).
 // x: tokens x cols row-major; y: tokens x rows row-major. Each weight row is decoded once and
 // reused for every token, so evaluating T tree nodes costs about one pass over the weights.
 // Rows are split across OpenMP threads (`threads` <= 0: the OpenMP default).
 void matmul(GgmlType type, const uint8_t* W, std::size_t rows, std::size_t cols, const float* x, std::size_t tokens,
-            float* y, int threads = 0);
+            float* y, int threads = 0, MatmulPrecision precision = MatmulPrecision::f32);
 
 }  // namespace decodelab

@@ -35,7 +35,9 @@ std::vector<float> fresh_logits(GgufModel& m, const std::vector<TokenId>& tokens
 std::unique_ptr<GgufModel> smollm(int threads = 2) {
   std::string path = testing::model_path(testing::kSmolLM2);
   if (path.empty()) return nullptr;
-  return std::make_unique<GgufModel>(path, GgufModelOptions{4096, threads});
+  // f32: these tests check KV-cache state, which must reproduce a fresh evaluation up to fp32
+  // summation order; 8-bit activations would turn that order noise into rounding flips.
+  return std::make_unique<GgufModel>(path, GgufModelOptions{4096, threads, MatmulPrecision::f32});
 }
 
 // Batched fp32 sums differ from chain sums only in rounding; logits are O(10).

@@ -1,5 +1,7 @@
 // SmolLM2-135M (Q4_1) and Qwen2.5-Coder-0.5B against HF transformers loading the same GGUF in fp32
 // (tests/data/make_smollm2_golden.py): top-10 logits at every prompt position, 32 greedy tokens.
+// precision=f32 computes what transformers computes (relative error 1e-4, same greedy tokens);
+// precision=q8 (the default: 8-bit activations, as llama.cpp) stays within its rounding.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -13,7 +15,12 @@
 namespace decodelab {
 namespace {
 
-void check_against_transformers(const std::string& path, const std::string& fixture) {
+struct Bounds {
+  float rel_logit_error;    // max |ours - HF| over the top-k logits, relative to max |logit|
+  std::size_t greedy_prefix;  // greedy tokens that must equal HF's
+};
+
+void check_against_transformers(const std::string& path, const std::string& fixture, MatmulPrecision precision, Bounds bounds) {
   GgufFile golden(std::string(DECODELAB_SOURCE_DIR) + "/tests/data/" + fixture);
   std::vector<TokenId> prompt, greedy;
   for (int64_t t : golden.get_ints("golden.prompt")) prompt.push_back(TokenId(t));
@@ -23,7 +30,7 @@ void check_against_transformers(const std::string& path, const std::string& fixt
   const std::size_t k = ids.row_elems();
   ASSERT_EQ(ids.rows(), prompt.size());
 
-  GgufModel m(path, GgufModelOptions{4096, 2});
+  GgufModel m(path, GgufModelOptions{4096, 2, precision});
   SeqId s = m.new_sequence();
   std::vector<Matrix> out;
   m.evaluate({{TreeEval{s, chain_nodes(prompt)}}}, out);
@@ -36,8 +43,9 @@ void check_against_transformers(const std::string& path, const std::string& fixt
       max_ref = std::max(max_ref, std::fabs(want));
     }
   }
-  std::printf("%s top-%zu logits: max abs error %.3g (max |logit| %.3g)\n", fixture.c_str(), k, double(max_err), double(max_ref));
-  EXPECT_LE(max_err, 1e-4f * max_ref);
+  const char* name = precision == MatmulPrecision::f32 ? "f32" : "q8";
+  std::printf("%s %s top-%zu logits: max abs error %.3g (max |logit| %.3g)\n", fixture.c_str(), name, k, double(max_err), double(max_ref));
+  EXPECT_LE(max_err, bounds.rel_logit_error * max_ref);
 
   std::vector<int32_t> path_all(prompt.size());
   for (std::size_t i = 0; i < path_all.size(); ++i) path_all[i] = int32_t(i);
@@ -49,20 +57,30 @@ void check_against_transformers(const std::string& path, const std::string& fixt
     ours.push_back(best);
     m.append(s, std::vector<TokenId>{best});
   }
-  EXPECT_EQ(ours, greedy);
+  std::size_t same = 0;
+  while (same < ours.size() && ours[same] == greedy[same]) ++same;
+  std::printf("%s %s: first %zu of %zu greedy tokens equal transformers'\n", fixture.c_str(), name, same, greedy.size());
+  EXPECT_GE(same, bounds.greedy_prefix);
 }
+
+constexpr Bounds kExact{1e-4f, 32};
+// Measured 2026-12-01: SmolLM2 0.96 on 32.3 (3.0%), Qwen 0.5B 2.15 on 24.8 (8.7%; its activations
+// have large outliers, which coarsen their 8-bit blocks), 32 of 32 greedy tokens for both.
+constexpr Bounds kQ8{0.15f, 16};
 
 TEST(SmolLM2Golden, TopLogitsAndGreedyMatchTransformers) {
   const std::string path = testing::model_path(testing::kSmolLM2);
   if (path.empty()) GTEST_SKIP() << testing::kSmolLM2 << " not found";
-  check_against_transformers(path, "smollm2-golden.gguf");
+  check_against_transformers(path, "smollm2-golden.gguf", MatmulPrecision::f32, kExact);
+  check_against_transformers(path, "smollm2-golden.gguf", MatmulPrecision::q8, kQ8);
 }
 
 // Qwen2 path on real weights: Q5_0, Q8_0, Q4_K, Q6_K tensors, QKV biases, neox RoPE, tied output.
 TEST(Qwen05Golden, TopLogitsAndGreedyMatchTransformers) {
   const std::string path = testing::model_path(testing::kQwen05);
   if (path.empty()) GTEST_SKIP() << testing::kQwen05 << " not found";
-  check_against_transformers(path, "qwen05-golden.gguf");
+  check_against_transformers(path, "qwen05-golden.gguf", MatmulPrecision::f32, kExact);
+  check_against_transformers(path, "qwen05-golden.gguf", MatmulPrecision::q8, kQ8);
 }
 
 }  // namespace

@@ -142,6 +142,7 @@ class TopW final : public Sampler {
   TopWTrace trace_;
   // Per-step scratch, reused across steps (not state: apply() overwrites all of it).
   std::vector<double> log_p_, psi_;
+  std::vector<float> rows_;  // [pool x dim] ê rows of the pool
   // Similarity columns, computed the first time a pool token is kept and reused by the later
   // alternations of the same step: column_of_[s] indexes columns_ (pool-sized blocks), -1 = none.
   std::vector<float> columns_;

@@ -17,6 +17,7 @@ namespace decodelab::cli {
 namespace {
 
 const char* kUsage = R"USAGE(usage: decodelab bench [options]
+       decodelab bench runtime ...   (the GGUF runtime beside llama.cpp: decodelab help bench runtime)
   --model SPEC        target model (default "table(vocab=32000,order=2,seed=1,sharpness=2)")
   --draft SPEC        draft model, for speculative decoders
   --decoder SPEC      decoder with parameters, e.g. "sd(L=4,temperature=0)" (repeatable: each is
@@ -46,6 +47,12 @@ struct Row {
 };
 
 int run_bench(const std::vector<std::string>& args) {
+  // `decodelab bench NAME ...` runs the command registered as "bench NAME" (bench runtime, ...).
+  if (!args.empty() && args[0].rfind("--", 0) != 0) {
+    auto it = commands().find("bench " + args[0]);
+    if (it == commands().end()) fail(ErrorCode::invalid_argument, "bench: unknown benchmark '" + args[0] + "'");
+    return it->second.run(std::vector<std::string>(args.begin() + 1, args.end()));
+  }
   Options opt(args, {"json"});
   opt.check_known({"model", "draft", "decoder", "prompt", "prompt-ids", "max-tokens", "runs", "warmup", "json"});
   auto target = load_model(opt.get("model", "table(vocab=32000,order=2,seed=1,sharpness=2)"));

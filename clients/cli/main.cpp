@@ -63,8 +63,10 @@ int main(int argc, char** argv) {
   using namespace decodelab::cli;
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty() || args[0] == "help" || args[0] == "--help" || args[0] == "-h") {
-    if (args.size() > 1 && commands().count(args[1])) {
-      std::cout << commands()[args[1]].usage;
+    std::string topic;  // `decodelab help bench runtime` names the command "bench runtime"
+    for (std::size_t i = 1; i < args.size(); ++i) topic += (i > 1 ? " " : "") + args[i];
+    if (commands().count(topic)) {
+      std::cout << commands()[topic].usage;
       return 0;
     }
     std::cout << "usage: decodelab <command> [options]\n\ncommands:\n";

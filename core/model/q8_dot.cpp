@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <string>
 
 #include "core/error.hpp"
@@ -34,8 +35,17 @@ bool is_k_quant(GgmlType type) { return type == GgmlType::Q4_K || type == GgmlTy
 
 // Symmetric 8-bit quantization of n values with one scale: returns d, writes q.
 float quantize_run(const float* x, int n, int8_t* q) {
-  float amax = 0.0f;
-  for (int i = 0; i < n; ++i) amax = std::max(amax, std::fabs(x[i]));
+  float amax = 0.0f, probe = 0.0f;  // probe turns NaN when any x is NaN or infinite
+  for (int i = 0; i < n; ++i) {
+    amax = std::max(amax, std::fabs(x[i]));
+    probe += x[i] * 0.0f;
+  }
+  if (!std::isfinite(probe)) {
+    // Corrupt weights upstream: carry the NaN through the scale so the logits show it (decoders
+    // reject NaN logits with an error) instead of converting NaN to int8 (undefined).
+    std::fill(q, q + n, int8_t(0));
+    return std::numeric_limits<float>::quiet_NaN();
+  }
   if (amax == 0.0f) {
     std::fill(q, q + n, int8_t(0));
     return 0.0f;

@@ -132,6 +132,26 @@ TEST(Q8Dot, BadArgumentsAreErrors) {
   EXPECT_THROW(q8_dot_reference(GgmlType::Q2_K, w.data(), xq, 64), Error);
 }
 
+// Found by fuzz/gguf: a corrupt scale upstream makes activations NaN; the product must be NaN
+// (which decoders reject), not an undefined NaN-to-int8 conversion.
+TEST(Q8Dot, NonFiniteActivationsGiveNaN) {
+  for (float bad : {std::nanf(""), INFINITY}) {
+    std::vector<float> x(256, 0.5f);
+    x[7] = bad;
+    Q8Activations xq;
+    quantize_activations(GgmlType::Q6_K, x.data(), 256, xq);
+    std::vector<uint8_t> w(210, 0x11);
+    w[208] = 0x00;
+    w[209] = 0x3C;
+    EXPECT_TRUE(std::isnan(q8_dot(GgmlType::Q6_K, w.data(), xq, 256)));
+    quantize_activations(GgmlType::Q8_0, x.data(), 32, xq);
+    std::vector<uint8_t> w8(34, 0x01);
+    w8[0] = 0x00;
+    w8[1] = 0x3C;
+    EXPECT_TRUE(std::isnan(q8_dot(GgmlType::Q8_0, w8.data(), xq, 32)));
+  }
+}
+
 TEST(Q8Dot, ZeroActivationsGiveZero) {
   std::vector<float> x(256, 0.0f);
   Q8Activations xq;

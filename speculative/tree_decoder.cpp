@@ -121,6 +121,10 @@ Stats run_tree_speculation(const ModelSet& models, const DecodeOptions& options,
   if (prompt.empty()) fail(ErrorCode::invalid_argument, "speculative decoding: the prompt is empty (it needs at least one token)");
   auto target_chain = clone_chain(chain);
   auto draft_chain = clone_chain(chain);
+  // Samplers that need their model (top_w's embedding geometry) see the model whose logits they
+  // process; verification is exact for any q, so the draft's geometry may differ from the target's.
+  target_chain->bind({.model = &target});
+  draft_chain->bind({.model = draft ? draft : &target});
 
   // The target evaluates the last emitted token as the first node of every step's tree; the draft
   // has it committed already (its logits are the root law of the next draft tree).

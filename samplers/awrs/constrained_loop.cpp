@@ -13,6 +13,7 @@ Stats run_constrained(const ModelSet& models, const DecodeOptions& options, Toke
   PhaseTimer total(stats, "total");
   LanguageModel& target = models.get("target");
   auto chain = chain_proto.clone();
+  chain->bind({.model = &target});
   std::unique_ptr<Constraint> constraint = make_constraint(constraint_spec, target);
   // The constraint judges the generated text only; generation may resume on a stream that already
   // holds generated tokens, which must then satisfy it.

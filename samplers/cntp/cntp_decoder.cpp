@@ -62,6 +62,7 @@ class CntpDecoder final : public Decoder {
     options_ = &options;
     punctuation_ = punctuation_mask(target, rule_);
     chain_state_ = chain_->clone();
+    chain_state_->bind({.model = &target});
     const std::vector<TokenId> prompt = stream.tokens();
     seq_ = prefill(target, prompt, stats, true);
 

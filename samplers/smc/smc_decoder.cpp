@@ -97,6 +97,7 @@ class SmcDecoder final : public Decoder, public RewardSettable {
     build_potentials(models, target);
     options_ = &options;
     target_ = &target;
+    chain_->bind({.model = &target});  // the per-draw clones keep the binding
     prompt_ = prompt;
 
     // Every particle starts from the prompt minus its last token, which is each one's first pending

@@ -108,6 +108,36 @@ TEST(SpeculativeDecoders, FirstTwoTokensFollowTheExactTargetLaw) {
   }
 }
 
+// A chain with a sampler that needs its model (top_w reads the embedding geometry) is bound to
+// each model before use, and the output still follows the target's processed law exactly.
+TEST(SpeculativeDecoders, ModelBoundSamplersWorkAndStayExact) {
+  const std::vector<TokenId> prompt{1, 2, 3, 1, 2};
+  auto target = TableModel::random(kVocab, 2, 31, 1.0);
+  auto draft = TableModel::derive_draft(*target, 1.3, 0.3, 32);
+  target->random_embeddings(8, 33);
+  draft->random_embeddings(8, 34);
+  const std::string chain_spec = "top_w(gamma=1,beta=4,p0=0.9)";
+  auto exact = parse_chain(chain_spec);
+  exact->bind({.model = target.get()});
+  const std::vector<float> p1 = exact->probs(target->exact_logits(prompt));
+  ModelSet models{{"target", target.get()}, {"draft", draft.get()}};
+  for (const char* name : {"sd", "spectr", "dyspec"}) {
+    auto decoder = make_decoder(name, {{"chain", chain_spec}}, &models);
+    std::vector<int64_t> counts(kVocab, 0);
+    DecodeOptions options;
+    options.max_new_tokens = 1;
+    for (int n = 0; n < 30000; ++n) {
+      options.seed = uint64_t(n);
+      TokenStream s(prompt);
+      decoder->generate(models, options, s);
+      counts[std::size_t(s.token(prompt.size()))]++;
+    }
+    std::vector<double> want(p1.begin(), p1.end());
+    SCOPED_TRACE(name);
+    EXPECT_FITS_DISTRIBUTION(counts, std::span<const double>(want), 1e-3);
+  }
+}
+
 TEST(SpeculativeDecoders, LaterTokensFollowTheExactTargetLawAcrossSteps) {
   // Tokens 3 and 4 are decided after one or more complete steps (commit, rollback and the draft's
   // catch-up all happened), so this checks the state carried between steps.

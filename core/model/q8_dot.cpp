@@ -46,7 +46,7 @@ float quantize_run(const float* x, int n, int8_t* q) {
     std::fill(q, q + n, int8_t(0));
     return std::numeric_limits<float>::quiet_NaN();
   }
-  if (amax == 0.0f) {
+  if (amax < 1e-30f) {  // zero, or so small that 127 / amax would overflow (found by fuzz/gguf)
     std::fill(q, q + n, int8_t(0));
     return 0.0f;
   }

@@ -108,6 +108,37 @@ TEST(SpeculativeDecoders, FirstTwoTokensFollowTheExactTargetLaw) {
   }
 }
 
+// With one draft sequence, SpecTr (rho = 1) and SpecInfer (one proposal per node) are chain
+// speculative sampling: same drafts, same uniforms, hence the same tokens as sd for every seed.
+TEST(SpeculativeDecoders, OneDraftReducesToSd) {
+  const std::vector<TokenId> prompt{1, 2, 3};
+  auto target = TableModel::random(kVocab, 2, 41, 1.2);
+  auto draft = TableModel::derive_draft(*target, 1.4, 0.3, 42);
+  ModelSet models{{"target", target.get()}, {"draft", draft.get()}};
+  for (int64_t L : {1, 3}) {
+    auto sd = make_decoder("sd", {{"L", L}, {"temperature", 0.8}}, &models);
+    auto spectr = make_decoder("spectr", {{"k", int64_t(1)}, {"L", L}, {"temperature", 0.8}}, &models);
+    auto specinfer = make_decoder("specinfer", {{"k", int64_t(1)}, {"L", L}, {"temperature", 0.8}}, &models);
+    DecodeOptions options;
+    options.max_new_tokens = 12;
+    int differing_seeds = 0;
+    for (uint64_t seed = 0; seed < 200; ++seed) {
+      options.seed = seed;
+      TokenStream a(prompt), b(prompt), c(prompt);
+      sd->generate(models, options, a);
+      spectr->generate(models, options, b);
+      specinfer->generate(models, options, c);
+      ASSERT_EQ(a.tokens(), b.tokens()) << "spectr(k=1,L=" << L << ") seed " << seed;
+      ASSERT_EQ(a.tokens(), c.tokens()) << "specinfer(k=1,L=" << L << ") seed " << seed;
+      TokenStream other(prompt);
+      options.seed = seed + 1000;
+      sd->generate(models, options, other);
+      differing_seeds += other.tokens() != a.tokens();
+    }
+    EXPECT_GT(differing_seeds, 150) << "the seeds must matter, or equality proves nothing";
+  }
+}
+
 // A chain with a sampler that needs its model (top_w reads the embedding geometry) is bound to
 // each model before use, and the output still follows the target's processed law exactly.
 TEST(SpeculativeDecoders, ModelBoundSamplersWorkAndStayExact) {

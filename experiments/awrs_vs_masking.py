@@ -1,0 +1,200 @@
+#!/usr/bin/env python3
+"""AWRS versus token masking on a few regex and JSON tasks with a real model (issue 6).
+
+Both decoders sample the same locally constrained law (docs/awrs.md): `masking` checks every token
+with nonzero probability at every step, `awrs` tests tokens in Gumbel order until one is allowed,
+plus one more for its weight. The paper (Lipkin et al. 2025) claims orders of magnitude fewer
+constraint evaluations for AWRS. This script measures, per decoder and task:
+
+* constraint evaluations per generated token (the decoders' `constraint_evaluations` metric over
+  their `steps`),
+* decoder wall time per token (`seconds.total`, prefill included) and the part spent sampling
+  (`seconds.sample`: sampler chain, constraint checks and the draw; the rest is the model),
+* validity of the final text (Python's `re.fullmatch` of the task's pattern, or `json.loads`), and
+  whether the generation finished (eos or `constraint_complete`) rather than hit the token cap,
+* for awrs, the mean per-step estimate Z-hat = exp(step_log_weight) (unbiased for the allowed mass
+  Z of each step), which the paper's cost argument (about 1/Z tests per step) is about.
+
+    DECODELAB_BUILD_DIR=build-awrs .venv/bin/python experiments/awrs_vs_masking.py --json awrs.json
+
+The two decoders draw from different random streams (masking: `sample`, awrs: `proposal`), so the
+same seed gives different texts; their laws, not their tokens, are equal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import pathlib
+import re
+import sys
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable, Dict, List, Optional
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from ablab import Daemon, apply_template  # noqa: E402
+from ablab._client import ROOT  # noqa: E402
+
+DEFAULT_MODEL = pathlib.Path.home() / ".cache" / "decodelab" / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@dataclass
+class Task:
+    id: str
+    kind: str        # "regex" or "json"
+    prompt: str      # the user's message (ChatML-wrapped)
+    pattern: str = ""  # regex tasks: PCRE2 pattern, also valid Python `re` syntax
+
+    @property
+    def constraint(self) -> str:
+        return f"regex(pattern={self.pattern})" if self.kind == "regex" else "json"
+
+    def valid(self, text: str) -> bool:
+        if self.kind == "regex":
+            return re.fullmatch(self.pattern, text) is not None
+        try:
+            json.loads(text)
+            return True
+        except ValueError:
+            return False
+
+
+# Written for this experiment: short chat prompts asking for exactly the constrained output.
+TASKS = [
+    Task("date", "regex", "What is the date of the first Moon landing? Answer with only the date in ISO format (YYYY-MM-DD).",
+         r"[0-9]{4}-[0-9]{2}-[0-9]{2}"),
+    Task("email", "regex", "Write a plausible email address for a support team at a company called Acme. Answer with only the address.",
+         r"[a-z0-9._]+@[a-z0-9-]+(\.[a-z]{2,4})+"),
+    Task("phone", "regex", "Make up a US phone number for a pizza shop, formatted like (555) 123-4567. Answer with only the number.",
+         r"\([0-9]{3}\) [0-9]{3}-[0-9]{4}"),
+    Task("person", "json", "Give a JSON object describing a fictional person with the keys \"name\" and \"age\". "
+         "Answer with only the JSON."),
+    Task("colors", "json", "Give a JSON array of three color names. Answer with only the JSON."),
+]
+DECODERS = ("awrs", "masking")
+
+
+@dataclass
+class Run:
+    task: str
+    kind: str
+    decoder: str
+    seed: int
+    max_tokens: int
+    tokens: int
+    text: str
+    stop_reason: str
+    evaluations: float
+    seconds_total: float
+    seconds_sample: float
+    valid: bool
+    finished: bool
+    z_hat_mean: Optional[float]  # awrs only: mean over steps of exp(step_log_weight)
+
+
+def run_one(client, task: Task, decoder: str, seed: int, max_tokens: int) -> Run:
+    r = client.generate(apply_template(task.prompt, "chatml"), models={"target": "t"}, decoder=decoder,
+                        params={"constraint": task.constraint}, seed=seed, max_tokens=max_tokens, stop_at_eos=True)
+    stats = dict(r.stats)
+    metrics = stats.get("metrics", {})
+    seconds = stats.get("seconds", {})
+    steps = [v for k, v in sorted(metrics.items()) if k.startswith("step_log_weight.")]
+    z_hat = sum(math.exp(v) for v in steps) / len(steps) if decoder == "awrs" and steps else None
+    return Run(task=task.id, kind=task.kind, decoder=decoder, seed=seed, max_tokens=max_tokens, tokens=len(r.tokens),
+               text=r.text, stop_reason=r.stop_reason, evaluations=float(metrics.get("constraint_evaluations", 0.0)),
+               seconds_total=float(seconds.get("total", 0.0)), seconds_sample=float(seconds.get("sample", 0.0)),
+               valid=task.valid(r.text), finished=r.stop_reason in ("eos", "constraint_complete"), z_hat_mean=z_hat)
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if b else float("nan")
+
+
+def summarize(runs: List[Run], key: Callable[[Run], tuple]) -> List[Dict]:
+    groups: Dict[tuple, List[Run]] = {}
+    for r in runs:
+        groups.setdefault(key(r), []).append(r)
+    rows = []
+    for k, rs in groups.items():
+        tokens = sum(r.tokens for r in rs)
+        z = [r.z_hat_mean for r in rs if r.z_hat_mean is not None]
+        rows.append({"group": k, "runs": len(rs), "tokens": tokens,
+                     "evals_per_tok": _ratio(sum(r.evaluations for r in rs), tokens),
+                     "ms_per_tok": 1e3 * _ratio(sum(r.seconds_total for r in rs), tokens),
+                     "sample_ms_per_tok": 1e3 * _ratio(sum(r.seconds_sample for r in rs), tokens),
+                     "valid": sum(r.valid for r in rs), "finished": sum(r.finished for r in rs),
+                     "z_hat": sum(z) / len(z) if z else None})
+    return rows
+
+
+def format_rows(rows: List[Dict], head: str) -> str:
+    lines = [f"{head:<18} runs  tokens  evals/tok  ms/tok  sample ms/tok  valid  finished  mean Z-hat"]
+    for row in rows:
+        z = f"{row['z_hat']:.3f}" if row["z_hat"] is not None else "-"
+        lines.append(f"{' '.join(map(str, row['group'])):<18} {row['runs']:>4}  {row['tokens']:>6}  {row['evals_per_tok']:>9.1f}  "
+                     f"{row['ms_per_tok']:>6.1f}  {row['sample_ms_per_tok']:>13.1f}  {row['valid']:>2}/{row['runs']:<2}  "
+                     f"{row['finished']:>4}/{row['runs']:<3}  {z:>10}")
+    return "\n".join(lines)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", default=str(DEFAULT_MODEL), help="GGUF file (default SmolLM2-135M-Instruct Q4_1)")
+    ap.add_argument("--threads", type=int, default=1, help="CPU threads of the model (default 1: the machine is shared)")
+    ap.add_argument("--build-dir", default=os.environ.get("DECODELAB_BUILD_DIR", str(ROOT / "build")))
+    ap.add_argument("--seeds", default="1,2,3")
+    ap.add_argument("--max-tokens", type=int, default=24)
+    ap.add_argument("--masking-max-tokens", type=int, default=None,
+                    help="token cap of the masking arm (default --max-tokens); lower it when masking is too slow")
+    ap.add_argument("--tasks", default=",".join(t.id for t in TASKS), help="comma-separated task ids")
+    ap.add_argument("--json", help="write every run and the summaries here")
+    args = ap.parse_args(argv)
+
+    seeds = [int(s) for s in args.seeds.split(",") if s]
+    wanted = args.tasks.split(",")
+    tasks = [t for t in TASKS if t.id in wanted]
+    caps = {"awrs": args.max_tokens, "masking": args.masking_max_tokens or args.max_tokens}
+    binary = pathlib.Path(args.build_dir) / "bin" / "decodelabd"
+    spec = f"gguf(path={args.model},threads={args.threads})"
+    load_before = os.getloadavg()
+    started = time.time()
+    runs: List[Run] = []
+    with Daemon({"t": spec}, binary=binary) as d:
+        with d.client(timeout=600.0) as client:
+            # Warm-up (not recorded): page cache, allocator, the first constraint compilation.
+            client.generate(apply_template(tasks[0].prompt, "chatml"), models={"target": "t"}, decoder="awrs",
+                            params={"constraint": tasks[0].constraint}, seed=0, max_tokens=2)
+            for task in tasks:
+                for seed in seeds:
+                    for decoder in DECODERS:  # interleaved, so drifts of the shared machine hit both alike
+                        run = run_one(client, task, decoder, seed, caps[decoder])
+                        runs.append(run)
+                        print(f"  {task.id:<7} {decoder:<8} seed {seed}: {run.tokens:>2} tok, {run.evaluations:>9.0f} evals, "
+                              f"{run.seconds_total:6.2f} s, {run.stop_reason:<19} valid={int(run.valid)} {run.text!r}",
+                              file=sys.stderr, flush=True)
+    wall = time.time() - started
+    load_after = os.getloadavg()
+
+    by_decoder = summarize(runs, lambda r: (r.decoder,))
+    by_task = summarize(runs, lambda r: (r.task, r.decoder))
+    print(format_rows(by_decoder, "decoder"))
+    print()
+    print(format_rows(by_task, "task decoder"))
+    evals = {row["group"][0]: row["evals_per_tok"] for row in by_decoder}
+    if evals.get("awrs"):
+        print(f"\nmasking / awrs evaluations per token: {evals['masking'] / evals['awrs']:.0f}x")
+    print(f"model {spec}; seeds {seeds}; max tokens {caps}; wall {wall:.0f} s; "
+          f"load average {load_before[0]:.2f} before, {load_after[0]:.2f} after")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"config": {"model": spec, "seeds": seeds, "max_tokens": caps, "tasks": [asdict(t) for t in tasks],
+                                  "wall_s": wall, "load_before": load_before, "load_after": load_after},
+                       "by_decoder": by_decoder, "by_task": by_task, "runs": [asdict(r) for r in runs]}, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -38,6 +38,7 @@
 #include "core/error.hpp"
 #include "core/model_factory.hpp"
 #include "core/philox.hpp"
+#include "core/text/tokenizer.hpp"
 #include "samplers/sampler.hpp"
 #include "speculative/oracle.hpp"
 
@@ -159,23 +160,6 @@ struct Prompt {
   std::string id, category, text;
 };
 
-void append_utf8(std::string& out, uint32_t cp) {
-  if (cp < 0x80) {
-    out += char(cp);
-  } else if (cp < 0x800) {
-    out += char(0xC0 | (cp >> 6));
-    out += char(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += char(0xE0 | (cp >> 12));
-    out += char(0x80 | ((cp >> 6) & 0x3F));
-    out += char(0x80 | (cp & 0x3F));
-  } else {
-    out += char(0xF0 | (cp >> 18));
-    out += char(0x80 | ((cp >> 12) & 0x3F));
-    out += char(0x80 | ((cp >> 6) & 0x3F));
-    out += char(0x80 | (cp & 0x3F));
-  }
-}
 
 // The string-valued fields of one flat JSON object (other values are skipped). Enough for prompt
 // files; anything else is an error naming the file and line.

@@ -95,18 +95,29 @@ class Run:
     z_hat_mean: Optional[float]  # awrs only: mean over steps of exp(step_log_weight)
 
 
-def run_one(client, task: Task, decoder: str, seed: int, max_tokens: int) -> Run:
+def answer_text(text: str, stop_reason: str, eos_text: str) -> str:
+    """The daemon's text includes the eos token's text when eos stopped the generation; the answer
+    is what precedes it."""
+    if stop_reason != "eos":
+        return text
+    if not text.endswith(eos_text):
+        raise RuntimeError(f"stopped at eos but the text does not end with {eos_text!r} (see --eos-text): {text!r}")
+    return text[: len(text) - len(eos_text)]
+
+
+def run_one(client, task: Task, decoder: str, seed: int, max_tokens: int, eos_text: str) -> Run:
     r = client.generate(apply_template(task.prompt, "chatml"), models={"target": "t"}, decoder=decoder,
                         params={"constraint": task.constraint}, seed=seed, max_tokens=max_tokens, stop_at_eos=True)
     stats = dict(r.stats)
     metrics = stats.get("metrics", {})
     seconds = stats.get("seconds", {})
     steps = [v for k, v in sorted(metrics.items()) if k.startswith("step_log_weight.")]
+    text = answer_text(r.text, r.stop_reason, eos_text)
     z_hat = sum(math.exp(v) for v in steps) / len(steps) if decoder == "awrs" and steps else None
     return Run(task=task.id, kind=task.kind, decoder=decoder, seed=seed, max_tokens=max_tokens, tokens=len(r.tokens),
-               text=r.text, stop_reason=r.stop_reason, evaluations=float(metrics.get("constraint_evaluations", 0.0)),
+               text=text, stop_reason=r.stop_reason, evaluations=float(metrics.get("constraint_evaluations", 0.0)),
                seconds_total=float(seconds.get("total", 0.0)), seconds_sample=float(seconds.get("sample", 0.0)),
-               valid=task.valid(r.text), finished=r.stop_reason in ("eos", "constraint_complete"), z_hat_mean=z_hat)
+               valid=task.valid(text), finished=r.stop_reason in ("eos", "constraint_complete"), z_hat_mean=z_hat)
 
 
 def _ratio(a: float, b: float) -> float:
@@ -150,6 +161,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--masking-max-tokens", type=int, default=None,
                     help="token cap of the masking arm (default --max-tokens); lower it when masking is too slow")
     ap.add_argument("--tasks", default=",".join(t.id for t in TASKS), help="comma-separated task ids")
+    ap.add_argument("--eos-text", default="<|im_end|>", help="the eos token's text, stripped from the answer (SmolLM2: <|im_end|>)")
     ap.add_argument("--json", help="write every run and the summaries here")
     args = ap.parse_args(argv)
 
@@ -170,7 +182,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             for task in tasks:
                 for seed in seeds:
                     for decoder in DECODERS:  # interleaved, so drifts of the shared machine hit both alike
-                        run = run_one(client, task, decoder, seed, caps[decoder])
+                        run = run_one(client, task, decoder, seed, caps[decoder], args.eos_text)
                         runs.append(run)
                         print(f"  {task.id:<7} {decoder:<8} seed {seed}: {run.tokens:>2} tok, {run.evaluations:>9.0f} evals, "
                               f"{run.seconds_total:6.2f} s, {run.stop_reason:<19} valid={int(run.valid)} {run.text!r}",

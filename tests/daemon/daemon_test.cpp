@@ -27,6 +27,16 @@ using client::GenerateOptions;
 using client::RemoteError;
 using client::Value;
 
+// Client options by assignment: GCC 12 warns (-Wmissing-field-initializers) on designated
+// initializers that leave members to their defaults.
+client::ClientOptions client_options(double timeout_s, std::string auth = {}, std::string curve_server_key = {}) {
+  client::ClientOptions o;
+  o.timeout_s = timeout_s;
+  o.auth = std::move(auth);
+  o.curve_server_key = std::move(curve_server_key);
+  return o;
+}
+
 const char* kTarget = "table(vocab=32,order=2,seed=1,sharpness=2)";
 const char* kDraft = "draft(temper=1.5,noise=0.2,seed=3)";
 
@@ -112,7 +122,7 @@ class DaemonTest : public ::testing::Test {
     delete daemon_;
     daemon_ = nullptr;
   }
-  Client connect() { return Client(daemon_->endpoint(), {.timeout_s = 10.0}); }
+  Client connect() { return Client(daemon_->endpoint(), client_options(10.0)); }
   static Daemon* daemon_;
 };
 Daemon* DaemonTest::daemon_ = nullptr;
@@ -353,7 +363,7 @@ TEST_F(DaemonTest, ADisconnectedClientsWorkIsCancelled) {
 
 TEST(DaemonAlone, BusyWhenTheQueueIsFull) {
   Daemon d({"--workers", "1", "--max-queue", "1"});
-  Client c(d.endpoint(), {.timeout_s = 10.0});
+  Client c(d.endpoint(), client_options(10.0));
   // Occupy the only worker: once a chunk arrives the request is running, not queued.
   const uint64_t running = c.send("generate", Client::generate_fields(sample_request(1, 1 << 20), true));
   EXPECT_EQ(c.receive().get("type")->as_string(), "chunk");
@@ -384,8 +394,8 @@ TEST(DaemonAlone, ClientsAreServedRoundRobin) {
   // Round-robin serves A1, B, A2, A3: B finishes while A3 still waits. (FIFO would make B wait
   // for both long requests.)
   Daemon d({"--workers", "1"});
-  Client a(d.endpoint(), {.timeout_s = 20.0});
-  Client b(d.endpoint(), {.timeout_s = 20.0});
+  Client a(d.endpoint(), client_options(20.0));
+  Client b(d.endpoint(), client_options(20.0));
   const uint64_t blocker = a.send("generate", Client::generate_fields(sample_request(1, 1 << 20), true));
   EXPECT_EQ(a.receive().get("type")->as_string(), "chunk");  // the worker is busy with it
   std::vector<uint64_t> a_ids;
@@ -415,7 +425,7 @@ TEST(DaemonAlone, ClientsAreServedRoundRobin) {
 TEST(DaemonAlone, StreamIntervalBatchesTokens) {
   for (const auto& [interval, one_chunk] : {std::pair{"0", false}, std::pair{"60000", true}}) {
     Daemon d({"--stream-interval-ms", interval});
-    Client c(d.endpoint(), {.timeout_s = 10.0});
+    Client c(d.endpoint(), client_options(10.0));
     std::size_t chunks = 0;
     const auto r = c.generate(sample_request(5, 100), [&](const client::Chunk&) { ++chunks; });
     ASSERT_EQ(r.tokens.size(), 100u);
@@ -426,7 +436,7 @@ TEST(DaemonAlone, StreamIntervalBatchesTokens) {
 
 TEST(DaemonAlone, SigtermMidStreamExitsCleanly) {
   Daemon d;
-  Client c(d.endpoint(), {.timeout_s = 10.0});
+  Client c(d.endpoint(), client_options(10.0));
   const uint64_t id = c.send("generate", Client::generate_fields(sample_request(2, 1 << 20), true));
   const Value first = c.receive();
   EXPECT_EQ(first.get("type")->as_string(), "chunk");
@@ -438,14 +448,14 @@ TEST(DaemonAlone, SigtermMidStreamExitsCleanly) {
 
 TEST(DaemonAlone, SharedSecretIsRequired) {
   Daemon d({"--secret", "s3cret"});
-  Client wrong(d.endpoint(), {.timeout_s = 10.0, .auth = "nope"});
+  Client wrong(d.endpoint(), client_options(10.0, "nope"));
   try {
     wrong.hello();
     ADD_FAILURE();
   } catch (const RemoteError& e) {
     EXPECT_EQ(e.code(), "unauthorized");
   }
-  Client right(d.endpoint(), {.timeout_s = 10.0, .auth = "s3cret"});
+  Client right(d.endpoint(), client_options(10.0, "s3cret"));
   EXPECT_EQ(right.hello().get("auth_required")->as_bool(), true);
 }
 
@@ -456,11 +466,11 @@ TEST(DaemonAlone, CurveEncryptedTcp) {
   // Port 0 is not allowed for a fixed endpoint we must connect to; pick one from the pid.
   const std::string endpoint = "tcp://127.0.0.1:" + std::to_string(40000 + getpid() % 20000);
   Daemon d({"--bind", endpoint, "--curve-secret-key", secret_key});
-  Client c(endpoint, {.timeout_s = 10.0, .curve_server_key = public_key});
+  Client c(endpoint, client_options(10.0, {}, public_key));
   EXPECT_EQ(c.hello().get("protocol")->as_int(), 1);
   EXPECT_EQ(c.generate(sample_request(1, 4)).tokens.size(), 4u);
   // A client without the server key cannot complete the handshake: it gets no reply at all.
-  Client plain(endpoint, {.timeout_s = 0.3});
+  Client plain(endpoint, client_options(0.3));
   EXPECT_THROW(plain.hello(), Error);
 }
 

@@ -48,8 +48,9 @@ TEST(Resampling, OffspringMeansAndVariances) {
       total_var += var;
       // Mean within 4 standard errors of N W_i (exact for a zero-variance count).
       EXPECT_NEAR(mean, n * w[i], 4 * std::sqrt(var / runs) + 1e-12) << int(scheme) << " particle " << i;
-      if (scheme == ResamplingScheme::multinomial)
+      if (scheme == ResamplingScheme::multinomial) {
         EXPECT_NEAR(var, n * w[i] * (1 - w[i]), 0.05 * n * w[i] + 1e-9);  // binomial variance
+      }
     }
     variance[scheme] = total_var;
   }

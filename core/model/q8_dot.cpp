@@ -255,6 +255,43 @@ float avx2_q4k(const uint8_t* w, const Q8KBlock* x, std::size_t nb) {
   return hsum(_mm256_sub_ps(acc, acc_min));
 }
 
+// One Q4_K row against up to 4 activation vectors: each block's nibbles, scales and minima are
+// unpacked once and reused for every vector (tree nodes, prompt tokens). Per vector the integer
+// sums and float accumulation run in avx2_q4k's order, so results equal it bit for bit.
+void avx2_q4k_multi(const uint8_t* w, const Q8KBlock* const* x, int n, std::size_t nb, float* out) {
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  __m256 acc[4], acc_min[4];
+  for (int t = 0; t < n; ++t) acc[t] = acc_min[t] = _mm256_setzero_ps();
+  for (std::size_t b = 0; b < nb; ++b, w += kQ4_K) {
+    uint32_t sc32[2], mn32[2];
+    q4k_scales_fast(w + 4, sc32, mn32);
+    uint8_t sc[8];
+    std::memcpy(sc, sc32, 8);
+    __m256i scale[8], lo[4], hi[4];
+    for (int j = 0; j < 8; ++j) scale[j] = _mm256_set1_epi16(sc[j]);
+    for (int c = 0; c < 4; ++c) {
+      const __m256i q4 = load256(w + 16 + 32 * c);
+      lo[c] = _mm256_and_si256(q4, m4);
+      hi[c] = _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4);
+    }
+    const __m128i mn16 = _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(mn32)));
+    const __m256i mn_pairs = _mm256_set_m128i(_mm_unpackhi_epi16(mn16, mn16), _mm_unpacklo_epi16(mn16, mn16));
+    const float d = half(w), dmin = half(w + 2);
+    for (int t = 0; t < n; ++t) {
+      const Q8KBlock& xb = x[t][b];
+      __m256i sum = _mm256_setzero_si256();
+      for (int c = 0; c < 4; ++c) {
+        sum = _mm256_add_epi32(sum, _mm256_madd_epi16(_mm256_maddubs_epi16(lo[c], load256(xb.q + 64 * c)), scale[2 * c]));
+        sum = _mm256_add_epi32(sum, _mm256_madd_epi16(_mm256_maddubs_epi16(hi[c], load256(xb.q + 64 * c + 32)), scale[2 * c + 1]));
+      }
+      acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * xb.d), _mm256_cvtepi32_ps(sum), acc[t]);
+      const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb.bsums));
+      acc_min[t] = _mm256_fmadd_ps(_mm256_set1_ps(dmin * xb.d), _mm256_cvtepi32_ps(_mm256_madd_epi16(bs, mn_pairs)), acc_min[t]);
+    }
+  }
+  for (int t = 0; t < n; ++t) out[t] = hsum(_mm256_sub_ps(acc[t], acc_min[t]));
+}
+
 float avx2_q6k(const uint8_t* w, const Q8KBlock* x, std::size_t nb) {
   const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(0x03);
   __m256 acc = _mm256_setzero_ps();
@@ -358,6 +395,21 @@ float q8_dot_reference(GgmlType type, const uint8_t* w, const Q8Activations& x, 
       return sum;
     }
   }
+}
+
+void q8_dot_multi(GgmlType type, const uint8_t* w, const Q8Activations* const* x, int n, std::size_t cols, float* out) {
+#ifdef DECODELAB_Q8_AVX2
+  if (type == GgmlType::Q4_K && n > 1) {
+    for (int t0 = 0; t0 < n; t0 += 4) {
+      const Q8KBlock* blocks[4];
+      const int m = std::min(4, n - t0);
+      for (int t = 0; t < m; ++t) blocks[t] = x[t0 + t]->b256.data();
+      avx2_q4k_multi(w, blocks, m, cols / 256, out + t0);
+    }
+    return;
+  }
+#endif
+  for (int t = 0; t < n; ++t) out[t] = q8_dot(type, w, *x[t], cols);
 }
 
 float q8_dot(GgmlType type, const uint8_t* w, const Q8Activations& x, std::size_t cols) {

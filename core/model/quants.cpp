@@ -201,11 +201,19 @@ void matmul(GgmlType type, const uint8_t* W, std::size_t rows, std::size_t cols,
 #endif
   if (precision == MatmulPrecision::q8 && q8_dot_supported(type)) {
     std::vector<Q8Activations> xq(tokens);
-    for (std::size_t t = 0; t < tokens; ++t) quantize_activations(type, x + t * cols, cols, xq[t]);
-#pragma omp parallel for num_threads(n_threads) schedule(static) if (rows * cols >= 32768)
-    for (std::ptrdiff_t r = 0; r < std::ptrdiff_t(rows); ++r) {
-      const uint8_t* w = W + std::size_t(r) * stride;
-      for (std::size_t t = 0; t < tokens; ++t) y[t * rows + std::size_t(r)] = q8_dot(type, w, xq[t], cols);
+    std::vector<const Q8Activations*> xp(tokens);
+    for (std::size_t t = 0; t < tokens; ++t) {
+      quantize_activations(type, x + t * cols, cols, xq[t]);
+      xp[t] = &xq[t];
+    }
+#pragma omp parallel num_threads(n_threads) if (rows * cols >= 32768)
+    {
+      std::vector<float> dots(tokens);
+#pragma omp for schedule(static)
+      for (std::ptrdiff_t r = 0; r < std::ptrdiff_t(rows); ++r) {
+        q8_dot_multi(type, W + std::size_t(r) * stride, xp.data(), int(tokens), cols, dots.data());
+        for (std::size_t t = 0; t < tokens; ++t) y[t * rows + std::size_t(r)] = dots[t];
+      }
     }
     return;
   }

@@ -120,6 +120,22 @@ TEST(Q8Dot, MatmulWithinActivationRoundingOfF32) {
   }
 }
 
+// Several vectors at once (blocks unpacked once; groups of 4 and a remainder) equal one at a time.
+TEST(Q8Dot, MultiEqualsSingleBitForBit) {
+  for_each_q8_row([](const GgufTensor& raw, const uint8_t* w, std::size_t cols) {
+    std::vector<Q8Activations> xq(6);
+    std::vector<const Q8Activations*> xp;
+    for (std::size_t t = 0; t < xq.size(); ++t) {
+      const std::vector<float> x = random_activations(cols, unsigned(21 + t));
+      quantize_activations(raw.type, x.data(), cols, xq[t]);
+      xp.push_back(&xq[t]);
+    }
+    std::vector<float> out(6);
+    q8_dot_multi(raw.type, w, xp.data(), 6, cols, out.data());
+    for (std::size_t t = 0; t < 6; ++t) ASSERT_EQ(out[t], q8_dot(raw.type, w, xq[t], cols)) << raw.name << " vector " << t;
+  });
+}
+
 TEST(Q8Dot, BadArgumentsAreErrors) {
   Q8Activations xq;
   std::vector<float> x(64, 1.0f);

@@ -329,6 +329,45 @@ float avx2_q6k(const uint8_t* w, const Q8KBlock* x, std::size_t nb) {
   return hsum(acc);
 }
 
+// One Q6_K row against up to 4 activation vectors, as avx2_q4k_multi: the 6-bit values and the
+// scales are unpacked once per block; per vector the sums run in avx2_q6k's order (bit-identical).
+void avx2_q6k_multi(const uint8_t* w, const Q8KBlock* const* x, int n, std::size_t nb, float* out) {
+  const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(0x03);
+  __m256 acc[4];
+  for (int t = 0; t < n; ++t) acc[t] = _mm256_setzero_ps();
+  for (std::size_t b = 0; b < nb; ++b, w += kQ6_K) {
+    const int8_t* sc = reinterpret_cast<const int8_t*>(w + 192);
+    __m256i q[8], scale[8];  // q[4h + i]: values i of half h, with the scales of its two 16-runs
+    for (int h = 0; h < 2; ++h) {
+      const uint8_t* ql = w + 64 * h;
+      const uint8_t* qh = w + 128 + 32 * h;
+      const __m256i l0 = load256(ql), l1 = load256(ql + 32), hb = load256(qh);
+      q[4 * h + 0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(hb, m2), 4));
+      q[4 * h + 1] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), m2), 4));
+      q[4 * h + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                                     _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), m2), 4));
+      q[4 * h + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                                     _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), m2), 4));
+      for (int i = 0; i < 4; ++i) {
+        scale[4 * h + i] = _mm256_set_m128i(_mm_set1_epi16(sc[8 * h + 2 * i + 1]), _mm_set1_epi16(sc[8 * h + 2 * i]));
+      }
+    }
+    const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 192)));
+    const float d = half(w + 208);
+    for (int t = 0; t < n; ++t) {
+      const Q8KBlock& xb = x[t][b];
+      __m256i sum = _mm256_setzero_si256();
+      for (int k = 0; k < 8; ++k) {
+        sum = _mm256_add_epi32(sum, _mm256_madd_epi16(_mm256_maddubs_epi16(q[k], load256(xb.q + 32 * k)), scale[k]));
+      }
+      const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb.bsums));
+      sum = _mm256_sub_epi32(sum, _mm256_slli_epi32(_mm256_madd_epi16(bs, sc16), 5));
+      acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * xb.d), _mm256_cvtepi32_ps(sum), acc[t]);
+    }
+  }
+  for (int t = 0; t < n; ++t) out[t] = hsum(acc[t]);
+}
+
 #endif  // DECODELAB_Q8_AVX2
 
 void check_args(GgmlType type, std::size_t cols, const Q8Activations& x) {
@@ -399,12 +438,13 @@ float q8_dot_reference(GgmlType type, const uint8_t* w, const Q8Activations& x, 
 
 void q8_dot_multi(GgmlType type, const uint8_t* w, const Q8Activations* const* x, int n, std::size_t cols, float* out) {
 #ifdef DECODELAB_Q8_AVX2
-  if (type == GgmlType::Q4_K && n > 1) {
+  if ((type == GgmlType::Q4_K || type == GgmlType::Q6_K) && n > 1) {
+    const auto kernel = type == GgmlType::Q4_K ? avx2_q4k_multi : avx2_q6k_multi;
     for (int t0 = 0; t0 < n; t0 += 4) {
       const Q8KBlock* blocks[4];
       const int m = std::min(4, n - t0);
       for (int t = 0; t < m; ++t) blocks[t] = x[t0 + t]->b256.data();
-      avx2_q4k_multi(w, blocks, m, cols / 256, out + t0);
+      kernel(w, blocks, m, cols / 256, out + t0);
     }
     return;
   }

@@ -55,7 +55,7 @@ void quantize_activations(GgmlType type, const float* x, std::size_t cols, Q8Act
 float q8_dot(GgmlType type, const uint8_t* w, const Q8Activations& x, std::size_t cols);
 
 // out[t] = q8_dot(type, w, *x[t], cols) for t < n, computed together: a weight block is unpacked
-// once for all n vectors (Q4_K so far; other types loop over q8_dot). Equal to q8_dot bit for bit.
+// once for all n vectors (Q4_K and Q6_K; other types loop over q8_dot). Equal to q8_dot bit for bit.
 void q8_dot_multi(GgmlType type, const uint8_t* w, const Q8Activations* const* x, int n, std::size_t cols, float* out);
 
 // The same dot product in plain scalar integer code: the definition the SIMD kernels must equal

@@ -20,6 +20,7 @@
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
+#include "daemon/bench_floor.hpp"
 #include "daemon/protocol.hpp"
 #include "daemon/service.hpp"
 
@@ -60,15 +61,7 @@ void echo_server(zmq::context_t& ctx, const std::string& endpoint, std::atomic<b
   router.set(zmq::sockopt::linger, 0);
   router.bind(endpoint);
   ready = true;
-  while (true) {
-    std::vector<zmq::message_t> frames;
-    if (!zmq::recv_multipart(router, std::back_inserter(frames))) continue;
-    if (frames.size() == 2 && frames[1].size() == 1 && frames[1].data<char>()[0] == 'q') return;
-    const Value request = unpack(frames[1].to_string_view());
-    const std::string reply = pack(Value::Map{{"id", request.get("id")->as_int()}, {"type", "result"}, {"protocol", 1}});
-    router.send(frames[0], zmq::send_flags::sndmore);
-    router.send(zmq::buffer(reply), zmq::send_flags::none);
-  }
+  serve_msgpack_echo(router);
 }
 
 void print(const char* transport, const char* what, const Summary& s, double floor_p50) {

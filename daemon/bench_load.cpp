@@ -21,6 +21,9 @@
 //
 // Usage: bench_load [requests_per_client=2000] [clients=1,4,16] [window=1,8]
 // Exits 1 when any reply is lost, duplicated, unexpected, or an unexpected error.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -29,6 +32,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <sstream>
 #include <string>
@@ -187,14 +191,22 @@ std::vector<int> parse_list(const std::string& text) {
   return out;
 }
 
-// A tcp loopback port nobody listens on now: the kernel picks it for a throwaway bind.
-std::string free_tcp_endpoint(zmq::context_t& ctx) {
-  zmq::socket_t probe(ctx, zmq::socket_type::router);
-  probe.set(zmq::sockopt::linger, 0);
-  probe.bind("tcp://127.0.0.1:*");
-  const std::string endpoint = probe.get(zmq::sockopt::last_endpoint);
-  probe.close();
-  return endpoint;
+// A tcp loopback port nobody listens on now: the kernel picks it for a throwaway bind. A plain
+// socket, because a ZeroMQ socket's close (hence its unbind) completes later on its I/O thread,
+// and the Service's bind could then find the port still taken.
+std::string free_tcp_endpoint() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    std::perror("bench_load: probing for a free tcp port");
+    std::exit(1);
+  }
+  close(fd);
+  return "tcp://127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
 }
 
 ServiceConfig service_config(const std::string& endpoint, int workers, std::size_t max_queue) {
@@ -230,8 +242,8 @@ int main(int argc, char** argv) {
     const std::string floor_ep = floor_router.get(zmq::sockopt::last_endpoint);
     std::thread echo([&] { echo_server(floor_router); });
 
-    const std::string daemon_ep = ipc ? "ipc://" + dir + "/daemon" : free_tcp_endpoint(ctx);
-    const std::string busy_ep = ipc ? "ipc://" + dir + "/busy" : free_tcp_endpoint(ctx);
+    const std::string daemon_ep = ipc ? "ipc://" + dir + "/daemon" : free_tcp_endpoint();
+    const std::string busy_ep = ipc ? "ipc://" + dir + "/busy" : free_tcp_endpoint();
     Service service(service_config(daemon_ep, 2, 1024));
     Service small(service_config(busy_ep, 1, 2));
     std::thread server([&] { service.run(); });

@@ -126,6 +126,10 @@ PreparedGeneration prepare_generation(const ModelTable& models, GenerateRequest 
   } catch (const Error& e) {
     reject(to_string(e.code()), "params", e.what());
   }
+  if (request.client_reward && !takes_reward(*p.decoder)) {
+    reject(to_string(ErrorCode::invalid_argument), "client_reward",
+           "decoder '" + request.decoder + "' takes no external reward, so 'client_reward' cannot be set (smc takes one)");
+  }
   const ModelInfo& info = p.models.at("target")->model->info();
   auto check_tokens = [&](const std::vector<TokenId>& ids, const std::string& field) {
     for (std::size_t i = 0; i < ids.size(); ++i) {
@@ -285,6 +289,10 @@ int64_t run_generation(PreparedGeneration& job, const GenerationContext& ctx) {
   for (LoadedModel* m : distinct) locks.emplace_back(m->mutex);
   const auto locked = Clock::now();
 
+  if (r.client_reward) {
+    if (!ctx.reward) fail(ErrorCode::internal, "client_reward requested but the service gave no reward channel");
+    set_reward(*job.decoder, ctx.reward);
+  }
   LanguageModel& target = *job.models.at("target")->model;
   ModelSet set;
   for (const auto& [role, m] : job.models) set.set(role, m->model.get());

@@ -13,6 +13,7 @@
 
 #include "core/decoder.hpp"
 #include "core/language_model.hpp"
+#include "core/reward.hpp"
 #include "daemon/protocol.hpp"
 
 namespace decodelab::daemon {
@@ -82,6 +83,7 @@ struct GenerationContext {
   double stream_interval_s = 0.002;
   std::chrono::steady_clock::time_point received;
   std::function<void(const Value&)> send;  // thread-safe
+  RewardFn reward;  // asks the client (see reward_channel.hpp); required when the request has client_reward
 };
 
 // Runs the generation (locking its models), sends chunks when streaming and then the result.

@@ -401,7 +401,32 @@ GenerateRequest decode_generate(Fields& f, const DecodeLimits& limits) {
       reject(to_string(ErrorCode::invalid_argument), "deadline_s", "field 'deadline_s' must be in [0, 1e6] seconds (0 = none)");
     }
   }
+  if (const auto* o = f.find("client_reward")) g.client_reward = as_bool(*o, "client_reward");
+  if (const auto* o = f.find("reward_timeout_s")) {
+    g.reward_timeout_s = as_number(*o, "reward_timeout_s");
+    if (g.reward_timeout_s <= 0 || g.reward_timeout_s > 86400) {
+      reject(to_string(ErrorCode::invalid_argument), "reward_timeout_s", "field 'reward_timeout_s' must be in (0, 86400] seconds");
+    }
+  }
   return g;
+}
+
+RewardReply decode_reward(Fields& f) {
+  RewardReply r;
+  r.call = as_uint(f.require("call"), "call");
+  const auto& a = as_array(f.require("scores"), "scores");
+  for (uint32_t i = 0; i < a.size; ++i) {
+    const msgpack::object& o = a.ptr[i];
+    const std::string field = "scores[" + std::to_string(i) + "]";
+    const bool is_float = o.type == msgpack::type::FLOAT32 || o.type == msgpack::type::FLOAT64;
+    const double v = is_float ? o.via.f64 : double(as_int(o, field));
+    // -inf rules a text out; NaN or +inf would poison every weight.
+    if (std::isnan(v) || v == std::numeric_limits<double>::infinity()) {
+      reject(to_string(ErrorCode::invalid_argument), field, "field '" + field + "' must be a number or -inf, got " + std::to_string(v));
+    }
+    r.scores.push_back(v);
+  }
+  return r;
 }
 
 std::string require_name(Fields& f, const std::string& key) {
@@ -457,10 +482,12 @@ Request decode_request(std::string_view message, const DecodeLimits& limits, uin
     r.body = CancelRequest{as_uint(f.require("request_id"), "request_id")};
   } else if (r.op == "generate") {
     r.body = decode_generate(f, limits);
+  } else if (r.op == "reward") {
+    r.body = decode_reward(f);
   } else {
     reject(to_string(ErrorCode::not_found), "op",
            "unknown op '" + sanitize_utf8(r.op) +
-               "'; known: hello load_model unload_model list_models list_decoders generate cancel status metrics shutdown");
+               "'; known: hello load_model unload_model list_models list_decoders generate cancel reward status metrics shutdown");
   }
   f.finish();
   return r;

@@ -100,6 +100,13 @@ struct UnloadModelRequest {
 struct CancelRequest {
   uint64_t request_id = 0;  // a request of the same client
 };
+// The client's answer to a "reward_request" of its generation `id` (the message's own id is the
+// generation's, so an error about it reaches the client as that generation's error). One-way:
+// the daemon sends no result for it.
+struct RewardReply {
+  uint64_t call = 0;           // the reward_request's call number
+  std::vector<double> scores;  // one log-potential per text; -inf allowed, NaN and +inf are not
+};
 struct GenerateRequest {
   std::map<std::string, std::string> models;  // role -> loaded model name; "target" is required
   std::string decoder = "sample";
@@ -114,11 +121,13 @@ struct GenerateRequest {
   bool stream = false;
   bool logprobs = false;
   double deadline_s = 0.0;  // 0: none; counted from when the daemon receives the request
+  bool client_reward = false;      // the decoder's external reward is computed by the client
+  double reward_timeout_s = 60.0;  // how long the daemon waits for one reward reply
 };
 
 using RequestBody = std::variant<HelloRequest, LoadModelRequest, UnloadModelRequest, ListModelsRequest,
-                                 ListDecodersRequest, GenerateRequest, CancelRequest, StatusRequest,
-                                 MetricsRequest, ShutdownRequest>;
+                                 ListDecodersRequest, GenerateRequest, CancelRequest, RewardReply,
+                                 StatusRequest, MetricsRequest, ShutdownRequest>;
 
 struct Request {
   uint64_t id = 0;

@@ -34,6 +34,7 @@
 #include "core/model_factory.hpp"
 #include "daemon/generation.hpp"
 #include "daemon/protocol.hpp"
+#include "daemon/reward_channel.hpp"
 
 namespace decodelab::daemon {
 
@@ -107,6 +108,7 @@ struct Job {
   double deadline_s = 0;
   std::function<void(Job&)> work;
   CancelState cancel;
+  std::shared_ptr<RewardChannel> reward;  // generations with client_reward only
   std::shared_ptr<asio::steady_timer> deadline_timer;  // touched only on the control thread
 };
 
@@ -470,7 +472,7 @@ struct Service::Impl {
 #endif
                   }},
         {"backends", backends},
-        {"features", Value::Array{"stream", "cancel", "deadline", "logprobs", "stop_strings", "heartbeat"}},
+        {"features", Value::Array{"stream", "cancel", "deadline", "logprobs", "stop_strings", "heartbeat", "client_reward"}},
         {"auth_required", !config.secret.empty()},
         {"max_message_bytes", int64_t(config.max_message_bytes)},
     };
@@ -555,6 +557,13 @@ struct Service::Impl {
                 }
               }
               reply({{"found", found}});
+            } else if constexpr (std::is_same_v<T, RewardReply>) {
+              // One-way: a problem with the reply fails the generation it answers.
+              auto channel = reward_channel(identity, id);
+              if (!channel || !channel->deliver(std::move(body))) {
+                log(LogLevel::debug, "reward reply for request " + std::to_string(id) + " call " + std::to_string(body.call) +
+                                         " answers no outstanding reward request; dropped");
+              }
             } else if constexpr (std::is_same_v<T, UnloadModelRequest>) {
               models.unload(body.name);
               log(LogLevel::info, "unloaded model '" + body.name + "'");
@@ -567,12 +576,21 @@ struct Service::Impl {
           },
           r.body);
     } catch (const ProtocolError& e) {
+      // A message with the id of a generation waiting for its reward is taken as that reward
+      // reply, gone wrong: the generation fails with the error, once.
+      if (auto channel = reward_channel(identity, id); channel && channel->deliver_error(e.code(), e.field(), e.what())) return;
       post_error(identity, id, e.code(), e.what(), e.field());
     } catch (const Error& e) {
       post_error(identity, id, to_string(e.code()), e.what(), "");
     } catch (const std::exception& e) {
       post_error(identity, id, to_string(ErrorCode::internal), e.what(), "");
     }
+  }
+
+  std::shared_ptr<RewardChannel> reward_channel(const std::string& identity, uint64_t id) {
+    std::lock_guard lock(jobs_mutex);
+    auto it = jobs.find({identity, id});
+    return it == jobs.end() ? nullptr : it->second->reward;
   }
 
   void queue_load(const std::string& identity, uint64_t id, Clock::time_point received, LoadModelRequest body) {
@@ -613,6 +631,7 @@ struct Service::Impl {
     job->op = "generate";
     job->received = received;
     job->deadline_s = prepared->request.deadline_s;
+    if (prepared->request.client_reward) job->reward = std::make_shared<RewardChannel>();
     job->work = [this, prepared](Job& j) {
       GenerationContext ctx;
       ctx.request_id = j.id;
@@ -620,6 +639,15 @@ struct Service::Impl {
       ctx.stream_interval_s = config.stream_interval_s;
       ctx.received = j.received;
       ctx.send = [this, identity = j.identity](const Value& message) { post(identity, message); };
+      if (j.reward) {
+        const double timeout_s = prepared->request.reward_timeout_s;
+        ctx.reward = [this, channel = j.reward, identity = j.identity, id = j.id, cancel = &j.cancel,
+                      timeout_s](std::span<const std::string> texts) {
+          const uint64_t call = channel->begin_call();
+          post(identity, reward_request_message(id, call, texts));
+          return channel->wait(call, texts.size(), *cancel, timeout_s);
+        };
+      }
       try {
         const int64_t tokens = run_generation(*prepared, ctx);
         metrics.finished("generate", std::chrono::duration<double>(Clock::now() - j.received).count(), tokens);

@@ -77,7 +77,7 @@ Value Client::wait(uint64_t id, const std::function<void(const Value&)>& on_chun
       continue;
     }
     if (type == "heartbeat") continue;
-    if (type == "chunk") {
+    if (type == "chunk" || type == "reward_request") {
       if (on_chunk) on_chunk(m);
       continue;
     }
@@ -104,6 +104,15 @@ Value Client::load_model(const std::string& name, const std::string& spec, const
   return call("load_model", std::move(f));
 }
 Value Client::unload_model(const std::string& name) { return call("unload_model", {{"name", name}}); }
+
+void Client::reply_reward(uint64_t id, uint64_t call, const std::vector<double>& scores) {
+  Value::Array values;
+  for (double x : scores) values.emplace_back(x);
+  Value::Map message{{"id", id}, {"op", "reward"}, {"call", call}, {"scores", std::move(values)}};
+  if (!impl_->options.auth.empty()) message.emplace_back("auth", impl_->options.auth);
+  const std::string packed = daemon::pack(message);
+  impl_->socket.send(zmq::buffer(packed), zmq::send_flags::none);
+}
 
 bool Client::cancel(uint64_t id) {
   const Value reply = call("cancel", {{"request_id", id}});
@@ -134,6 +143,8 @@ Value::Map Client::generate_fields(const GenerateOptions& o, bool stream) {
     f.emplace_back("stop_token_ids", ids);
   }
   if (o.deadline_s > 0) f.emplace_back("deadline_s", o.deadline_s);
+  if (o.reward) f.emplace_back("client_reward", true);
+  if (o.reward_timeout_s > 0) f.emplace_back("reward_timeout_s", o.reward_timeout_s);
   return f;
 }
 
@@ -174,7 +185,23 @@ Chunk Client::parse_chunk(const Value& m) {
 
 GenerateResult Client::generate(const GenerateOptions& options, const std::function<void(const Chunk&)>& on_chunk) {
   const uint64_t id = send("generate", generate_fields(options, bool(on_chunk)));
-  const Value reply = wait(id, [&](const Value& m) { on_chunk(parse_chunk(m)); });
+  const Value reply = wait(id, [&](const Value& m) {
+    if (m.get("type")->as_string("reply type") == "chunk") {
+      if (on_chunk) on_chunk(parse_chunk(m));
+      return;
+    }
+    std::vector<std::string> texts;
+    for (const Value& t : m.get("texts")->as_array("texts")) texts.push_back(t.as_string("texts[i]"));
+    std::vector<double> scores;
+    try {
+      if (!options.reward) fail(ErrorCode::invalid_argument, "the daemon asks for a reward and the request has none");
+      scores = options.reward(texts);
+    } catch (...) {
+      send("cancel", {{"request_id", id}});  // do not leave the daemon waiting out its timeout
+      throw;
+    }
+    reply_reward(id, uint64_t(m.get("call")->as_int("call")), scores);
+  });
   return parse_result(reply);
 }
 

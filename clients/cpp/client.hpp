@@ -58,6 +58,11 @@ struct GenerateOptions {
   bool stop_at_eos = true;
   bool logprobs = false;
   double deadline_s = 0.0;
+  // For decoders that steer by an external reward (smc): called at every scoring point with all
+  // live particles' generated texts, returns one cumulative log-potential each (-inf rules a
+  // particle out). The daemon asks over the connection and waits up to reward_timeout_s.
+  std::function<std::vector<double>(const std::vector<std::string>& texts)> reward;
+  double reward_timeout_s = 0.0;  // 0: the daemon's default (60 s)
 };
 
 struct Chunk {
@@ -100,10 +105,13 @@ class Client {
   // message for any request (heartbeats included).
   uint64_t send(const std::string& op, Value::Map fields);
   Value receive();
-  // Waits for the final reply to `id` (result, or RemoteError), passing chunks to on_chunk.
+  // Waits for the final reply to `id` (result, or RemoteError), passing the messages before it
+  // (chunks, reward requests) to on_chunk.
   Value wait(uint64_t id, const std::function<void(const Value&)>& on_chunk = {});
   // Asks the daemon to cancel request `id`; returns whether it was still in flight.
   bool cancel(uint64_t id);
+  // Answers reward request `call` of generation `id` (one-way; see docs/protocol.md).
+  void reply_reward(uint64_t id, uint64_t call, const std::vector<double>& scores);
   Value call(const std::string& op, Value::Map fields = {});
 
   static Value::Map generate_fields(const GenerateOptions& options, bool stream);

@@ -26,6 +26,9 @@ struct CntpSchedule {
   double entropy_low = 0.01;   // H_low: at or below it a step never branches
   double entropy_high = 1.5;   // H_high: at or above it a step runs max_trials trials
   int max_trials = 10;         // N_max (N_min is 1, as in the reference)
+  // The reference's "same_num_trials" ablation: a step that branches at all (N(H) > 1) runs
+  // N_max trials, so the entropy decides only whether to branch, not how wide.
+  bool constant = false;
 
   // Throws Error(invalid_argument) naming the parameter: max_trials >= 1, finite thresholds,
   // entropy_high > entropy_low (the reference divides by their difference).
@@ -39,6 +42,11 @@ struct CntpSchedule {
   // t_k on the wrong side; the result is corrected so that N(H) >= k iff H >= threshold(k) holds
   // exactly (what the formula means in real arithmetic). A NaN entropy gives 1.
   int trial_count(double entropy) const;
+  // What a step runs: trial_count, or N_max for every branching step when `constant`.
+  int trials(double entropy) const {
+    const int n = trial_count(entropy);
+    return constant && n > 1 ? max_trials : n;
+  }
 };
 
 // The reference's entropy, in nats, with its 1e-10 inside the logarithm (accumulated in double).

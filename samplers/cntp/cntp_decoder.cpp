@@ -80,7 +80,7 @@ class CntpDecoder final : public Decoder {
           q = c.dense_probs(target.vocab_size());
           const double h = cntp_entropy(q);
           entropy_sum += h;
-          n_trials = schedule_.trial_count(h);
+          n_trials = schedule_.trials(h);
         }
         stats.steps += 1;
         if (n_trials <= 1) {
@@ -282,6 +282,10 @@ const RegisterDecoder reg_cntp({
                           "what ends a trial: token = the first token of each of . , \\n ? ! : ; ) ] } (the reference); "
                           "text = any token whose text ends in one of them",
                           {"token", "text"}),
+        ParamSpec::string("trials", "adaptive",
+                          "adaptive = N(H) trials (the method); constant = N_max whenever N(H) > 1 (the reference's "
+                          "same_num_trials ablation)",
+                          {"adaptive", "constant"}),
     }),
     .roles = {"target"},
     .make = [](const Params& p) -> std::unique_ptr<Decoder> {
@@ -289,6 +293,7 @@ const RegisterDecoder reg_cntp({
       s.entropy_low = p.get_real("entropy_threshold_low");
       s.entropy_high = p.get_real("entropy_threshold_high");
       s.max_trials = int(p.get_int("max_trials"));
+      s.constant = p.get_string("trials") == "constant";
       s.validate();
       return std::make_unique<CntpDecoder>(s, parse_punctuation_rule(p.get_string("punctuation")), chain_from_params(p));
     },

@@ -158,10 +158,4 @@ std::unique_ptr<Potential> reward_potential(std::string name, RewardFn fn) {
   return std::make_unique<RewardPotential>(std::move(name), std::move(fn));
 }
 
-void set_reward(Decoder& decoder, RewardFn fn) {
-  auto* settable = dynamic_cast<RewardSettable*>(&decoder);
-  if (!settable) fail(ErrorCode::invalid_argument, "set_reward: this decoder takes no external reward");
-  settable->set_reward(std::move(fn));
-}
-
 }  // namespace decodelab

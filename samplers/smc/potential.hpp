@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "core/decoder.hpp"
+#include "core/reward.hpp"  // RewardFn, RewardSettable, set_reward
 
 namespace decodelab {
 
@@ -46,8 +47,6 @@ class Potential {
   virtual void log_potential(std::span<const ParticleView> particles, std::span<double> out) = 0;
 };
 
-using RewardFn = std::function<std::vector<double>(std::span<const std::string> texts)>;
-
 // A named, process-wide reward provider for "smc(reward=NAME)". Re-registering a name replaces it.
 void register_reward_provider(const std::string& name, RewardFn fn);
 void unregister_reward_provider(const std::string& name);
@@ -59,15 +58,5 @@ std::unique_ptr<Potential> constraint_potential(const std::string& spec, const L
 // beta * log-likelihood of the generated tokens under `reward_model`, given the prompt.
 std::unique_ptr<Potential> model_potential(LanguageModel& reward_model, double beta);
 std::unique_ptr<Potential> reward_potential(std::string name, RewardFn fn);
-
-// Decoders whose external reward can be set directly (the "smc" decoder).
-class RewardSettable {
- public:
-  virtual ~RewardSettable() = default;
-  virtual void set_reward(RewardFn fn) = 0;
-};
-// Sets the external reward on a decoder made by make_decoder("smc", ...); Error(invalid_argument)
-// for a decoder that takes none.
-void set_reward(Decoder& decoder, RewardFn fn);
 
 }  // namespace decodelab

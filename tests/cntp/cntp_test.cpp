@@ -410,6 +410,32 @@ TEST(CntpCost, TrialsShareTheStepsLogitsAndRunAsOneBatch) {
   EXPECT_EQ(st.accepted_per_step, (std::vector<int64_t>{0, 0, 2}));
 }
 
+TEST(CntpCost, ConstantTrialsAblationRunsNMaxWheneverItBranches) {
+  // The reference's same_num_trials: the entropy decides whether to branch, N_max how wide.
+  CntpSchedule s{0.01, 1.5, 10};
+  s.constant = true;
+  for (double h : {0.0, 0.01, 0.1, 0.17, 0.2, 0.693, 1.4, 1.5, 9.0}) {
+    EXPECT_EQ(s.trials(h), s.trial_count(h) > 1 ? 10 : 1) << "H=" << h;
+  }
+  EXPECT_EQ(s.trials(0.0), 1);
+  EXPECT_EQ(s.trials(0.693), 10);
+  // The toy of the test above: two branching steps at H = ln 2, now 10 trials each, not 5.
+  auto m = TableModel::from_table(3, 1, {{{0}, {0.0f, 0.0f, 1.0f}}, {{1}, {0.0f, 0.0f, 1.0f}}, {{2}, {0.5f, 0.5f, 0.0f}}},
+                                  {0.0f, 0.0f, 1.0f});
+  m->set_token_texts({"a", "b", "."});
+  ModelSet models{{"target", m.get()}};
+  DecodeOptions options;
+  options.max_new_tokens = 4;
+  options.seed = 3;
+  TokenStream adaptive(std::vector<TokenId>{2}), constant(std::vector<TokenId>{2});
+  const Stats a = make_decoder("cntp", {}, &models)->generate(models, options, adaptive);
+  const Stats c = make_decoder("cntp", {{"trials", std::string("constant")}}, &models)->generate(models, options, constant);
+  EXPECT_EQ(a.metrics.at("trials"), 10.0);
+  EXPECT_EQ(c.metrics.at("trials"), 20.0);
+  EXPECT_EQ(c.metrics.at("branching_steps"), 2.0);
+  EXPECT_THROW(make_decoder("cntp", {{"trials", std::string("sometimes")}}, &models), Error);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Cache integrity (spec oracle 6): a model wrapper that records every sequence's committed tokens
 // and next-token logits when the decoder frees it. The main sequence is freed last.

@@ -5,7 +5,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <limits>
 #include <cstdlib>
 #include <filesystem>
 #include <thread>
@@ -16,6 +19,7 @@
 #include "clients/cpp/client.hpp"
 #include "core/decoder.hpp"
 #include "core/model_factory.hpp"
+#include "core/reward.hpp"
 
 extern char** environ;
 
@@ -333,6 +337,101 @@ TEST_F(DaemonTest, BadInputGetsAnErrorAndTheDaemonKeepsServing) {
   const Value metrics = c.metrics();
   EXPECT_GT(metrics.get("errors")->as_int(), 15);
   EXPECT_NE(metrics.get("errors_by_code")->get("not_found"), nullptr);
+}
+
+// The reward of the client-reward tests: prefers texts with many "a" tokens (table models name
+// their tokens), so the steered generation differs from an unsteered one.
+std::vector<double> count_a(const std::vector<std::string>& texts) {
+  std::vector<double> out;
+  for (const auto& t : texts) out.push_back(1.5 * double(std::count(t.begin(), t.end(), 'a')));
+  return out;
+}
+
+TEST_F(DaemonTest, ClientRewardSteersSmcExactlyAsInTheLibrary) {
+  const ParamMap params{{"particles", int64_t(6)}, {"block", int64_t(2)}};
+  for (uint64_t seed : {1u, 2u, 3u}) {
+    Client c = connect();
+    GenerateOptions g = sample_request(seed, 12);
+    g.decoder = "smc";
+    g.params = params;
+    int calls = 0;
+    g.reward = [&](const std::vector<std::string>& texts) {
+      ++calls;
+      EXPECT_EQ(texts.size(), 6u);
+      return count_a(texts);
+    };
+    const auto remote = c.generate(g);
+    EXPECT_GT(calls, 0);
+
+    auto target = load_model(kTarget);
+    ModelSet models{{"target", target.get()}};
+    auto d = make_decoder("smc", params, &models);
+    set_reward(*d, [](std::span<const std::string> texts) { return count_a({texts.begin(), texts.end()}); });
+    TokenStream stream(target->tokenize("a b c", true));
+    DecodeOptions options;
+    options.seed = seed;
+    options.max_new_tokens = 12;
+    const Stats stats = d->generate(models, options, stream);
+    EXPECT_EQ(remote.tokens, stream.generated_tokens()) << "seed " << seed;
+    EXPECT_DOUBLE_EQ(remote.stats.get("metrics")->get("log_evidence")->as_double(), stats.metrics.at("log_evidence")) << "seed " << seed;
+  }
+}
+
+TEST_F(DaemonTest, BadClientRewardsFailTheGenerationOnly) {
+  GenerateOptions g = sample_request(1, 8);
+  g.decoder = "smc";
+  g.params = {{"particles", int64_t(4)}};
+  auto expect_failure = [&](const std::function<std::vector<double>(const std::vector<std::string>&)>& reward,
+                            const std::string& code, const std::string& field) {
+    Client c = connect();
+    g.reward = reward;
+    try {
+      c.generate(g);
+      ADD_FAILURE() << "no error for field " << field;
+    } catch (const RemoteError& e) {
+      EXPECT_EQ(e.code(), code) << e.what();
+      EXPECT_EQ(e.field(), field) << e.what();
+    }
+    EXPECT_EQ(c.hello().get("protocol")->as_int(), 1);  // still serving
+  };
+  expect_failure([](const std::vector<std::string>&) { return std::vector<double>{1.0}; }, "invalid_argument", "scores");
+  expect_failure([](const std::vector<std::string>& t) { return std::vector<double>(t.size(), std::numeric_limits<double>::quiet_NaN()); },
+                 "invalid_argument", "scores[0]");
+  // -inf is a score (it rules a particle out); all particles ruled out is a result, not an error.
+  {
+    Client c = connect();
+    g.reward = [](const std::vector<std::string>& t) { return std::vector<double>(t.size(), -std::numeric_limits<double>::infinity()); };
+    const auto r = c.generate(g);
+    EXPECT_TRUE(r.tokens.empty());
+    EXPECT_EQ(r.stats.get("metrics")->get("log_evidence")->as_double(), -std::numeric_limits<double>::infinity());
+  }
+  // A decoder without an external reward refuses client_reward before it starts.
+  {
+    Client c = connect();
+    GenerateOptions s = sample_request(1, 4);
+    s.reward = count_a;
+    try {
+      c.generate(s);
+      ADD_FAILURE() << "sample accepted client_reward";
+    } catch (const RemoteError& e) {
+      EXPECT_EQ(e.field(), "client_reward") << e.what();
+    }
+  }
+  // A client that never answers: the generation gives up after reward_timeout_s.
+  {
+    Client c = connect();
+    g.reward = count_a;
+    g.reward_timeout_s = 0.2;
+    Value::Map f = Client::generate_fields(g, false);  // client_reward: true
+    const uint64_t id = c.send("generate", std::move(f));
+    try {
+      c.wait(id, [](const Value&) {});  // ignores the reward request
+      ADD_FAILURE() << "no timeout";
+    } catch (const RemoteError& e) {
+      EXPECT_EQ(e.code(), "deadline_exceeded") << e.what();
+      EXPECT_EQ(e.field(), "reward_timeout_s") << e.what();
+    }
+  }
 }
 
 TEST_F(DaemonTest, StatusReportsModelsAndMemory) {

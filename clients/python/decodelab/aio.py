@@ -11,6 +11,7 @@ many requests in flight on one connection.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import itertools
 from typing import AsyncIterator, Dict, Optional
 
@@ -20,7 +21,7 @@ import zmq.asyncio
 
 from .client import DEFAULT_ENDPOINT, enable_curve
 from .errors import Timeout, error_from_reply
-from .types import Chunk, GenerateResult, chunk_from_message, generate_fields
+from .types import Chunk, GenerateResult, chunk_from_message, generate_fields, reward_scores
 
 
 class AsyncClient:
@@ -90,18 +91,41 @@ class AsyncClient:
         except asyncio.TimeoutError:
             raise Timeout(f"no reply from {self.endpoint} within {self.timeout} s", request_id=request_id) from None
 
-    async def wait(self, request_id: int) -> dict:
-        """The final reply to ``request_id`` (chunks are skipped); raises its typed error."""
+    async def wait(self, request_id: int, reward=None) -> dict:
+        """The final reply to ``request_id`` (chunks are skipped); raises its typed error.
+        ``reward`` (a function or coroutine function of the texts) answers reward requests."""
         try:
             while True:
                 message = await self.next_message(request_id)
                 if message.get("type") == "chunk":
+                    continue
+                if message.get("type") == "reward_request":
+                    await self._answer_reward(request_id, message, reward)
                     continue
                 if message.get("type") == "error":
                     raise error_from_reply(message)
                 return message
         finally:
             self._queues.pop(request_id, None)
+
+    async def _answer_reward(self, request_id: int, message: dict, reward) -> None:
+        try:
+            if reward is None:
+                raise ValueError(f"request {request_id}: the daemon asks for a reward and none was given")
+            if inspect.iscoroutinefunction(reward):
+                texts = list(message.get("texts", []))
+                values = await reward(texts)
+                scores = reward_scores(lambda _: values, message)
+            else:
+                scores = reward_scores(reward, message)
+        except BaseException:
+            await self._socket.send(msgpack.packb({"id": next(self._ids), "op": "cancel", "request_id": request_id,
+                                                   **({"auth": self.auth} if self.auth is not None else {})}))
+            raise
+        reply = {"id": request_id, "op": "reward", "call": message["call"], "scores": scores}
+        if self.auth is not None:
+            reply["auth"] = self.auth
+        await self._socket.send(msgpack.packb(reply, use_bin_type=True))
 
     async def call(self, op: str, **fields) -> dict:
         return await self.wait(await self.send(op, **fields))
@@ -136,10 +160,13 @@ class AsyncClient:
     async def generate(self, prompt: Optional[str] = None, **options) -> GenerateResult:
         """See :meth:`decodelab.Client.generate` for the options."""
         fields = generate_fields(prompt, **options)
-        return GenerateResult.from_reply(await self.call("generate", stream=False, **fields))
+        request_id = await self.send("generate", stream=False, **fields)
+        return GenerateResult.from_reply(await self.wait(request_id, reward=options.get("reward")))
 
     def stream(self, prompt: Optional[str] = None, **options) -> "AsyncStream":
         """An async iterator of :class:`Chunk`; ``result`` is set when it ends."""
+        if options.get("reward") is not None:
+            raise TypeError("AsyncClient.stream does not answer reward requests; use generate(..., reward=...)")
         return AsyncStream(self, generate_fields(prompt, **options))
 
 

@@ -24,7 +24,7 @@ import msgpack
 import zmq
 
 from .errors import Timeout, error_from_reply
-from .types import Chunk, GenerateResult, chunk_from_message, generate_fields
+from .types import Chunk, GenerateResult, chunk_from_message, generate_fields, reward_scores
 
 DEFAULT_ENDPOINT = "ipc:///tmp/decodelabd.sock"
 
@@ -98,8 +98,9 @@ class Client:
                 return message
             self._pending[mid].append(message)
 
-    def wait(self, request_id: int, on_chunk=None) -> dict:
-        """Waits for the final reply to ``request_id``; raises its typed error."""
+    def wait(self, request_id: int, on_chunk=None, reward=None) -> dict:
+        """Waits for the final reply to ``request_id``; raises its typed error. ``reward``
+        answers the daemon's reward requests of a generation sent with ``client_reward``."""
         while True:
             message = self._next_message(request_id)
             kind = message.get("type")
@@ -107,10 +108,28 @@ class Client:
                 if on_chunk:
                     on_chunk(message)
                 continue
+            if kind == "reward_request":
+                self._answer_reward(request_id, message, reward)
+                continue
             self._pending.pop(request_id, None)
             if kind == "error":
                 raise error_from_reply(message)
             return message
+
+    def _answer_reward(self, request_id: int, message: dict, reward) -> None:
+        try:
+            if reward is None:
+                raise ValueError(f"request {request_id}: the daemon asks for a reward and none was given")
+            scores = reward_scores(reward, message)
+        except BaseException:
+            # Do not leave the daemon waiting out its reward timeout.
+            self.send("cancel", request_id=request_id)
+            self._pending.pop(request_id, None)
+            raise
+        message = {"id": request_id, "op": "reward", "call": message["call"], "scores": scores}
+        if self.auth is not None:
+            message["auth"] = self.auth
+        self._socket.send(msgpack.packb(message, use_bin_type=True))
 
     def call(self, op: str, **fields) -> dict:
         """Sends a request and returns its result map."""
@@ -160,16 +179,22 @@ class Client:
 
         Options: ``model`` (target name) or ``models`` (role -> name), ``draft``, ``decoder``,
         ``params`` (dict), ``prompt_ids``, ``seed``, ``max_tokens``, ``stop`` (str or list),
-        ``stop_token_ids``, ``stop_at_eos``, ``logprobs``, ``deadline`` (seconds).
+        ``stop_token_ids``, ``stop_at_eos``, ``logprobs``, ``deadline`` (seconds), ``reward``
+        and ``reward_timeout`` (seconds).
+
+        ``reward``: a function ``texts -> scores`` for decoders that steer by an external reward
+        (``smc``). The daemon calls it over the connection at every scoring point with all live
+        particles' generated texts; it returns each text's cumulative log-potential (``-inf``
+        rules a particle out), e.g. ``[4.0 * unit_test_pass_rate(t) for t in texts]``.
         """
         fields = generate_fields(prompt, **options)
-        return GenerateResult.from_reply(self.call("generate", stream=False, **fields))
+        return GenerateResult.from_reply(self.wait(self.send("generate", stream=False, **fields), reward=options.get("reward")))
 
     def stream(self, prompt: Optional[str] = None, **options) -> "Stream":
         """Starts a streamed generation: iterate the returned :class:`Stream` for chunks; its
         ``result`` holds the final :class:`GenerateResult` afterwards. Same options as generate."""
         fields = generate_fields(prompt, **options)
-        return Stream(self, self.send("generate", stream=True, **fields))
+        return Stream(self, self.send("generate", stream=True, **fields), reward=options.get("reward"))
 
 
 class Stream:
@@ -178,9 +203,10 @@ class Stream:
     Leaving a ``with`` block before the end cancels the generation (and waits for its result).
     """
 
-    def __init__(self, client: Client, request_id: int):
+    def __init__(self, client: Client, request_id: int, reward=None):
         self.client = client
         self.id = request_id
+        self.reward = reward
         self.result: Optional[GenerateResult] = None
 
     def __iter__(self) -> Iterator[Chunk]:
@@ -189,6 +215,8 @@ class Stream:
             kind = message.get("type")
             if kind == "chunk":
                 yield chunk_from_message(message)
+            elif kind == "reward_request":
+                self.client._answer_reward(self.id, message, self.reward)
             elif kind == "error":
                 self.client._pending.pop(self.id, None)
                 raise error_from_reply(message)

@@ -48,7 +48,7 @@ def chunk_from_message(m: dict) -> Chunk:
 
 def generate_fields(prompt=None, *, model="t", models=None, draft=None, decoder="sample", params=None,
                     prompt_ids=None, seed=0, max_tokens=64, stop=None, stop_token_ids=None,
-                    stop_at_eos=True, logprobs=False, deadline=None) -> dict:
+                    stop_at_eos=True, logprobs=False, deadline=None, reward=None, reward_timeout=None) -> dict:
     """The request fields of a generate op (shared by the sync and async clients)."""
     roles = dict(models) if models else {"target": model}
     if draft is not None:
@@ -67,4 +67,19 @@ def generate_fields(prompt=None, *, model="t", models=None, draft=None, decoder=
         fields["stop_token_ids"] = list(stop_token_ids)
     if deadline is not None:
         fields["deadline_s"] = float(deadline)
+    if reward is not None:
+        if not callable(reward):
+            raise TypeError("reward must be a callable: texts (list of str) -> one log-potential per text")
+        fields["client_reward"] = True
+    if reward_timeout is not None:
+        fields["reward_timeout_s"] = float(reward_timeout)
     return fields
+
+
+def reward_scores(reward, message) -> list:
+    """Calls the client's reward on a reward_request's texts and checks what it returned."""
+    texts = list(message.get("texts", []))
+    scores = [float(s) for s in reward(texts)]
+    if len(scores) != len(texts):
+        raise ValueError(f"reward returned {len(scores)} scores for {len(texts)} texts")
+    return scores

@@ -39,6 +39,10 @@ struct DecodeOptions {
   uint64_t seed = 0;
   int max_new_tokens = 64;
   std::vector<TokenId> stop_tokens;   // generation stops after emitting one of these
+  // Decoders that grow several candidates before emitting one (smc) finish a candidate once its
+  // generated text contains one of these; whoever reads the stream still cuts the output there
+  // (the daemon's stop strings). Single-sequence decoders leave them to the reader.
+  std::vector<std::string> stop_strings;
   bool stop_at_eos = true;            // the target's eos token stops generation
   const std::atomic<bool>* cancel = nullptr;  // checked between steps; set it to stop early
 };

@@ -315,6 +315,7 @@ int64_t run_generation(PreparedGeneration& job, const GenerationContext& ctx) {
   options.seed = r.seed;
   options.max_new_tokens = int(r.max_tokens);
   options.stop_tokens = r.stop_token_ids;
+  options.stop_strings = r.stop;
   options.stop_at_eos = r.stop_at_eos;
   options.cancel = ctx.cancel->flag();
 

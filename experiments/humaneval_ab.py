@@ -10,7 +10,8 @@ arms). The prompt is the problem's own text (function signature and docstring), 
 stopped at the next top-level statement. Every finished generation is appended to ``--out`` as one
 JSON line at once, so an interrupted run resumes where it stopped (rows already there are kept).
 The summary gives pass@1 with a 95% interval (Wilson, over problems x seeds), mean generated
-tokens and mean target forward calls per problem: the compute an arm spent.
+tokens, mean target forward calls and mean token forwards past the prompt (``fwd``: every token
+the target evaluated, trials and particles included) per run: the compute an arm spent.
 """
 
 from __future__ import annotations
@@ -62,17 +63,18 @@ def summarize(rows: Sequence[dict], arms: Sequence[Arm]) -> List[dict]:
         out.append({"arm": arm.name, "runs": len(mine), "pass@1": k / len(mine), "ci95": [lo, hi],
                     "tokens": sum(r["tokens"] for r in mine) / len(mine),
                     "target_calls": sum(r["target_calls"] for r in mine) / len(mine),
+                    "forwards": sum(r.get("forwards", 0) for r in mine) / len(mine),
                     "seconds": sum(r["seconds"] for r in mine) / len(mine),
                     "stop_max_tokens": sum(1 for r in mine if r["stop_reason"] == "max_tokens") / len(mine)})
     return out
 
 
 def print_table(summary: Sequence[dict], file=sys.stdout) -> None:
-    print(f"{'arm':24s} {'runs':>5s} {'pass@1':>7s} {'95% CI':>13s} {'tokens':>7s} {'calls':>7s} {'s/run':>6s} {'hit max':>7s}",
+    print(f"{'arm':24s} {'runs':>5s} {'pass@1':>7s} {'95% CI':>13s} {'tokens':>7s} {'calls':>7s} {'fwd':>7s} {'s/run':>6s} {'hit max':>7s}",
           file=file)
     for s in summary:
         print(f"{s['arm']:24s} {s['runs']:5d} {s['pass@1']:7.3f}  [{s['ci95'][0]:.2f}, {s['ci95'][1]:.2f}] "
-              f"{s['tokens']:7.1f} {s['target_calls']:7.1f} {s['seconds']:6.1f} {s['stop_max_tokens']:7.2f}", file=file)
+              f"{s['tokens']:7.1f} {s['target_calls']:7.1f} {s['forwards']:7.1f} {s['seconds']:6.1f} {s['stop_max_tokens']:7.2f}", file=file)
 
 
 def main(argv=None) -> int:
@@ -106,9 +108,12 @@ def main(argv=None) -> int:
                     if (arm.name, problem.task_id, seed) in done:
                         continue
                     r = client.generate(problem.prompt, models={"target": "t", **arm.models}, decoder=arm.decoder,
-                                        params=dict(arm.params), seed=seed, max_tokens=args.max_tokens, stop=he.STOP)
+                                        params=dict(arm.params), seed=seed, max_tokens=args.max_tokens, stop=he.STOP,
+                                        logprobs=True)
                     row = {"arm": arm.name, "task_id": problem.task_id, "seed": seed, "passed": he.passes(problem, r.text),
                            "tokens": len(r.tokens), "target_calls": int(r.stats.get("target_calls", 0)),
+                           "forwards": int(r.stats.get("target_nodes", 0)) - int(r.prompt_tokens),
+                           "mean_logprob": sum(r.logprobs) / len(r.logprobs) if r.logprobs else 0.0,
                            "seconds": float(r.stats.get("seconds", {}).get("total", 0.0)), "stop_reason": r.stop_reason,
                            "stats": r.stats, "text": r.text}
                     out.write(json.dumps(row) + "\n")

@@ -60,7 +60,7 @@ struct Particle {
   std::vector<float> log_m;  // raw target log-probability per generated token
   std::vector<float> log_q;  // proposal log-probability per generated token
   std::string text;
-  bool stopped = false;      // drew a stop token
+  bool stopped = false;      // drew a stop token, or its text reached a stop string
   double log_w = 0.0;
   double log_psi = 0.0;
   double log_v = 0.0;        // lookahead: log of the carried estimate of V_t (0 = prefix-only or finished)
@@ -232,6 +232,18 @@ class SmcDecoder final : public Decoder, public RewardSettable {
     return lw;
   }
 
+  // Appends t's text; true when the text now contains a stop string (the particle is finished).
+  bool append_text(Particle& p, TokenId t) const {
+    const std::size_t before = p.text.size();
+    p.text += target_->token_text(t);
+    bool hit = false;
+    for (const std::string& s : options_->stop_strings) {
+      const std::size_t from = before >= s.size() ? before - s.size() + 1 : 0;  // only matches the new text can make
+      hit = hit || (!s.empty() && p.text.find(s, from) != std::string::npos);
+    }
+    return hit;
+  }
+
   bool is_stop(TokenId t) const {
     if (options_->stop_at_eos && t == target_->info().eos) return true;
     for (TokenId s : options_->stop_tokens)
@@ -268,9 +280,9 @@ class SmcDecoder final : public Decoder, public RewardSettable {
     p.tokens.push_back(t);
     p.log_m.push_back(float(double(logits[std::size_t(t)]) - decodelab::log_sum_exp(logits)));
     p.log_q.push_back(float(std::log(double(q[std::size_t(t)]))));
-    p.text += target_->token_text(t);
+    const bool hit_stop_string = append_text(p, t);
     p.pending = t;
-    p.stopped = is_stop(t);
+    p.stopped = is_stop(t) || hit_stop_string;
   }
 
   // AWRS proposal: draws from q restricted to the tokens the particle's constraint allows; the
@@ -292,9 +304,9 @@ class SmcDecoder final : public Decoder, public RewardSettable {
     p.tokens.push_back(t);
     p.log_m.push_back(float(double(logits[std::size_t(t)]) - decodelab::log_sum_exp(logits)));
     p.log_q.push_back(float(std::log(double(q[std::size_t(t)]))));
-    p.text += target_->token_text(t);
+    const bool hit_stop_string = append_text(p, t);
     p.pending = t;
-    p.stopped = is_stop(t);
+    p.stopped = is_stop(t) || hit_stop_string;
   }
 
   void build_potentials(const ModelSet& models, LanguageModel& target) {

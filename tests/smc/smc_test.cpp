@@ -247,6 +247,41 @@ TEST(Smc, AwrsProposalTargetsTheGlobalConstrainedLaw) {
   EXPECT_THROW(make_decoder("smc", {{"proposal", std::string("awrs")}}, &models), Error);
 }
 
+TEST(Smc, StopStringsFinishParticles) {
+  // Stop string "bc": no particle the reward sees, and not the output, runs past its first "bc".
+  auto m = model();
+  ModelSet models{{"target", m.get()}};
+  std::size_t seen = 0, stopped = 0;
+  for (uint64_t seed = 1; seed <= 20; ++seed) {
+    auto d = make_decoder("smc", {{"particles", int64_t(6)}, {"block", int64_t(2)}}, &models);
+    set_reward(*d, [&](std::span<const std::string> texts) {
+      for (const std::string& t : texts) {
+        const std::size_t at = t.find("bc");
+        ++seen;
+        if (at != std::string::npos) {
+          ++stopped;
+          EXPECT_EQ(at + 2, t.size()) << t;
+        }
+      }
+      return std::vector<double>(texts.size(), 0.0);
+    });
+    DecodeOptions options;
+    options.seed = seed;
+    options.max_new_tokens = 12;
+    options.stop_at_eos = false;
+    options.stop_strings = {"bc"};
+    TokenStream s(kPrompt);
+    d->generate(models, options, s);
+    std::string text;
+    for (TokenId t : s.generated_tokens()) text += m->token_text(t);
+    const std::size_t at = text.find("bc");
+    EXPECT_TRUE(at == std::string::npos || at + 2 == text.size()) << text;
+    EXPECT_TRUE(at != std::string::npos || s.generated_size() == 12u) << text;
+  }
+  EXPECT_GT(stopped, 0u);
+  EXPECT_GT(seen, stopped);
+}
+
 TEST(Smc, ReproducibleWithASeed) {
   auto m = model();
   ModelSet models{{"target", m.get()}};

@@ -30,7 +30,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from ablab import humaneval as he  # noqa: E402
 from ablab._client import decodelab  # noqa: E402
 from ablab.arms import Arm, load_arms  # noqa: E402
-from ablab.cli import parse_seeds  # noqa: E402
+from ablab.cli import parse_seeds, raise_on_sigterm  # noqa: E402
 from ablab.daemon import Daemon  # noqa: E402
 
 MODELS = pathlib.Path(os.path.expanduser("~/.cache/decodelab/models"))
@@ -90,6 +90,7 @@ def main(argv=None) -> int:
     p.add_argument("--summary", type=pathlib.Path, help="write the summary as JSON here")
     p.add_argument("--build-dir", type=pathlib.Path)
     args = p.parse_args(argv)
+    raise_on_sigterm()  # so a kill stops the private daemon too
 
     arms = load_arms(args.arms)
     problems = he.load_problems(args.problems, args.start)

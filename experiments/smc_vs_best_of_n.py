@@ -35,6 +35,7 @@ import time
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 from ablab import humaneval as he  # noqa: E402
+from ablab.cli import raise_on_sigterm  # noqa: E402
 from ablab.daemon import Daemon  # noqa: E402
 from humaneval_ab import DEFAULT_MODEL, read_rows, wilson  # noqa: E402
 
@@ -54,6 +55,7 @@ def main(argv=None) -> int:
     p.add_argument("--summary", type=pathlib.Path)
     p.add_argument("--build-dir", type=pathlib.Path)
     args = p.parse_args(argv)
+    raise_on_sigterm()  # so a kill stops the private daemon too
 
     problems = [q for q in he.load_problems() if q.examples][: args.problems]
     rows = read_rows(args.out)

@@ -434,6 +434,26 @@ TEST_F(DaemonTest, BadClientRewardsFailTheGenerationOnly) {
   }
 }
 
+TEST_F(DaemonTest, AClientThatLeavesMidRewardFreesItsGeneration) {
+  {
+    Client c = connect();
+    GenerateOptions g = sample_request(1, 8);
+    g.decoder = "smc";
+    g.params = {{"particles", int64_t(4)}};
+    g.reward = count_a;
+    const uint64_t id = c.send("generate", Client::generate_fields(g, false));
+    const Value m = c.receive();  // the first reward request; the client then goes away unanswered
+    ASSERT_EQ(m.get("type")->as_string(), "reward_request");
+    ASSERT_EQ(uint64_t(m.get("id")->as_int()), id);
+  }
+  Client other = connect();
+  for (int i = 0; i < 200 && other.status().get("in_flight")->as_int() != 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(other.status().get("in_flight")->as_int(), 0) << "the abandoned generation still runs";
+  EXPECT_EQ(other.hello().get("protocol")->as_int(), 1);
+}
+
 TEST_F(DaemonTest, StatusReportsModelsAndMemory) {
   Client c = connect();
   const Value s = c.status();

@@ -9,6 +9,7 @@
 #include "core/table_model.hpp"
 #include "samplers/sampler.hpp"
 #include "tests/support/stats.hpp"
+#include "tests/support/seeded_runs.hpp"
 
 namespace decodelab {
 namespace {
@@ -26,16 +27,10 @@ TEST(SampleDecoder, FirstTwoTokensFollowTheExactJointLaw) {
     const std::vector<float> p2 = chain->probs(model->exact_logits(std::vector<TokenId>{2, a}));
     for (int b = 0; b < 6; ++b) joint[std::size_t(a * 6 + b)] = double(p1[std::size_t(a)]) * p2[std::size_t(b)];
   }
-  std::vector<int64_t> counts(36, 0);
   DecodeOptions options;
   options.max_new_tokens = 2;
-  const int n = 30000;
-  for (int i = 0; i < n; ++i) {
-    options.seed = uint64_t(i);
-    TokenStream s(prompt);
-    decoder->generate(models, options, s);
-    counts[std::size_t(s.token(2) * 6 + s.token(3))]++;
-  }
+  const std::vector<int64_t> counts = testing::seeded_outcome_counts(
+      *decoder, models, prompt, options, 30000, 36, [](const TokenStream& s) { return std::size_t(s.token(2) * 6 + s.token(3)); });
   EXPECT_FITS_DISTRIBUTION(counts, std::span<const double>(joint), 1e-3);
 }
 

@@ -16,6 +16,7 @@
 #include "core/philox.hpp"
 #include "core/table_model.hpp"
 #include "tests/support/stats.hpp"
+#include "tests/support/seeded_runs.hpp"
 
 namespace decodelab {
 namespace {
@@ -567,15 +568,10 @@ TEST(TopWSampler, SampleDecoderDrawsFromTheCropExactly) {
   for (float x : p) kept += x > 0.0f;
   ASSERT_GE(kept, 2);  // a real crop, not greedy, and not everything
   ASSERT_LT(kept, 12);
-  std::vector<int64_t> counts(12, 0);
   DecodeOptions options;
   options.max_new_tokens = 1;
-  for (int i = 0; i < 20000; ++i) {
-    options.seed = uint64_t(i);
-    TokenStream s(prompt);
-    decoder->generate(models, options, s);
-    counts[std::size_t(s.token(1))]++;
-  }
+  const std::vector<int64_t> counts = testing::seeded_outcome_counts(
+      *decoder, models, prompt, options, 20000, 12, [](const TokenStream& s) { return std::size_t(s.token(1)); });
   const std::vector<double> expected(p.begin(), p.end());
   EXPECT_FITS_DISTRIBUTION(counts, std::span<const double>(expected), 1e-3);
 

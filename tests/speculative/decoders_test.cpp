@@ -15,6 +15,7 @@
 #include "samplers/sampler.hpp"
 #include "speculative/verify.hpp"
 #include "tests/support/stats.hpp"
+#include "tests/support/seeded_runs.hpp"
 
 namespace decodelab {
 namespace {
@@ -154,15 +155,10 @@ TEST(SpeculativeDecoders, ModelBoundSamplersWorkAndStayExact) {
   ModelSet models{{"target", target.get()}, {"draft", draft.get()}};
   for (const char* name : {"sd", "spectr", "dyspec"}) {
     auto decoder = make_decoder(name, {{"chain", chain_spec}}, &models);
-    std::vector<int64_t> counts(kVocab, 0);
     DecodeOptions options;
     options.max_new_tokens = 1;
-    for (int n = 0; n < 30000; ++n) {
-      options.seed = uint64_t(n);
-      TokenStream s(prompt);
-      decoder->generate(models, options, s);
-      counts[std::size_t(s.token(prompt.size()))]++;
-    }
+    const std::vector<int64_t> counts = testing::seeded_outcome_counts(
+        *decoder, models, prompt, options, 30000, kVocab, [&](const TokenStream& s) { return std::size_t(s.token(prompt.size())); });
     std::vector<double> want(p1.begin(), p1.end());
     SCOPED_TRACE(name);
     EXPECT_FITS_DISTRIBUTION(counts, std::span<const double>(want), 1e-3);

@@ -16,26 +16,24 @@ std::vector<double> RewardChannel::wait(uint64_t call, std::size_t texts, const 
   const auto give_up = std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
                                                               std::chrono::duration<double>(timeout_s));
   std::unique_lock lock(mutex_);
-  auto done = [&] { outstanding_ = false; };
   while (!reply_ && !error_) {
     // Short waits, so a cancellation (which does not notify this channel) is seen promptly.
     ready_.wait_for(lock, std::chrono::milliseconds(20));
     if (reply_ || error_) break;
     if (cancel.cancelled()) {
-      done();
+      outstanding_ = false;
       fail(ErrorCode::cancelled, std::string("request cancelled while waiting for the client's reward (call ") +
                                      std::to_string(call) + "): " + to_string(cancel.reason()));
     }
     if (std::chrono::steady_clock::now() > give_up) {
-      done();
+      outstanding_ = false;
       reject(codes::deadline_exceeded, "reward_timeout_s",
              "no reward reply for call " + std::to_string(call) + " within reward_timeout_s = " + std::to_string(timeout_s) + " s");
     }
   }
-  done();
+  outstanding_ = false;
   if (error_) throw *error_;
   RewardReply r = std::move(*reply_);
-  reply_.reset();
   if (r.call != call) {
     reject(to_string(ErrorCode::invalid_argument), "call",
            "reward reply answers call " + std::to_string(r.call) + ", but the daemon waits for call " + std::to_string(call));

@@ -542,12 +542,7 @@ struct Service::Impl {
               log(LogLevel::info, "shutdown requested by a client");
               stopping = true;
             } else if constexpr (std::is_same_v<T, CancelRequest>) {
-              std::shared_ptr<Job> job;
-              {
-                std::lock_guard lock(jobs_mutex);
-                auto it = jobs.find({identity, body.request_id});
-                if (it != jobs.end()) job = it->second;
-              }
+              std::shared_ptr<Job> job = find_job(identity, body.request_id);
               const bool found = job != nullptr;
               if (job) {
                 job->cancel.request(CancelReason::client);
@@ -559,9 +554,10 @@ struct Service::Impl {
               reply({{"found", found}});
             } else if constexpr (std::is_same_v<T, RewardReply>) {
               // One-way: a problem with the reply fails the generation it answers.
+              const uint64_t call = body.call;
               auto channel = reward_channel(identity, id);
               if (!channel || !channel->deliver(std::move(body))) {
-                log(LogLevel::debug, "reward reply for request " + std::to_string(id) + " call " + std::to_string(body.call) +
+                log(LogLevel::debug, "reward reply for request " + std::to_string(id) + " call " + std::to_string(call) +
                                          " answers no outstanding reward request; dropped");
               }
             } else if constexpr (std::is_same_v<T, UnloadModelRequest>) {
@@ -587,10 +583,15 @@ struct Service::Impl {
     }
   }
 
-  std::shared_ptr<RewardChannel> reward_channel(const std::string& identity, uint64_t id) {
+  std::shared_ptr<Job> find_job(const std::string& identity, uint64_t id) {
     std::lock_guard lock(jobs_mutex);
     auto it = jobs.find({identity, id});
-    return it == jobs.end() ? nullptr : it->second->reward;
+    return it == jobs.end() ? nullptr : it->second;
+  }
+
+  std::shared_ptr<RewardChannel> reward_channel(const std::string& identity, uint64_t id) {
+    auto job = find_job(identity, id);
+    return job ? job->reward : nullptr;
   }
 
   void queue_load(const std::string& identity, uint64_t id, Clock::time_point received, LoadModelRequest body) {

@@ -34,6 +34,8 @@
 #include <sstream>
 
 #include "clients/cli/command.hpp"
+#include "clients/cli/flat_json.hpp"
+#include "clients/cli/spec_record.hpp"
 #include "core/decoder.hpp"
 #include "core/error.hpp"
 #include "core/model_factory.hpp"
@@ -66,6 +68,10 @@ Speculative decoders on a real draft/target pair over a prompt set, beside plain
   --gap-tokens N       top N tokens of p and of q kept (their union; default 300)
   --gap-k LIST         draft counts k for the gap study (default 2,4,8)
   --json               JSON lines (one per decoder and temperature, one per gap row) instead of tables
+  --record FILE        append each run to FILE (JSON lines; spec_record.hpp) and skip the runs FILE
+                       already holds for this configuration: a long run can stop and resume. Tables
+                       pool every prompt that all decoders ran on, recorded or new.
+  --report-only        with --record: print the tables from FILE without running anything
 )USAGE";
 
 const std::vector<std::string> kDefaultDecoders = {
@@ -137,122 +143,12 @@ std::string format_number(double v) {
   return s.str();
 }
 
-std::string json_escape(const std::string& s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += char(c);
-    } else if (c < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", c);
-      out += buf;
-    } else {
-      out += char(c);
-    }
-  }
-  return out;
-}
-
 // --- prompts ------------------------------------------------------------------------------------
 
 struct Prompt {
   std::string id, category, text;
 };
 
-
-// The string-valued fields of one flat JSON object (other values are skipped). Enough for prompt
-// files; anything else is an error naming the file and line.
-std::map<std::string, std::string> parse_flat_object(const std::string& line, const std::string& where) {
-  std::size_t i = 0;
-  auto bad = [&](const std::string& why) -> void {
-    fail(ErrorCode::bad_format, "bench spec: " + where + ": " + why + " at column " + std::to_string(i + 1));
-  };
-  auto skip_ws = [&] {
-    while (i < line.size() && std::isspace(static_cast<unsigned char>(line[i]))) ++i;
-  };
-  auto hex4 = [&]() -> uint32_t {
-    if (i + 4 > line.size()) bad("truncated \\u escape");
-    uint32_t v = 0;
-    for (int n = 0; n < 4; ++n) {
-      const char c = line[i++];
-      v <<= 4;
-      if (c >= '0' && c <= '9') v |= uint32_t(c - '0');
-      else if (c >= 'a' && c <= 'f') v |= uint32_t(c - 'a' + 10);
-      else if (c >= 'A' && c <= 'F') v |= uint32_t(c - 'A' + 10);
-      else bad("bad \\u escape");
-    }
-    return v;
-  };
-  auto string = [&]() -> std::string {
-    if (i >= line.size() || line[i] != '"') bad("expected a string");
-    ++i;
-    std::string out;
-    while (true) {
-      if (i >= line.size()) bad("unterminated string");
-      const char c = line[i++];
-      if (c == '"') return out;
-      if (c != '\\') {
-        out += c;
-        continue;
-      }
-      if (i >= line.size()) bad("unterminated escape");
-      const char e = line[i++];
-      switch (e) {
-        case '"': out += '"'; break;
-        case '\\': out += '\\'; break;
-        case '/': out += '/'; break;
-        case 'b': out += '\b'; break;
-        case 'f': out += '\f'; break;
-        case 'n': out += '\n'; break;
-        case 'r': out += '\r'; break;
-        case 't': out += '\t'; break;
-        case 'u': {
-          uint32_t cp = hex4();
-          if (cp >= 0xD800 && cp < 0xDC00) {  // surrogate pair
-            if (i + 2 > line.size() || line[i] != '\\' || line[i + 1] != 'u') bad("lone surrogate");
-            i += 2;
-            const uint32_t lo = hex4();
-            if (lo < 0xDC00 || lo >= 0xE000) bad("bad low surrogate");
-            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-          }
-          append_utf8(out, cp);
-          break;
-        }
-        default: bad(std::string("unknown escape \\") + e);
-      }
-    }
-  };
-  std::map<std::string, std::string> fields;
-  skip_ws();
-  if (i >= line.size() || line[i] != '{') bad("expected '{'");
-  ++i;
-  skip_ws();
-  if (i < line.size() && line[i] == '}') return fields;
-  while (true) {
-    skip_ws();
-    const std::string key = string();
-    skip_ws();
-    if (i >= line.size() || line[i] != ':') bad("expected ':'");
-    ++i;
-    skip_ws();
-    if (i < line.size() && line[i] == '"') {
-      fields[key] = string();
-    } else {  // a number, true, false or null: skipped
-      while (i < line.size() && line[i] != ',' && line[i] != '}') {
-        if (line[i] == '{' || line[i] == '[') bad("nested values are not supported");
-        ++i;
-      }
-    }
-    skip_ws();
-    if (i < line.size() && line[i] == ',') {
-      ++i;
-      continue;
-    }
-    if (i < line.size() && line[i] == '}') return fields;
-    bad("expected ',' or '}'");
-  }
-}
 
 std::vector<Prompt> load_prompts(const std::string& path) {
   std::ifstream in(path);
@@ -264,11 +160,20 @@ std::vector<Prompt> load_prompts(const std::string& path) {
     ++number;
     const auto first = line.find_first_not_of(" \t\r");
     if (first == std::string::npos || line[first] == '#') continue;
-    auto fields = parse_flat_object(line, path + ":" + std::to_string(number));
-    if (!fields.count("prompt") || fields["prompt"].empty()) {
-      fail(ErrorCode::bad_format, "bench spec: " + path + ":" + std::to_string(number) + ": no \"prompt\" field");
+    const std::string where = path + ":" + std::to_string(number);
+    const FlatObject fields = parse_flat_json(line, "bench spec: " + where);
+    auto text = [&](const char* key) -> std::string {
+      auto it = fields.find(key);
+      if (it == fields.end()) return "";
+      if (it->second.kind != FlatValue::Kind::string) fail(ErrorCode::bad_format, "bench spec: " + where + ": \"" + key + "\" must be a string");
+      return it->second.text;
+    };
+    const std::string prompt = text("prompt"), id = text("id");
+    if (prompt.empty()) fail(ErrorCode::bad_format, "bench spec: " + where + ": no \"prompt\" field");
+    out.push_back({id.empty() ? "line" + std::to_string(number) : id, text("category"), prompt});
+    for (std::size_t j = 0; j + 1 < out.size(); ++j) {
+      if (out[j].id == out.back().id) fail(ErrorCode::bad_format, "bench spec: " + where + ": prompt id '" + out.back().id + "' repeats an earlier one");
     }
-    out.push_back({fields.count("id") ? fields["id"] : "line" + std::to_string(number), fields["category"], fields["prompt"]});
   }
   if (out.empty()) fail(ErrorCode::bad_format, "bench spec: " + path + " holds no prompts");
   return out;
@@ -323,46 +228,6 @@ std::unique_ptr<Decoder> make_arm(const Arm& arm, double t, const ModelSet& mode
   params["temperature"] = format_number(t);
   return make_decoder(arm.name, params, &models);
 }
-
-struct Totals {
-  int64_t runs = 0, tokens = 0, steps = 0, target_calls = 0, draft_calls = 0, target_nodes = 0, draft_nodes = 0;
-  int64_t proposed = 0, accepted = 0;
-  double seconds = 0.0, prefill = 0.0, draft = 0.0, verify = 0.0;
-  std::vector<int64_t> accepted_hist;
-
-  void add(const Stats& s) {
-    runs += 1;
-    tokens += s.tokens_generated;
-    steps += s.steps;
-    target_calls += s.target_calls;
-    draft_calls += s.draft_calls;
-    target_nodes += s.target_nodes;
-    draft_nodes += s.draft_nodes;
-    proposed += s.tokens_proposed;
-    accepted += s.tokens_accepted;
-    auto sec = [&](const char* phase) { return s.seconds.count(phase) ? s.seconds.at(phase) : 0.0; };
-    seconds += sec("total");
-    prefill += sec("prefill");
-    draft += sec("draft");
-    verify += sec("verify");
-    if (accepted_hist.size() < s.accepted_per_step.size()) accepted_hist.resize(s.accepted_per_step.size(), 0);
-    for (std::size_t n = 0; n < s.accepted_per_step.size(); ++n) accepted_hist[n] += s.accepted_per_step[n];
-  }
-  double tok_per_s() const { return seconds > 0 ? double(tokens) / seconds : 0.0; }
-  double decode_tok_per_s() const { return seconds - prefill > 0 ? double(tokens) / (seconds - prefill) : 0.0; }
-  // Acceptance at depth d (1-based): steps that accepted >= d tokens over steps that accepted >= d - 1.
-  // NaN when no step reached depth d - 1 with a draft to offer there.
-  std::vector<double> acceptance_by_depth() const {
-    std::vector<double> out;
-    for (std::size_t d = 1; d < accepted_hist.size(); ++d) {
-      int64_t reached = 0, passed = 0;
-      for (std::size_t n = d - 1; n < accepted_hist.size(); ++n) reached += accepted_hist[n];
-      for (std::size_t n = d; n < accepted_hist.size(); ++n) passed += accepted_hist[n];
-      out.push_back(reached ? double(passed) / double(reached) : std::numeric_limits<double>::quiet_NaN());
-    }
-    return out;
-  }
-};
 
 std::vector<TokenId> prompt_tokens(const LanguageModel& target, const std::string& text) {
   std::vector<TokenId> out;
@@ -505,11 +370,11 @@ GapReport gap_study(LanguageModel& target, LanguageModel& draft, double t, const
 struct Row {
   std::string decoder;
   double temperature = 0;
-  Totals totals;
+  SpecTotals totals;
 };
 
 void print_json_row(const Row& r, double base_tps, double base_decode_tps) {
-  const Totals& t = r.totals;
+  const SpecTotals& t = r.totals;
   std::cout << "{\"type\":\"decoder\",\"decoder\":\"" << json_escape(r.decoder) << "\",\"temperature\":" << r.temperature
             << ",\"prompts\":" << t.runs << ",\"tokens\":" << t.tokens << ",\"steps\":" << t.steps << ",\"target_calls\":" << t.target_calls
             << ",\"draft_calls\":" << t.draft_calls << ",\"target_nodes\":" << t.target_nodes << ",\"draft_nodes\":" << t.draft_nodes
@@ -532,14 +397,14 @@ void print_json_row(const Row& r, double base_tps, double base_decode_tps) {
 }
 
 void print_table(const std::vector<Row>& rows, double t, int max_depth_cols) {
-  const Totals& base = rows.front().totals;
+  const SpecTotals& base = rows.front().totals;
   std::cout << "\ntemperature " << t << " (baseline " << rows.front().decoder << "; " << base.runs << " prompts)\n";
   std::cout << std::left << std::setw(22) << "decoder" << std::right << std::setw(9) << "tok/step" << std::setw(9) << "tok/call"
             << std::setw(7) << "calls" << std::setw(7) << "nodes";
   for (int d = 1; d <= max_depth_cols; ++d) std::cout << std::setw(6) << ("acc@" + std::to_string(d));
   std::cout << std::setw(8) << "tok/s" << std::setw(8) << "speedup" << std::setw(7) << "dec.x" << "\n";
   for (const Row& r : rows) {
-    const Totals& s = r.totals;
+    const SpecTotals& s = r.totals;
     std::cout << std::left << std::setw(22) << r.decoder << std::right << std::fixed << std::setprecision(2) << std::setw(9)
               << (s.steps ? double(s.tokens) / s.steps : 0.0) << std::setw(9) << (s.target_calls ? double(s.tokens) / s.target_calls : 0.0)
               << std::setw(7) << s.target_calls << std::setprecision(1) << std::setw(7) << (s.steps ? double(s.proposed) / s.steps : 0.0);
@@ -619,13 +484,21 @@ void print_gaps(const GapReport& g, bool json) {
   std::cout.unsetf(std::ios::floatfield);
 }
 
+std::string build_id() {
+  const char* id = std::getenv("DECODELAB_BUILD_ID");
+  return id && *id ? id : "unknown";
+}
+
 int run_bench_spec(const std::vector<std::string>& args) {
-  Options opt(args, {"json", "gaps", "gaps-only", "no-warmup"});
+  Options opt(args, {"json", "gaps", "gaps-only", "no-warmup", "report-only"});
   opt.check_known({"target", "draft", "prompts", "limit", "temperatures", "decoders", "max-tokens", "seed", "no-warmup", "gaps",
-                   "gaps-only", "gap-positions", "gap-tokens", "gap-k", "json"});
+                   "gaps-only", "gap-positions", "gap-tokens", "gap-k", "json", "record", "report-only"});
   const bool json = opt.flag("json");
   const bool gaps_only = opt.flag("gaps-only");
   const bool gaps = opt.flag("gaps") || gaps_only;
+  const bool report_only = opt.flag("report-only");
+  const std::string record_path = opt.get("record", "");
+  if (report_only && record_path.empty()) fail(ErrorCode::invalid_argument, "bench spec: --report-only needs --record FILE");
   const std::string dir = models_dir();
   const std::string target_spec = opt.get("target", "gguf(path=" + dir + "/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf)");
   const std::string draft_spec = opt.get("draft", "gguf(path=" + dir + "/qwen2.5-coder-0.5b-instruct.gguf)");
@@ -650,32 +523,77 @@ int run_bench_spec(const std::vector<std::string>& args) {
     if (arm.baseline && !params.empty()) fail(ErrorCode::invalid_argument, "bench spec: the baseline '" + spec + "' takes its temperature from --temperatures only");
     if (params.count("temperature")) fail(ErrorCode::invalid_argument, "bench spec: '" + spec + "': the temperature comes from --temperatures");
     if (arm.baseline && std::any_of(arms.begin(), arms.end(), [](const Arm& a) { return a.baseline; })) continue;
+    if (arm.baseline) arm.spec = "sample";  // one record name for the baseline, greedy or not
     arms.push_back(arm);
   }
   if (!std::any_of(arms.begin(), arms.end(), [](const Arm& a) { return a.baseline; })) arms.insert(arms.begin(), Arm{"sample", "sample", {}, true});
   std::stable_partition(arms.begin(), arms.end(), [](const Arm& a) { return a.baseline; });  // baseline first
 
-  auto target = load_model(target_spec);
-  auto draft = load_model(draft_spec, target.get());
-  ModelSet models{{"target", target.get()}, {"draft", draft.get()}};
-  // Validate every decoder and temperature before the long run starts.
-  for (const Arm& arm : arms) {
-    for (double t : temperatures) make_arm(arm, t, models);
+  // Earlier runs of this configuration, keyed by (temperature, prompt id, decoder).
+  const SpecConfig config{target_spec, draft_spec, max_tokens, seed};
+  RecordFile file = record_path.empty() ? RecordFile{} : read_records(record_path);
+  std::map<std::tuple<double, std::string, std::string>, SpecRecord> done;
+  for (SpecRecord& r : file.records) {
+    if (!(r.config == config)) {
+      fail(ErrorCode::invalid_argument, "bench spec: " + record_path + " holds runs of another configuration (target " + r.config.target + ", draft " +
+                                            r.config.draft + ", max tokens " + std::to_string(r.config.max_tokens) + ", seed " +
+                                            std::to_string(r.config.seed) + "); this run asks for target " + target_spec + ", draft " + draft_spec +
+                                            ", max tokens " + std::to_string(max_tokens) + ", seed " + std::to_string(seed) +
+                                            ". Use another --record file.");
+    }
+    done[{r.temperature, r.prompt_id, r.decoder}] = std::move(r);
   }
+  auto recorded = [&](double t, const Prompt& p, const Arm& a) -> const SpecRecord* {
+    auto it = done.find({t, p.id, a.spec});
+    return it == done.end() ? nullptr : &it->second;
+  };
+  std::size_t to_run = 0;
+  for (const Prompt& p : prompts) {
+    for (double t : temperatures) {
+      for (const Arm& a : arms) to_run += (!gaps_only || a.baseline) && !recorded(t, p, a);
+    }
+  }
+  const bool run_models = !report_only && to_run > 0;
+
+  std::shared_ptr<LanguageModel> target, draft;
+  ModelSet models;
   std::vector<std::vector<TokenId>> prefixes;
-  for (const Prompt& p : prompts) prefixes.push_back(prompt_tokens(*target, p.text));
+  if (run_models || gaps) {
+    target = load_model(target_spec);
+    draft = load_model(draft_spec, target.get());
+    models = {{"target", target.get()}, {"draft", draft.get()}};
+    // Validate every decoder and temperature before the long run starts.
+    for (const Arm& arm : arms) {
+      for (double t : temperatures) make_arm(arm, t, models);
+    }
+    for (const Prompt& p : prompts) prefixes.push_back(prompt_tokens(*target, p.text));
+  }
+
+  std::ofstream record_out;
+  if (!record_path.empty() && run_models) {
+    if (file.torn_tail) {
+      std::cerr << "bench spec: " << record_path << ": dropping a torn last line (a run stopped while writing it)\n";
+      std::filesystem::resize_file(record_path, file.intact_bytes);
+    }
+    record_out.open(record_path, std::ios::app);
+    if (!record_out) fail(ErrorCode::invalid_argument, "bench spec: cannot append to record file " + record_path);
+  }
 
   const std::string load_start = load_average();
   const auto wall0 = Clock::now();
   if (!json) {
-    std::cout << "bench spec: target " << target->info().name << ", draft " << draft->info().name << "\n"
+    std::cout << "bench spec: target " << target_spec << ", draft " << draft_spec << "\n"
               << "  " << prompts.size() << " prompts from " << prompt_file << ", up to " << max_tokens << " tokens each (stop at eos), seeds "
               << seed << ".." << seed + prompts.size() - 1 << "; " << now_utc() << "; load average " << load_start << "\n";
+    if (!record_path.empty()) {
+      std::cout << "  record file " << record_path << ": " << done.size() << " runs recorded, " << to_run << " to run"
+                << (report_only ? " (not run: --report-only)" : "") << "\n";
+    }
   }
 
   DecodeOptions options;
   options.max_new_tokens = max_tokens;
-  if (!gaps_only && !opt.flag("no-warmup")) {
+  if (run_models && !gaps_only && !opt.flag("no-warmup")) {
     // Touches both models' weights (mmap) and each decoder's code paths before anything is timed.
     DecodeOptions warm = options;
     warm.max_new_tokens = std::min(max_tokens, 4);
@@ -685,39 +603,85 @@ int run_bench_spec(const std::vector<std::string>& args) {
     }
   }
 
-  std::map<double, std::vector<std::vector<TokenId>>> continuations;  // baseline outputs, for --gaps
-  for (double t : temperatures) {
-    std::vector<Row> rows;
-    for (const Arm& arm : arms) rows.push_back({arm.baseline ? (t == 0.0 ? "greedy" : "sample") : arm.spec, t, {}});
-    auto& conts = continuations[t];
-    std::vector<std::unique_ptr<Decoder>> decoders;
-    for (const Arm& arm : arms) decoders.push_back(make_arm(arm, t, models));
-    for (std::size_t i = 0; i < prompts.size(); ++i) {
+  // Prompt by prompt, every temperature, every decoder: a partial run (or record file) covers all
+  // configurations on its first prompts. Only prompts every decoder ran on enter the tables.
+  std::vector<std::vector<Row>> rows(temperatures.size());
+  std::vector<std::vector<std::unique_ptr<Decoder>>> decoders(temperatures.size());
+  for (std::size_t ti = 0; ti < temperatures.size(); ++ti) {
+    const double t = temperatures[ti];
+    for (const Arm& arm : arms) {
+      rows[ti].push_back({arm.baseline ? (t == 0.0 ? "greedy" : "sample") : arm.spec, t, {}});
+      if (run_models) decoders[ti].push_back(make_arm(arm, t, models));
+    }
+  }
+  std::vector<std::vector<std::size_t>> gap_prompts(temperatures.size());              // prompt indices with a baseline run
+  std::vector<std::vector<std::vector<TokenId>>> continuations(temperatures.size());  // their baseline outputs
+  std::size_t ran = 0;
+  for (std::size_t i = 0; i < prompts.size(); ++i) {
+    for (std::size_t ti = 0; ti < temperatures.size(); ++ti) {
+      const double t = temperatures[ti];
       options.seed = seed + i;
       const auto t0 = Clock::now();
+      std::vector<SpecRecord> unit;
+      std::string fresh;
       for (std::size_t a = 0; a < arms.size(); ++a) {
         if (gaps_only && !arms[a].baseline) continue;
+        if (const SpecRecord* r = recorded(t, prompts[i], arms[a])) {
+          unit.push_back(*r);
+          continue;
+        }
+        if (!run_models) continue;
         TokenStream stream(prefixes[i]);
-        rows[a].totals.add(decoders[a]->generate(models, options, stream));
-        if (arms[a].baseline) conts.push_back(stream.generated_tokens());
+        const Stats stats = decoders[ti][a]->generate(models, options, stream);
+        SpecRecord r{config, t, prompts[i].id, int64_t(i), arms[a].spec, SpecTotals::of(stats), {}, now_utc(), load_average(), build_id()};
+        if (arms[a].baseline) r.generated = stream.generated_tokens();
+        fresh += to_json(r) + "\n";
+        unit.push_back(std::move(r));
+        ran += 1;
       }
-      std::cerr << "bench spec: T=" << t << " prompt " << i + 1 << "/" << prompts.size() << " (" << prompts[i].id << ") "
-                << std::fixed << std::setprecision(1) << std::chrono::duration<double>(Clock::now() - t0).count() << " s\n";
-      std::cerr.unsetf(std::ios::floatfield);
+      if (record_out.is_open() && !fresh.empty()) {
+        record_out << fresh;  // one write per prompt and temperature; a torn one is dropped on resume
+        record_out.flush();
+        if (!record_out) fail(ErrorCode::invalid_argument, "bench spec: writing record file " + record_path + " failed");
+      }
+      if (!fresh.empty()) {
+        std::cerr << "bench spec: T=" << t << " prompt " << i + 1 << "/" << prompts.size() << " (" << prompts[i].id << ") " << std::fixed
+                  << std::setprecision(1) << std::chrono::duration<double>(Clock::now() - t0).count() << " s; " << ran << "/" << to_run
+                  << " runs\n";
+        std::cerr.unsetf(std::ios::floatfield);
+      }
+      const std::size_t wanted = gaps_only ? 1 : arms.size();
+      for (const SpecRecord& r : unit) {
+        if (r.decoder != "sample") continue;
+        gap_prompts[ti].push_back(i);
+        continuations[ti].push_back(r.generated);
+      }
+      if (unit.size() != wanted) continue;  // incomplete (--report-only over a partial file)
+      for (std::size_t a = 0, u = 0; a < arms.size(); ++a) {
+        if (gaps_only && !arms[a].baseline) continue;
+        rows[ti][a].totals.add(unit[u++].totals);
+      }
     }
-    if (gaps_only) continue;
-    const double base_tps = rows.front().totals.tok_per_s(), base_dec = rows.front().totals.decode_tok_per_s();
-    if (json) {
-      for (const Row& r : rows) print_json_row(r, base_tps, base_dec);
-    } else {
-      print_table(rows, t, 8);
-      print_claims(rows);
+  }
+  if (!gaps_only) {
+    for (std::size_t ti = 0; ti < temperatures.size(); ++ti) {
+      const std::vector<Row>& r = rows[ti];
+      if (r.front().totals.runs == 0) continue;
+      const double base_tps = r.front().totals.tok_per_s(), base_dec = r.front().totals.decode_tok_per_s();
+      if (json) {
+        for (const Row& row : r) print_json_row(row, base_tps, base_dec);
+      } else {
+        print_table(r, temperatures[ti], 8);
+        print_claims(r);
+      }
     }
   }
   if (gaps) {
-    for (double t : temperatures) {
-      if (t == 0.0) continue;
-      print_gaps(gap_study(*target, *draft, t, prefixes, continuations[t], gap_positions, gap_tokens, gap_ks, seed), json);
+    for (std::size_t ti = 0; ti < temperatures.size(); ++ti) {
+      if (temperatures[ti] == 0.0 || gap_prompts[ti].empty()) continue;
+      std::vector<std::vector<TokenId>> gap_prefixes;
+      for (std::size_t i : gap_prompts[ti]) gap_prefixes.push_back(prefixes[i]);
+      print_gaps(gap_study(*target, *draft, temperatures[ti], gap_prefixes, continuations[ti], gap_positions, gap_tokens, gap_ks, seed), json);
     }
   }
   if (!json) {

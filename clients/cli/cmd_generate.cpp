@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "clients/cli/command.hpp"
+#include "clients/cli/flat_json.hpp"
 #include "core/decoder.hpp"
 #include "core/error.hpp"
 #include "core/model_factory.hpp"
@@ -26,28 +27,6 @@ const char* kUsage = R"USAGE(usage: decodelab generate [options]
   --stop-token ID     stop after this token (repeatable)
   --json              print one JSON object instead of text
 )USAGE";
-
-std::string json_escape(const std::string& s) {
-  std::string out;
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      case '\r': out += "\\r"; break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out += char(c);
-        }
-    }
-  }
-  return out;
-}
 
 int64_t parse_int(const std::string& text, const std::string& option) {
   try {

@@ -72,6 +72,10 @@ Speculative decoders on a real draft/target pair over a prompt set, beside plain
                        already holds for this configuration: a long run can stop and resume. Tables
                        pool every prompt that all decoders ran on, recorded or new.
   --report-only        with --record: print the tables from FILE without running anything
+  --records-from FILE  also read (never write) the records of FILE; repeatable. With --shard, the
+                       other shards' files: the tables then pool every shard's prompts.
+  --shard I/N          run only prompts whose index is I modulo N (0 <= I < N), so N processes with
+                       their own --record files can share a long run
 )USAGE";
 
 const std::vector<std::string> kDefaultDecoders = {
@@ -492,13 +496,22 @@ std::string build_id() {
 int run_bench_spec(const std::vector<std::string>& args) {
   Options opt(args, {"json", "gaps", "gaps-only", "no-warmup", "report-only"});
   opt.check_known({"target", "draft", "prompts", "limit", "temperatures", "decoders", "max-tokens", "seed", "no-warmup", "gaps",
-                   "gaps-only", "gap-positions", "gap-tokens", "gap-k", "json", "record", "report-only"});
+                   "gaps-only", "gap-positions", "gap-tokens", "gap-k", "json", "record", "report-only", "records-from", "shard"});
   const bool json = opt.flag("json");
   const bool gaps_only = opt.flag("gaps-only");
   const bool gaps = opt.flag("gaps") || gaps_only;
   const bool report_only = opt.flag("report-only");
   const std::string record_path = opt.get("record", "");
   if (report_only && record_path.empty()) fail(ErrorCode::invalid_argument, "bench spec: --report-only needs --record FILE");
+  std::size_t shard = 0, shards = 1;
+  if (opt.has("shard")) {
+    const std::string text = opt.get("shard", "");
+    const auto slash = text.find('/');
+    if (slash == std::string::npos) fail(ErrorCode::invalid_argument, "bench spec: --shard expects I/N, got '" + text + "'");
+    shard = std::size_t(to_int(text.substr(0, slash), "shard", 0));
+    shards = std::size_t(to_int(text.substr(slash + 1), "shard", 1));
+    if (shard >= shards) fail(ErrorCode::invalid_argument, "bench spec: --shard " + text + ": I must be below N");
+  }
   const std::string dir = models_dir();
   const std::string target_spec = opt.get("target", "gguf(path=" + dir + "/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf)");
   const std::string draft_spec = opt.get("draft", "gguf(path=" + dir + "/qwen2.5-coder-0.5b-instruct.gguf)");
@@ -532,25 +545,34 @@ int run_bench_spec(const std::vector<std::string>& args) {
   // Earlier runs of this configuration, keyed by (temperature, prompt id, decoder).
   const SpecConfig config{target_spec, draft_spec, max_tokens, seed};
   RecordFile file = record_path.empty() ? RecordFile{} : read_records(record_path);
+  std::vector<std::pair<std::string, SpecRecord>> all_records;
+  for (SpecRecord& r : file.records) all_records.emplace_back(record_path, std::move(r));
+  for (const std::string& path : opt.all("records-from")) {
+    for (SpecRecord& r : read_records(path).records) all_records.emplace_back(path, std::move(r));
+  }
   std::map<std::tuple<double, std::string, std::string>, SpecRecord> done;
-  for (SpecRecord& r : file.records) {
+  for (auto& [path, r] : all_records) {
     if (!(r.config == config)) {
-      fail(ErrorCode::invalid_argument, "bench spec: " + record_path + " holds runs of another configuration (target " + r.config.target + ", draft " +
+      fail(ErrorCode::invalid_argument, "bench spec: " + path + " holds runs of another configuration (target " + r.config.target + ", draft " +
                                             r.config.draft + ", max tokens " + std::to_string(r.config.max_tokens) + ", seed " +
                                             std::to_string(r.config.seed) + "); this run asks for target " + target_spec + ", draft " + draft_spec +
                                             ", max tokens " + std::to_string(max_tokens) + ", seed " + std::to_string(seed) +
                                             ". Use another --record file.");
     }
-    done[{r.temperature, r.prompt_id, r.decoder}] = std::move(r);
+    const auto [it, fresh] = done.try_emplace({r.temperature, r.prompt_id, r.decoder}, std::move(r));
+    if (!fresh) {
+      fail(ErrorCode::invalid_argument, "bench spec: " + path + " repeats the run of " + it->second.decoder + " on prompt " + it->second.prompt_id +
+                                            " at temperature " + format_number(it->second.temperature) + " (two files of one shard?)");
+    }
   }
   auto recorded = [&](double t, const Prompt& p, const Arm& a) -> const SpecRecord* {
     auto it = done.find({t, p.id, a.spec});
     return it == done.end() ? nullptr : &it->second;
   };
   std::size_t to_run = 0;
-  for (const Prompt& p : prompts) {
+  for (std::size_t i = shard; i < prompts.size(); i += shards) {
     for (double t : temperatures) {
-      for (const Arm& a : arms) to_run += (!gaps_only || a.baseline) && !recorded(t, p, a);
+      for (const Arm& a : arms) to_run += (!gaps_only || a.baseline) && !recorded(t, prompts[i], a);
     }
   }
   const bool run_models = !report_only && to_run > 0;
@@ -587,6 +609,7 @@ int run_bench_spec(const std::vector<std::string>& args) {
               << seed << ".." << seed + prompts.size() - 1 << "; " << now_utc() << "; load average " << load_start << "\n";
     if (!record_path.empty()) {
       std::cout << "  record file " << record_path << ": " << done.size() << " runs recorded, " << to_run << " to run"
+                << (shards > 1 ? " in shard " + std::to_string(shard) + "/" + std::to_string(shards) : "")
                 << (report_only ? " (not run: --report-only)" : "") << "\n";
     }
   }
@@ -630,7 +653,7 @@ int run_bench_spec(const std::vector<std::string>& args) {
           unit.push_back(*r);
           continue;
         }
-        if (!run_models) continue;
+        if (!run_models || i % shards != shard) continue;
         TokenStream stream(prefixes[i]);
         const Stats stats = decoders[ti][a]->generate(models, options, stream);
         SpecRecord r{config, t, prompts[i].id, int64_t(i), arms[a].spec, SpecTotals::of(stats), {}, now_utc(), load_average(), build_id()};

@@ -126,7 +126,8 @@ class Parser {
   }
 
   std::string string() {
-    expect('"');
+    if (peek() != '"') bad("expected a string");
+    ++i_;
     std::string out;
     while (true) {
       if (i_ >= line_.size()) bad("unterminated string");

@@ -49,7 +49,8 @@ namespace {
 
 const char* kUsage = R"USAGE(usage: decodelab bench spec [options]
 Speculative decoders on a real draft/target pair over a prompt set, beside plain decoding.
-  --target SPEC        target model (default gguf(path=$MODELS/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf),
+  --target SPEC        target model (default gguf(path=$MODELS/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf);
+                       $MODELS may be written literally (quote it from the shell),
                        $MODELS = $DECODELAB_MODELS or ~/.cache/decodelab/models; scripts/fetch-models all)
   --draft SPEC         draft model (default gguf(path=$MODELS/qwen2.5-coder-0.5b-instruct.gguf))
   --prompts FILE       JSON lines with a "prompt" field (and "id", "category"); '#' lines are comments
@@ -198,6 +199,14 @@ std::string models_dir() {
   const char* home = std::getenv("HOME");
   return std::string(home ? home : ".") + "/.cache/decodelab/models";
 }
+
+// A model spec with the models folder written as $MODELS (how records store it), and back.
+std::string replace_all(std::string s, const std::string& from, const std::string& to) {
+  for (std::size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size())) s.replace(at, from.size(), to);
+  return s;
+}
+std::string portable_spec(const std::string& spec) { return replace_all(spec, models_dir() + "/", "$MODELS/"); }
+std::string local_spec(const std::string& spec) { return replace_all(spec, "$MODELS/", models_dir() + "/"); }
 
 std::string load_average() {
   std::ifstream in("/proc/loadavg");
@@ -512,13 +521,31 @@ int run_bench_spec(const std::vector<std::string>& args) {
     shards = std::size_t(to_int(text.substr(slash + 1), "shard", 1));
     if (shard >= shards) fail(ErrorCode::invalid_argument, "bench spec: --shard " + text + ": I must be below N");
   }
-  const std::string dir = models_dir();
-  const std::string target_spec = opt.get("target", "gguf(path=" + dir + "/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf)");
-  const std::string draft_spec = opt.get("draft", "gguf(path=" + dir + "/qwen2.5-coder-0.5b-instruct.gguf)");
+  // Records name models relative to $MODELS, so a record file is valid on any machine that
+  // fetched the models; --report-only takes models, max tokens and seed from the records when the
+  // options are not given.
+  RecordFile file = record_path.empty() ? RecordFile{} : read_records(record_path);
+  std::vector<std::pair<std::string, SpecRecord>> all_records;
+  for (SpecRecord& r : file.records) all_records.emplace_back(record_path, std::move(r));
+  for (const std::string& path : opt.all("records-from")) {
+    for (SpecRecord& r : read_records(path).records) all_records.emplace_back(path, std::move(r));
+  }
+  for (auto& [path, r] : all_records) {  // files written before specs were stored portably
+    r.config.target = portable_spec(r.config.target);
+    r.config.draft = portable_spec(r.config.draft);
+  }
+  const SpecConfig* recorded_config = report_only && !all_records.empty() ? &all_records.front().second.config : nullptr;
+  auto option = [&](const char* name, const std::string& fallback, const std::string& from_records) {
+    return opt.get(name, recorded_config ? from_records : fallback);
+  };
+  const std::string target_spec = portable_spec(option("target", "gguf(path=$MODELS/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf)",
+                                                       recorded_config ? recorded_config->target : ""));
+  const std::string draft_spec = portable_spec(option("draft", "gguf(path=$MODELS/qwen2.5-coder-0.5b-instruct.gguf)",
+                                                      recorded_config ? recorded_config->draft : ""));
   const std::string prompt_file = opt.get("prompts", default_prompt_file());
   const std::vector<double> temperatures = parse_temperatures(opt.get("temperatures", "0,0.6,1.0"));
-  const int max_tokens = int(to_int(opt.get("max-tokens", "64"), "max-tokens", 1));
-  const uint64_t seed = uint64_t(to_int(opt.get("seed", "0"), "seed", 0));
+  const int max_tokens = int(to_int(option("max-tokens", "64", recorded_config ? std::to_string(recorded_config->max_tokens) : ""), "max-tokens", 1));
+  const uint64_t seed = uint64_t(to_int(option("seed", "0", recorded_config ? std::to_string(recorded_config->seed) : ""), "seed", 0));
   const int gap_positions = int(to_int(opt.get("gap-positions", "8"), "gap-positions", 1));
   const int gap_tokens = int(to_int(opt.get("gap-tokens", "300"), "gap-tokens", 1));
   std::vector<int64_t> gap_ks;
@@ -544,12 +571,6 @@ int run_bench_spec(const std::vector<std::string>& args) {
 
   // Earlier runs of this configuration, keyed by (temperature, prompt id, decoder).
   const SpecConfig config{target_spec, draft_spec, max_tokens, seed};
-  RecordFile file = record_path.empty() ? RecordFile{} : read_records(record_path);
-  std::vector<std::pair<std::string, SpecRecord>> all_records;
-  for (SpecRecord& r : file.records) all_records.emplace_back(record_path, std::move(r));
-  for (const std::string& path : opt.all("records-from")) {
-    for (SpecRecord& r : read_records(path).records) all_records.emplace_back(path, std::move(r));
-  }
   std::map<std::tuple<double, std::string, std::string>, SpecRecord> done;
   for (auto& [path, r] : all_records) {
     if (!(r.config == config)) {
@@ -581,8 +602,8 @@ int run_bench_spec(const std::vector<std::string>& args) {
   ModelSet models;
   std::vector<std::vector<TokenId>> prefixes;
   if (run_models || gaps) {
-    target = load_model(target_spec);
-    draft = load_model(draft_spec, target.get());
+    target = load_model(local_spec(target_spec));
+    draft = load_model(local_spec(draft_spec), target.get());
     models = {{"target", target.get()}, {"draft", draft.get()}};
     // Validate every decoder and temperature before the long run starts.
     for (const Arm& arm : arms) {

@@ -56,6 +56,7 @@ Speculative decoders on a real draft/target pair over a prompt set, beside plain
   --prompts FILE       JSON lines with a "prompt" field (and "id", "category"); '#' lines are comments
                        (default experiments/prompts/spec_prompts.jsonl: 52 code, chat and math prompts)
   --limit N            only the first N prompts (the default set interleaves the three categories)
+  --category NAME      only the prompts of this category (code, chat, math); seeds stay per prompt
   --temperatures LIST  comma-separated (default 0,0.6,1.0)
   --decoders LIST      decoder specs separated by commas outside parentheses; the temperature is
                        added to each. `sample` (or `greedy`) is the baseline, prepended when absent.
@@ -152,6 +153,7 @@ std::string format_number(double v) {
 
 struct Prompt {
   std::string id, category, text;
+  std::size_t index = 0;  // position in the prompt file: its seed is --seed + index
 };
 
 
@@ -175,7 +177,7 @@ std::vector<Prompt> load_prompts(const std::string& path) {
     };
     const std::string prompt = text("prompt"), id = text("id");
     if (prompt.empty()) fail(ErrorCode::bad_format, "bench spec: " + where + ": no \"prompt\" field");
-    out.push_back({id.empty() ? "line" + std::to_string(number) : id, text("category"), prompt});
+    out.push_back({id.empty() ? "line" + std::to_string(number) : id, text("category"), prompt, out.size()});
     for (std::size_t j = 0; j + 1 < out.size(); ++j) {
       if (out[j].id == out.back().id) fail(ErrorCode::bad_format, "bench spec: " + where + ": prompt id '" + out.back().id + "' repeats an earlier one");
     }
@@ -505,7 +507,7 @@ std::string build_id() {
 int run_bench_spec(const std::vector<std::string>& args) {
   Options opt(args, {"json", "gaps", "gaps-only", "no-warmup", "report-only"});
   opt.check_known({"target", "draft", "prompts", "limit", "temperatures", "decoders", "max-tokens", "seed", "no-warmup", "gaps",
-                   "gaps-only", "gap-positions", "gap-tokens", "gap-k", "json", "record", "report-only", "records-from", "shard"});
+                   "gaps-only", "gap-positions", "gap-tokens", "gap-k", "json", "record", "report-only", "records-from", "shard", "category"});
   const bool json = opt.flag("json");
   const bool gaps_only = opt.flag("gaps-only");
   const bool gaps = opt.flag("gaps") || gaps_only;
@@ -553,6 +555,13 @@ int run_bench_spec(const std::vector<std::string>& args) {
   if (gap_ks.empty()) fail(ErrorCode::invalid_argument, "bench spec: --gap-k is empty");
 
   std::vector<Prompt> prompts = load_prompts(prompt_file);
+  if (opt.has("category")) {
+    // Filtered after loading, so prompt indices (and seeds) stay those of the whole file.
+    const std::string category = opt.get("category", "");
+    for (std::size_t i = 0; i < prompts.size(); ++i) prompts[i].index = i;
+    std::erase_if(prompts, [&](const Prompt& p) { return p.category != category; });
+    if (prompts.empty()) fail(ErrorCode::invalid_argument, "bench spec: no prompt of " + prompt_file + " has category '" + category + "'");
+  }
   if (opt.has("limit")) prompts.resize(std::min(prompts.size(), std::size_t(to_int(opt.get("limit", ""), "limit", 1))));
 
   std::vector<Arm> arms;
@@ -626,8 +635,8 @@ int run_bench_spec(const std::vector<std::string>& args) {
   const auto wall0 = Clock::now();
   if (!json) {
     std::cout << "bench spec: target " << target_spec << ", draft " << draft_spec << "\n"
-              << "  " << prompts.size() << " prompts from " << prompt_file << ", up to " << max_tokens << " tokens each (stop at eos), seeds "
-              << seed << ".." << seed + prompts.size() - 1 << "; " << now_utc() << "; load average " << load_start << "\n";
+              << "  " << prompts.size() << " prompts from " << prompt_file << ", up to " << max_tokens << " tokens each (stop at eos), seed "
+              << seed << " + the prompt's line index; " << now_utc() << "; load average " << load_start << "\n";
     if (!record_path.empty()) {
       std::cout << "  record file " << record_path << ": " << done.size() << " runs recorded, " << to_run << " to run"
                 << (shards > 1 ? " in shard " + std::to_string(shard) + "/" + std::to_string(shards) : "")
@@ -664,7 +673,7 @@ int run_bench_spec(const std::vector<std::string>& args) {
   for (std::size_t i = 0; i < prompts.size(); ++i) {
     for (std::size_t ti = 0; ti < temperatures.size(); ++ti) {
       const double t = temperatures[ti];
-      options.seed = seed + i;
+      options.seed = seed + prompts[i].index;
       const auto t0 = Clock::now();
       std::vector<SpecRecord> unit;
       std::string fresh;
@@ -677,7 +686,7 @@ int run_bench_spec(const std::vector<std::string>& args) {
         if (!run_models || i % shards != shard) continue;
         TokenStream stream(prefixes[i]);
         const Stats stats = decoders[ti][a]->generate(models, options, stream);
-        SpecRecord r{config, t, prompts[i].id, int64_t(i), arms[a].spec, SpecTotals::of(stats), {}, now_utc(), load_average(), build_id()};
+        SpecRecord r{config, t, prompts[i].id, int64_t(prompts[i].index), arms[a].spec, SpecTotals::of(stats), {}, now_utc(), load_average(), build_id()};
         if (arms[a].baseline) r.generated = stream.generated_tokens();
         fresh += to_json(r) + "\n";
         unit.push_back(std::move(r));

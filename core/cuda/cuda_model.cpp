@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <iostream>
 #include <map>
 
 #include "core/cuda/device.hpp"
@@ -96,6 +97,11 @@ struct CudaModel::Impl {
   int64_t replays = 0, captures = 0;
 
   ~Impl() {
+    // Work still queued (a commit's row copies) reads buffers freed below.
+    if (stream) {
+      (void)cudaSetDevice(options.device);
+      (void)cudaStreamSynchronize(stream);
+    }
     drop_graphs();
     seqs.clear();
     if (meta_free) cudaEventDestroy(meta_free);
@@ -110,6 +116,10 @@ struct CudaModel::Impl {
     if (it == seqs.end()) fail(ErrorCode::not_found, "cuda model: unknown sequence " + std::to_string(id));
     return it->second;
   }
+
+  // cudaSetDevice is per host thread, and callers (the daemon's workers) may change threads
+  // between calls: every entry point that allocates or launches selects the model's device.
+  void use_device() const { check(cudaSetDevice(options.device), "cudaSetDevice (the model's device)"); }
 
   void drop_graphs() {
     for (auto& [s, g] : graphs) cudaGraphExecDestroy(g);
@@ -174,7 +184,11 @@ struct CudaModel::Impl {
 
   DeviceBuffer upload_vector(const std::vector<float>& v, const std::string& what) {
     DeviceBuffer b(v.size() * 4, what);
-    check(cudaMemcpy(b.get(), v.data(), v.size() * 4, cudaMemcpyHostToDevice), "uploading a vector");
+    // On the model's stream, and finished before return: a plain cudaMemcpy runs on the legacy
+    // stream, which the non-blocking model stream does not wait for, and may return before a
+    // pageable source has landed.
+    check(cudaMemcpyAsync(b.get(), v.data(), v.size() * 4, cudaMemcpyHostToDevice, stream), ("uploading " + what).c_str());
+    check(cudaStreamSynchronize(stream), ("uploading " + what).c_str());
     return b;
   }
 
@@ -372,6 +386,41 @@ struct CudaModel::Impl {
     if (moved) drop_graphs();
   }
 
+  // Captures the single-node forward pass. A capture can fail where eager launches work (a cuBLAS
+  // build that allocates inside capture, a driver without graph support): then graphs are turned
+  // off for this model, once and with a message, and decoding goes on eagerly.
+  cudaGraphExec_t capture_decode_step(int splits, const MetaView& mv) {
+    cudaGraph_t graph = nullptr;
+    cudaGraphExec_t exec = nullptr;
+    std::string why;
+    cudaError_t st = cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal);
+    if (st == cudaSuccess) {
+      try {
+        forward(1, splits, mv);
+      } catch (const std::exception& e) {
+        why = e.what();
+      }
+      const cudaError_t end = cudaStreamEndCapture(stream, &graph);
+      if (why.empty() && end != cudaSuccess) why = std::string("ending capture: ") + cudaGetErrorString(end);
+      if (why.empty() && graph) {
+        st = cudaGraphInstantiate(&exec, graph, 0);
+        if (st != cudaSuccess) why = std::string("instantiating: ") + cudaGetErrorString(st);
+      }
+      if (graph) cudaGraphDestroy(graph);
+    } else {
+      why = std::string("beginning capture: ") + cudaGetErrorString(st);
+    }
+    if (!why.empty() || !exec) {
+      (void)cudaGetLastError();  // capture errors are not sticky; clear the last-error slot
+      if (exec) cudaGraphExecDestroy(exec);
+      options.graphs = false;
+      std::cerr << "cuda model: CUDA graph capture failed (" << (why.empty() ? "no graph" : why) << "); decoding without graphs\n";
+      return nullptr;
+    }
+    ++captures;
+    return exec;
+  }
+
   void ensure_writable(Sequence& s, std::size_t end) {
     const std::size_t P = std::size_t(options.page_tokens);
     const std::size_t need = (end + P - 1) / P;
@@ -482,6 +531,7 @@ SeqId CudaModel::fork(SeqId id) {
 
 void CudaModel::free_sequence(SeqId id) {
   Sequence& s = impl_->seq(id);
+  impl_->use_device();
   // Kernels still queued may read these pages or rows: let them finish before they are reused.
   check(cudaStreamSynchronize(impl_->stream), "finishing work before freeing a sequence");
   for (int p : s.pages) impl_->pages->release(p);
@@ -495,6 +545,7 @@ std::vector<TokenId> CudaModel::committed_tokens(SeqId id) const { return impl_-
 void CudaModel::commit(SeqId id, std::span<const int32_t> path) {
   Impl& d = *impl_;
   Sequence& s = d.seq(id);
+  d.use_device();
   for (std::size_t i = 0; i < path.size(); ++i) {
     const int32_t node = path[i];
     if (node < 0 || std::size_t(node) >= s.pending.size()) {
@@ -528,9 +579,10 @@ void CudaModel::commit(SeqId id, std::span<const int32_t> path) {
       }
     }
     check(cudaMemcpyAsync(d.commit_dev.get(), dst, count * 2 * sizeof(void*), cudaMemcpyHostToDevice, d.stream), "uploading the commit list");
-    check(cudaEventRecord(d.commit_free, d.stream), "recording an event");
     void** ddst = d.commit_dev.as<void*>();
     copy_rows(ddst, ddst + count, int(count), int(row), d.stream);
+    // After the copy kernel, which reads commit_dev: the next commit may reallocate it.
+    check(cudaEventRecord(d.commit_free, d.stream), "recording an event");
     for (int32_t node : path) s.tokens.push_back(s.pending[std::size_t(node)].token);
     auto r = s.pending_logits.row(path.back());
     s.next.assign(r.begin(), r.end());
@@ -541,6 +593,7 @@ void CudaModel::commit(SeqId id, std::span<const int32_t> path) {
 
 void CudaModel::rollback(SeqId id, std::size_t new_length) {
   Sequence& s = impl_->seq(id);
+  impl_->use_device();
   if (new_length > s.tokens.size()) {
     fail(ErrorCode::invalid_argument, "cuda model: rollback to " + std::to_string(new_length) + " beyond length " + std::to_string(s.tokens.size()));
   }
@@ -566,6 +619,15 @@ std::span<const float> CudaModel::next_logits(SeqId id) {
 void CudaModel::do_evaluate(std::span<const TreeEval> batch, std::vector<Matrix>& out) {
   validate_batch(*this, batch);
   Impl& d = *impl_;
+  d.use_device();
+  // The pending trees are replaced now, before anything can fail: pending_kv rows are overwritten
+  // below, so a failed evaluation must not leave an old tree that a commit would copy from. An
+  // empty tree replaces the old one too, as on the CPU.
+  for (const TreeEval& t : batch) {
+    Sequence& s = d.seq(t.seq);
+    s.pending.clear();
+    s.pending_logits = Matrix{};
+  }
   const LlamaConfig& c = d.cfg;
   const std::size_t P = std::size_t(d.options.page_tokens);
 
@@ -587,6 +649,11 @@ void CudaModel::do_evaluate(std::span<const TreeEval> batch, std::vector<Matrix>
   if (N == 0) {
     for (auto& m : out) m.resize(0, c.vocab);
     return;
+  }
+  // The attention grid holds nodes in a 16-bit launch dimension.
+  if (N > 65535) {
+    fail(ErrorCode::invalid_argument, "cuda model: one evaluation of " + std::to_string(N) +
+                                          " nodes; at most 65535 per call (append a long prompt in pieces)");
   }
   const std::size_t off_meta = align16(N * 4), off_kv = off_meta + align16(N * sizeof(NodeMeta)), off_anc = off_kv + align16(N * sizeof(void*)),
                     off_pages = off_anc + align16(anc_total * 4), meta_bytes = off_pages + std::max<std::size_t>(page_total, 1) * sizeof(void*);
@@ -634,25 +701,14 @@ void CudaModel::do_evaluate(std::span<const TreeEval> batch, std::vector<Matrix>
     // The single-node layout is the same at every step (only the page list, last, grows).
     auto it = d.graphs.find(splits);
     if (it == d.graphs.end()) {
-      cudaGraph_t graph = nullptr;
-      check(cudaStreamBeginCapture(d.stream, cudaStreamCaptureModeThreadLocal), "beginning graph capture");
-      try {
-        d.forward(1, splits, mv);
-      } catch (...) {
-        cudaStreamEndCapture(d.stream, &graph);
-        if (graph) cudaGraphDestroy(graph);
-        throw;
-      }
-      check(cudaStreamEndCapture(d.stream, &graph), "ending graph capture");
-      cudaGraphExec_t exec = nullptr;
-      const cudaError_t st = cudaGraphInstantiate(&exec, graph, 0);
-      cudaGraphDestroy(graph);
-      check(st, "instantiating the decode graph");
-      it = d.graphs.emplace(splits, exec).first;
-      ++d.captures;
+      if (cudaGraphExec_t exec = d.capture_decode_step(splits, mv)) it = d.graphs.emplace(splits, exec).first;
     }
-    check(cudaGraphLaunch(it->second, d.stream), "launching the decode graph");
-    ++d.replays;
+    if (it != d.graphs.end()) {
+      check(cudaGraphLaunch(it->second, d.stream), "launching the decode graph");
+      ++d.replays;
+    } else {
+      d.forward(1, splits, mv);  // capture failed: graphs are off for this model now
+    }
   } else {
     d.forward(int(N), splits, mv);
   }

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/cuda/cuda_model.hpp"
+#include "core/error.hpp"
 #include "core/model/gguf.hpp"
 #include "core/model/gguf_model.hpp"
 #include "core/philox.hpp"
@@ -169,6 +170,30 @@ TEST_P(Parity, ForkCommitRollbackEqualFreshEvaluation) {
   EXPECT_LE(max_rel_error(gpu.next_logits(child), want_c), same(dtype));
   gpu.free_sequence(child);
   EXPECT_LE(max_rel_error(gpu.next_logits(s), fresh(cat(std::vector<TokenId>(prefix.begin(), prefix.begin() + 7), b))), same(dtype));
+}
+
+TEST_P(Parity, AnEvaluationReplacesThePendingTreeAsOnTheCpu) {
+  // evaluate(T), then evaluate(empty): the empty tree is now the pending one, so committing a path
+  // of T is an error on both backends (the GPU used to keep T, whose K/V rows it may overwrite).
+  CudaModel gpu(file, opts(dtype));
+  GgufModel cpu(file, GgufModelOptions{4096, 2});
+  const int V = gpu.vocab_size();
+  const std::vector<TokenId> prefix = random_tokens(5, V, 21);
+  const std::vector<TreeNode> tree = chain_nodes(random_tokens(3, V, 22));
+  const std::vector<int32_t> path = {0, 1};
+  for (LanguageModel* m : std::initializer_list<LanguageModel*>{&gpu, &cpu}) {
+    const SeqId s = m->new_sequence();
+    m->append(s, prefix);
+    std::vector<Matrix> out;
+    m->evaluate({{TreeEval{s, tree}}}, out);
+    m->evaluate({{TreeEval{s, {}}}}, out);
+    EXPECT_EQ(out[0].rows, 0);
+    EXPECT_THROW(m->commit(s, path), Error) << (m == &gpu ? "gpu" : "cpu");
+    // The sequence itself is intact: a fresh tree commits and the logits follow.
+    m->evaluate({{TreeEval{s, tree}}}, out);
+    m->commit(s, path);
+    EXPECT_EQ(m->length(s), prefix.size() + 2);
+  }
 }
 
 TEST_P(Parity, BatchOfTreesEqualsSeparateEvaluations) {

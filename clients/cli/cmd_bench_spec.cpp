@@ -532,22 +532,16 @@ int run_bench_spec(const std::vector<std::string>& args) {
   for (const std::string& path : opt.all("records-from")) {
     for (SpecRecord& r : read_records(path).records) all_records.emplace_back(path, std::move(r));
   }
-  for (auto& [path, r] : all_records) {  // files written before specs were stored portably
-    r.config.target = portable_spec(r.config.target);
-    r.config.draft = portable_spec(r.config.draft);
-  }
-  const SpecConfig* recorded_config = report_only && !all_records.empty() ? &all_records.front().second.config : nullptr;
-  auto option = [&](const char* name, const std::string& fallback, const std::string& from_records) {
-    return opt.get(name, recorded_config ? from_records : fallback);
-  };
-  const std::string target_spec = portable_spec(option("target", "gguf(path=$MODELS/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf)",
-                                                       recorded_config ? recorded_config->target : ""));
-  const std::string draft_spec = portable_spec(option("draft", "gguf(path=$MODELS/qwen2.5-coder-0.5b-instruct.gguf)",
-                                                      recorded_config ? recorded_config->draft : ""));
+  const SpecConfig defaults = report_only && !all_records.empty()
+                                  ? all_records.front().second.config
+                                  : SpecConfig{"gguf(path=$MODELS/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf)",
+                                               "gguf(path=$MODELS/qwen2.5-coder-0.5b-instruct.gguf)", 64, 0};
+  const std::string target_spec = portable_spec(opt.get("target", defaults.target));
+  const std::string draft_spec = portable_spec(opt.get("draft", defaults.draft));
   const std::string prompt_file = opt.get("prompts", default_prompt_file());
   const std::vector<double> temperatures = parse_temperatures(opt.get("temperatures", "0,0.6,1.0"));
-  const int max_tokens = int(to_int(option("max-tokens", "64", recorded_config ? std::to_string(recorded_config->max_tokens) : ""), "max-tokens", 1));
-  const uint64_t seed = uint64_t(to_int(option("seed", "0", recorded_config ? std::to_string(recorded_config->seed) : ""), "seed", 0));
+  const int max_tokens = int(to_int(opt.get("max-tokens", std::to_string(defaults.max_tokens)), "max-tokens", 1));
+  const uint64_t seed = uint64_t(to_int(opt.get("seed", std::to_string(defaults.seed)), "seed", 0));
   const int gap_positions = int(to_int(opt.get("gap-positions", "8"), "gap-positions", 1));
   const int gap_tokens = int(to_int(opt.get("gap-tokens", "300"), "gap-tokens", 1));
   std::vector<int64_t> gap_ks;
@@ -558,7 +552,6 @@ int run_bench_spec(const std::vector<std::string>& args) {
   if (opt.has("category")) {
     // Filtered after loading, so prompt indices (and seeds) stay those of the whole file.
     const std::string category = opt.get("category", "");
-    for (std::size_t i = 0; i < prompts.size(); ++i) prompts[i].index = i;
     std::erase_if(prompts, [&](const Prompt& p) { return p.category != category; });
     if (prompts.empty()) fail(ErrorCode::invalid_argument, "bench spec: no prompt of " + prompt_file + " has category '" + category + "'");
   }
@@ -703,17 +696,14 @@ int run_bench_spec(const std::vector<std::string>& args) {
                   << " runs\n";
         std::cerr.unsetf(std::ios::floatfield);
       }
-      const std::size_t wanted = gaps_only ? 1 : arms.size();
       for (const SpecRecord& r : unit) {
         if (r.decoder != "sample") continue;
         gap_prompts[ti].push_back(i);
         continuations[ti].push_back(r.generated);
       }
-      if (unit.size() != wanted) continue;  // incomplete (--report-only over a partial file)
-      for (std::size_t a = 0, u = 0; a < arms.size(); ++a) {
-        if (gaps_only && !arms[a].baseline) continue;
-        rows[ti][a].totals.add(unit[u++].totals);
-      }
+      // unit holds the arms in order; an incomplete one (--report-only over a partial file) is left out.
+      if (gaps_only || unit.size() != arms.size()) continue;
+      for (std::size_t a = 0; a < arms.size(); ++a) rows[ti][a].totals.add(unit[a].totals);
     }
   }
   if (!gaps_only) {

@@ -118,7 +118,8 @@ struct CudaModel::Impl {
   }
 
   // cudaSetDevice is per host thread, and callers (the daemon's workers) may change threads
-  // between calls: every entry point that allocates or launches selects the model's device.
+  // between calls: every entry point that allocates, launches or synchronizes selects the model's
+  // device (rollback and fork only touch host bookkeeping).
   void use_device() const { check(cudaSetDevice(options.device), "cudaSetDevice (the model's device)"); }
 
   void drop_graphs() {
@@ -593,7 +594,6 @@ void CudaModel::commit(SeqId id, std::span<const int32_t> path) {
 
 void CudaModel::rollback(SeqId id, std::size_t new_length) {
   Sequence& s = impl_->seq(id);
-  impl_->use_device();
   if (new_length > s.tokens.size()) {
     fail(ErrorCode::invalid_argument, "cuda model: rollback to " + std::to_string(new_length) + " beyond length " + std::to_string(s.tokens.size()));
   }

@@ -3,8 +3,8 @@
 // position with the same processed distribution pick the same token.
 #include <cmath>
 
-#include "core/decoder.hpp"
 #include "core/random.hpp"
+#include "decoders/decode_loop.hpp"
 #include "samplers/sampler.hpp"
 
 namespace decodelab {
@@ -15,14 +15,13 @@ class SampleDecoder final : public Decoder {
   explicit SampleDecoder(std::unique_ptr<SamplerChain> chain) : chain_(std::move(chain)) {}
 
   Stats generate(const ModelSet& models, const DecodeOptions& options, TokenStream& stream) override {
-    Stats stats;
-    PhaseTimer total(stats, "total");
-    LanguageModel& target = models.get("target");
+    DecodeLoop loop(models, options, stream);
+    LanguageModel& target = loop.target();
+    Stats& stats = loop.stats();
     auto chain = chain_->clone();
     chain->bind({.model = &target});
-    const std::vector<TokenId> prompt = stream.tokens();
-    const SeqId seq = prefill(target, prompt, stats, true);
-    while (!should_stop(stream, options, stats)) {
+    const SeqId seq = loop.open(target, stream.tokens());
+    while (loop.running()) {
       const std::span<const float> logits = target.next_logits(seq);
       TokenId token;
       float logprob;
@@ -37,15 +36,11 @@ class SampleDecoder final : public Decoder {
       }
       chain->accept(token);
       stats.steps += 1;
-      if (emit_token(stream, {token, logprob, TokenOrigin::sampled, uint32_t(stats.steps)}, options, target, stats)) break;
+      if (loop.emit({token, logprob, TokenOrigin::sampled, uint32_t(stats.steps)})) break;
       PhaseTimer timer(stats, "forward");
-      const TokenId next[] = {token};
-      target.append(seq, next);
-      stats.target_calls += 1;
-      stats.target_nodes += 1;
+      target.append(seq, std::span(&token, 1));
     }
-    target.free_sequence(seq);
-    return stats;
+    return loop.finish();
   }
 
  private:

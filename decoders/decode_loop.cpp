@@ -1,0 +1,58 @@
+#include "decoders/decode_loop.hpp"
+
+#include <algorithm>
+
+namespace decodelab {
+
+DecodeLoop::DecodeLoop(const ModelSet& models, const DecodeOptions& options, TokenStream& stream)
+    : models_(models), options_(options), stream_(stream), target_(&models.get("target")), draft_(models.find("draft")) {
+  if (draft_ == target_) draft_ = nullptr;  // one object in both roles: its calls count as the target's
+  target_start_ = target_->counters();
+  if (draft_) draft_start_ = draft_->counters();
+}
+
+DecodeLoop::~DecodeLoop() { free_all(); }
+
+void DecodeLoop::free_all() noexcept {
+  for (const Owned& o : owned_) {
+    try {
+      o.model->free_sequence(o.seq);
+    } catch (...) {  // freeing must not throw while an error unwinds; a bad id was the decoder's bug
+    }
+  }
+  owned_.clear();
+}
+
+SeqId DecodeLoop::open(LanguageModel& model, std::span<const TokenId> tokens) {
+  PhaseTimer timer(stats_, "prefill");
+  const SeqId seq = adopt(model, model.new_sequence());
+  if (!tokens.empty()) model.append(seq, tokens);
+  return seq;
+}
+
+SeqId DecodeLoop::adopt(LanguageModel& model, SeqId seq) {
+  owned_.push_back({&model, seq});
+  return seq;
+}
+
+void DecodeLoop::release(LanguageModel& model, SeqId seq) {
+  auto it = std::find_if(owned_.begin(), owned_.end(), [&](const Owned& o) { return o.model == &model && o.seq == seq; });
+  if (it != owned_.end()) owned_.erase(it);
+  model.free_sequence(seq);
+}
+
+Stats DecodeLoop::finish() {
+  free_all();
+  const ModelCounters& t = target_->counters();
+  stats_.target_calls = t.evaluate_calls - target_start_.evaluate_calls;
+  stats_.target_nodes = t.nodes_evaluated - target_start_.nodes_evaluated;
+  if (draft_) {
+    const ModelCounters& d = draft_->counters();
+    stats_.draft_calls = d.evaluate_calls - draft_start_.evaluate_calls;
+    stats_.draft_nodes = d.nodes_evaluated - draft_start_.nodes_evaluated;
+  }
+  stats_.seconds["total"] += std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  return std::move(stats_);
+}
+
+}  // namespace decodelab

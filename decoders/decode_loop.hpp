@@ -1,0 +1,79 @@
+#pragma once
+// DecodeLoop: the bookkeeping every decoder repeats, so that a decoder's file holds only its step.
+//
+//   Stats generate(const ModelSet& models, const DecodeOptions& options, TokenStream& stream) override {
+//     DecodeLoop loop(models, options, stream);
+//     const SeqId seq = loop.open(loop.target(), stream.tokens());   // prefill, freed by the loop
+//     while (loop.running()) {                                       // max tokens, cancel
+//       ... decide a token from loop.target().next_logits(seq) ...
+//       if (loop.emit({token, logprob, TokenOrigin::sampled, step})) break;  // eos, stop tokens
+//       loop.target().append(seq, {&token, 1});
+//     }
+//     return loop.finish();
+//   }
+//
+// It owns:
+//   * prefill: open() creates a sequence holding the given tokens, timed as "prefill";
+//   * the stop conditions: running() before a step, emit() after each token (emit_token's rules);
+//   * freeing: every sequence opened or adopted is freed when the loop ends, however it ends;
+//   * the model-call counts: finish() sets Stats' target/draft calls and nodes from the models'
+//     own ModelCounters (the change over the loop's life), so no decoder counts forward passes by
+//     hand and none can miss one (a next_logits() recomputed after a rollback counts too);
+//   * the "total" wall time.
+// When one model object serves as both target and draft, its calls are reported as the target's.
+
+#include <utility>
+#include <vector>
+
+#include "core/decoder.hpp"
+
+namespace decodelab {
+
+class DecodeLoop {
+ public:
+  DecodeLoop(const ModelSet& models, const DecodeOptions& options, TokenStream& stream);
+  ~DecodeLoop();
+  DecodeLoop(const DecodeLoop&) = delete;
+  DecodeLoop& operator=(const DecodeLoop&) = delete;
+
+  const ModelSet& models() const { return models_; }
+  LanguageModel& target() const { return *target_; }
+  const DecodeOptions& options() const { return options_; }
+  TokenStream& stream() const { return stream_; }
+  Stats& stats() { return stats_; }
+
+  // A new sequence on `model` holding `tokens` (prefill, timed as "prefill"); freed with the loop.
+  SeqId open(LanguageModel& model, std::span<const TokenId> tokens);
+  // Hands a sequence the decoder made (a fork) to the loop, which frees it at the end.
+  SeqId adopt(LanguageModel& model, SeqId seq);
+  // Frees an opened or adopted sequence now (a particle that died, a trial that lost).
+  void release(LanguageModel& model, SeqId seq);
+
+  // Whether to run another step: false once a stop condition holds (max tokens, cancelled, or a
+  // stop emit() reported); stats().stop_reason says which.
+  bool running() { return !should_stop(stream_, options_, stats_); }
+  // Appends a final token to the stream; true when generation must stop after it.
+  bool emit(const TokenRecord& record) { return emit_token(stream_, record, options_, *target_, stats_); }
+
+  // The stats of the run: model-call counts from the models' counters, the total time.
+  Stats finish();
+
+ private:
+  struct Owned {
+    LanguageModel* model;
+    SeqId seq;
+  };
+  void free_all() noexcept;
+
+  const ModelSet& models_;
+  const DecodeOptions& options_;
+  TokenStream& stream_;
+  LanguageModel* target_;
+  LanguageModel* draft_;
+  ModelCounters target_start_, draft_start_;
+  Stats stats_;
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+  std::vector<Owned> owned_;
+};
+
+}  // namespace decodelab

@@ -42,7 +42,7 @@
 #include "core/philox.hpp"
 #include "core/text/tokenizer.hpp"
 #include "samplers/sampler.hpp"
-#include "speculative/oracle.hpp"
+#include "decoders/speculative/oracle.hpp"
 
 namespace decodelab::cli {
 namespace {

@@ -4,7 +4,7 @@
 // proposed for free. The proposals carry no draft law, so verification is the target-only rule:
 // accept a token with probability p(token), otherwise remove it from p and sample the next token
 // from what remains. Exactly target-distributed; needs only the "target" role.
-#include "speculative/tree_decoder.hpp"
+#include "decoders/speculative/tree_speculation.hpp"
 
 namespace decodelab::speculative {
 namespace {
@@ -36,30 +36,18 @@ class NgramDrafter final : public TreeDrafter {
   int max_ngram_;
 };
 
-class NgramDecoder final : public Decoder {
- public:
-  explicit NgramDecoder(const Params& params)
-      : chain_(chain_from_params(params)), drafter_(int(params.get_int("L")), int(params.get_int("n"))) {}
-
-  Stats generate(const ModelSet& models, const DecodeOptions& options, TokenStream& stream) override {
-    return run_tree_speculation(models, options, stream, *chain_, drafter_, verify_target_only);
-  }
-
- private:
-  std::unique_ptr<SamplerChain> chain_;
-  NgramDrafter drafter_;
-};
-
-const RegisterDecoder reg({
+const RegisterTreeSpeculation reg({
     .name = "ngram",
     .doc = "Model-free speculative decoding: draft the continuation of the latest earlier match of the last n tokens "
            "(prompt lookup), verify with the target-only rule. Exactly target-distributed; no draft model.",
-    .params = with_sampling_params({
+    .params = {
         ParamSpec::integer("L", 4, 1, 64, "longest draft (tokens copied after the match)"),
         ParamSpec::integer("n", 3, 1, 16, "longest n-gram matched (tries n, n - 1, ..., 1)"),
-    }),
-    .roles = {"target"},
-    .make = [](const Params& p) -> std::unique_ptr<Decoder> { return std::make_unique<NgramDecoder>(p); },
+    },
+    .needs_draft_model = false,
+    .make = [](const Params& p) {
+      return TreeSpeculationMethod{std::make_unique<NgramDrafter>(int(p.get_int("L")), int(p.get_int("n"))), verify_target_only};
+    },
 });
 
 }  // namespace

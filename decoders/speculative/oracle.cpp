@@ -1,5 +1,5 @@
 // Oracles for speculative verification; see oracle.hpp.
-#include "speculative/oracle.hpp"
+#include "decoders/speculative/oracle.hpp"
 
 #include <algorithm>
 #include <bit>
@@ -13,7 +13,7 @@
 #include <boost/graph/edmonds_karp_max_flow.hpp>
 
 #include "core/error.hpp"
-#include "speculative/verify.hpp"
+#include "decoders/speculative/verify.hpp"
 
 namespace decodelab::speculative {
 namespace {

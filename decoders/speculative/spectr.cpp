@@ -4,7 +4,8 @@
 // number of sequences (the smallest rho that keeps the residual nonnegative), or draws from the
 // K-SEQ residual. Sequences whose token equals the chosen one (rejected duplicates included)
 // stay i.i.d. given the prefix and continue. Exactly target-distributed.
-#include "speculative/tree_decoder.hpp"
+#include "decoders/speculative/sequence_drafters.hpp"
+#include "decoders/speculative/tree_speculation.hpp"
 
 namespace decodelab::speculative {
 namespace {
@@ -15,33 +16,18 @@ VerifyOutcome kseq_rule(std::span<const float> p, std::span<const float> q, std:
   return verify_kseq(p, q, candidates, accept_u, residual_u, rho);
 }
 
-class SpecTrDecoder final : public Decoder {
- public:
-  explicit SpecTrDecoder(const Params& params)
-      : chain_(chain_from_params(params)), drafter_(int(params.get_int("k")), int(params.get_int("L"))),
-        research_(speculation_options(params)) {}
-
-  Stats generate(const ModelSet& models, const DecodeOptions& options, TokenStream& stream) override {
-    return run_tree_speculation(models, options, stream, *chain_, drafter_, kseq_rule, research_);
-  }
-
- private:
-  std::unique_ptr<SamplerChain> chain_;
-  IidSequencesDrafter drafter_;
-  SpeculationOptions research_;
-};
-
-const RegisterDecoder reg({
+const RegisterTreeSpeculation reg({
     .name = "spectr",
     .doc = "SpecTr: k i.i.d. draft sequences of length L as a prefix tree, one target pass, K-SEQ selection with "
            "its division factor level by level. Exactly target-distributed.",
-    .params = with_sampling_params({
+    .params = {
         ParamSpec::integer("k", 2, 1, 64, "draft sequences per step"),
         ParamSpec::integer("L", 3, 1, 64, "draft length"),
         log_optimum_param(),
-    }),
-    .roles = {"target", "draft"},
-    .make = [](const Params& p) -> std::unique_ptr<Decoder> { return std::make_unique<SpecTrDecoder>(p); },
+    },
+    .make = [](const Params& p) {
+      return TreeSpeculationMethod{std::make_unique<IidSequencesDrafter>(int(p.get_int("k")), int(p.get_int("L"))), kseq_rule};
+    },
 });
 
 }  // namespace

@@ -14,7 +14,7 @@
 #include <algorithm>
 #include <map>
 
-#include "speculative/tree_decoder.hpp"
+#include "decoders/speculative/tree_speculation.hpp"
 
 namespace decodelab::speculative {
 namespace {
@@ -89,35 +89,21 @@ class DynamicTreeDrafter final : public TreeDrafter {
   int width_;
 };
 
-class DySpecDecoder final : public Decoder {
- public:
-  explicit DySpecDecoder(const Params& params)
-      : chain_(chain_from_params(params)),
-        drafter_(int(params.get_int("budget")), int(params.get_int("max_depth")), int(params.get_int("width"))),
-        research_(speculation_options(params)) {}
-
-  Stats generate(const ModelSet& models, const DecodeOptions& options, TokenStream& stream) override {
-    return run_tree_speculation(models, options, stream, *chain_, drafter_, verify_rrs_wor, research_);
-  }
-
- private:
-  std::unique_ptr<SamplerChain> chain_;
-  DynamicTreeDrafter drafter_;
-  SpeculationOptions research_;
-};
-
-const RegisterDecoder reg({
+const RegisterTreeSpeculation reg({
     .name = "dyspec",
     .doc = "DySpec dynamic draft tree: grow greedily by estimated acceptance (path product of draft probabilities), "
            "children drawn without replacement, one target pass, RRS without replacement. Exactly target-distributed.",
-    .params = with_sampling_params({
+    .params = {
         ParamSpec::integer("budget", 16, 1, 4096, "draft tree size (nodes) per step"),
         ParamSpec::integer("max_depth", 6, 1, 64, "deepest draft token per step"),
         ParamSpec::integer("width", 4, 1, 64, "children one node may get per round (one draft pass per round)"),
         log_optimum_param(),
-    }),
-    .roles = {"target", "draft"},
-    .make = [](const Params& p) -> std::unique_ptr<Decoder> { return std::make_unique<DySpecDecoder>(p); },
+    },
+    .make = [](const Params& p) {
+      return TreeSpeculationMethod{std::make_unique<DynamicTreeDrafter>(int(p.get_int("budget")), int(p.get_int("max_depth")),
+                                                                        int(p.get_int("width"))),
+                                   verify_rrs_wor};
+    },
 });
 
 }  // namespace

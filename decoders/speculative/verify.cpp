@@ -1,6 +1,6 @@
 // Verification rules; see verify.hpp. Comparisons are u * q(x) <= p(x), never a division, so
 // q(x) = 0 or p(x) = 0 need no special case.
-#include "speculative/verify.hpp"
+#include "decoders/speculative/verify.hpp"
 
 #include <algorithm>
 #include <cmath>

@@ -1,4 +1,4 @@
-#include "speculative/tree.hpp"
+#include "decoders/speculative/tree.hpp"
 
 #include <algorithm>
 #include <string>

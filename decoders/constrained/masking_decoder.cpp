@@ -7,7 +7,7 @@
 
 #include "core/error.hpp"
 #include "core/random.hpp"
-#include "samplers/awrs/constrained_loop.hpp"
+#include "decoders/constrained/constrained_loop.hpp"
 
 namespace decodelab {
 namespace {

@@ -1,4 +1,4 @@
-#include "samplers/cntp/cntp.hpp"
+#include "decoders/branching/cntp.hpp"
 
 #include <algorithm>
 #include <cmath>

@@ -33,17 +33,18 @@
 //
 // Metrics: log_evidence (log Z-hat), resamples, min_ess, mh_proposed, mh_accepted, particles,
 // final_ess.
-#include <cmath>
 #include <algorithm>
+#include <cmath>
 #include <limits>
 
 #include "core/error.hpp"
 #include "core/random.hpp"
-#include "samplers/awrs/awrs.hpp"
+#include "decoders/constrained/awrs.hpp"
+#include "decoders/decode_loop.hpp"
+#include "decoders/smc/potential.hpp"
+#include "decoders/smc/resampling.hpp"
 #include "samplers/constraints/constraint.hpp"
 #include "samplers/sampler.hpp"
-#include "samplers/smc/potential.hpp"
-#include "samplers/smc/resampling.hpp"
 
 namespace decodelab {
 namespace {
@@ -89,12 +90,13 @@ class SmcDecoder final : public Decoder, public RewardSettable {
   void set_reward(RewardFn fn) override { reward_fn_ = std::move(fn); }
 
   Stats generate(const ModelSet& models, const DecodeOptions& options, TokenStream& stream) override {
-    Stats stats;
-    PhaseTimer total(stats, "total");
-    LanguageModel& target = models.get("target");
+    DecodeLoop loop(models, options, stream);
+    LanguageModel& target = loop.target();
+    Stats& stats = loop.stats();
     const std::vector<TokenId> prompt = stream.tokens();
     if (prompt.empty()) fail(ErrorCode::invalid_argument, "smc: the prompt is empty (the first token needs a context)");
     build_potentials(models, target);
+    loop_ = &loop;
     options_ = &options;
     target_ = &target;
     chain_->bind({.model = &target});  // the per-draw clones keep the binding
@@ -103,9 +105,7 @@ class SmcDecoder final : public Decoder, public RewardSettable {
     // Every particle starts from the prompt minus its last token, which is each one's first pending
     // token, so all steps look alike: one batched evaluate of the pending tokens, then sampling.
     const std::vector<TokenId> head(prompt.begin(), prompt.end() - 1);
-    SeqId root;
-    if (head.empty()) root = target.new_sequence();
-    else root = prefill(target, head, stats, true);
+    const SeqId root = loop.open(target, head);
     std::vector<Particle> ps(std::size_t(s_.particles));
     fresh_constraint_.reset();
     if (s_.awrs) {
@@ -113,11 +113,11 @@ class SmcDecoder final : public Decoder, public RewardSettable {
       for (std::size_t i = stream.prompt_size(); i < stream.size(); ++i) fresh_constraint_->extend(stream.token(i));
     }
     for (auto& p : ps) {
-      p.seq = target.fork(root);
+      p.seq = loop.adopt(target, target.fork(root));
       p.pending = prompt.back();
       if (s_.awrs) p.constraint = fresh_constraint_->clone();
     }
-    target.free_sequence(root);
+    loop.release(target, root);
 
     const int max_new = std::max(0, options.max_new_tokens - int(stream.generated_size()));
     int generated = 0;
@@ -211,13 +211,12 @@ class SmcDecoder final : public Decoder, public RewardSettable {
       PhiloxStream rng = random_stream(options.seed, RandomStream::resample, prompt.size() + std::size_t(generated), 1);
       const Particle& chosen = ps[std::size_t(sample_from_weights(std::vector<float>(w.begin(), w.end()), rng.uniform_double()))];
       for (std::size_t k = 0; k < chosen.tokens.size(); ++k) {
-        if (emit_token(stream, {chosen.tokens[k], chosen.log_m[k], TokenOrigin::sampled, uint32_t(stats.steps)}, options, target, stats))
+        if (loop.emit({chosen.tokens[k], chosen.log_m[k], TokenOrigin::sampled, uint32_t(stats.steps)}))
           break;
       }
       if (stats.stop_reason.empty()) stats.stop_reason = "max_tokens";
     }
-    for (auto& p : ps) target.free_sequence(p.seq);
-    return stats;
+    return loop.finish();
   }
 
  private:
@@ -260,8 +259,6 @@ class SmcDecoder final : public Decoder, public RewardSettable {
     target_->evaluate(batch, rows);
     const int32_t path[] = {0};
     for (std::size_t i : which) target_->commit(ps[i].seq, path);
-    stats.target_calls += 1;
-    stats.target_nodes += int64_t(which.size());
     return rows;
   }
 
@@ -343,7 +340,7 @@ class SmcDecoder final : public Decoder, public RewardSettable {
       if (p.stopped || !std::isfinite(p.log_psi)) continue;
       for (int r = 0; r < s_.lookahead; ++r) {
         Particle copy = p;
-        copy.seq = target_->fork(p.seq);
+        copy.seq = loop_->adopt(*target_, target_->fork(p.seq));
         rollouts.push_back(std::move(copy));
         owner.push_back(k);
       }
@@ -365,7 +362,7 @@ class SmcDecoder final : public Decoder, public RewardSettable {
     std::vector<std::vector<double>> per(which.size());
     for (std::size_t j = 0; j < rollouts.size(); ++j) {
       per[owner[j]].push_back(psi[j]);
-      target_->free_sequence(rollouts[j].seq);
+      loop_->release(*target_, rollouts[j].seq);
     }
     std::vector<double> out(which.size(), 0.0);
     for (std::size_t k = 0; k < which.size(); ++k)
@@ -385,12 +382,12 @@ class SmcDecoder final : public Decoder, public RewardSettable {
     next.reserve(ps.size());
     for (int a : ancestors) {
       Particle p = ps[std::size_t(a)];
-      p.seq = target_->fork(ps[std::size_t(a)].seq);
+      p.seq = loop_->adopt(*target_, target_->fork(ps[std::size_t(a)].seq));
       if (p.constraint) p.constraint = p.constraint->clone();
       p.log_w = mean;
       next.push_back(std::move(p));
     }
-    for (auto& p : ps) target_->free_sequence(p.seq);
+    for (auto& p : ps) loop_->release(*target_, p.seq);
     ps = std::move(next);
   }
 
@@ -418,7 +415,7 @@ class SmcDecoder final : public Decoder, public RewardSettable {
       q.log_q.resize(cut);
       q.text.clear();
       for (TokenId t : q.tokens) q.text += target_->token_text(t);
-      q.seq = target_->fork(p.seq);
+      q.seq = loop_->adopt(*target_, target_->fork(p.seq));
       // Committed: prompt + tokens minus the newest; keep prompt + tokens[0, cut) minus its newest.
       target_->rollback(q.seq, prompt_.size() + cut - 1);
       q.pending = cut == 0 ? prompt_.back() : q.tokens[cut - 1];
@@ -475,7 +472,7 @@ class SmcDecoder final : public Decoder, public RewardSettable {
       if (accept) {
         accepted += 1;
         m.proposal.log_w = cur.log_w;  // moves leave the weights alone
-        target_->free_sequence(cur.seq);
+        loop_->release(*target_, cur.seq);
         if (m.proposal.constraint) {  // the new suffix satisfied the constraint potential: replay it
           std::shared_ptr<Constraint> c = fresh_constraint_->clone();
           for (TokenId t : m.proposal.tokens) c->extend(t);
@@ -483,7 +480,7 @@ class SmcDecoder final : public Decoder, public RewardSettable {
         }
         cur = std::move(m.proposal);
       } else {
-        target_->free_sequence(m.proposal.seq);
+        loop_->release(*target_, m.proposal.seq);
       }
     }
   }
@@ -492,6 +489,7 @@ class SmcDecoder final : public Decoder, public RewardSettable {
   std::unique_ptr<SamplerChain> chain_;
   RewardFn reward_fn_;
   std::vector<std::unique_ptr<Potential>> potentials_;
+  DecodeLoop* loop_ = nullptr;  // owns every particle's sequence, so an error frees them all
   const DecodeOptions* options_ = nullptr;
   LanguageModel* target_ = nullptr;
   std::vector<TokenId> prompt_;

@@ -29,10 +29,10 @@
 #include <algorithm>
 #include <cmath>
 
-#include "core/decoder.hpp"
+#include "decoders/decode_loop.hpp"
 #include "core/error.hpp"
 #include "core/random.hpp"
-#include "samplers/cntp/cntp.hpp"
+#include "decoders/branching/cntp.hpp"
 #include "samplers/sampler.hpp"
 
 namespace decodelab {
@@ -54,54 +54,48 @@ class CntpDecoder final : public Decoder {
       : schedule_(schedule), rule_(rule), chain_(std::move(chain)) {}
 
   Stats generate(const ModelSet& models, const DecodeOptions& options, TokenStream& stream) override {
-    Stats stats;
-    PhaseTimer total(stats, "total");
-    LanguageModel& target = models.get("target");
+    DecodeLoop loop(models, options, stream);
+    LanguageModel& target = loop.target();
+    Stats& stats = loop.stats();
     if (stream.empty()) fail(ErrorCode::invalid_argument, "cntp: the prompt is empty (the first token needs a context)");
+    loop_ = &loop;
     target_ = &target;
     options_ = &options;
     punctuation_ = punctuation_mask(target, rule_);
     chain_state_ = chain_->clone();
     chain_state_->bind({.model = &target});
     const std::vector<TokenId> prompt = stream.tokens();
-    seq_ = prefill(target, prompt, stats, true);
+    seq_ = loop.open(target, prompt);
 
     int64_t branching = 0, trials_run = 0, sampled = 0, committed_in_branches = 0, max_used = 1;
     double entropy_sum = 0.0;
-    try {
-      while (!should_stop(stream, options, stats)) {
-        const std::span<const float> logits = target.next_logits(seq_);
-        std::vector<float> q;
-        int n_trials;
-        {
-          PhaseTimer timer(stats, "sample");
-          Candidates c = Candidates::from_logits(logits);
-          chain_state_->apply(c);
-          q = c.dense_probs(target.vocab_size());
-          const double h = cntp_entropy(q);
-          entropy_sum += h;
-          n_trials = schedule_.trials(h);
-        }
-        stats.steps += 1;
-        if (n_trials <= 1) {
-          sampled += 1;
-          if (step_single(logits, q, stream, stats)) break;
-          continue;
-        }
-        branching += 1;
-        trials_run += n_trials;
-        max_used = std::max<int64_t>(max_used, n_trials);
-        const std::size_t before = stream.size();
-        const bool stop = step_branch(logits, q, n_trials, stream, stats, sampled);
-        committed_in_branches += int64_t(stream.size() - before);
-        if (stop) break;
+    while (loop.running()) {
+      const std::span<const float> logits = target.next_logits(seq_);
+      std::vector<float> q;
+      int n_trials;
+      {
+        PhaseTimer timer(stats, "sample");
+        Candidates c = Candidates::from_logits(logits);
+        chain_state_->apply(c);
+        q = c.dense_probs(target.vocab_size());
+        const double h = cntp_entropy(q);
+        entropy_sum += h;
+        n_trials = schedule_.trials(h);
       }
-    } catch (...) {
-      target.free_sequence(seq_);  // a model error mid-run must not leak the KV sequence
-      seq_ = -1;
-      throw;
+      stats.steps += 1;
+      if (n_trials <= 1) {
+        sampled += 1;
+        if (step_single(logits, q, stream, stats)) break;
+        continue;
+      }
+      branching += 1;
+      trials_run += n_trials;
+      max_used = std::max<int64_t>(max_used, n_trials);
+      const std::size_t before = stream.size();
+      const bool stop = step_branch(logits, q, n_trials, stream, stats, sampled);
+      committed_in_branches += int64_t(stream.size() - before);
+      if (stop) break;
     }
-    target.free_sequence(seq_);
     seq_ = -1;
 
     stats.metrics["branching_steps"] = double(branching);
@@ -113,7 +107,7 @@ class CntpDecoder final : public Decoder {
     stats.metrics["mean_entropy"] = stats.steps ? entropy_sum / double(stats.steps) : 0.0;
     stats.metrics["mean_committed_per_branch"] = branching ? double(committed_in_branches) / double(branching) : 0.0;
     stats.metrics["punctuation_tokens"] = double(std::count(punctuation_.begin(), punctuation_.end(), true));
-    return stats;
+    return loop.finish();
   }
 
  private:
@@ -140,12 +134,9 @@ class CntpDecoder final : public Decoder {
     }
     chain_state_->accept(token);
     stats.record_accepted(1);
-    if (emit_token(stream, {token, logprob, TokenOrigin::sampled, uint32_t(stats.steps)}, *options_, *target_, stats)) return true;
+    if (loop_->emit({token, logprob, TokenOrigin::sampled, uint32_t(stats.steps)})) return true;
     PhaseTimer timer(stats, "forward");
-    const TokenId next[] = {token};
-    target_->append(seq_, next);
-    stats.target_calls += 1;
-    stats.target_nodes += 1;
+    target_->append(seq_, std::span(&token, 1));
     return false;
   }
 
@@ -162,7 +153,7 @@ class CntpDecoder final : public Decoder {
 
   void free_trials(std::vector<Trial>& trials) {
     for (Trial& t : trials) {
-      if (t.seq >= 0) target_->free_sequence(t.seq);
+      if (t.seq >= 0) loop_->release(*target_, t.seq);
       t.seq = -1;
     }
   }
@@ -171,13 +162,8 @@ class CntpDecoder final : public Decoder {
   // generation stops; `sampled` counts every token drawn.
   bool step_branch(std::span<const float> logits, const std::vector<float>& q, int n_trials, TokenStream& stream, Stats& stats,
                    int64_t& sampled) {
-    std::vector<Trial> trials(static_cast<std::size_t>(n_trials));
-    try {
-      return run_trials(logits, q, trials, stream, stats, sampled);
-    } catch (...) {
-      free_trials(trials);  // the forks of a failed step
-      throw;
-    }
+    std::vector<Trial> trials(static_cast<std::size_t>(n_trials));  // their forks belong to the loop
+    return run_trials(logits, q, trials, stream, stats, sampled);
   }
 
   bool run_trials(std::span<const float> logits, const std::vector<float>& q, std::vector<Trial>& trials, TokenStream& stream,
@@ -212,14 +198,12 @@ class CntpDecoder final : public Decoder {
         batch.reserve(live.size());
         for (std::size_t n : live) {
           Trial& t = trials[n];
-          if (t.seq < 0) t.seq = target_->fork(seq_);
+          if (t.seq < 0) t.seq = loop_->adopt(*target_, target_->fork(seq_));
           batch.push_back({t.seq, {TreeNode{t.tokens.back(), -1}}});
         }
         target_->evaluate(batch, rows);
         const int32_t path[] = {0};
         for (std::size_t n : live) target_->commit(trials[n].seq, path);
-        stats.target_calls += 1;
-        stats.target_nodes += int64_t(live.size());
       }
       PhaseTimer timer(stats, "sample");
       for (std::size_t k = 0; k < live.size(); ++k) {
@@ -239,23 +223,17 @@ class CntpDecoder final : public Decoder {
     // The winner's fork (if it has one) holds the prefix and all its tokens but the last: it becomes
     // the main sequence whether or not generation goes on, so the main cache always matches the stream.
     if (best.seq >= 0) {
-      target_->free_sequence(seq_);
+      loop_->release(*target_, seq_);
       seq_ = best.seq;
       best.seq = -1;
     }
     free_trials(trials);
     chain_state_ = std::move(best.chain);
     for (std::size_t i = 0; i < best.tokens.size(); ++i) {
-      if (emit_token(stream, {best.tokens[i], best.raw_logprob[i], TokenOrigin::sampled, uint32_t(stats.steps)}, *options_, *target_,
-                     stats)) {
-        return true;
-      }
+      if (loop_->emit({best.tokens[i], best.raw_logprob[i], TokenOrigin::sampled, uint32_t(stats.steps)})) return true;
     }
     PhaseTimer timer(stats, "forward");
-    const TokenId last[] = {best.tokens.back()};
-    target_->append(seq_, last);
-    stats.target_calls += 1;
-    stats.target_nodes += 1;
+    target_->append(seq_, std::span(&best.tokens.back(), 1));
     return false;
   }
 
@@ -263,6 +241,7 @@ class CntpDecoder final : public Decoder {
   PunctuationRule rule_;
   std::unique_ptr<SamplerChain> chain_;
   // Per-generate state.
+  DecodeLoop* loop_ = nullptr;  // owns the sequences: the main one and the trials' forks
   std::unique_ptr<Sampler> chain_state_;  // the chain's state along the committed stream
   LanguageModel* target_ = nullptr;
   const DecodeOptions* options_ = nullptr;

@@ -1,26 +1,27 @@
-#include "samplers/awrs/constrained_loop.hpp"
+#include "decoders/constrained/constrained_loop.hpp"
 
 #include <cmath>
 #include <cstdio>
 
 #include "core/error.hpp"
+#include "decoders/decode_loop.hpp"
 
 namespace decodelab {
 
 Stats run_constrained(const ModelSet& models, const DecodeOptions& options, TokenStream& stream, const SamplerChain& chain_proto,
                       const std::string& constraint_spec, const PickFn& pick) {
-  Stats stats;
-  PhaseTimer total(stats, "total");
-  LanguageModel& target = models.get("target");
+  DecodeLoop loop(models, options, stream);
+  LanguageModel& target = loop.target();
+  Stats& stats = loop.stats();
   auto chain = chain_proto.clone();
   chain->bind({.model = &target});
   std::unique_ptr<Constraint> constraint = make_constraint(constraint_spec, target);
   // The constraint judges the generated text only; generation may resume on a stream that already
   // holds generated tokens, which must then satisfy it.
   for (std::size_t i = stream.prompt_size(); i < stream.size(); ++i) constraint->extend(stream.token(i));
-  const SeqId seq = prefill(target, stream.tokens(), stats, true);
+  const SeqId seq = loop.open(target, stream.tokens());
   double log_weight = 0.0;
-  while (!should_stop(stream, options, stats)) {
+  while (loop.running()) {
     const std::span<const float> logits = target.next_logits(seq);
     ConstrainedPick picked;
     {
@@ -43,19 +44,15 @@ Stats run_constrained(const ModelSet& models, const DecodeOptions& options, Toke
     chain->accept(picked.token);
     stats.steps += 1;
     const float logprob = float(double(logits[std::size_t(picked.token)]) - log_sum_exp(logits));
-    if (emit_token(stream, {picked.token, logprob, TokenOrigin::sampled, uint32_t(stats.steps)}, options, target, stats)) break;
+    if (loop.emit({picked.token, logprob, TokenOrigin::sampled, uint32_t(stats.steps)})) break;
     PhaseTimer timer(stats, "forward");
-    const TokenId next[] = {picked.token};
-    target.append(seq, next);
-    stats.target_calls += 1;
-    stats.target_nodes += 1;
+    target.append(seq, std::span(&picked.token, 1));
   }
-  target.free_sequence(seq);
   stats.metrics["log_weight"] = log_weight;
   stats.metrics["constraint_evaluations"] = double(constraint->evaluations());
   stats.metrics["evaluations_per_step"] = stats.steps ? double(constraint->evaluations()) / double(stats.steps) : 0.0;
   stats.metrics["constraint_complete"] = constraint->is_complete() ? 1.0 : 0.0;
-  return stats;
+  return loop.finish();
 }
 
 }  // namespace decodelab

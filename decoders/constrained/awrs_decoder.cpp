@@ -8,8 +8,8 @@
 // evaluations_per_step, constraint_complete.
 #include "core/error.hpp"
 #include "core/random.hpp"
-#include "samplers/awrs/awrs.hpp"
-#include "samplers/awrs/constrained_loop.hpp"
+#include "decoders/constrained/awrs.hpp"
+#include "decoders/constrained/constrained_loop.hpp"
 
 namespace decodelab {
 namespace {

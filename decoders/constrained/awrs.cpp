@@ -1,4 +1,4 @@
-#include "samplers/awrs/awrs.hpp"
+#include "decoders/constrained/awrs.hpp"
 
 #include <algorithm>
 #include <cmath>

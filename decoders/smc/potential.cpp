@@ -1,4 +1,4 @@
-#include "samplers/smc/potential.hpp"
+#include "decoders/smc/potential.hpp"
 
 #include <cmath>
 #include <limits>

@@ -1,4 +1,4 @@
-#include "samplers/smc/resampling.hpp"
+#include "decoders/smc/resampling.hpp"
 
 #include <algorithm>
 #include <cmath>

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""AWRS versus token masking on a few regex and JSON tasks with a real model (issue 6).
+"""AWRS versus token masking on a few regex and JSON tasks with a real model (docs/experiments-awrs.md).
 
 Both decoders sample the same locally constrained law (docs/awrs.md): `masking` checks every token
 with nonzero probability at every step, `awrs` tests tokens in Gumbel order until one is allowed,

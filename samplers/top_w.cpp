@@ -1,4 +1,4 @@
-// top_w: geometry-aware, Wasserstein-regularized truncation (see top_w.hpp and specs/samplers.md §1).
+// top_w: geometry-aware, Wasserstein-regularized truncation (see top_w.hpp and docs/top_w.md).
 #include "samplers/top_w.hpp"
 
 #include <algorithm>

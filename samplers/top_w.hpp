@@ -6,7 +6,7 @@
 //     F(S) = W_c(p, q_S) + λ H(q_S) − β log Γ_S,
 //
 // the transport cost c coming from the model's token-embedding geometry. Top-W alternates two
-// steps on a pool of the M most likely tokens (specs/samplers.md §1):
+// steps on a pool of the M most likely tokens (docs/top_w.md):
 //
 //   * potential: the transport term linearized as E_q[ψ], with ψ_j = γ (1 − max_{s∈S} cos(ê_j, ê_s))
 //     (distance to the nearest kept token; with knn = k > 1 the mean distance to the k nearest),

@@ -1,5 +1,5 @@
 // decodelab bench spec: the speculative decoders on a real draft/target pair over a prompt set,
-// beside plain autoregressive decoding measured in the same run (issue 5's benchmark).
+// beside plain autoregressive decoding measured in the same run (docs/benchmarks.md).
 //
 // For every temperature, every decoder runs on every prompt with the same seed (the prompt's index
 // plus --seed). Runs are interleaved prompt by prompt (prompt 1: all decoders, prompt 2: all
@@ -736,7 +736,7 @@ int run_bench_spec(const std::vector<std::string>& args) {
 
 const RegisterCommand reg({
     .name = "bench spec",
-    .summary = "speculative decoders on the real draft/target pair over a prompt set, beside plain decoding (issue 5)",
+    .summary = "speculative decoders on the real draft/target pair over a prompt set, beside plain decoding",
     .usage = kUsage,
     .run = run_bench_spec,
 });

@@ -1,6 +1,6 @@
 #pragma once
 // The pure parts of CNTP, cautious next-token prediction (Wang et al., Findings of ACL 2025;
-// spec: /work/shared/specs/samplers.md section 2), kept apart from the decoder so that tests can
+// docs/cntp.md), kept apart from the decoder so that tests can
 // check them exactly:
 //
 //   H = -sum_i q_i log(q_i + 1e-10)                      entropy of the processed distribution q

@@ -1,4 +1,4 @@
-// cntp: cautious next-token prediction (Wang et al., Findings of ACL 2025; spec section 2).
+// cntp: cautious next-token prediction (Wang et al., Findings of ACL 2025; docs/cntp.md).
 //
 // Each step takes the target's logits for the committed prefix, runs them through the sampler
 // chain (q) and computes the entropy H of q. N = CntpSchedule::trial_count(H) trials:

@@ -7,7 +7,7 @@
 // only the tokens actually tested are ordered) and returns the first allowed token, which is an
 // exact draw from pi. Only tested tokens cost constraint evaluations: about 1/Z of them.
 //
-// The weight is the recursive estimator of Z (spec section 4.3, E3): with M = 1 and the remaining
+// The weight is the recursive estimator of Z (docs/awrs.md): with M = 1 and the remaining
 // mass r = 1, every rejected token k multiplies M by (1 - p_k / r) and removes p_k from r; at the
 // first acceptance x (q_x = p_x / r) exactly one more token is drawn and tested, and
 // Z-hat = M * (1 if it is allowed (or no token is left) else q_x). E[Z-hat] = Z, and more strongly

@@ -1,4 +1,4 @@
-// smc: reward-guided sequential Monte Carlo ("Sampling for Quality", spec section 3), prefix-only
+// smc: reward-guided sequential Monte Carlo ("Sampling for Quality", docs/smc.md), prefix-only
 // or lookahead.
 //
 // N particles are forked KV sequences of the target. Every token step evaluates the particles'

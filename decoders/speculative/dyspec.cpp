@@ -1,5 +1,5 @@
 // dyspec: DySpec (Xiong et al. 2024) dynamic draft trees, in the lossless reconstruction of
-// /work/shared/specs/speculative.md section 5.2.
+// docs/speculative.md ("How dyspec stays lossless").
 //
 // The tree grows greedily at run time. A node's value is the product of draft probabilities on
 // its path (DySpec's estimate of the chance it is reached and accepted). Each round repeatedly

@@ -2,7 +2,7 @@
 // Oracles for speculative verification: exact laws and acceptance rates without sampling noise,
 // and the optimal multi-draft acceptance rate they are measured against.
 //
-// Optimum (Hu et al., ICLR 2025; /work/shared/specs/speculative.md section 3). For drafts
+// Optimum (Hu et al., ICLR 2025, arXiv 2502.18779; docs/speculative.md, "Oracles"). For drafts
 // X = (x_1..x_k) with joint law Q and target p, the best acceptance P(Y in X) of any verifier
 // whose output Y is exactly p-distributed is a max-flow / min-cut:
 //

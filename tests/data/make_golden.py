@@ -3,8 +3,10 @@
 written as F32 GGUF files, with transformers' logits for fixed token sequences stored in the same
 file (tensor `golden.logits`, metadata `golden.tokens` / `golden.lengths`).
 
-Run with the runtime venv (numpy gguf torch transformers):
-  /work/rt-venv/bin/python tests/data/make_golden.py
+Run with a Python virtual environment $VENV that has numpy gguf torch transformers (a separate one,
+not the project's .venv: torch is large):
+  python3 -m venv "$VENV" && "$VENV/bin/pip" install numpy gguf torch transformers
+  "$VENV/bin/python" tests/data/make_golden.py
 Writes tests/data/tiny-llama.gguf and tests/data/tiny-qwen2.gguf.
 """
 import os

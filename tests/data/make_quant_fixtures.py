@@ -7,7 +7,7 @@ tensor of each type); F16, BF16 and Q4_0, which the models lack, are quantized f
 data with gguf.quants.quantize. For each case `<case>` the file holds tensor `<case>.raw` (the
 original type and bytes) and `<case>.expected` (F32, same shape).
 
-  /work/rt-venv/bin/python tests/data/make_quant_fixtures.py [models_dir]
+  "$VENV/bin/python" tests/data/make_quant_fixtures.py [models_dir]   ($VENV: see make_golden.py)
 """
 import os
 import sys

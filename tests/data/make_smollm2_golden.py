@@ -3,7 +3,7 @@
 top-10 logits at every position of a fixed prompt plus 32 greedy tokens. test_model compares when
 the model file is present.
 
-  /work/rt-venv/bin/python tests/data/make_smollm2_golden.py [models_dir]
+  "$VENV/bin/python" tests/data/make_smollm2_golden.py [models_dir]   ($VENV: see make_golden.py)
 Writes tests/data/smollm2-golden.gguf (metadata + small tensors only, no weights).
 """
 import os

@@ -1,4 +1,4 @@
-// Top-W (specs/samplers.md §1.8): the closed-form crop against brute force, the objective
+// Top-W (docs/top_w.md): the closed-form crop against brute force, the objective
 // identity, the reductions, invariance to affine rescaling of the embeddings, exact kept sets on
 // hand-made cases (ties, -inf, M > vocabulary), fixed points, no randomness, parameter errors,
 // and the sample decoder's law with a top_w chain.

@@ -5,8 +5,8 @@ For each model: its vocabulary (as read from the GGUF metadata with the `gguf` p
 ids Hugging Face's tokenizer (transformers, loaded from the same GGUF) gives for a varied text sample.
 The C++ tests check that decodelab's tokenizer gives identical ids.
 
-  python3 -m venv /work/tok-venv && /work/tok-venv/bin/pip install transformers tokenizers gguf numpy
-  /work/tok-venv/bin/python tests/text/make_fixtures.py [models dir]
+  python3 -m venv "$VENV" && "$VENV/bin/pip" install transformers tokenizers gguf numpy
+  "$VENV/bin/python" tests/text/make_fixtures.py [models dir]
 """
 import gzip
 import os

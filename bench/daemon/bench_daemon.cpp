@@ -20,7 +20,7 @@
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
-#include "daemon/bench_floor.hpp"
+#include "bench/daemon/bench_floor.hpp"
 #include "daemon/protocol.hpp"
 #include "daemon/service.hpp"
 

@@ -353,8 +353,10 @@ void GgufModel::forward(std::span<const TreeJob> batch, std::vector<Matrix>& out
       std::reverse(r.visible.begin(), r.visible.end());
       nodes.push_back(std::move(r));
     }
-    // Shared segments newest first, then the sequence's own rows: attention sums scores and values
-    // in this order, so changing it changes the logits' rounding.
+    // Shared segments newest first, then the sequence's own rows. Attention adds scores and values
+    // in this order, so a sequence whose prefix spans two or more shared segments (a fork of a fork)
+    // rounds differently from a fresh evaluation of the same tokens (position order). Position order
+    // would make them equal bit for bit, but changes the logits decoders have seen so far.
     chunks[t].resize(c.n_layers);
     for (int l = 0; l < c.n_layers; ++l) {
       std::vector<KvChunk>& ch = chunks[t][l];

@@ -32,6 +32,7 @@
 #include <cmath>
 #include <functional>
 #include <memory>
+#include <ostream>
 #include <span>
 #include <string>
 #include <vector>
@@ -60,6 +61,8 @@ struct ConformanceCase {
 };
 
 inline std::string conformance_case_name(const ::testing::TestParamInfo<ConformanceCase>& info) { return info.param.name; }
+// How GoogleTest prints a case (in failures and test listings): its name, not its bytes.
+inline void PrintTo(const ConformanceCase& c, std::ostream* os) { *os << c.name; }
 
 // Largest |got - want| over the largest |want| (|got - want| when want is all zeros); infinite
 // when got has a non-finite value where want has a finite one.

@@ -27,12 +27,16 @@ void SequenceTable::drop_pending(Sequence& s) {
   if (s.storage) s.storage->drop_pending();
 }
 
-SeqId SequenceTable::new_sequence() {
-  Sequence s;
-  s.storage = new_storage();
+SeqId SequenceTable::add(Sequence s) {
   const SeqId id = next_id_++;
   sequences_.emplace(id, std::move(s));
   return id;
+}
+
+SeqId SequenceTable::new_sequence() {
+  Sequence s;
+  s.storage = new_storage();
+  return add(std::move(s));
 }
 
 SeqId SequenceTable::fork(SeqId seq) {
@@ -41,9 +45,7 @@ SeqId SequenceTable::fork(SeqId seq) {
   if (parent.storage) child.storage = parent.storage->fork();
   child.tokens = parent.tokens.fork();
   child.next = parent.next;
-  const SeqId id = next_id_++;
-  sequences_.emplace(id, std::move(child));
-  return id;
+  return add(std::move(child));
 }
 
 void SequenceTable::free_sequence(SeqId seq) {

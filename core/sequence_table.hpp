@@ -95,6 +95,7 @@ class SequenceTable : public LanguageModel {
   Sequence& sequence(SeqId seq);
   const Sequence& sequence(SeqId seq) const;
   void drop_pending(Sequence& s);
+  SeqId add(Sequence s);  // under a fresh id
 
   std::map<SeqId, Sequence> sequences_;
   SeqId next_id_ = 0;

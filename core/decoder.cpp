@@ -77,15 +77,4 @@ bool emit_token(TokenStream& stream, const TokenRecord& record, const DecodeOpti
   return should_stop(stream, options, stats);
 }
 
-SeqId prefill(LanguageModel& model, std::span<const TokenId> tokens, Stats& stats, bool is_target) {
-  PhaseTimer timer(stats, "prefill");
-  const SeqId seq = model.new_sequence();
-  if (!tokens.empty()) {
-    model.append(seq, tokens);
-    (is_target ? stats.target_calls : stats.draft_calls) += 1;
-    (is_target ? stats.target_nodes : stats.draft_nodes) += int64_t(tokens.size());
-  }
-  return seq;
-}
-
 }  // namespace decodelab

@@ -107,7 +107,4 @@ bool emit_token(TokenStream& stream, const TokenRecord& record, const DecodeOpti
 // Whether to stop before the next step (max tokens reached, cancelled); sets stats.stop_reason.
 bool should_stop(const TokenStream& stream, const DecodeOptions& options, Stats& stats);
 
-// Creates a sequence on `model` holding `tokens` and returns it (prefill); timed as "prefill".
-SeqId prefill(LanguageModel& model, std::span<const TokenId> tokens, Stats& stats, bool is_target);
-
 }  // namespace decodelab

@@ -1,6 +1,7 @@
 #include "core/params.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <sstream>
 
@@ -206,43 +207,112 @@ Params resolve_params(std::string_view owner, std::span<const ParamSpec> specs, 
   return Params(std::move(values));
 }
 
+namespace {
+std::string_view trim_spaces(std::string_view s) {
+  while (!s.empty() && s.front() == ' ') s.remove_prefix(1);
+  while (!s.empty() && s.back() == ' ') s.remove_suffix(1);
+  return s;
+}
+
+// Index of the ')' that closes the '(' at `open`; the caller has checked that `text` balances.
+std::size_t matching_close(std::string_view text, std::size_t open) {
+  int depth = 0;
+  for (std::size_t i = open; i < text.size(); ++i) {
+    if (text[i] == '(') ++depth;
+    if (text[i] == ')' && --depth == 0) return i;
+  }
+  fail(ErrorCode::internal, "matching_close: '" + std::string(text) + "' does not balance");
+}
+}  // namespace
+
+void check_parentheses(std::string_view text, std::string_view what) {
+  std::vector<std::size_t> opens;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '(') opens.push_back(i);
+    if (text[i] != ')') continue;
+    if (opens.empty()) {
+      fail(ErrorCode::bad_format, std::string(what) + " '" + std::string(text) + "': the ')' at position " + std::to_string(i) +
+                                      " has no matching '('");
+    }
+    opens.pop_back();
+  }
+  if (!opens.empty()) {
+    fail(ErrorCode::bad_format, std::string(what) + " '" + std::string(text) + "': the '(' at position " + std::to_string(opens.back()) +
+                                    " is never closed (missing ')')");
+  }
+}
+
+std::vector<std::string_view> split_outside_parentheses(std::string_view text, char separator, std::string_view what) {
+  check_parentheses(text, what);
+  std::vector<std::string_view> parts;
+  int depth = 0;
+  std::size_t start = 0;
+  for (std::size_t i = 0; i <= text.size(); ++i) {
+    if (i < text.size()) {
+      if (text[i] == '(') ++depth;
+      if (text[i] == ')') --depth;
+      if (text[i] != separator || depth > 0) continue;
+    }
+    const std::string_view part = trim_spaces(text.substr(start, i - start));
+    if (!part.empty()) parts.push_back(part);
+    start = i + 1;
+  }
+  return parts;
+}
+
+namespace {
+bool is_parameter_name(std::string_view name) {
+  if (name.empty() || !(std::isalpha((unsigned char)name[0]) || name[0] == '_')) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) { return std::isalnum((unsigned char)c) || c == '_' || c == '.' || c == '-'; });
+}
+}  // namespace
+
 ParamMap parse_assignments(std::string_view text, std::string_view owner) {
   ParamMap out;
-  std::size_t pos = 0;
-  while (pos < text.size()) {
-    std::size_t end = text.find(',', pos);
-    if (end == std::string_view::npos) end = text.size();
-    std::string_view item = text.substr(pos, end - pos);
-    pos = end + 1;
-    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
-    while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
-    if (item.empty()) continue;
-    const std::size_t eq = item.find('=');
-    if (eq == std::string_view::npos || eq == 0) {
-      fail(ErrorCode::invalid_argument, std::string(owner) + ": expected name=value, got '" + std::string(item) + "'");
+  std::string* last_value = nullptr;  // the value that a part without "name=" may continue
+  for (std::string_view part : split_outside_parentheses(text, ',', owner)) {
+    const std::size_t eq = part.find('=');
+    const std::string_view name = trim_spaces(part.substr(0, eq == std::string_view::npos ? 0 : eq));
+    if (eq != std::string_view::npos && is_parameter_name(name)) {
+      if (out.count(name)) fail(ErrorCode::invalid_argument, std::string(owner) + ": parameter '" + std::string(name) + "' given twice");
+      auto [it, added] = out.emplace(std::string(name), std::string(trim_spaces(part.substr(eq + 1))));
+      last_value = &std::get<std::string>(it->second);
+      continue;
     }
-    std::string name(item.substr(0, eq));
-    while (!name.empty() && name.back() == ' ') name.pop_back();
-    std::string value(item.substr(eq + 1));
-    while (!value.empty() && value.front() == ' ') value.erase(value.begin());
-    if (out.count(name)) fail(ErrorCode::invalid_argument, std::string(owner) + ": parameter '" + name + "' given twice");
-    out.emplace(std::move(name), std::move(value));
+    // "chain=top_k(k=3),temperature(t=0.6)": the value is a list of specs, and the comma after
+    // "top_k(k=3)" is outside its parentheses. A part that is not name=value continues the value
+    // before it when either has parentheses; anything else is a mistake ("k=1,oops", "top_k(k=3)").
+    const bool continues_spec_list =
+        last_value && (last_value->find('(') != std::string::npos || part.find('(') != std::string_view::npos);
+    if (!continues_spec_list) {
+      fail(ErrorCode::invalid_argument, std::string(owner) + ": expected name=value, got '" + std::string(part) + "'");
+    }
+    last_value->append(",").append(part);
   }
   return out;
 }
 
 std::pair<std::string, ParamMap> parse_spec(std::string_view text) {
-  while (!text.empty() && text.front() == ' ') text.remove_prefix(1);
-  while (!text.empty() && text.back() == ' ') text.remove_suffix(1);
-  const std::size_t open = text.find_first_of("(:");
-  if (open == std::string_view::npos) return {std::string(text), {}};
-  std::string name(text.substr(0, open));
-  std::string_view rest = text.substr(open + 1);
-  if (text[open] == '(') {
-    if (rest.empty() || rest.back() != ')') fail(ErrorCode::bad_format, "spec '" + std::string(text) + "': missing ')'");
-    rest.remove_suffix(1);
+  const std::string_view spec = trim_spaces(text);
+  check_parentheses(spec, "spec");
+  const std::string where = "spec '" + std::string(spec) + "'";
+  const std::size_t open = spec.find_first_of("(:");
+  const std::string name(trim_spaces(spec.substr(0, open)));
+  if (name.empty()) fail(ErrorCode::bad_format, where + ": no name before its parameters");
+  if (name.find_first_of("),=") != std::string::npos) {
+    fail(ErrorCode::bad_format, where + ": expected name(k=v,...) or name:k=v,... (one spec, not a list)");
   }
-  return {name, parse_assignments(rest, "'" + name + "'")};
+  if (open == std::string_view::npos) return {name, {}};
+  std::string_view body = spec.substr(open + 1);
+  if (spec[open] == '(') {
+    const std::size_t close = matching_close(spec, open);
+    if (close + 1 != spec.size()) {
+      fail(ErrorCode::bad_format, where + ": unexpected '" + std::string(spec.substr(close + 1)) + "' after the ')' that closes " + name +
+                                      "(...) (one spec, not a list)");
+    }
+    body = spec.substr(open + 1, close - open - 1);
+  }
+  return {name, parse_assignments(body, "'" + name + "'")};
 }
 
 }  // namespace decodelab

@@ -61,11 +61,29 @@ class Params {
 // are parsed when the spec wants a number or a boolean (values from a command line).
 Params resolve_params(std::string_view owner, std::span<const ParamSpec> specs, const ParamMap& given);
 
-// Parses "k=3,temperature=0.7,name=x" into string values (resolve_params converts them).
+// Spec strings. Values may themselves be specs or lists of specs: a comma inside parentheses
+// belongs to the value, and after name=VALUE a part that is not itself name=value continues VALUE
+// when either has parentheses. So "chain=top_k(k=3),temperature(t=0.6),seed=4" is two assignments
+// and "sample(chain=top_k(k=3),temperature(t=0.6))" one spec. Parentheses must balance everywhere
+// (Error bad_format naming the position otherwise); there is no quoting, so a value cannot hold an
+// unbalanced parenthesis (regex constraints read their pattern verbatim, see constraint.hpp).
+
+// Throws Error(bad_format) "<what> '<text>': the ')' at position 4 has no matching '('" (or an
+// unclosed '(') unless every parenthesis in `text` is matched.
+void check_parentheses(std::string_view text, std::string_view what);
+
+// Splits `text` at the separators outside parentheses; parts are trimmed of spaces and empty parts
+// dropped. Checks the parentheses first (`what` names the text in errors).
+std::vector<std::string_view> split_outside_parentheses(std::string_view text, char separator, std::string_view what);
+
+// Parses "k=3,temperature=0.7,name=x" into string values (resolve_params converts them). Names
+// are letters, digits, '_', '.', '-'. Errors name `owner`: a part that is neither name=value nor
+// the continuation of a spec list, a parameter given twice.
 ParamMap parse_assignments(std::string_view text, std::string_view owner);
 
 // "name(k=3,t=0.7)" or "name" -> (name, assignments). Parentheses are optional when there are no
-// parameters; ':' also separates name and assignments ("name:k=3,t=0.7").
+// parameters; ':' also separates name and assignments ("name:k=3,t=0.7"). The ')' matching the
+// first '(' must end the spec: a list such as "a(x=1),b(y=2)" is an error here (see parse_chain).
 std::pair<std::string, ParamMap> parse_spec(std::string_view text);
 
 }  // namespace decodelab

@@ -6,6 +6,7 @@
 #endif
 #include "daemon/protocol.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <set>
@@ -437,7 +438,57 @@ std::string require_name(Fields& f, const std::string& key) {
   return name;
 }
 
+// One decode_body() per request struct of kOps (ops without fields share the first).
+template <class Body>
+  requires std::is_empty_v<Body>
+void decode_body(Fields&, const DecodeLimits&, Body&) {}
+
+void decode_body(Fields& f, const DecodeLimits&, LoadModelRequest& m) {
+  m.name = require_name(f, "name");
+  m.spec = as_string(f.require("spec"), "spec");
+  if (const auto* o = f.find("target")) m.target = as_string(*o, "target");
+}
+
+void decode_body(Fields& f, const DecodeLimits&, UnloadModelRequest& m) { m.name = require_name(f, "name"); }
+
+void decode_body(Fields& f, const DecodeLimits&, CancelRequest& c) {
+  c.request_id = as_uint(f.require("request_id"), "request_id");
+}
+
+void decode_body(Fields& f, const DecodeLimits& limits, GenerateRequest& g) { g = decode_generate(f, limits); }
+
+void decode_body(Fields& f, const DecodeLimits&, RewardReply& r) { r = decode_reward(f); }
+
+std::string joined_op_names() {
+  std::string out;
+  for (const auto& name : op_names()) out += (out.empty() ? "" : " ") + name;
+  return out;
+}
+
 }  // namespace
+
+std::vector<std::string> op_names() {
+  std::vector<std::string> names;
+  for_each_op([&](const auto& row) { names.emplace_back(row.name); });
+  return names;
+}
+
+std::vector<std::string> op_features() {
+  std::vector<std::string> out;
+  auto add = [&](std::string_view list) {
+    std::size_t start = 0;
+    while (start < list.size()) {
+      std::size_t end = list.find(' ', start);
+      if (end == std::string_view::npos) end = list.size();
+      std::string feature(list.substr(start, end - start));
+      if (!feature.empty() && std::find(out.begin(), out.end(), feature) == out.end()) out.push_back(std::move(feature));
+      start = end + 1;
+    }
+  };
+  for_each_op([&](const auto& row) { add(row.features); });
+  add(kTransportFeatures);
+  return out;
+}
 
 Request decode_request(std::string_view message, const DecodeLimits& limits, uint64_t* id_out) {
   if (message.size() > limits.max_message_bytes) {
@@ -464,30 +515,17 @@ Request decode_request(std::string_view message, const DecodeLimits& limits, uin
   r.op = as_string(f.require("op"), "op");
   if (const auto* o = f.find("auth")) r.auth = as_string(*o, "auth");
 
-  if (r.op == "hello") r.body = HelloRequest{};
-  else if (r.op == "list_models") r.body = ListModelsRequest{};
-  else if (r.op == "list_decoders") r.body = ListDecodersRequest{};
-  else if (r.op == "status") r.body = StatusRequest{};
-  else if (r.op == "metrics") r.body = MetricsRequest{};
-  else if (r.op == "shutdown") r.body = ShutdownRequest{};
-  else if (r.op == "load_model") {
-    LoadModelRequest m;
-    m.name = require_name(f, "name");
-    m.spec = as_string(f.require("spec"), "spec");
-    if (const auto* o = f.find("target")) m.target = as_string(*o, "target");
-    r.body = std::move(m);
-  } else if (r.op == "unload_model") {
-    r.body = UnloadModelRequest{require_name(f, "name")};
-  } else if (r.op == "cancel") {
-    r.body = CancelRequest{as_uint(f.require("request_id"), "request_id")};
-  } else if (r.op == "generate") {
-    r.body = decode_generate(f, limits);
-  } else if (r.op == "reward") {
-    r.body = decode_reward(f);
-  } else {
-    reject(to_string(ErrorCode::not_found), "op",
-           "unknown op '" + sanitize_utf8(r.op) +
-               "'; known: hello load_model unload_model list_models list_decoders generate cancel reward status metrics shutdown");
+  bool known = false;
+  for_each_op([&](const auto& row) {
+    using Body = typename std::decay_t<decltype(row)>::Request;
+    if (known || row.name != r.op) return;
+    known = true;
+    Body body{};
+    decode_body(f, limits, body);
+    r.body = std::move(body);
+  });
+  if (!known) {
+    reject(to_string(ErrorCode::not_found), "op", "unknown op '" + sanitize_utf8(r.op) + "'; known: " + joined_op_names());
   }
   f.finish();
   return r;

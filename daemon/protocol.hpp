@@ -11,6 +11,8 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <tuple>
+#include <type_traits>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -125,9 +127,65 @@ struct GenerateRequest {
   double reward_timeout_s = 60.0;  // how long the daemon waits for one reward reply
 };
 
-using RequestBody = std::variant<HelloRequest, LoadModelRequest, UnloadModelRequest, ListModelsRequest,
-                                 ListDecodersRequest, GenerateRequest, CancelRequest, RewardReply,
-                                 StatusRequest, MetricsRequest, ShutdownRequest>;
+// ------------------------------------------------------------------------------------------------
+// The table of ops
+//
+// kOps is the one list of the protocol's ops: each row gives an op's wire name, its request struct
+// and the `hello` features it brings. Everything op-specific follows from it:
+//   * decode_request() finds the op's row by name and decodes its struct (an overload per struct
+//     in protocol.cpp; a row without one does not compile);
+//   * the service dispatches on the struct (a handler overload per struct; likewise enforced);
+//   * `hello` reports op_names() as `ops` and op_features() in `features`;
+//   * an unknown op's error lists op_names().
+// docs/protocol.md has a heading per op and the clients a method per op; tests check both against
+// this table.
+template <class Body>
+struct OpSpec {
+  using Request = Body;
+  std::string_view name;      // the request's "op" field
+  std::string_view features;  // space-separated `hello` features this op provides ("" for none)
+};
+
+inline constexpr std::tuple kOps{
+    OpSpec<HelloRequest>{"hello", ""},
+    OpSpec<LoadModelRequest>{"load_model", ""},
+    OpSpec<UnloadModelRequest>{"unload_model", ""},
+    OpSpec<ListModelsRequest>{"list_models", ""},
+    OpSpec<ListDecodersRequest>{"list_decoders", ""},
+    OpSpec<GenerateRequest>{"generate", "stream deadline logprobs stop_strings"},
+    OpSpec<CancelRequest>{"cancel", "cancel"},
+    OpSpec<RewardReply>{"reward", "client_reward"},
+    OpSpec<StatusRequest>{"status", ""},
+    OpSpec<MetricsRequest>{"metrics", ""},
+    OpSpec<ShutdownRequest>{"shutdown", ""},
+};
+inline constexpr std::size_t kOpCount = std::tuple_size_v<std::remove_const_t<decltype(kOps)>>;
+
+// Features of the transport rather than of one op.
+inline constexpr std::string_view kTransportFeatures = "heartbeat";
+
+// Calls fn(row) for every row of kOps, in order.
+template <class Fn>
+constexpr void for_each_op(Fn&& fn) {
+  std::apply([&](const auto&... row) { (fn(row), ...); }, kOps);
+}
+
+// The op names, in table order.
+std::vector<std::string> op_names();
+// The `hello` features: every op's, then the transport's, without repeats.
+std::vector<std::string> op_features();
+
+namespace detail {
+template <class Table>
+struct BodiesOf;
+template <class... Body>
+struct BodiesOf<std::tuple<OpSpec<Body>...>> {
+  using type = std::variant<Body...>;
+};
+}  // namespace detail
+
+// One alternative per row of kOps.
+using RequestBody = detail::BodiesOf<std::remove_const_t<decltype(kOps)>>::type;
 
 struct Request {
   uint64_t id = 0;

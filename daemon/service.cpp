@@ -251,6 +251,12 @@ bool same_secret(const std::string& given, const std::string& expected) {
   return diff == 0;
 }
 
+Value strings(const std::vector<std::string>& items) {
+  Value::Array out;
+  for (const auto& item : items) out.emplace_back(item);
+  return out;
+}
+
 Value param_value(const ParamValue& v) {
   return std::visit([](const auto& x) { return Value(x); }, v);
 }
@@ -472,7 +478,8 @@ struct Service::Impl {
 #endif
                   }},
         {"backends", backends},
-        {"features", Value::Array{"stream", "cancel", "deadline", "logprobs", "stop_strings", "heartbeat", "client_reward"}},
+        {"ops", strings(op_names())},
+        {"features", strings(op_features())},
         {"auth_required", !config.secret.empty()},
         {"max_message_bytes", int64_t(config.max_message_bytes)},
     };
@@ -522,55 +529,8 @@ struct Service::Impl {
         reject(codes::unauthorized, "auth", "this daemon requires the shared secret in field 'auth'");
       }
       if (stopping) reject(codes::shutting_down, "", "the daemon is shutting down");
-      auto reply = [&](Value::Map fields) {
-        post(identity, result_reply(id, std::move(fields)));
-        metrics.finished(op, std::chrono::duration<double>(Clock::now() - received).count(), 0);
-      };
-      auto as_fields = [](Value v) { return std::get<Value::Map>(std::move(v.v)); };
-
-      std::visit(
-          [&](auto& body) {
-            using T = std::decay_t<decltype(body)>;
-            if constexpr (std::is_same_v<T, HelloRequest>) reply(as_fields(hello()));
-            else if constexpr (std::is_same_v<T, ListDecodersRequest>) reply(as_fields(list_decoders()));
-            else if constexpr (std::is_same_v<T, ListModelsRequest>) reply(as_fields(list_models()));
-            else if constexpr (std::is_same_v<T, StatusRequest>) reply(as_fields(status()));
-            else if constexpr (std::is_same_v<T, MetricsRequest>) reply(as_fields(metrics.snapshot()));
-            else if constexpr (std::is_same_v<T, ShutdownRequest>) {
-              if (!config.allow_shutdown) reject(codes::forbidden, "op", "the shutdown op is disabled (start decodelabd with --allow-shutdown)");
-              reply({{"stopping", true}});
-              log(LogLevel::info, "shutdown requested by a client");
-              stopping = true;
-            } else if constexpr (std::is_same_v<T, CancelRequest>) {
-              std::shared_ptr<Job> job = find_job(identity, body.request_id);
-              const bool found = job != nullptr;
-              if (job) {
-                job->cancel.request(CancelReason::client);
-                if (queue.remove(job)) {
-                  finish_job(*job);
-                  post_error(identity, job->id, to_string(ErrorCode::cancelled), "request cancelled before it started", "");
-                }
-              }
-              reply({{"found", found}});
-            } else if constexpr (std::is_same_v<T, RewardReply>) {
-              // One-way: a problem with the reply fails the generation it answers.
-              const uint64_t call = body.call;
-              auto channel = reward_channel(identity, id);
-              if (!channel || !channel->deliver(std::move(body))) {
-                log(LogLevel::debug, "reward reply for request " + std::to_string(id) + " call " + std::to_string(call) +
-                                         " answers no outstanding reward request; dropped");
-              }
-            } else if constexpr (std::is_same_v<T, UnloadModelRequest>) {
-              models.unload(body.name);
-              log(LogLevel::info, "unloaded model '" + body.name + "'");
-              reply({{"unloaded", body.name}});
-            } else if constexpr (std::is_same_v<T, LoadModelRequest>) {
-              queue_load(identity, id, received, std::move(body));
-            } else if constexpr (std::is_same_v<T, GenerateRequest>) {
-              queue_generate(identity, id, received, std::move(body));
-            }
-          },
-          r.body);
+      Call call{identity, id, op, received};
+      std::visit([&](auto& body) { on(call, body); }, r.body);
     } catch (const ProtocolError& e) {
       // A message with the id of a generation waiting for its reward is taken as that reward
       // reply, gone wrong: the generation fails with the error, once.
@@ -581,6 +541,68 @@ struct Service::Impl {
     } catch (const std::exception& e) {
       post_error(identity, id, to_string(ErrorCode::internal), e.what(), "");
     }
+  }
+
+  // --- one handler per request struct of kOps (I/O thread) ---
+  // A request being handled: who sent it and when.
+  struct Call {
+    const std::string& identity;
+    uint64_t id;
+    const std::string& op;
+    Clock::time_point received;
+  };
+
+  void reply(const Call& call, Value::Map fields) {
+    post(call.identity, result_reply(call.id, std::move(fields)));
+    metrics.finished(call.op, std::chrono::duration<double>(Clock::now() - call.received).count(), 0);
+  }
+  static Value::Map as_fields(Value v) { return std::get<Value::Map>(std::move(v.v)); }
+
+  void on(const Call& call, HelloRequest&) { reply(call, as_fields(hello())); }
+  void on(const Call& call, ListDecodersRequest&) { reply(call, as_fields(list_decoders())); }
+  void on(const Call& call, ListModelsRequest&) { reply(call, as_fields(list_models())); }
+  void on(const Call& call, StatusRequest&) { reply(call, as_fields(status())); }
+  void on(const Call& call, MetricsRequest&) { reply(call, as_fields(metrics.snapshot())); }
+
+  void on(const Call& call, ShutdownRequest&) {
+    if (!config.allow_shutdown) reject(codes::forbidden, "op", "the shutdown op is disabled (start decodelabd with --allow-shutdown)");
+    reply(call, {{"stopping", true}});
+    log(LogLevel::info, "shutdown requested by a client");
+    stopping = true;
+  }
+
+  void on(const Call& call, CancelRequest& body) {
+    std::shared_ptr<Job> job = find_job(call.identity, body.request_id);
+    const bool found = job != nullptr;
+    if (job) {
+      job->cancel.request(CancelReason::client);
+      if (queue.remove(job)) {
+        finish_job(*job);
+        post_error(call.identity, job->id, to_string(ErrorCode::cancelled), "request cancelled before it started", "");
+      }
+    }
+    reply(call, {{"found", found}});
+  }
+
+  void on(const Call& call, RewardReply& body) {
+    // One-way: a problem with the reply fails the generation it answers.
+    const uint64_t reward_call = body.call;
+    auto channel = reward_channel(call.identity, call.id);
+    if (!channel || !channel->deliver(std::move(body))) {
+      log(LogLevel::debug, "reward reply for request " + std::to_string(call.id) + " call " + std::to_string(reward_call) +
+                               " answers no outstanding reward request; dropped");
+    }
+  }
+
+  void on(const Call& call, UnloadModelRequest& body) {
+    models.unload(body.name);
+    log(LogLevel::info, "unloaded model '" + body.name + "'");
+    reply(call, {{"unloaded", body.name}});
+  }
+
+  void on(const Call& call, LoadModelRequest& body) { queue_load(call.identity, call.id, call.received, std::move(body)); }
+  void on(const Call& call, GenerateRequest& body) {
+    queue_generate(call.identity, call.id, call.received, std::move(body));
   }
 
   std::shared_ptr<Job> find_job(const std::string& identity, uint64_t id) {

@@ -1,7 +1,5 @@
 #include "decoders/decode_loop.hpp"
 
-#include <algorithm>
-
 namespace decodelab {
 
 DecodeLoop::DecodeLoop(const ModelSet& models, const DecodeOptions& options, TokenStream& stream)
@@ -14,9 +12,9 @@ DecodeLoop::DecodeLoop(const ModelSet& models, const DecodeOptions& options, Tok
 DecodeLoop::~DecodeLoop() { free_all(); }
 
 void DecodeLoop::free_all() noexcept {
-  for (const Owned& o : owned_) {
+  for (const auto& [model, seq] : owned_) {
     try {
-      o.model->free_sequence(o.seq);
+      model->free_sequence(seq);
     } catch (...) {  // freeing must not throw while an error unwinds; a bad id was the decoder's bug
     }
   }
@@ -31,13 +29,12 @@ SeqId DecodeLoop::open(LanguageModel& model, std::span<const TokenId> tokens) {
 }
 
 SeqId DecodeLoop::adopt(LanguageModel& model, SeqId seq) {
-  owned_.push_back({&model, seq});
+  owned_.insert({&model, seq});
   return seq;
 }
 
 void DecodeLoop::release(LanguageModel& model, SeqId seq) {
-  auto it = std::find_if(owned_.begin(), owned_.end(), [&](const Owned& o) { return o.model == &model && o.seq == seq; });
-  if (it != owned_.end()) owned_.erase(it);
+  owned_.erase({&model, seq});
   model.free_sequence(seq);
 }
 

@@ -22,8 +22,9 @@
 //   * the "total" wall time.
 // When one model object serves as both target and draft, its calls are reported as the target's.
 
+#include <chrono>
+#include <set>
 #include <utility>
-#include <vector>
 
 #include "core/decoder.hpp"
 
@@ -59,10 +60,6 @@ class DecodeLoop {
   Stats finish();
 
  private:
-  struct Owned {
-    LanguageModel* model;
-    SeqId seq;
-  };
   void free_all() noexcept;
 
   const ModelSet& models_;
@@ -73,7 +70,7 @@ class DecodeLoop {
   ModelCounters target_start_, draft_start_;
   Stats stats_;
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
-  std::vector<Owned> owned_;
+  std::set<std::pair<LanguageModel*, SeqId>> owned_;  // a set: particle decoders release thousands
 };
 
 }  // namespace decodelab

@@ -42,7 +42,7 @@
 #include "core/philox.hpp"
 #include "core/text/tokenizer.hpp"
 #include "samplers/sampler.hpp"
-#include "speculative/oracle.hpp"
+#include "decoders/speculative/oracle.hpp"
 
 namespace decodelab::cli {
 namespace {
@@ -504,183 +504,222 @@ std::string build_id() {
   return id && *id ? id : "unknown";
 }
 
-int run_bench_spec(const std::vector<std::string>& args) {
+// What a run is asked to do: everything the options say, validated before anything is loaded.
+struct BenchConfig {
+  bool json = false, gaps = false, gaps_only = false, report_only = false, warmup = true;
+  std::string record_path;
+  std::vector<std::string> records_from;
+  std::size_t shard = 0, shards = 1;
+  SpecConfig spec;  // target, draft, max tokens, seed: what a record must match
+  std::string prompt_file;
+  std::vector<Prompt> prompts;
+  std::vector<double> temperatures;
+  std::vector<Arm> arms;  // the baseline first
+  int gap_positions = 8, gap_tokens = 300;
+  std::vector<int64_t> gap_ks;
+};
+
+// Earlier runs, from --record and --records-from, keyed by (temperature, prompt id, decoder).
+struct RecordedRuns {
+  RecordFile file;  // the --record file as read (its torn tail is dropped before appending)
+  std::map<std::tuple<double, std::string, std::string>, SpecRecord> done;
+
+  const SpecRecord* find(double t, const Prompt& p, const Arm& a) const {
+    auto it = done.find({t, p.id, a.spec});
+    return it == done.end() ? nullptr : &it->second;
+  }
+};
+
+// What the run produced: per temperature, one row per arm, and the baseline outputs the gap
+// study continues from.
+struct BenchResults {
+  std::shared_ptr<LanguageModel> target, draft;  // loaded when decoders ran or the gap study runs
+  std::vector<std::vector<TokenId>> prefixes;     // tokenized prompts (with models loaded)
+  std::vector<std::vector<Row>> rows;
+  std::vector<std::vector<std::size_t>> gap_prompts;              // prompt indices with a baseline run
+  std::vector<std::vector<std::vector<TokenId>>> continuations;  // their baseline outputs
+};
+
+// --- configuration ---
+
+BenchConfig parse_config(const std::vector<std::string>& args, std::vector<std::pair<std::string, SpecRecord>>& all_records,
+                         RecordedRuns& recorded) {
   Options opt(args, {"json", "gaps", "gaps-only", "no-warmup", "report-only"});
   opt.check_known({"target", "draft", "prompts", "limit", "temperatures", "decoders", "max-tokens", "seed", "no-warmup", "gaps",
                    "gaps-only", "gap-positions", "gap-tokens", "gap-k", "json", "record", "report-only", "records-from", "shard", "category"});
-  const bool json = opt.flag("json");
-  const bool gaps_only = opt.flag("gaps-only");
-  const bool gaps = opt.flag("gaps") || gaps_only;
-  const bool report_only = opt.flag("report-only");
-  const std::string record_path = opt.get("record", "");
-  if (report_only && record_path.empty()) fail(ErrorCode::invalid_argument, "bench spec: --report-only needs --record FILE");
-  std::size_t shard = 0, shards = 1;
+  BenchConfig c;
+  c.json = opt.flag("json");
+  c.gaps_only = opt.flag("gaps-only");
+  c.gaps = opt.flag("gaps") || c.gaps_only;
+  c.report_only = opt.flag("report-only");
+  c.warmup = !opt.flag("no-warmup");
+  c.record_path = opt.get("record", "");
+  c.records_from = opt.all("records-from");
+  if (c.report_only && c.record_path.empty()) fail(ErrorCode::invalid_argument, "bench spec: --report-only needs --record FILE");
   if (opt.has("shard")) {
     const std::string text = opt.get("shard", "");
     const auto slash = text.find('/');
     if (slash == std::string::npos) fail(ErrorCode::invalid_argument, "bench spec: --shard expects I/N, got '" + text + "'");
-    shard = std::size_t(to_int(text.substr(0, slash), "shard", 0));
-    shards = std::size_t(to_int(text.substr(slash + 1), "shard", 1));
-    if (shard >= shards) fail(ErrorCode::invalid_argument, "bench spec: --shard " + text + ": I must be below N");
+    c.shard = std::size_t(to_int(text.substr(0, slash), "shard", 0));
+    c.shards = std::size_t(to_int(text.substr(slash + 1), "shard", 1));
+    if (c.shard >= c.shards) fail(ErrorCode::invalid_argument, "bench spec: --shard " + text + ": I must be below N");
   }
   // Records name models relative to $MODELS, so a record file is valid on any machine that
   // fetched the models; --report-only takes models, max tokens and seed from the records when the
   // options are not given.
-  RecordFile file = record_path.empty() ? RecordFile{} : read_records(record_path);
-  std::vector<std::pair<std::string, SpecRecord>> all_records;
-  for (SpecRecord& r : file.records) all_records.emplace_back(record_path, std::move(r));
-  for (const std::string& path : opt.all("records-from")) {
+  recorded.file = c.record_path.empty() ? RecordFile{} : read_records(c.record_path);
+  for (SpecRecord& r : recorded.file.records) all_records.emplace_back(c.record_path, std::move(r));
+  for (const std::string& path : c.records_from) {
     for (SpecRecord& r : read_records(path).records) all_records.emplace_back(path, std::move(r));
   }
-  const SpecConfig defaults = report_only && !all_records.empty()
+  const SpecConfig defaults = c.report_only && !all_records.empty()
                                   ? all_records.front().second.config
                                   : SpecConfig{"gguf(path=$MODELS/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf)",
                                                "gguf(path=$MODELS/qwen2.5-coder-0.5b-instruct.gguf)", 64, 0};
-  const std::string target_spec = portable_spec(opt.get("target", defaults.target));
-  const std::string draft_spec = portable_spec(opt.get("draft", defaults.draft));
-  const std::string prompt_file = opt.get("prompts", default_prompt_file());
-  const std::vector<double> temperatures = parse_temperatures(opt.get("temperatures", "0,0.6,1.0"));
-  const int max_tokens = int(to_int(opt.get("max-tokens", std::to_string(defaults.max_tokens)), "max-tokens", 1));
-  const uint64_t seed = uint64_t(to_int(opt.get("seed", std::to_string(defaults.seed)), "seed", 0));
-  const int gap_positions = int(to_int(opt.get("gap-positions", "8"), "gap-positions", 1));
-  const int gap_tokens = int(to_int(opt.get("gap-tokens", "300"), "gap-tokens", 1));
-  std::vector<int64_t> gap_ks;
-  for (const std::string& k : split(opt.get("gap-k", "2,4,8"), ',')) gap_ks.push_back(to_int(k, "gap-k", 1));
-  if (gap_ks.empty()) fail(ErrorCode::invalid_argument, "bench spec: --gap-k is empty");
+  c.spec.target = portable_spec(opt.get("target", defaults.target));
+  c.spec.draft = portable_spec(opt.get("draft", defaults.draft));
+  c.spec.max_tokens = int(to_int(opt.get("max-tokens", std::to_string(defaults.max_tokens)), "max-tokens", 1));
+  c.spec.seed = uint64_t(to_int(opt.get("seed", std::to_string(defaults.seed)), "seed", 0));
+  c.prompt_file = opt.get("prompts", default_prompt_file());
+  c.temperatures = parse_temperatures(opt.get("temperatures", "0,0.6,1.0"));
+  c.gap_positions = int(to_int(opt.get("gap-positions", "8"), "gap-positions", 1));
+  c.gap_tokens = int(to_int(opt.get("gap-tokens", "300"), "gap-tokens", 1));
+  for (const std::string& k : split(opt.get("gap-k", "2,4,8"), ',')) c.gap_ks.push_back(to_int(k, "gap-k", 1));
+  if (c.gap_ks.empty()) fail(ErrorCode::invalid_argument, "bench spec: --gap-k is empty");
 
-  std::vector<Prompt> prompts = load_prompts(prompt_file);
+  c.prompts = load_prompts(c.prompt_file);
   if (opt.has("category")) {
     // Filtered after loading, so prompt indices (and seeds) stay those of the whole file.
     const std::string category = opt.get("category", "");
-    std::erase_if(prompts, [&](const Prompt& p) { return p.category != category; });
-    if (prompts.empty()) fail(ErrorCode::invalid_argument, "bench spec: no prompt of " + prompt_file + " has category '" + category + "'");
+    std::erase_if(c.prompts, [&](const Prompt& p) { return p.category != category; });
+    if (c.prompts.empty())
+      fail(ErrorCode::invalid_argument, "bench spec: no prompt of " + c.prompt_file + " has category '" + category + "'");
   }
-  if (opt.has("limit")) prompts.resize(std::min(prompts.size(), std::size_t(to_int(opt.get("limit", ""), "limit", 1))));
+  if (opt.has("limit")) c.prompts.resize(std::min(c.prompts.size(), std::size_t(to_int(opt.get("limit", ""), "limit", 1))));
 
-  std::vector<Arm> arms;
   const std::vector<std::string> specs = opt.has("decoders") ? split_specs(opt.get("decoders", "")) : kDefaultDecoders;
   for (const std::string& spec : specs) {
     auto [name, params] = parse_spec(spec);
     Arm arm{spec, name, params, name == "sample" || name == "greedy"};
-    if (arm.baseline && !params.empty()) fail(ErrorCode::invalid_argument, "bench spec: the baseline '" + spec + "' takes its temperature from --temperatures only");
+    if (arm.baseline && !params.empty())
+      fail(ErrorCode::invalid_argument, "bench spec: the baseline '" + spec + "' takes its temperature from --temperatures only");
     if (params.count("temperature")) fail(ErrorCode::invalid_argument, "bench spec: '" + spec + "': the temperature comes from --temperatures");
-    if (arm.baseline && std::any_of(arms.begin(), arms.end(), [](const Arm& a) { return a.baseline; })) continue;
+    if (arm.baseline && std::any_of(c.arms.begin(), c.arms.end(), [](const Arm& a) { return a.baseline; })) continue;
     if (arm.baseline) arm.spec = "sample";  // one record name for the baseline, greedy or not
-    arms.push_back(arm);
+    c.arms.push_back(arm);
   }
-  if (!std::any_of(arms.begin(), arms.end(), [](const Arm& a) { return a.baseline; })) arms.insert(arms.begin(), Arm{"sample", "sample", {}, true});
-  std::stable_partition(arms.begin(), arms.end(), [](const Arm& a) { return a.baseline; });  // baseline first
+  if (!std::any_of(c.arms.begin(), c.arms.end(), [](const Arm& a) { return a.baseline; }))
+    c.arms.insert(c.arms.begin(), Arm{"sample", "sample", {}, true});
+  std::stable_partition(c.arms.begin(), c.arms.end(), [](const Arm& a) { return a.baseline; });  // baseline first
+  return c;
+}
 
-  // Earlier runs of this configuration, keyed by (temperature, prompt id, decoder).
-  const SpecConfig config{target_spec, draft_spec, max_tokens, seed};
-  std::map<std::tuple<double, std::string, std::string>, SpecRecord> done;
+// Indexes earlier runs; a run of another configuration, or one run twice, is an error.
+void index_records(const BenchConfig& c, std::vector<std::pair<std::string, SpecRecord>>& all_records, RecordedRuns& recorded) {
   for (auto& [path, r] : all_records) {
-    if (!(r.config == config)) {
+    if (!(r.config == c.spec)) {
       fail(ErrorCode::invalid_argument, "bench spec: " + path + " holds runs of another configuration (target " + r.config.target + ", draft " +
                                             r.config.draft + ", max tokens " + std::to_string(r.config.max_tokens) + ", seed " +
-                                            std::to_string(r.config.seed) + "); this run asks for target " + target_spec + ", draft " + draft_spec +
-                                            ", max tokens " + std::to_string(max_tokens) + ", seed " + std::to_string(seed) +
-                                            ". Use another --record file.");
+                                            std::to_string(r.config.seed) + "); this run asks for target " + c.spec.target + ", draft " +
+                                            c.spec.draft + ", max tokens " + std::to_string(c.spec.max_tokens) + ", seed " +
+                                            std::to_string(c.spec.seed) + ". Use another --record file.");
     }
-    const auto [it, fresh] = done.try_emplace({r.temperature, r.prompt_id, r.decoder}, std::move(r));
+    const auto [it, fresh] = recorded.done.try_emplace({r.temperature, r.prompt_id, r.decoder}, std::move(r));
     if (!fresh) {
       fail(ErrorCode::invalid_argument, "bench spec: " + path + " repeats the run of " + it->second.decoder + " on prompt " + it->second.prompt_id +
                                             " at temperature " + format_number(it->second.temperature) + " (two files of one shard?)");
     }
   }
-  auto recorded = [&](double t, const Prompt& p, const Arm& a) -> const SpecRecord* {
-    auto it = done.find({t, p.id, a.spec});
-    return it == done.end() ? nullptr : &it->second;
-  };
-  std::size_t to_run = 0;
-  for (std::size_t i = shard; i < prompts.size(); i += shards) {
-    for (double t : temperatures) {
-      for (const Arm& a : arms) to_run += (!gaps_only || a.baseline) && !recorded(t, prompts[i], a);
+}
+
+// Runs this shard has left to do.
+std::size_t runs_to_do(const BenchConfig& c, const RecordedRuns& recorded) {
+  std::size_t n = 0;
+  for (std::size_t i = c.shard; i < c.prompts.size(); i += c.shards) {
+    for (double t : c.temperatures) {
+      for (const Arm& a : c.arms) n += (!c.gaps_only || a.baseline) && !recorded.find(t, c.prompts[i], a);
     }
   }
-  const bool run_models = !report_only && to_run > 0;
+  return n;
+}
 
-  std::shared_ptr<LanguageModel> target, draft;
+// --- run ---
+
+// Opens the --record file for appending, dropping a torn last line first.
+std::ofstream open_record_file(const BenchConfig& c, const RecordedRuns& recorded) {
+  std::ofstream out;
+  if (recorded.file.torn_tail) {
+    std::cerr << "bench spec: " << c.record_path << ": dropping a torn last line (a run stopped while writing it)\n";
+    std::filesystem::resize_file(c.record_path, recorded.file.intact_bytes);
+  }
+  out.open(c.record_path, std::ios::app);
+  if (!out) fail(ErrorCode::invalid_argument, "bench spec: cannot append to record file " + c.record_path);
+  return out;
+}
+
+// Prompt by prompt, every temperature, every decoder: a partial run (or record file) covers all
+// configurations on its first prompts. Only prompts every decoder ran on enter the tables.
+BenchResults run_protocol(const BenchConfig& c, const RecordedRuns& recorded, std::size_t to_run) {
+  const bool run_models = !c.report_only && to_run > 0;
+  const std::size_t n_t = c.temperatures.size();
+  BenchResults res;
+  res.rows.resize(n_t);
+  res.gap_prompts.resize(n_t);
+  res.continuations.resize(n_t);
   ModelSet models;
-  std::vector<std::vector<TokenId>> prefixes;
-  if (run_models || gaps) {
-    target = load_model(local_spec(target_spec));
-    draft = load_model(local_spec(draft_spec), target.get());
-    models = {{"target", target.get()}, {"draft", draft.get()}};
+  if (run_models || c.gaps) {
+    res.target = load_model(local_spec(c.spec.target));
+    res.draft = load_model(local_spec(c.spec.draft), res.target.get());
+    models = {{"target", res.target.get()}, {"draft", res.draft.get()}};
     // Validate every decoder and temperature before the long run starts.
-    for (const Arm& arm : arms) {
-      for (double t : temperatures) make_arm(arm, t, models);
+    for (const Arm& arm : c.arms) {
+      for (double t : c.temperatures) make_arm(arm, t, models);
     }
-    for (const Prompt& p : prompts) prefixes.push_back(prompt_tokens(*target, p.text));
+    for (const Prompt& p : c.prompts) res.prefixes.push_back(prompt_tokens(*res.target, p.text));
   }
-
   std::ofstream record_out;
-  if (!record_path.empty() && run_models) {
-    if (file.torn_tail) {
-      std::cerr << "bench spec: " << record_path << ": dropping a torn last line (a run stopped while writing it)\n";
-      std::filesystem::resize_file(record_path, file.intact_bytes);
-    }
-    record_out.open(record_path, std::ios::app);
-    if (!record_out) fail(ErrorCode::invalid_argument, "bench spec: cannot append to record file " + record_path);
-  }
-
-  const std::string load_start = load_average();
-  const auto wall0 = Clock::now();
-  if (!json) {
-    std::cout << "bench spec: target " << target_spec << ", draft " << draft_spec << "\n"
-              << "  " << prompts.size() << " prompts from " << prompt_file << ", up to " << max_tokens << " tokens each (stop at eos), seed "
-              << seed << " + the prompt's line index; " << now_utc() << "; load average " << load_start << "\n";
-    if (!record_path.empty()) {
-      std::cout << "  record file " << record_path << ": " << done.size() << " runs recorded, " << to_run << " to run"
-                << (shards > 1 ? " in shard " + std::to_string(shard) + "/" + std::to_string(shards) : "")
-                << (report_only ? " (not run: --report-only)" : "") << "\n";
-    }
-  }
+  if (!c.record_path.empty() && run_models) record_out = open_record_file(c, recorded);
 
   DecodeOptions options;
-  options.max_new_tokens = max_tokens;
-  if (run_models && !gaps_only && !opt.flag("no-warmup")) {
+  options.max_new_tokens = int(c.spec.max_tokens);
+  if (run_models && !c.gaps_only && c.warmup) {
     // Touches both models' weights (mmap) and each decoder's code paths before anything is timed.
     DecodeOptions warm = options;
-    warm.max_new_tokens = std::min(max_tokens, 4);
-    for (const Arm& arm : arms) {
-      TokenStream stream(prefixes.front());
-      make_arm(arm, temperatures.front(), models)->generate(models, warm, stream);
+    warm.max_new_tokens = int(std::min<int64_t>(c.spec.max_tokens, 4));
+    for (const Arm& arm : c.arms) {
+      TokenStream stream(res.prefixes.front());
+      make_arm(arm, c.temperatures.front(), models)->generate(models, warm, stream);
     }
   }
 
-  // Prompt by prompt, every temperature, every decoder: a partial run (or record file) covers all
-  // configurations on its first prompts. Only prompts every decoder ran on enter the tables.
-  std::vector<std::vector<Row>> rows(temperatures.size());
-  std::vector<std::vector<std::unique_ptr<Decoder>>> decoders(temperatures.size());
-  for (std::size_t ti = 0; ti < temperatures.size(); ++ti) {
-    const double t = temperatures[ti];
-    for (const Arm& arm : arms) {
-      rows[ti].push_back({arm.baseline ? (t == 0.0 ? "greedy" : "sample") : arm.spec, t, {}});
+  std::vector<std::vector<std::unique_ptr<Decoder>>> decoders(n_t);
+  for (std::size_t ti = 0; ti < n_t; ++ti) {
+    const double t = c.temperatures[ti];
+    for (const Arm& arm : c.arms) {
+      res.rows[ti].push_back({arm.baseline ? (t == 0.0 ? "greedy" : "sample") : arm.spec, t, {}});
       if (run_models) decoders[ti].push_back(make_arm(arm, t, models));
     }
   }
-  std::vector<std::vector<std::size_t>> gap_prompts(temperatures.size());              // prompt indices with a baseline run
-  std::vector<std::vector<std::vector<TokenId>>> continuations(temperatures.size());  // their baseline outputs
   std::size_t ran = 0;
-  for (std::size_t i = 0; i < prompts.size(); ++i) {
-    for (std::size_t ti = 0; ti < temperatures.size(); ++ti) {
-      const double t = temperatures[ti];
-      options.seed = seed + prompts[i].index;
+  for (std::size_t i = 0; i < c.prompts.size(); ++i) {
+    const Prompt& prompt = c.prompts[i];
+    for (std::size_t ti = 0; ti < n_t; ++ti) {
+      const double t = c.temperatures[ti];
+      options.seed = c.spec.seed + prompt.index;
       const auto t0 = Clock::now();
       std::vector<SpecRecord> unit;
       std::string fresh;
-      for (std::size_t a = 0; a < arms.size(); ++a) {
-        if (gaps_only && !arms[a].baseline) continue;
-        if (const SpecRecord* r = recorded(t, prompts[i], arms[a])) {
+      for (std::size_t a = 0; a < c.arms.size(); ++a) {
+        if (c.gaps_only && !c.arms[a].baseline) continue;
+        if (const SpecRecord* r = recorded.find(t, prompt, c.arms[a])) {
           unit.push_back(*r);
           continue;
         }
-        if (!run_models || i % shards != shard) continue;
-        TokenStream stream(prefixes[i]);
+        if (!run_models || i % c.shards != c.shard) continue;
+        TokenStream stream(res.prefixes[i]);
         const Stats stats = decoders[ti][a]->generate(models, options, stream);
-        SpecRecord r{config, t, prompts[i].id, int64_t(prompts[i].index), arms[a].spec, SpecTotals::of(stats), {}, now_utc(), load_average(), build_id()};
-        if (arms[a].baseline) r.generated = stream.generated_tokens();
+        SpecRecord r{c.spec, t, prompt.id, int64_t(prompt.index), c.arms[a].spec, SpecTotals::of(stats), {}, now_utc(), load_average(), build_id()};
+        if (c.arms[a].baseline) r.generated = stream.generated_tokens();
         fresh += to_json(r) + "\n";
         unit.push_back(std::move(r));
         ran += 1;
@@ -688,46 +727,80 @@ int run_bench_spec(const std::vector<std::string>& args) {
       if (record_out.is_open() && !fresh.empty()) {
         record_out << fresh;  // one write per prompt and temperature; a torn one is dropped on resume
         record_out.flush();
-        if (!record_out) fail(ErrorCode::invalid_argument, "bench spec: writing record file " + record_path + " failed");
+        if (!record_out) fail(ErrorCode::invalid_argument, "bench spec: writing record file " + c.record_path + " failed");
       }
       if (!fresh.empty()) {
-        std::cerr << "bench spec: T=" << t << " prompt " << i + 1 << "/" << prompts.size() << " (" << prompts[i].id << ") " << std::fixed
+        std::cerr << "bench spec: T=" << t << " prompt " << i + 1 << "/" << c.prompts.size() << " (" << prompt.id << ") " << std::fixed
                   << std::setprecision(1) << std::chrono::duration<double>(Clock::now() - t0).count() << " s; " << ran << "/" << to_run
                   << " runs\n";
         std::cerr.unsetf(std::ios::floatfield);
       }
       for (const SpecRecord& r : unit) {
         if (r.decoder != "sample") continue;
-        gap_prompts[ti].push_back(i);
-        continuations[ti].push_back(r.generated);
+        res.gap_prompts[ti].push_back(i);
+        res.continuations[ti].push_back(r.generated);
       }
       // unit holds the arms in order; an incomplete one (--report-only over a partial file) is left out.
-      if (gaps_only || unit.size() != arms.size()) continue;
-      for (std::size_t a = 0; a < arms.size(); ++a) rows[ti][a].totals.add(unit[a].totals);
+      if (c.gaps_only || unit.size() != c.arms.size()) continue;
+      for (std::size_t a = 0; a < c.arms.size(); ++a) res.rows[ti][a].totals.add(unit[a].totals);
     }
   }
-  if (!gaps_only) {
-    for (std::size_t ti = 0; ti < temperatures.size(); ++ti) {
-      const std::vector<Row>& r = rows[ti];
+  return res;
+}
+
+// --- report ---
+
+void print_header(const BenchConfig& c, const RecordedRuns& recorded, std::size_t to_run, const std::string& load_start) {
+  std::cout << "bench spec: target " << c.spec.target << ", draft " << c.spec.draft << "\n"
+            << "  " << c.prompts.size() << " prompts from " << c.prompt_file << ", up to " << c.spec.max_tokens
+            << " tokens each (stop at eos), seed " << c.spec.seed << " + the prompt's line index; " << now_utc() << "; load average "
+            << load_start << "\n";
+  if (!c.record_path.empty()) {
+    std::cout << "  record file " << c.record_path << ": " << recorded.done.size() << " runs recorded, " << to_run << " to run"
+              << (c.shards > 1 ? " in shard " + std::to_string(c.shard) + "/" + std::to_string(c.shards) : "")
+              << (c.report_only ? " (not run: --report-only)" : "") << "\n";
+  }
+}
+
+void print_report(const BenchConfig& c, const BenchResults& res) {
+  if (!c.gaps_only) {
+    for (std::size_t ti = 0; ti < c.temperatures.size(); ++ti) {
+      const std::vector<Row>& r = res.rows[ti];
       if (r.front().totals.runs == 0) continue;
       const double base_tps = r.front().totals.tok_per_s(), base_dec = r.front().totals.decode_tok_per_s();
-      if (json) {
+      if (c.json) {
         for (const Row& row : r) print_json_row(row, base_tps, base_dec);
       } else {
-        print_table(r, temperatures[ti], 8);
+        print_table(r, c.temperatures[ti], 8);
         print_claims(r);
       }
     }
   }
-  if (gaps) {
-    for (std::size_t ti = 0; ti < temperatures.size(); ++ti) {
-      if (temperatures[ti] == 0.0 || gap_prompts[ti].empty()) continue;
+  if (c.gaps) {
+    for (std::size_t ti = 0; ti < c.temperatures.size(); ++ti) {
+      if (c.temperatures[ti] == 0.0 || res.gap_prompts[ti].empty()) continue;
       std::vector<std::vector<TokenId>> gap_prefixes;
-      for (std::size_t i : gap_prompts[ti]) gap_prefixes.push_back(prefixes[i]);
-      print_gaps(gap_study(*target, *draft, temperatures[ti], gap_prefixes, continuations[ti], gap_positions, gap_tokens, gap_ks, seed), json);
+      for (std::size_t i : res.gap_prompts[ti]) gap_prefixes.push_back(res.prefixes[i]);
+      print_gaps(gap_study(*res.target, *res.draft, c.temperatures[ti], gap_prefixes, res.continuations[ti], c.gap_positions,
+                           c.gap_tokens, c.gap_ks, c.spec.seed),
+                 c.json);
     }
   }
-  if (!json) {
+}
+
+int run_bench_spec(const std::vector<std::string>& args) {
+  std::vector<std::pair<std::string, SpecRecord>> all_records;
+  RecordedRuns recorded;
+  const BenchConfig config = parse_config(args, all_records, recorded);
+  index_records(config, all_records, recorded);
+  const std::size_t to_run = runs_to_do(config, recorded);
+
+  const std::string load_start = load_average();
+  const auto wall0 = Clock::now();
+  if (!config.json) print_header(config, recorded, to_run, load_start);
+  const BenchResults results = run_protocol(config, recorded, to_run);
+  print_report(config, results);
+  if (!config.json) {
     std::cout << "\nwall time " << std::fixed << std::setprecision(0) << std::chrono::duration<double>(Clock::now() - wall0).count()
               << " s; load average at start " << load_start << ", at end " << load_average() << "\n";
   }

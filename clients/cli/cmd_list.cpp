@@ -32,7 +32,9 @@ int run_list(const std::vector<std::string>& args) {
     for (const auto* e : DecoderRegistry::instance().list()) print_entry(*e, e->roles);
   }
   if (what == "all" || what == "samplers") {
-    std::cout << "samplers (compose with chain=\"a(x=1),b(y=2)\"):\n";
+    // A real chain, so that it can be pasted as printed (tests/cli/spec_strings.sh runs it).
+    std::cout << "samplers (a decoder's chain parameter applies them in order, e.g.\n"
+                 "  --param \"chain=top_k(k=40),temperature(t=0.7)\"):\n";
     for (const auto* e : SamplerRegistry::instance().list()) print_entry(*e, {});
   }
   if (what == "all" || what == "models") {

@@ -105,6 +105,13 @@ Value Client::load_model(const std::string& name, const std::string& spec, const
 }
 Value Client::unload_model(const std::string& name) { return call("unload_model", {{"name", name}}); }
 
+const std::vector<std::string>& Client::ops() {
+  static const std::vector<std::string> names{"hello",    "load_model", "unload_model", "list_models",
+                                              "list_decoders", "generate", "cancel",    "reward",
+                                              "status",   "metrics",    "shutdown"};
+  return names;
+}
+
 void Client::reply_reward(uint64_t id, uint64_t call, const std::vector<double>& scores) {
   Value::Array values;
   for (double x : scores) values.emplace_back(x);

@@ -114,6 +114,10 @@ class Client {
   void reply_reward(uint64_t id, uint64_t call, const std::vector<double>& scores);
   Value call(const std::string& op, Value::Map fields = {});
 
+  // The ops this client has a method for, by wire name, in the daemon's table order (a test
+  // checks them against daemon::kOps): "reward" is reply_reward(), the rest have the op's name.
+  static const std::vector<std::string>& ops();
+
   static Value::Map generate_fields(const GenerateOptions& options, bool stream);
   static GenerateResult parse_result(const Value& reply);
   static Chunk parse_chunk(const Value& chunk);

@@ -290,16 +290,13 @@ void Tokenizer::bpe_piece(const std::string& piece, std::vector<int32_t>& out) c
       out.push_back(it->second);
       continue;
     }
-    // Not a token: fall back to its single characters (every byte's character is in a byte-level vocabulary).
+    // Not a token: fall back to its single characters. A byte whose character has no token is
+    // dropped, as llama.cpp does: some byte-level vocabularies leave out bytes that never occur in
+    // UTF-8 text (SmolLM2 lacks 21), and mapping them to unk would put a control token such as
+    // <|endoftext|> into the text.
     for (const std::string& c : utf8_chars(s)) {
       auto ct = token_ids_.find(c);
-      if (ct != token_ids_.end()) {
-        out.push_back(ct->second);
-      } else if (vocab_.unk >= 0) {
-        out.push_back(vocab_.unk);
-      } else {
-        fail(ErrorCode::bad_format, "tokenizer: the vocabulary has no token for the byte symbol '" + c + "'");
-      }
+      if (ct != token_ids_.end()) out.push_back(ct->second);
     }
   }
 }

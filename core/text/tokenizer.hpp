@@ -4,8 +4,13 @@
 //           by tokenizer.ggml.pre, map bytes to GPT-2's printable alphabet, merge by rank.
 //   "llama" SentencePiece-style BPE: spaces as U+2581, merges by highest score, <0xNN> byte fallback.
 // Control and user-defined tokens (<|im_start|>, <|endoftext|>, ...) are matched literally in the
-// text when parse_special is set. encode(decode(x)) need not equal x, but decode(encode(s)) == s for
-// every byte string s with byte-level BPE (invalid UTF-8 included).
+// text when parse_special is set. encode(decode(x)) need not equal x. With byte-level BPE,
+// decode(encode(s, false, ...)) == s for every byte string s (invalid UTF-8 included) whose bytes all
+// have a token; a byte without one is dropped when encoding, as llama.cpp does, so the round trip
+// gives s without those bytes. Qwen2's vocabulary has all 256 bytes. SmolLM2's lacks 21: the control
+// characters 0x04 0x06 0x13 0x14 0x16 0x1d, the bytes 0xc0 0xc1 0xf5..0xff that UTF-8 never holds,
+// and 0xf1 0xf2, which lead the (unassigned) code points U+40000..U+BFFFF, whose remaining bytes are
+// kept.
 
 #include <cstdint>
 #include <memory>

@@ -13,8 +13,8 @@
 // evaluation on a counter that clones share, so decoders can report how many checks they paid for.
 //
 // Constraint specs are "name(param=value,...)": regex(pattern=...), json, stop(text=...,max_chars=...).
-// For regex and stop the text after "pattern=" / "text=" up to the final ')' is taken verbatim, so
-// patterns may contain commas and parentheses.
+// For regex the text after "pattern=" up to the final ')' is taken verbatim, so patterns may contain
+// commas and parentheses; other values (stop's text) end at a comma outside parentheses (parse_spec).
 
 #include <cstdint>
 #include <memory>

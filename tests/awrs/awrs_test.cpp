@@ -10,7 +10,7 @@
 #include "core/decoder.hpp"
 #include "core/random.hpp"
 #include "core/table_model.hpp"
-#include "samplers/awrs/awrs.hpp"
+#include "decoders/constrained/awrs.hpp"
 #include "samplers/constraints/constraint.hpp"
 #include "samplers/constraints/json_recognizer.hpp"
 #include "tests/support/stats.hpp"

@@ -15,7 +15,7 @@
 #include "core/error.hpp"
 #include "core/model/gguf_model.hpp"
 #include "core/table_model.hpp"
-#include "samplers/cntp/cntp.hpp"
+#include "decoders/branching/cntp.hpp"
 #include "samplers/sampler.hpp"
 #include "tests/support/stats.hpp"
 

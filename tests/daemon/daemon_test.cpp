@@ -148,6 +148,18 @@ TEST_F(DaemonTest, HelloAndSchemas) {
   EXPECT_TRUE(saw_sd);
 }
 
+TEST_F(DaemonTest, HelloListsTheOpTableAndTheClientHasEveryOp) {
+  Client c = connect();
+  const Value hello = c.hello();
+  std::vector<std::string> reported;
+  for (const Value& op : hello.get("ops")->as_array()) reported.push_back(op.as_string());
+  EXPECT_EQ(reported, daemon::op_names());
+  EXPECT_EQ(Client::ops(), daemon::op_names());
+  std::vector<std::string> features;
+  for (const Value& f : hello.get("features")->as_array()) features.push_back(f.as_string());
+  EXPECT_EQ(features, daemon::op_features());
+}
+
 TEST_F(DaemonTest, GenerationEqualsTheLibrary) {
   Client c = connect();
   for (uint64_t seed : {1u, 2u, 99u}) {

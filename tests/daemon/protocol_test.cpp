@@ -1,4 +1,9 @@
 // Request decoding: every malformed input is a ProtocolError naming the field at fault.
+#include <algorithm>
+#include <cctype>
+#include <fstream>
+#include <set>
+
 #include <gtest/gtest.h>
 #include <msgpack.hpp>
 
@@ -43,6 +48,57 @@ TEST(Protocol, DecodesAGenerateRequest) {
   EXPECT_DOUBLE_EQ(std::get<double>(g.params.at("temperature")), 0.5);
   EXPECT_EQ(g.stop, std::vector<std::string>{"x"});
   EXPECT_EQ(g.stop_token_ids, std::vector<TokenId>{4});
+}
+
+TEST(Protocol, EveryOpOfTheTableDecodesAndUnknownOpsListThemAll) {
+  const std::vector<std::string> names = op_names();
+  ASSERT_EQ(names.size(), kOpCount);
+  for (const std::string& name : names) {
+    // A bare {id, op} either decodes (ops without fields) or fails on a field of the op itself.
+    try {
+      const Request r = decode_request(packed(Value::Map{{"id", 1}, {"op", name}}), {});
+      EXPECT_EQ(r.op, name);
+    } catch (const ProtocolError& e) {
+      EXPECT_NE(e.field(), "op") << name << ": " << e.what();
+      EXPECT_EQ(e.code(), "invalid_argument") << name << ": " << e.what();
+    }
+  }
+  const auto e = decode_error(packed(Value::Map{{"id", 1}, {"op", "fly"}}));
+  for (const std::string& name : names) EXPECT_NE(std::string(e.what()).find(" " + name), std::string::npos) << name;
+  // Each row decodes into its own struct.
+  std::size_t index = 0;
+  for_each_op([&](const auto& row) {
+    using Body = typename std::decay_t<decltype(row)>::Request;
+    EXPECT_EQ(RequestBody(Body{}).index(), index++) << row.name;
+  });
+}
+
+TEST(Protocol, HelloFeaturesComeFromTheTable) {
+  const std::vector<std::string> features = op_features();
+  for (const char* f : {"stream", "cancel", "deadline", "logprobs", "stop_strings", "heartbeat", "client_reward"}) {
+    EXPECT_NE(std::find(features.begin(), features.end(), f), features.end()) << f;
+  }
+  std::set<std::string> unique(features.begin(), features.end());
+  EXPECT_EQ(unique.size(), features.size());
+}
+
+TEST(Protocol, TheProtocolDocHasAHeadingPerOp) {
+  std::ifstream doc(std::string(DECODELAB_SOURCE_DIR) + "/docs/protocol.md");
+  ASSERT_TRUE(doc) << "docs/protocol.md not found";
+  std::set<std::string> documented;
+  for (std::string line; std::getline(doc, line);) {
+    if (line.rfind("### ", 0) != 0) continue;
+    std::string word;
+    for (char c : line.substr(4) + " ") {
+      if (std::isalnum(static_cast<unsigned char>(c)) || c == '_') {
+        word += c;
+      } else {
+        if (!word.empty()) documented.insert(word);
+        word.clear();
+      }
+    }
+  }
+  for (const std::string& name : op_names()) EXPECT_TRUE(documented.count(name)) << "docs/protocol.md has no heading for op " << name;
 }
 
 TEST(Protocol, MalformedMessagesAreBadFormat) {

@@ -9,7 +9,7 @@
 #include "core/error.hpp"
 
 #include "core/random.hpp"
-#include "samplers/smc/resampling.hpp"
+#include "decoders/smc/resampling.hpp"
 
 namespace decodelab {
 namespace {

@@ -14,7 +14,7 @@
 #include "core/error.hpp"
 #include "core/table_model.hpp"
 #include "samplers/constraints/constraint.hpp"
-#include "samplers/smc/potential.hpp"
+#include "decoders/smc/potential.hpp"
 #include "tests/support/stats.hpp"
 
 namespace decodelab {

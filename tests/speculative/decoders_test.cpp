@@ -13,7 +13,7 @@
 #include "core/error.hpp"
 #include "core/table_model.hpp"
 #include "samplers/sampler.hpp"
-#include "speculative/verify.hpp"
+#include "decoders/speculative/verify.hpp"
 #include "tests/support/stats.hpp"
 #include "tests/support/seeded_runs.hpp"
 

@@ -20,8 +20,8 @@
 #include "core/random.hpp"
 #include "core/table_model.hpp"
 #include "samplers/sampler.hpp"
-#include "speculative/oracle.hpp"
-#include "speculative/verify.hpp"
+#include "decoders/speculative/oracle.hpp"
+#include "decoders/speculative/verify.hpp"
 #include "tests/support/stats.hpp"
 
 namespace decodelab::speculative {

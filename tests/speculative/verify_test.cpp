@@ -7,7 +7,7 @@
 
 #include "core/error.hpp"
 #include "core/random.hpp"
-#include "speculative/verify.hpp"
+#include "decoders/speculative/verify.hpp"
 #include "tests/support/stats.hpp"
 
 namespace decodelab::speculative {

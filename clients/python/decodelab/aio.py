@@ -157,6 +157,10 @@ class AsyncClient:
     async def cancel(self, request_id: int) -> bool:
         return (await self.call("cancel", request_id=request_id))["found"]
 
+    async def shutdown(self) -> None:
+        """Asks the daemon to stop (only when it was started with --allow-shutdown)."""
+        await self.call("shutdown")
+
     async def generate(self, prompt: Optional[str] = None, **options) -> GenerateResult:
         """See :meth:`decodelab.Client.generate` for the options."""
         fields = generate_fields(prompt, **options)

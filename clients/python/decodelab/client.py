@@ -28,6 +28,10 @@ from .types import Chunk, GenerateResult, chunk_from_message, generate_fields, r
 
 DEFAULT_ENDPOINT = "ipc:///tmp/decodelabd.sock"
 
+# Every op the daemon reports in ``hello()["ops"]`` has a method of the same name on Client and
+# AsyncClient, except those named here (op -> the method that sends it). The tests check this.
+OP_METHODS = {"reward": "generate"}  # one-way reward replies, sent by generate(..., reward=fn)
+
 
 def enable_curve(socket, server_key: str) -> None:
     """Makes ``socket`` a CURVE client of the server with public key ``server_key`` (Z85)."""

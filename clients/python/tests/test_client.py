@@ -1,6 +1,7 @@
 """The Python clients against a real decodelabd."""
 
 import asyncio
+import inspect
 import json
 import os
 import subprocess
@@ -20,6 +21,17 @@ def test_hello_and_schemas(client):
     assert {"sample", "greedy", "sd"} <= decoders.keys()
     temperature = next(p for p in decoders["sample"]["params"] if p["name"] == "temperature")
     assert temperature["type"] == "real" and temperature["min"] == 0
+
+
+def test_clients_have_a_method_for_every_op(client):
+    ops = client.hello()["ops"]
+    assert {"hello", "generate", "cancel", "reward"} <= set(ops)
+    assert set(decodelab.client.OP_METHODS) <= set(ops)
+    for op in ops:
+        name = decodelab.client.OP_METHODS.get(op, op)
+        assert callable(getattr(decodelab.Client, name, None)), f"decodelab.Client has no method for op {op!r}"
+        method = getattr(decodelab.AsyncClient, name, None)
+        assert inspect.iscoroutinefunction(method), f"decodelab.AsyncClient has no coroutine method for op {op!r}"
 
 
 def test_generate_equals_the_cli(client):

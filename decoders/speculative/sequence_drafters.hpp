@@ -1,0 +1,32 @@
+#pragma once
+// Drafters of k sequences of length L, shared by sd, spectr and specinfer.
+#include "decoders/speculative/drafter.hpp"
+
+namespace decodelab::speculative {
+
+// k sequences of length L drawn i.i.d. from q, merged into a prefix tree; every node proposes
+// one child per sequence through it, in sequence order (SpecInfer with replacement, SpecTr, SD).
+class IidSequencesDrafter final : public TreeDrafter {
+ public:
+  IidSequencesDrafter(int k, int length) : k_(k), length_(length) {}
+  void build(DraftContext& context, DraftTree& tree) override;
+
+ private:
+  int k_;
+  int length_;
+};
+
+// k sequences of length L where the sequences passing through a node draw their next tokens
+// from q without replacement (distinct children, proposed in draw order); a sequence ends when
+// its node has no draft mass left (Sequoia-style SpecInfer).
+class WorSequencesDrafter final : public TreeDrafter {
+ public:
+  WorSequencesDrafter(int k, int length) : k_(k), length_(length) {}
+  void build(DraftContext& context, DraftTree& tree) override;
+
+ private:
+  int k_;
+  int length_;
+};
+
+}  // namespace decodelab::speculative

@@ -1,0 +1,34 @@
+// specinfer: multi-draft speculative sampling with recursive rejection sampling (SpecInfer's MSS).
+// k draft sequences of length L form a token tree verified in one target pass. At each node the
+// proposals are tried in order; a rejection replaces the target law P by norm((P - Q)_+) before
+// the next proposal, so the emitted token is exactly p-distributed.
+//   replacement = true:  the k sequences are i.i.d. from q (duplicates possible); Q = q throughout.
+//   replacement = false: sequences through a node draw distinct children without replacement and
+//                        are verified in draw order, with Q renormalized after removing each
+//                        rejected child (Sequoia's verifier).
+#include "decoders/speculative/sequence_drafters.hpp"
+#include "decoders/speculative/tree_speculation.hpp"
+
+namespace decodelab::speculative {
+namespace {
+
+const RegisterTreeSpeculation reg({
+    .name = "specinfer",
+    .doc = "SpecInfer multi-draft speculative sampling: k draft sequences of length L as a token tree, one target "
+           "pass, recursive rejection sampling across siblings with residual updates. Exactly target-distributed.",
+    .params = {
+        ParamSpec::integer("k", 2, 1, 64, "draft sequences per step"),
+        ParamSpec::integer("L", 3, 1, 64, "draft length"),
+        ParamSpec::boolean("replacement", true,
+                           "true: i.i.d. drafts; false: siblings drawn without replacement and verified in draw order"),
+        log_optimum_param(),
+    },
+    .make = [](const Params& p) {
+      const int k = int(p.get_int("k")), length = int(p.get_int("L"));
+      if (p.get_bool("replacement")) return TreeSpeculationMethod{std::make_unique<IidSequencesDrafter>(k, length), verify_rrs_iid};
+      return TreeSpeculationMethod{std::make_unique<WorSequencesDrafter>(k, length), verify_rrs_wor};
+    },
+});
+
+}  // namespace
+}  // namespace decodelab::speculative

@@ -140,7 +140,8 @@ class LanguageModel {
 };
 
 // Validates a batch against a model before evaluation: sequence ids known, trees well formed,
-// tokens in range, context length respected. Implementations call it from do_evaluate.
+// tokens in range, context length respected. SequenceTable (core/sequence_table.hpp) calls it for
+// the backends derived from it; a model implementing do_evaluate itself calls it there.
 void validate_batch(const LanguageModel& model, std::span<const TreeEval> batch);
 
 }  // namespace decodelab

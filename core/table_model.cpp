@@ -1,5 +1,6 @@
 #include "core/table_model.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <set>
 #include <sstream>
@@ -104,11 +105,6 @@ std::shared_ptr<TableModel> TableModel::derive_draft(const TableModel& target, d
   return std::make_shared<TableModel>(name.str(), vocab, target.order(), fn, target.info().eos);
 }
 
-std::span<const TokenId> TableModel::context_tail(const std::vector<TokenId>& tokens) const {
-  const std::size_t n = std::min<std::size_t>(tokens.size(), std::size_t(order_));
-  return std::span<const TokenId>(tokens).subspan(tokens.size() - n);
-}
-
 std::vector<float> TableModel::exact_logits(std::span<const TokenId> context) const {
   const std::size_t n = std::min<std::size_t>(context.size(), std::size_t(order_));
   std::vector<float> logits = fn_(context.subspan(context.size() - n));
@@ -210,88 +206,31 @@ std::vector<TokenId> TableModel::tokenize(std::string_view text, bool) const {
   return out;
 }
 
-TableModel::Sequence& TableModel::sequence(SeqId seq) {
-  auto it = sequences_.find(seq);
-  if (it == sequences_.end()) fail(ErrorCode::not_found, "model '" + info_.name + "': no sequence " + std::to_string(seq));
-  return it->second;
-}
-
-const TableModel::Sequence& TableModel::sequence(SeqId seq) const {
-  return const_cast<TableModel*>(this)->sequence(seq);
-}
-
-SeqId TableModel::new_sequence() {
-  sequences_[next_id_] = Sequence{};
-  return next_id_++;
-}
-
-SeqId TableModel::fork(SeqId seq) {
-  Sequence copy = sequence(seq);
-  copy.pending.clear();
-  sequences_[next_id_] = std::move(copy);
-  return next_id_++;
-}
-
-void TableModel::free_sequence(SeqId seq) {
-  sequence(seq);
-  sequences_.erase(seq);
-}
-
-std::size_t TableModel::length(SeqId seq) const { return sequence(seq).committed.size(); }
-
-std::vector<TokenId> TableModel::committed_tokens(SeqId seq) const { return sequence(seq).committed; }
-
-void TableModel::do_evaluate(std::span<const TreeEval> batch, std::vector<Matrix>& out) {
-  validate_batch(*this, batch);
+void TableModel::forward(std::span<const TreeJob> batch, std::vector<Matrix>& out) {
+  const std::size_t order = std::size_t(order_);
   for (std::size_t b = 0; b < batch.size(); ++b) {
-    Sequence& s = sequence(batch[b].seq);
-    const auto& nodes = batch[b].nodes;
-    s.pending = nodes;
+    const std::span<const TreeNode> nodes = batch[b].nodes;
     out[b].resize(int(nodes.size()), info_.vocab_size);
-    std::vector<TokenId> context;
+    // The logits of node i depend only on the last `order` tokens of prefix + path(root .. i): its
+    // parent's (or the prefix's) last `order` tokens, shifted by its own token. Building each from
+    // its parent's keeps a prefill of n tokens O(n * order), not O(n^2).
+    const std::vector<TokenId> prefix_tail = last_tokens(batch[b].seq, order);
+    std::vector<std::vector<TokenId>> tails(nodes.size());
     for (std::size_t i = 0; i < nodes.size(); ++i) {
-      // context = committed + path to node i
-      std::vector<TokenId> path;
-      for (int32_t j = int32_t(i); j >= 0; j = nodes[std::size_t(j)].parent) path.push_back(nodes[std::size_t(j)].token);
-      context.assign(s.committed.begin(), s.committed.end());
-      context.insert(context.end(), path.rbegin(), path.rend());
-      std::vector<float> logits = exact_logits(context);
+      const std::vector<TokenId>& before = nodes[i].parent < 0 ? prefix_tail : tails[std::size_t(nodes[i].parent)];
+      const std::size_t keep = std::min(before.size(), order == 0 ? 0 : order - 1);
+      std::vector<TokenId>& tail = tails[i];
+      tail.reserve(keep + 1);
+      tail.assign(before.end() - std::ptrdiff_t(keep), before.end());
+      if (order > 0) tail.push_back(nodes[i].token);
+      const std::vector<float> logits = exact_logits(tail);
       std::copy(logits.begin(), logits.end(), out[b].row(int(i)).begin());
     }
   }
 }
 
-void TableModel::commit(SeqId seq, std::span<const int32_t> path) {
-  Sequence& s = sequence(seq);
-  int32_t expected_parent = -1;
-  for (int32_t node : path) {
-    if (node < 0 || std::size_t(node) >= s.pending.size() || s.pending[std::size_t(node)].parent != expected_parent) {
-      fail(ErrorCode::invalid_argument, "commit on sequence " + std::to_string(seq) + ": node " + std::to_string(node) +
-                                            " does not continue the path (pending tree of " +
-                                            std::to_string(s.pending.size()) + " nodes)");
-    }
-    expected_parent = node;
-  }
-  for (int32_t node : path) s.committed.push_back(s.pending[std::size_t(node)].token);
-  s.pending.clear();
-  s.next.clear();
-}
-
-void TableModel::rollback(SeqId seq, std::size_t new_length) {
-  Sequence& s = sequence(seq);
-  if (new_length > s.committed.size()) {
-    fail(ErrorCode::invalid_argument, "rollback of sequence " + std::to_string(seq) + " to " + std::to_string(new_length) +
-                                          " tokens: it has only " + std::to_string(s.committed.size()));
-  }
-  s.committed.resize(new_length);
-  s.pending.clear();
-  s.next.clear();
-}
-
-std::span<const float> TableModel::next_logits(SeqId seq) {
-  Sequence& s = sequence(seq);
-  if (s.next.empty()) s.next = exact_logits(s.committed);
-  return s.next;
+std::vector<float> TableModel::compute_next_logits(SeqId seq) {
+  return exact_logits(last_tokens(seq, std::size_t(order_)));
 }
 
 }  // namespace decodelab

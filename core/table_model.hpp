@@ -12,13 +12,12 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <unordered_map>
 
-#include "core/language_model.hpp"
+#include "core/sequence_table.hpp"
 
 namespace decodelab {
 
-class TableModel final : public LanguageModel {
+class TableModel final : public SequenceTable {
  public:
   // Logits for the next token given the (at most `order`) last tokens of the context.
   using LogitsFn = std::function<std::vector<float>(std::span<const TokenId> context)>;
@@ -59,36 +58,17 @@ class TableModel final : public LanguageModel {
   // texts, greedy longest match of the texts (after stripping their leading spaces).
   std::vector<TokenId> tokenize(std::string_view text, bool add_special) const override;
 
-  SeqId new_sequence() override;
-  SeqId fork(SeqId seq) override;
-  void free_sequence(SeqId seq) override;
-  std::size_t length(SeqId seq) const override;
-  std::vector<TokenId> committed_tokens(SeqId seq) const override;
-  void commit(SeqId seq, std::span<const int32_t> path) override;
-  void rollback(SeqId seq, std::size_t new_length) override;
-  std::span<const float> next_logits(SeqId seq) override;
-
  protected:
-  void do_evaluate(std::span<const TreeEval> batch, std::vector<Matrix>& out) override;
+  void forward(std::span<const TreeJob> batch, std::vector<Matrix>& out) override;
+  std::vector<float> compute_next_logits(SeqId seq) override;  // exact_logits, no forward pass
 
  private:
-  struct Sequence {
-    std::vector<TokenId> committed;
-    std::vector<TreeNode> pending;
-    std::vector<float> next;  // cached next_logits; empty = not computed
-  };
-  Sequence& sequence(SeqId seq);
-  const Sequence& sequence(SeqId seq) const;
-  std::span<const TokenId> context_tail(const std::vector<TokenId>& tokens) const;
-
   ModelInfo info_;
   std::vector<std::string> texts_;  // empty: the default names
   std::optional<Matrix> embeddings_;
   uint64_t embeddings_key_ = fresh_key();
   int order_;
   LogitsFn fn_;
-  std::unordered_map<SeqId, Sequence> sequences_;
-  SeqId next_id_ = 0;
 };
 
 // Hash of a token context, used to key generated distributions.

@@ -1,9 +1,9 @@
 #pragma once
 // TokenStream: the sequence a decoder grows. It holds the prompt and the generated tokens, each with
 // its log-probability under the target and where it came from. Streams fork cheaply: branches
-// share their common prefix (immutable segments), so a decoder can keep N particles or trials
-// alive without copying the prompt. A sink sees every append and rollback as it happens, which is
-// how the daemon streams tokens out while decoding runs.
+// share their common prefix (immutable segments, core/segment_chain.hpp), so a decoder can keep N
+// particles or trials alive without copying the prompt. A sink sees every append and rollback as
+// it happens, which is how the daemon streams tokens out while decoding runs.
 
 #include <cstdint>
 #include <functional>
@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/distribution.hpp"
+#include "core/segment_chain.hpp"
 
 namespace decodelab {
 
@@ -60,7 +61,7 @@ class TokenStream {
   TokenStream() = default;
   explicit TokenStream(std::span<const TokenId> prompt);
 
-  std::size_t size() const { return base_size_ + tail_.size(); }
+  std::size_t size() const { return records_.size(); }
   std::size_t prompt_size() const { return prompt_size_; }
   std::size_t generated_size() const { return size() - prompt_size_; }
   bool empty() const { return size() == 0; }
@@ -91,17 +92,9 @@ class TokenStream {
   const std::shared_ptr<TokenSink>& sink() const { return sink_; }
 
  private:
-  // An immutable run of records shared by forks; `parent` holds the records before it.
-  struct Segment {
-    std::shared_ptr<const Segment> parent;
-    std::size_t start = 0;  // index of records[0] in the stream
-    std::vector<TokenRecord> records;
-  };
-  void freeze() const;  // moves the mutable tail into a shared segment (so fork() is O(1) later)
-
-  mutable std::shared_ptr<const Segment> base_;
-  mutable std::size_t base_size_ = 0;  // tokens covered by base_ (may end inside its last segment)
-  mutable std::vector<TokenRecord> tail_;
+  // Mutable so that a const fork() can freeze the tail into a shared segment (which changes no
+  // record, only where they are kept).
+  mutable SegmentChain<std::vector<TokenRecord>> records_;
   std::size_t prompt_size_ = 0;
   std::shared_ptr<TokenSink> sink_;
 };

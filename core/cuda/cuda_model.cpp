@@ -49,13 +49,22 @@ struct Layer {
   DeviceBuffer attn_norm, ffn_norm, bqkv;  // fp32; bqkv empty without biases
 };
 
-struct Sequence {
+// A sequence's keys and values on the device: its committed rows in KV pages (shared with forks by
+// reference counts, copied on write) and the rows of the last evaluated tree's nodes.
+class CudaSequence final : public SequenceStorage {
+ public:
+  explicit CudaSequence(CudaModel::Impl& model) : model_(model) {}
+
+  std::unique_ptr<SequenceStorage> fork() override;
+  void commit(std::size_t length, std::span<const int32_t> path) override;
+  void truncate(std::size_t length) override;
+  void release() override;
+
   std::vector<int> pages;
-  std::vector<TokenId> tokens;
-  std::vector<TreeNode> pending;
   DeviceBuffer pending_kv;  // [node][layer][k|v][kv_dim]
-  Matrix pending_logits;
-  std::vector<float> next;
+
+ private:
+  CudaModel::Impl& model_;
 };
 
 }  // namespace
@@ -81,8 +90,6 @@ struct CudaModel::Impl {
   std::size_t weight_bytes = 0;
 
   std::unique_ptr<KvPages> pages;
-  std::map<SeqId, Sequence> seqs;
-  SeqId next_id = 0;
 
   // Per-evaluation scratch, sized for `cap_nodes` nodes and `cap_partial` attention partials.
   int cap_nodes = 0;
@@ -103,18 +110,10 @@ struct CudaModel::Impl {
       (void)cudaStreamSynchronize(stream);
     }
     drop_graphs();
-    seqs.clear();
     if (meta_free) cudaEventDestroy(meta_free);
     if (commit_free) cudaEventDestroy(commit_free);
     if (blas) cublasDestroy(blas);
     if (stream) cudaStreamDestroy(stream);
-  }
-
-  Sequence& seq(SeqId id) { return const_cast<Sequence&>(std::as_const(*this).seq(id)); }
-  const Sequence& seq(SeqId id) const {
-    auto it = seqs.find(id);
-    if (it == seqs.end()) fail(ErrorCode::not_found, "cuda model: unknown sequence " + std::to_string(id));
-    return it->second;
   }
 
   // cudaSetDevice is per host thread, and callers (the daemon's workers) may change threads
@@ -422,10 +421,11 @@ struct CudaModel::Impl {
     return exec;
   }
 
-  void ensure_writable(Sequence& s, std::size_t end) {
+  // Pages for rows [length, end) of `s`, none of them shared: a shared page is copied first.
+  void ensure_writable(CudaSequence& s, std::size_t length, std::size_t end) {
     const std::size_t P = std::size_t(options.page_tokens);
     const std::size_t need = (end + P - 1) / P;
-    const std::size_t first = s.tokens.size() / P;  // the page the next token lands in
+    const std::size_t first = length / P;  // the page the next token lands in
     for (std::size_t i = first; i < need; ++i) {
       if (i >= s.pages.size()) {
         s.pages.push_back(pages->acquire());
@@ -440,7 +440,7 @@ struct CudaModel::Impl {
     }
   }
 
-  void truncate_pages(Sequence& s, std::size_t length) {
+  void truncate_pages(CudaSequence& s, std::size_t length) {
     const std::size_t P = std::size_t(options.page_tokens);
     const std::size_t keep = (length + P - 1) / P;
     while (s.pages.size() > keep) {
@@ -476,7 +476,15 @@ std::unique_ptr<CudaModel> CudaModel::random(const LlamaConfig& config, uint64_t
   return m;
 }
 
-CudaModel::~CudaModel() = default;
+CudaModel::~CudaModel() {
+  // The sequences' pending rows are device buffers that queued work may still read, and their pages
+  // live in impl_: finish the work and free the sequences while the model's device state exists.
+  if (impl_->stream) {
+    (void)cudaSetDevice(impl_->options.device);
+    (void)cudaStreamSynchronize(impl_->stream);
+  }
+  clear_sequences();
+}
 
 const ModelInfo& CudaModel::info() const { return impl_->info; }
 const LlamaConfig& CudaModel::config() const { return impl_->cfg; }
@@ -513,139 +521,74 @@ std::optional<Matrix> CudaModel::token_embeddings() const {
   return std::nullopt;
 }
 
-SeqId CudaModel::new_sequence() {
-  const SeqId id = impl_->next_id++;
-  impl_->seqs[id];
-  return id;
+std::unique_ptr<SequenceStorage> CudaModel::new_storage() { return std::make_unique<CudaSequence>(*impl_); }
+
+std::unique_ptr<SequenceStorage> CudaSequence::fork() {
+  auto child = std::make_unique<CudaSequence>(model_);
+  child->pages = pages;
+  for (int p : child->pages) model_.pages->retain(p);
+  return child;
 }
 
-SeqId CudaModel::fork(SeqId id) {
-  const Sequence& parent = impl_->seq(id);
-  const SeqId child_id = impl_->next_id++;
-  Sequence& child = impl_->seqs[child_id];
-  child.pages = parent.pages;
-  for (int p : child.pages) impl_->pages->retain(p);
-  child.tokens = parent.tokens;
-  child.next = parent.next;
-  return child_id;
-}
-
-void CudaModel::free_sequence(SeqId id) {
-  Sequence& s = impl_->seq(id);
-  impl_->use_device();
+void CudaSequence::release() {
+  CudaModel::Impl& d = model_;
+  d.use_device();
   // Kernels still queued may read these pages or rows: let them finish before they are reused.
-  check(cudaStreamSynchronize(impl_->stream), "finishing work before freeing a sequence");
-  for (int p : s.pages) impl_->pages->release(p);
-  impl_->seqs.erase(id);
+  check(cudaStreamSynchronize(d.stream), "finishing work before freeing a sequence");
+  for (int p : pages) d.pages->release(p);
+  pages.clear();
 }
 
-std::size_t CudaModel::length(SeqId id) const { return impl_->seq(id).tokens.size(); }
+void CudaSequence::truncate(std::size_t length) { model_.truncate_pages(*this, length); }
 
-std::vector<TokenId> CudaModel::committed_tokens(SeqId id) const { return impl_->seq(id).tokens; }
-
-void CudaModel::commit(SeqId id, std::span<const int32_t> path) {
-  Impl& d = *impl_;
-  Sequence& s = d.seq(id);
+void CudaSequence::commit(std::size_t length, std::span<const int32_t> path) {
+  CudaModel::Impl& d = model_;
   d.use_device();
+  const std::size_t L = length, P = std::size_t(d.options.page_tokens);
+  d.ensure_writable(*this, L, L + path.size());
+  const int L2 = d.cfg.n_layers * 2;
+  const std::size_t count = path.size() * std::size_t(L2);
+  const std::size_t row = std::size_t(d.kv_dim) * d.kv_elem;
+  check(cudaEventSynchronize(d.commit_free), "waiting for the previous commit's upload");
+  d.commit_host.reserve(count * 2 * sizeof(void*), "commit copy list");
+  d.commit_dev.reserve(count * 2 * sizeof(void*), "commit copy list");
+  void** dst = d.commit_host.as<void*>();
+  void** src = dst + count;
+  std::size_t k = 0;
   for (std::size_t i = 0; i < path.size(); ++i) {
-    const int32_t node = path[i];
-    if (node < 0 || std::size_t(node) >= s.pending.size()) {
-      fail(ErrorCode::invalid_argument, "cuda model: commit path names node " + std::to_string(node) + " of a pending tree with " +
-                                            std::to_string(s.pending.size()) + " nodes");
-    }
-    const int32_t want_parent = i == 0 ? -1 : path[i - 1];
-    if (s.pending[node].parent != want_parent) {
-      fail(ErrorCode::invalid_argument, "cuda model: commit path is not a root-to-node path (node " + std::to_string(node) + ")");
+    const std::size_t pos = L + i;
+    char* page = static_cast<char*>(d.pages->base(pages[pos / P]));
+    const char* pend = pending_kv.as<char>() + std::size_t(path[i]) * d.row_bytes;
+    for (int j = 0; j < L2; ++j, ++k) {
+      dst[k] = page + (std::size_t(j) * P + pos % P) * row;
+      src[k] = const_cast<char*>(pend) + std::size_t(j) * row;
     }
   }
-  if (!path.empty()) {
-    const std::size_t L = s.tokens.size(), P = std::size_t(d.options.page_tokens);
-    d.ensure_writable(s, L + path.size());
-    const int L2 = d.cfg.n_layers * 2;
-    const std::size_t count = path.size() * std::size_t(L2);
-    const std::size_t row = std::size_t(d.kv_dim) * d.kv_elem;
-    check(cudaEventSynchronize(d.commit_free), "waiting for the previous commit's upload");
-    d.commit_host.reserve(count * 2 * sizeof(void*), "commit copy list");
-    d.commit_dev.reserve(count * 2 * sizeof(void*), "commit copy list");
-    void** dst = d.commit_host.as<void*>();
-    void** src = dst + count;
-    std::size_t k = 0;
-    for (std::size_t i = 0; i < path.size(); ++i) {
-      const std::size_t pos = L + i;
-      char* page = static_cast<char*>(d.pages->base(s.pages[pos / P]));
-      const char* pend = s.pending_kv.as<char>() + std::size_t(path[i]) * d.row_bytes;
-      for (int j = 0; j < L2; ++j, ++k) {
-        dst[k] = page + (std::size_t(j) * P + pos % P) * row;
-        src[k] = const_cast<char*>(pend) + std::size_t(j) * row;
-      }
-    }
-    check(cudaMemcpyAsync(d.commit_dev.get(), dst, count * 2 * sizeof(void*), cudaMemcpyHostToDevice, d.stream), "uploading the commit list");
-    void** ddst = d.commit_dev.as<void*>();
-    copy_rows(ddst, ddst + count, int(count), int(row), d.stream);
-    // After the copy kernel, which reads commit_dev: the next commit may reallocate it.
-    check(cudaEventRecord(d.commit_free, d.stream), "recording an event");
-    for (int32_t node : path) s.tokens.push_back(s.pending[std::size_t(node)].token);
-    auto r = s.pending_logits.row(path.back());
-    s.next.assign(r.begin(), r.end());
-  }
-  s.pending.clear();
-  s.pending_logits = Matrix{};
+  check(cudaMemcpyAsync(d.commit_dev.get(), dst, count * 2 * sizeof(void*), cudaMemcpyHostToDevice, d.stream), "uploading the commit list");
+  void** ddst = d.commit_dev.as<void*>();
+  copy_rows(ddst, ddst + count, int(count), int(row), d.stream);
+  // After the copy kernel, which reads commit_dev: the next commit may reallocate it.
+  check(cudaEventRecord(d.commit_free, d.stream), "recording an event");
 }
 
-void CudaModel::rollback(SeqId id, std::size_t new_length) {
-  Sequence& s = impl_->seq(id);
-  if (new_length > s.tokens.size()) {
-    fail(ErrorCode::invalid_argument, "cuda model: rollback to " + std::to_string(new_length) + " beyond length " + std::to_string(s.tokens.size()));
-  }
-  s.pending.clear();
-  if (new_length == s.tokens.size()) return;
-  s.tokens.resize(new_length);
-  impl_->truncate_pages(s, new_length);
-  s.next.clear();
-}
-
-std::span<const float> CudaModel::next_logits(SeqId id) {
-  Sequence& s = impl_->seq(id);
-  if (s.next.empty()) {
-    const std::size_t n = s.tokens.size();
-    if (n == 0) fail(ErrorCode::invalid_argument, "cuda model: next_logits of an empty sequence " + std::to_string(id));
-    const TokenId last = s.tokens.back();
-    rollback(id, n - 1);
-    append(id, std::span<const TokenId>(&last, 1));
-  }
-  return impl_->seq(id).next;
-}
-
-void CudaModel::do_evaluate(std::span<const TreeEval> batch, std::vector<Matrix>& out) {
-  validate_batch(*this, batch);
+void CudaModel::forward(std::span<const TreeJob> batch, std::vector<Matrix>& out) {
   Impl& d = *impl_;
   d.use_device();
-  // The pending trees are replaced now, before anything can fail: pending_kv rows are overwritten
-  // below, so a failed evaluation must not leave an old tree that a commit would copy from. An
-  // empty tree replaces the old one too, as on the CPU.
-  for (const TreeEval& t : batch) {
-    Sequence& s = d.seq(t.seq);
-    s.pending.clear();
-    s.pending_logits = Matrix{};
-  }
   const LlamaConfig& c = d.cfg;
   const std::size_t P = std::size_t(d.options.page_tokens);
 
   // Host metadata: tokens, NodeMeta, node K/V row pointers, ancestor lists, page pointer lists.
   std::size_t N = 0, anc_total = 0, page_total = 0;
   int max_total = 1;
-  std::vector<std::vector<int32_t>> depths(batch.size());
   for (std::size_t t = 0; t < batch.size(); ++t) {
-    const Sequence& s = d.seq(batch[t].seq);
-    depths[t] = tree_depths(batch[t].nodes);
+    const CudaSequence& s = static_cast<const CudaSequence&>(*batch[t].storage);
     N += batch[t].nodes.size();
-    for (int32_t dep : depths[t]) {
+    for (int32_t dep : batch[t].depth) {
       anc_total += std::size_t(dep) + 1;
-      max_total = std::max(max_total, int(s.tokens.size()) + dep + 1);
+      max_total = std::max(max_total, int(batch[t].committed) + dep + 1);
     }
     page_total += s.pages.size();
   }
-  out.resize(batch.size());
   if (N == 0) {
     for (auto& m : out) m.resize(0, c.vocab);
     return;
@@ -669,15 +612,16 @@ void CudaModel::do_evaluate(std::span<const TreeEval> batch, std::vector<Matrix>
   auto* page_ptrs = reinterpret_cast<void**>(h + off_pages);
   std::size_t node = 0, a = 0, pg = 0;
   for (std::size_t t = 0; t < batch.size(); ++t) {
-    Sequence& s = d.seq(batch[t].seq);
+    CudaSequence& s = static_cast<CudaSequence&>(*batch[t].storage);
     const std::size_t count = batch[t].nodes.size();
     s.pending_kv.reserve(std::max<std::size_t>(count, 1) * d.row_bytes, "pending K/V rows of sequence " + std::to_string(batch[t].seq));
     const std::size_t first = node, page_off = pg;
     for (int p : s.pages) page_ptrs[pg++] = d.pages->base(p);
     for (std::size_t i = 0; i < count; ++i, ++node) {
       tokens[node] = batch[t].nodes[i].token;
-      const int dep = depths[t][i];
-      meta[node] = NodeMeta{int32_t(s.tokens.size()), int32_t(s.tokens.size()) + dep, dep + 1, int32_t(a), int32_t(page_off), 0};
+      const int dep = batch[t].depth[i];
+      const int32_t committed = int32_t(batch[t].committed);
+      meta[node] = NodeMeta{committed, committed + dep, dep + 1, int32_t(a), int32_t(page_off), 0};
       node_kv[node] = s.pending_kv.as<char>() + i * d.row_bytes;
       const std::size_t a0 = a;
       for (int32_t j = int32_t(i); j >= 0; j = batch[t].nodes[std::size_t(j)].parent) anc[a++] = int32_t(first) + j;
@@ -719,13 +663,10 @@ void CudaModel::do_evaluate(std::span<const TreeEval> batch, std::vector<Matrix>
   const float* lh = d.logits_host.as<float>();
   node = 0;
   for (std::size_t t = 0; t < batch.size(); ++t) {
-    Sequence& s = d.seq(batch[t].seq);
     const std::size_t count = batch[t].nodes.size();
     out[t].resize(int(count), c.vocab);
     std::memcpy(out[t].data.data(), lh + node * std::size_t(c.vocab), count * std::size_t(c.vocab) * 4);
     node += count;
-    s.pending = batch[t].nodes;
-    s.pending_logits = out[t];
   }
 }
 

@@ -12,7 +12,7 @@
 // every layer's keys and values. A sequence is a list of pages: fork() copies the list and shares
 // the pages (reference counts), a write into a shared page copies that one page first, rollback()
 // shortens the list. An evaluation's nodes keep their K/V in the sequence's pending rows; commit()
-// gathers the chosen path's rows into pages.
+// gathers the chosen path's rows into pages. Sequence bookkeeping and validation are SequenceTable's.
 //
 // A single-node evaluation (batch-1 decode) replays a captured CUDA graph of the whole forward pass;
 // everything that changes per step (token, position, page pointers) lives in device metadata.
@@ -20,8 +20,8 @@
 #include <memory>
 #include <string>
 
-#include "core/language_model.hpp"
 #include "core/model/gguf_model.hpp"
+#include "core/sequence_table.hpp"
 
 namespace decodelab {
 
@@ -34,7 +34,7 @@ struct CudaModelOptions {
   bool graphs = true;         // replay a CUDA graph for single-node evaluations
 };
 
-class CudaModel : public LanguageModel {
+class CudaModel : public SequenceTable {
  public:
   // Loads a GGUF file; Error(unsupported) when there is no CUDA device, Error(unsupported) naming
   // what was being allocated when device memory runs out, GgufModel's errors for the file.
@@ -57,15 +57,6 @@ class CudaModel : public LanguageModel {
   std::string detokenize(std::span<const TokenId> tokens) const override;
   std::optional<Matrix> token_embeddings() const override;
 
-  SeqId new_sequence() override;
-  SeqId fork(SeqId seq) override;
-  void free_sequence(SeqId seq) override;
-  std::size_t length(SeqId seq) const override;
-  std::vector<TokenId> committed_tokens(SeqId seq) const override;
-  void commit(SeqId seq, std::span<const int32_t> path) override;
-  void rollback(SeqId seq, std::size_t new_length) override;
-  std::span<const float> next_logits(SeqId seq) override;
-
   // Device pointer to the logits [nodes x vocab] of the last evaluation (valid until the next one),
   // for device-side sampling (core/cuda/sampling.hpp).
   const float* device_logits() const;
@@ -76,7 +67,8 @@ class CudaModel : public LanguageModel {
   struct Impl;
 
  protected:
-  void do_evaluate(std::span<const TreeEval> batch, std::vector<Matrix>& out) override;
+  void forward(std::span<const TreeJob> batch, std::vector<Matrix>& out) override;
+  std::unique_ptr<SequenceStorage> new_storage() override;
 
  private:
   CudaModel();

@@ -36,25 +36,61 @@ struct LayerWeights {
   std::vector<float> bq, bk, bv;  // qwen2 only
 };
 
-// An immutable run of committed tokens with their keys and values, shared between forks.
-struct Segment {
-  std::shared_ptr<const Segment> parent;
-  std::size_t start = 0;  // absolute position of tokens[0]
-  std::vector<TokenId> tokens;
-  std::vector<std::vector<float>> k, v;  // per layer: tokens.size() x kv_dim
+// Keys and values of a run of tokens: per layer, kv_dim floats per token for each.
+struct KvRows {
+  std::vector<std::vector<float>> k, v;  // [layer][row * kv_dim]
+  std::size_t rows = 0;
+
+  std::size_t size() const { return rows; }
+  void resize(std::size_t n) {  // shortens
+    if (n >= rows) return;
+    for (std::size_t l = 0; l < k.size(); ++l) {
+      const std::size_t kv_dim = k[l].size() / rows;
+      k[l].resize(n * kv_dim);
+      v[l].resize(n * kv_dim);
+    }
+    rows = n;
+  }
+  // Appends row `row` of per-layer [rows x kv_dim] matrices.
+  void append(const std::vector<std::vector<float>>& from_k, const std::vector<std::vector<float>>& from_v, std::size_t row,
+              std::size_t kv_dim) {
+    k.resize(from_k.size());
+    v.resize(from_v.size());
+    for (std::size_t l = 0; l < from_k.size(); ++l) {
+      const float* kr = from_k[l].data() + row * kv_dim;
+      const float* vr = from_v[l].data() + row * kv_dim;
+      k[l].insert(k[l].end(), kr, kr + kv_dim);
+      v[l].insert(v[l].end(), vr, vr + kv_dim);
+    }
+    ++rows;
+  }
 };
 
-struct Sequence {
-  std::shared_ptr<const Segment> base;  // committed positions [0, base_len) live in this chain
-  std::size_t base_len = 0;
-  Segment own;  // committed positions [base_len, length); own.parent unused
-  // Pending tree from the last evaluation.
-  std::vector<TreeNode> pending;
-  std::vector<std::vector<float>> pending_k, pending_v;  // per layer: nodes x kv_dim
-  Matrix pending_logits;
-  std::vector<float> next;  // logits after the committed prefix, empty when unknown
+// A sequence's keys and values: the committed rows, shared with forks, and the rows of the last
+// evaluated tree's nodes.
+class GgufSequence final : public SequenceStorage {
+ public:
+  explicit GgufSequence(std::size_t kv_dim) : kv_dim_(kv_dim) {}
 
-  std::size_t length() const { return base_len + own.tokens.size(); }
+  std::unique_ptr<SequenceStorage> fork() override {
+    auto child = std::make_unique<GgufSequence>(kv_dim_);
+    child->committed = committed.fork();
+    return child;
+  }
+  void commit(std::size_t, std::span<const int32_t> path) override {
+    for (int32_t node : path) committed.tail().append(pending_k, pending_v, std::size_t(node), kv_dim_);
+  }
+  void truncate(std::size_t length) override { committed.truncate(length); }
+  void drop_pending() override {
+    pending_k.clear();
+    pending_v.clear();
+  }
+
+  SegmentChain<KvRows> committed;
+  std::vector<std::vector<float>> pending_k, pending_v;  // per layer: nodes x kv_dim
+
+ private:
+  std::size_t kv_dim_;
 };
 
 // One contiguous stretch of committed keys/values for attention.
@@ -77,15 +113,6 @@ struct GgufModel::Impl {
 #ifdef DECODELAB_HAS_TOKENIZER
   std::unique_ptr<Tokenizer> tokenizer;
 #endif
-  std::map<SeqId, Sequence> seqs;
-  SeqId next_id = 0;
-
-  Sequence& seq(SeqId id) { return const_cast<Sequence&>(std::as_const(*this).seq(id)); }
-  const Sequence& seq(SeqId id) const {
-    auto it = seqs.find(id);
-    if (it == seqs.end()) fail(ErrorCode::not_found, "gguf model: unknown sequence " + std::to_string(id));
-    return it->second;
-  }
 };
 
 namespace {
@@ -295,136 +322,11 @@ std::optional<Matrix> GgufModel::token_embeddings() const {
   return m;
 }
 
-SeqId GgufModel::new_sequence() {
-  SeqId id = impl_->next_id++;
-  Sequence& s = impl_->seqs[id];
-  s.own.k.assign(cfg_.n_layers, {});
-  s.own.v.assign(cfg_.n_layers, {});
-  return id;
+std::unique_ptr<SequenceStorage> GgufModel::new_storage() {
+  return std::make_unique<GgufSequence>(std::size_t(cfg_.n_kv_heads) * cfg_.head_dim);
 }
 
-SeqId GgufModel::fork(SeqId id) {
-  Sequence& s = impl_->seq(id);
-  if (!s.own.tokens.empty()) {
-    // Freeze the suffix into a shared segment: both sequences now read it, neither copies it.
-    auto seg = std::make_shared<Segment>(std::move(s.own));
-    seg->parent = s.base;
-    seg->start = s.base_len;
-    s.base = seg;
-    s.base_len += seg->tokens.size();
-    s.own = Segment{};
-    s.own.k.assign(cfg_.n_layers, {});
-    s.own.v.assign(cfg_.n_layers, {});
-  }
-  SeqId child = impl_->next_id++;
-  Sequence& c = impl_->seqs[child];
-  const Sequence& parent = impl_->seq(id);
-  c.base = parent.base;
-  c.base_len = parent.base_len;
-  c.own.k.assign(cfg_.n_layers, {});
-  c.own.v.assign(cfg_.n_layers, {});
-  c.next = parent.next;
-  return child;
-}
-
-void GgufModel::free_sequence(SeqId id) {
-  impl_->seq(id);
-  impl_->seqs.erase(id);
-}
-
-std::size_t GgufModel::length(SeqId id) const { return impl_->seq(id).length(); }
-
-std::vector<TokenId> GgufModel::committed_tokens(SeqId id) const {
-  const Sequence& s = impl_->seq(id);
-  std::vector<TokenId> out(s.length());
-  std::copy(s.own.tokens.begin(), s.own.tokens.end(), out.begin() + s.base_len);
-  std::size_t limit = s.base_len;
-  for (const Segment* seg = s.base.get(); seg && limit > 0; seg = seg->parent.get()) {
-    if (seg->start >= limit) continue;
-    std::size_t n = std::min(seg->tokens.size(), limit - seg->start);
-    std::copy(seg->tokens.begin(), seg->tokens.begin() + n, out.begin() + seg->start);
-    limit = seg->start;
-  }
-  return out;
-}
-
-void GgufModel::commit(SeqId id, std::span<const int32_t> path) {
-  Sequence& s = impl_->seq(id);
-  const std::size_t kv_dim = std::size_t(cfg_.n_kv_heads) * cfg_.head_dim;
-  for (std::size_t i = 0; i < path.size(); ++i) {
-    const int32_t node = path[i];
-    if (node < 0 || std::size_t(node) >= s.pending.size()) {
-      fail(ErrorCode::invalid_argument, "gguf model: commit path names node " + std::to_string(node) + " of a pending tree with " +
-                                            std::to_string(s.pending.size()) + " nodes");
-    }
-    const int32_t want_parent = i == 0 ? -1 : path[i - 1];
-    if (s.pending[node].parent != want_parent) {
-      fail(ErrorCode::invalid_argument, "gguf model: commit path is not a root-to-node path (node " + std::to_string(node) + ")");
-    }
-  }
-  for (int32_t node : path) {
-    s.own.tokens.push_back(s.pending[node].token);
-    for (int l = 0; l < cfg_.n_layers; ++l) {
-      const float* k = s.pending_k[l].data() + std::size_t(node) * kv_dim;
-      const float* v = s.pending_v[l].data() + std::size_t(node) * kv_dim;
-      s.own.k[l].insert(s.own.k[l].end(), k, k + kv_dim);
-      s.own.v[l].insert(s.own.v[l].end(), v, v + kv_dim);
-    }
-  }
-  if (!path.empty()) {
-    auto row = s.pending_logits.row(path.back());
-    s.next.assign(row.begin(), row.end());
-  }
-  s.pending.clear();
-  s.pending_k.clear();
-  s.pending_v.clear();
-  s.pending_logits = Matrix{};
-}
-
-void GgufModel::rollback(SeqId id, std::size_t new_length) {
-  Sequence& s = impl_->seq(id);
-  if (new_length > s.length()) {
-    fail(ErrorCode::invalid_argument, "gguf model: rollback to " + std::to_string(new_length) + " beyond length " + std::to_string(s.length()));
-  }
-  s.pending.clear();
-  s.pending_k.clear();
-  s.pending_v.clear();
-  if (new_length == s.length()) return;
-  const std::size_t kv_dim = std::size_t(cfg_.n_kv_heads) * cfg_.head_dim;
-  if (new_length >= s.base_len) {
-    const std::size_t keep = new_length - s.base_len;
-    s.own.tokens.resize(keep);
-    for (int l = 0; l < cfg_.n_layers; ++l) {
-      s.own.k[l].resize(keep * kv_dim);
-      s.own.v[l].resize(keep * kv_dim);
-    }
-  } else {
-    // Shared segments are immutable: only the view shrinks.
-    s.base_len = new_length;
-    s.own.tokens.clear();
-    for (int l = 0; l < cfg_.n_layers; ++l) {
-      s.own.k[l].clear();
-      s.own.v[l].clear();
-    }
-  }
-  s.next.clear();
-}
-
-std::span<const float> GgufModel::next_logits(SeqId id) {
-  Sequence& s = impl_->seq(id);
-  if (s.next.empty()) {
-    const std::size_t n = s.length();
-    if (n == 0) fail(ErrorCode::invalid_argument, "gguf model: next_logits of an empty sequence " + std::to_string(id));
-    // Unknown after a rollback or fork: re-evaluate the last committed token.
-    const TokenId last = committed_tokens(id).back();
-    rollback(id, n - 1);
-    append(id, std::span<const TokenId>(&last, 1));
-  }
-  return impl_->seq(id).next;
-}
-
-void GgufModel::do_evaluate(std::span<const TreeEval> batch, std::vector<Matrix>& out) {
-  validate_batch(*this, batch);
+void GgufModel::forward(std::span<const TreeJob> batch, std::vector<Matrix>& out) {
   const LlamaConfig& c = cfg_;
   const int threads = thread_count(impl_->options.threads);
   const std::size_t dim = c.dim, hd = c.head_dim, q_dim = std::size_t(c.n_heads) * hd, kv_dim = std::size_t(c.n_kv_heads) * hd,
@@ -439,30 +341,30 @@ void GgufModel::do_evaluate(std::span<const TreeEval> batch, std::vector<Matrix>
   };
   std::vector<NodeRef> nodes;
   std::vector<std::size_t> tree_first(batch.size());
-  std::vector<Sequence*> seqs(batch.size());
+  std::vector<GgufSequence*> seqs(batch.size());
   std::vector<std::vector<std::vector<KvChunk>>> chunks(batch.size());  // [tree][layer]
   for (std::size_t t = 0; t < batch.size(); ++t) {
-    Sequence& s = impl_->seq(batch[t].seq);
+    GgufSequence& s = static_cast<GgufSequence&>(*batch[t].storage);
     seqs[t] = &s;
     tree_first[t] = nodes.size();
-    const std::vector<int32_t> depth = tree_depths(batch[t].nodes);
     for (std::size_t i = 0; i < batch[t].nodes.size(); ++i) {
-      NodeRef r{t, int(s.length()) + depth[i], {}};
+      NodeRef r{t, int(batch[t].committed) + batch[t].depth[i], {}};
       for (int32_t j = int32_t(i); j >= 0; j = batch[t].nodes[j].parent) r.visible.push_back(tree_first[t] + std::size_t(j));
       std::reverse(r.visible.begin(), r.visible.end());
       nodes.push_back(std::move(r));
     }
+    // Shared segments newest first, then the sequence's own rows. Attention adds scores and values
+    // in this order, so a sequence whose prefix spans two or more shared segments (a fork of a fork)
+    // rounds differently from a fresh evaluation of the same tokens (position order). Position order
+    // would make them equal bit for bit, but changes the logits decoders have seen so far.
     chunks[t].resize(c.n_layers);
     for (int l = 0; l < c.n_layers; ++l) {
-      std::size_t limit = s.base_len;
       std::vector<KvChunk>& ch = chunks[t][l];
-      for (const Segment* seg = s.base.get(); seg && limit > 0; seg = seg->parent.get()) {
-        if (seg->start >= limit) continue;
-        std::size_t n = std::min(seg->tokens.size(), limit - seg->start);
-        ch.push_back({seg->k[l].data(), seg->v[l].data(), n});
-        limit = seg->start;
-      }
-      if (!s.own.tokens.empty()) ch.push_back({s.own.k[l].data(), s.own.v[l].data(), s.own.tokens.size()});
+      s.committed.for_each_shared([&](std::size_t, std::size_t count, const KvRows& run) {
+        ch.push_back({run.k[l].data(), run.v[l].data(), count});
+      });
+      const KvRows& own = s.committed.tail();
+      if (own.rows > 0) ch.push_back({own.k[l].data(), own.v[l].data(), own.rows});
     }
   }
   const std::size_t N = nodes.size();
@@ -507,7 +409,7 @@ void GgufModel::do_evaluate(std::span<const TreeEval> batch, std::vector<Matrix>
       const float* qh = q.data() + n * q_dim + h * hd;
       const std::vector<KvChunk>& ch = chunks[nodes[n].tree][l];
       std::vector<float> scores;
-      scores.reserve(seqs[nodes[n].tree]->length() + nodes[n].visible.size());
+      scores.reserve(batch[nodes[n].tree].committed + nodes[n].visible.size());
       for (const KvChunk& k : ch) {
         for (std::size_t p = 0; p < k.count; ++p) {
           const float* kp = k.k + p * kv_dim + kvo;
@@ -558,20 +460,17 @@ void GgufModel::do_evaluate(std::span<const TreeEval> batch, std::vector<Matrix>
   std::vector<float> logits(N * vocab);
   mm(impl_->output, xn.data(), logits.data());
 
-  out.resize(batch.size());
   for (std::size_t t = 0; t < batch.size(); ++t) {
-    Sequence& s = *seqs[t];
+    GgufSequence& s = *seqs[t];
     const std::size_t first = tree_first[t], count = batch[t].nodes.size();
     out[t].resize(int(count), int(vocab));
     std::copy(logits.begin() + first * vocab, logits.begin() + (first + count) * vocab, out[t].data.begin());
-    s.pending = batch[t].nodes;
     s.pending_k.assign(c.n_layers, {});
     s.pending_v.assign(c.n_layers, {});
     for (int l = 0; l < c.n_layers; ++l) {
       s.pending_k[l].assign(k_all[l].begin() + first * kv_dim, k_all[l].begin() + (first + count) * kv_dim);
       s.pending_v[l].assign(v_all[l].begin() + first * kv_dim, v_all[l].begin() + (first + count) * kv_dim);
     }
-    s.pending_logits = out[t];
   }
 }
 

@@ -5,9 +5,10 @@
 // (matmul decodes each weight block once for all nodes). Node i of a tree sits at position
 // committed_length + depth(i) and attends to the committed prefix plus its own ancestors-or-self.
 //
-// KV cache: a sequence is an immutable, shared chain of segments (its committed prefix up to some
-// point) plus its own growing suffix. fork() freezes the parent's suffix into a new shared segment
-// (moved, not copied) and gives both sequences that chain; rollback() only shortens the view.
+// KV cache: a sequence's committed keys and values are a SegmentChain (core/segment_chain.hpp): an
+// immutable, shared chain of segments plus its own growing suffix. fork() freezes the parent's
+// suffix into a new shared segment (moved, not copied) and gives both sequences that chain;
+// rollback() only shortens the view. Sequence bookkeeping and validation are SequenceTable's.
 
 #include <map>
 #include <memory>
@@ -15,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "core/language_model.hpp"
+#include "core/sequence_table.hpp"
 #include "core/model/gguf.hpp"
 #include "core/model/quants.hpp"
 
@@ -40,7 +41,7 @@ struct LlamaConfig {
   int train_context = 0;
 };
 
-class GgufModel : public LanguageModel {
+class GgufModel : public SequenceTable {
  public:
   // Throws Error naming the file and the key or tensor for anything missing or malformed, and
   // Error(unsupported) naming the architecture for anything but llama and qwen2.
@@ -56,19 +57,11 @@ class GgufModel : public LanguageModel {
   std::string detokenize(std::span<const TokenId> tokens) const override;
   std::optional<Matrix> token_embeddings() const override;
 
-  SeqId new_sequence() override;
-  SeqId fork(SeqId seq) override;
-  void free_sequence(SeqId seq) override;
-  std::size_t length(SeqId seq) const override;
-  std::vector<TokenId> committed_tokens(SeqId seq) const override;
-  void commit(SeqId seq, std::span<const int32_t> path) override;
-  void rollback(SeqId seq, std::size_t new_length) override;
-  std::span<const float> next_logits(SeqId seq) override;
-
   struct Impl;
 
  protected:
-  void do_evaluate(std::span<const TreeEval> batch, std::vector<Matrix>& out) override;
+  void forward(std::span<const TreeJob> batch, std::vector<Matrix>& out) override;
+  std::unique_ptr<SequenceStorage> new_storage() override;
 
  private:
   std::unique_ptr<Impl> impl_;

@@ -2,10 +2,13 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <span>
 
 #include "core/error.hpp"
 #include "core/model_factory.hpp"
+#include "core/philox.hpp"
 
 namespace decodelab {
 namespace {
@@ -52,6 +55,64 @@ TEST(TableModel, TreeEvaluationEqualsPathEvaluation) {
   EXPECT_EQ(row(3), path_logits({8}));
   EXPECT_EQ(row(4), path_logits({5, 7, 9}));
   EXPECT_EQ(m->counters().evaluate_calls, 2);
+}
+
+// Each node's context is built from its parent's last `order` tokens (a prefill is linear in its
+// length): a long prompt's rows, and the logits after it, are still exactly exact_logits of the
+// whole context, for every prefix of it.
+TEST(TableModel, LongPromptIsExact) {
+  auto m = TableModel::random(50, 3, 21, 1.5);
+  std::vector<TokenId> prompt(60000);
+  PhiloxStream rng(5, 6);
+  for (TokenId& t : prompt) t = TokenId(rng.next_u32() % 50u);
+  const SeqId s = m->new_sequence();
+  std::vector<Matrix> out;
+  m->evaluate(std::vector<TreeEval>{{s, chain_nodes(prompt)}}, out);
+  ASSERT_EQ(out[0].rows, int(prompt.size()));
+  std::size_t mismatches = 0, first_mismatch = 0;
+  for (std::size_t i = 0; i < prompt.size(); ++i) {
+    const std::vector<float> want = m->exact_logits(std::span<const TokenId>(prompt).first(i + 1));
+    if (!std::equal(want.begin(), want.end(), out[0].row(int(i)).begin()) && mismatches++ == 0) first_mismatch = i;
+  }
+  EXPECT_EQ(mismatches, 0u) << "first at row " << first_mismatch;
+  m->commit(s, [&] {
+    std::vector<int32_t> path(prompt.size());
+    for (std::size_t i = 0; i < path.size(); ++i) path[i] = int32_t(i);
+    return path;
+  }());
+  EXPECT_EQ(m->committed_tokens(s), prompt);
+  const std::vector<float> want = m->exact_logits(prompt);
+  EXPECT_EQ(std::vector<float>(m->next_logits(s).begin(), m->next_logits(s).end()), want);
+  // Appending in pieces, and a rollback that forgets the cached logits, agree too.
+  const SeqId t = m->new_sequence();
+  for (std::size_t i = 0; i < prompt.size(); i += 7000) {
+    m->append(t, std::span<const TokenId>(prompt).subspan(i, std::min<std::size_t>(7000, prompt.size() - i)));
+  }
+  m->rollback(t, prompt.size() - 1);
+  m->append(t, std::span<const TokenId>(prompt).last(1));
+  EXPECT_EQ(std::vector<float>(m->next_logits(t).begin(), m->next_logits(t).end()), want);
+}
+
+// Contexts shorter than the order (a short prefix, shallow nodes) are passed whole.
+TEST(TableModel, ContextsShorterThanTheOrderArePassedWhole) {
+  std::vector<std::size_t> seen;
+  auto m = std::make_shared<TableModel>("probe", 6, 5, [&seen](std::span<const TokenId> context) {
+    seen.push_back(context.size());
+    std::vector<float> logits(6, 0.0f);
+    for (std::size_t i = 0; i < context.size(); ++i) logits[std::size_t(context[i])] += float(i + 1);
+    return logits;
+  });
+  const SeqId s = m->new_sequence();
+  m->append(s, std::vector<TokenId>{1});
+  const std::vector<TreeNode> nodes{{2, -1}, {3, 0}, {4, 1}, {5, 2}, {0, 3}, {1, 4}, {2, -1}};
+  std::vector<Matrix> out;
+  seen.clear();
+  m->evaluate(std::vector<TreeEval>{{s, nodes}}, out);
+  EXPECT_EQ(seen, (std::vector<std::size_t>{2, 3, 4, 5, 5, 5, 2}));
+  auto row = [&](int i) { return std::vector<float>(out[0].row(i).begin(), out[0].row(i).end()); };
+  EXPECT_EQ(row(2), m->exact_logits(std::vector<TokenId>{1, 2, 3, 4}));
+  EXPECT_EQ(row(5), m->exact_logits(std::vector<TokenId>{1, 2, 3, 4, 5, 0, 1}));
+  EXPECT_EQ(row(6), m->exact_logits(std::vector<TokenId>{1, 2}));
 }
 
 TEST(TableModel, CommitForkRollback) {

@@ -9,7 +9,7 @@
 //   the committed trial is the one with the lowest perplexity exp(-(1/L) sum_t log q_t(x_t)),
 //   the first one on ties.
 //
-// The decoder itself (samplers/cntp/cntp_decoder.cpp) batches the trials as forked KV sequences.
+// The decoder itself (decoders/branching/cntp_decoder.cpp) batches the trials as forked KV sequences.
 
 #include <cstddef>
 #include <span>

@@ -16,7 +16,7 @@
 // The returned sequence is one particle drawn by final weight.
 //
 // AWRS-SMC (proposal = awrs): each token is drawn by adaptive weighted rejection sampling under the
-// constraint (samplers/awrs/awrs.hpp) and the weight gains log Z-hat; with the constraint potential
+// constraint (decoders/constrained/awrs.hpp) and the weight gains log Z-hat; with the constraint potential
 // checking completion, the particles target m(x) 1[x in L] exactly instead of the myopic LCD law.
 //
 // Lookahead (lookahead = R > 0): the intermediate targets are twisted by V_t(x) = E_m[Psi(X) /

@@ -1,4 +1,4 @@
-// The oracles (speculative/oracle.hpp) on random small p, q (V in 3..6, k in 1..4), with laws that
+// The oracles (decoders/speculative/oracle.hpp) on random small p, q (V in 3..6, k in 1..4), with laws that
 // are multiples of 2^-20 so fp32 and fp64 see the same numbers and sum to exactly 1:
 //   - exact enumeration: every rule's output law is p to 1e-12 on the draft law it assumes, and
 //     biased pairings (argmax draft with the p/q test, sorted i.i.d. drafts, rho = 1 where it is

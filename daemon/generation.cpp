@@ -5,6 +5,7 @@
 #include <mutex>
 
 #include "core/model_factory.hpp"
+#include "core/prompt.hpp"
 
 namespace decodelab::daemon {
 
@@ -302,9 +303,8 @@ int64_t run_generation(PreparedGeneration& job, const GenerationContext& ctx) {
     prompt = *r.prompt_ids;
   } else {
     const ModelInfo& info = target.info();
-    if (info.add_bos && info.bos >= 0) prompt.push_back(info.bos);
     try {
-      for (TokenId t : target.tokenize(*r.prompt_text, true)) prompt.push_back(t);
+      prompt = encode_prompt(target, *r.prompt_text);
     } catch (const Error& e) {
       reject(to_string(e.code()), "prompt", std::string("field 'prompt': ") + e.what());
     }

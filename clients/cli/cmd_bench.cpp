@@ -12,6 +12,7 @@
 #include "core/decoder.hpp"
 #include "core/error.hpp"
 #include "core/model_factory.hpp"
+#include "core/prompt.hpp"
 
 namespace decodelab::cli {
 namespace {
@@ -68,9 +69,7 @@ int run_bench(const std::vector<std::string>& args) {
     std::string item;
     while (std::getline(in, item, ',')) prompt.push_back(TokenId(to_int(item, "prompt-ids")));
   } else {
-    const auto& info = target->info();
-    if (info.add_bos && info.bos >= 0) prompt.push_back(info.bos);
-    for (TokenId t : target->tokenize(opt.get("prompt", "a b c"), true)) prompt.push_back(t);
+    prompt = encode_prompt(*target, opt.get("prompt", "a b c"));
   }
   const int runs = int(to_int(opt.get("runs", "3"), "runs"));
   const int warmup = int(to_int(opt.get("warmup", "1"), "warmup"));

@@ -40,9 +40,10 @@
 #include "core/error.hpp"
 #include "core/model_factory.hpp"
 #include "core/philox.hpp"
+#include "core/prompt.hpp"
 #include "core/text/tokenizer.hpp"
-#include "samplers/sampler.hpp"
 #include "decoders/speculative/oracle.hpp"
+#include "samplers/sampler.hpp"
 
 namespace decodelab::cli {
 namespace {
@@ -245,10 +246,7 @@ std::unique_ptr<Decoder> make_arm(const Arm& arm, double t, const ModelSet& mode
 }
 
 std::vector<TokenId> prompt_tokens(const LanguageModel& target, const std::string& text) {
-  std::vector<TokenId> out;
-  const ModelInfo& info = target.info();
-  if (info.add_bos && info.bos >= 0) out.push_back(info.bos);
-  for (TokenId t : target.tokenize(text, true)) out.push_back(t);
+  std::vector<TokenId> out = encode_prompt(target, text);
   if (out.empty()) fail(ErrorCode::invalid_argument, "bench spec: a prompt tokenizes to nothing");
   return out;
 }

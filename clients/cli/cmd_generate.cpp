@@ -10,6 +10,7 @@
 #include "core/decoder.hpp"
 #include "core/error.hpp"
 #include "core/model_factory.hpp"
+#include "core/prompt.hpp"
 
 namespace decodelab::cli {
 namespace {
@@ -64,9 +65,7 @@ int run_generate(const std::vector<std::string>& args) {
     std::string item;
     while (std::getline(in, item, ',')) prompt.push_back(TokenId(parse_int(item, "prompt-ids")));
   } else {
-    const auto& info = target->info();
-    if (info.add_bos && info.bos >= 0) prompt.push_back(info.bos);
-    for (TokenId t : target->tokenize(opt.get("prompt", "a b c"), true)) prompt.push_back(t);
+    prompt = encode_prompt(*target, opt.get("prompt", "a b c"));
   }
 
   DecodeOptions options;

@@ -388,15 +388,21 @@ struct Service::Impl {
     }
   }
 
+  // Every queued op (generate, load_model) goes through here, so no op can take over the id of
+  // a job in flight (its cancel, heartbeats and reward replies are found by that id).
   void register_job(const std::shared_ptr<Job>& job) {
     std::lock_guard lock(jobs_mutex);
-    jobs[{job->identity, job->id}] = job;
+    if (!jobs.emplace(std::pair{job->identity, job->id}, job).second) {
+      reject(to_string(ErrorCode::invalid_argument), "id",
+             "request id " + std::to_string(job->id) + " is already in flight for this client");
+    }
   }
 
   void finish_job(Job& job) {
     {
       std::lock_guard lock(jobs_mutex);
-      jobs.erase({job.identity, job.id});
+      auto it = jobs.find({job.identity, job.id});
+      if (it != jobs.end() && it->second.get() == &job) jobs.erase(it);
     }
     asio::post(io, [timer = job.deadline_timer] {
       if (timer) timer->cancel();
@@ -454,8 +460,7 @@ struct Service::Impl {
   bool enqueue(const std::shared_ptr<Job>& job) {
     register_job(job);
     if (!queue.push(job)) {
-      std::lock_guard lock(jobs_mutex);
-      jobs.erase({job->identity, job->id});
+      finish_job(*job);
       return false;
     }
     arm_deadline(job);
@@ -641,12 +646,6 @@ struct Service::Impl {
   }
 
   void queue_generate(const std::string& identity, uint64_t id, Clock::time_point received, GenerateRequest body) {
-    {
-      std::lock_guard lock(jobs_mutex);
-      if (jobs.count({identity, id})) {
-        reject(to_string(ErrorCode::invalid_argument), "id", "request id " + std::to_string(id) + " is already in flight for this client");
-      }
-    }
     auto prepared = std::make_shared<PreparedGeneration>(prepare_generation(models, std::move(body)));
     auto job = std::make_shared<Job>();
     job->identity = identity;

@@ -89,6 +89,70 @@ class Daemon {
   pid_t pid_ = -1;
 };
 
+// A bare DEALER for requests the C++ client would not send: ids of the test's choosing, raw bytes.
+class RawClient {
+ public:
+  explicit RawClient(const std::string& endpoint) : socket_(context_, zmq::socket_type::dealer) {
+    socket_.set(zmq::sockopt::linger, 0);
+    socket_.connect(endpoint);
+  }
+  void send(const Value::Map& request) { send_bytes(daemon::pack(request)); }
+  void send_bytes(const std::string& bytes) { socket_.send(zmq::buffer(bytes), zmq::send_flags::none); }
+  // The next message that is not a heartbeat, raw; throws after timeout_ms.
+  std::string receive_bytes(int timeout_ms = 10000) {
+    while (true) {
+      zmq::pollitem_t item{socket_.handle(), 0, ZMQ_POLLIN, 0};
+      if (zmq::poll(&item, 1, std::chrono::milliseconds(timeout_ms)) == 0) fail(ErrorCode::cancelled, "no reply in time");
+      zmq::message_t m;
+      (void)socket_.recv(m, zmq::recv_flags::none);
+      std::string bytes = m.to_string();
+      const Value v = daemon::unpack(bytes);
+      if (v.get("type") && v.get("type")->as_string() == "heartbeat") continue;
+      return bytes;
+    }
+  }
+  Value receive(int timeout_ms = 10000) { return daemon::unpack(receive_bytes(timeout_ms)); }
+  // The final reply (result or error) to `id`; chunks of it are skipped, other messages kept.
+  Value final_reply(uint64_t id, int timeout_ms = 10000) {
+    for (auto it = others_.begin(); it != others_.end(); ++it) {
+      if (uint64_t(it->get("id")->as_int()) == id && it->get("type")->as_string() != "chunk") {
+        Value v = std::move(*it);
+        others_.erase(it);
+        return v;
+      }
+    }
+    while (true) {
+      Value v = receive(timeout_ms);
+      if (uint64_t(v.get("id")->as_int()) != id) {
+        others_.push_back(std::move(v));
+        continue;
+      }
+      if (v.get("type")->as_string() == "chunk") continue;
+      return v;
+    }
+  }
+
+ private:
+  zmq::context_t context_;
+  zmq::socket_t socket_;
+  std::vector<Value> others_;
+};
+
+// A reply's type, code, field and message, for failure messages.
+std::string describe(const Value& reply) {
+  std::string out;
+  for (const char* key : {"type", "code", "field", "message", "stop_reason"}) {
+    if (const Value* v = reply.get(key); v && std::holds_alternative<std::string>(v->v)) out += std::string(key) + "=" + v->as_string() + " ";
+  }
+  return out;
+}
+
+Value::Map with_id(uint64_t id, const std::string& op, Value::Map fields) {
+  Value::Map m{{"id", id}, {"op", op}};
+  for (auto& f : fields) m.push_back(std::move(f));
+  return m;
+}
+
 GenerateOptions sample_request(uint64_t seed, int64_t max_tokens) {
   GenerateOptions g;
   g.models = {{"target", "t"}};
@@ -267,6 +331,28 @@ TEST_F(DaemonTest, CancelStopsAStream) {
   // The cancel's own reply arrives too.
   const Value ack = c.receive();
   EXPECT_TRUE(ack.get("found")->as_bool());
+}
+
+TEST_F(DaemonTest, LoadModelRefusesTheIdOfAGenerationInFlight) {
+  RawClient raw(daemon_->endpoint());
+  raw.send(with_id(50, "generate", Client::generate_fields(sample_request(4, 1 << 20), true)));
+  ASSERT_EQ(raw.receive().get("type")->as_string(), "chunk");  // running
+  raw.send(with_id(50, "load_model", {{"name", "dup_id"}, {"spec", kTarget}}));
+  const Value refused = raw.final_reply(50);
+  ASSERT_EQ(refused.get("type")->as_string(), "error");
+  EXPECT_EQ(refused.get("code")->as_string(), "invalid_argument");
+  EXPECT_EQ(refused.get("field")->as_string(), "id");
+  // The generation still owns its id: cancel finds it.
+  raw.send(with_id(51, "cancel", {{"request_id", 50}}));
+  const Value cancel = raw.final_reply(51);
+  ASSERT_NE(cancel.get("found"), nullptr) << describe(cancel);
+  EXPECT_TRUE(cancel.get("found")->as_bool());
+  const Value result = raw.final_reply(50);
+  ASSERT_NE(result.get("stop_reason"), nullptr) << describe(result);
+  EXPECT_EQ(result.get("stop_reason")->as_string(), "cancelled");
+  Client c = connect();
+  const Value models = c.list_models();
+  for (const Value& m : models.get("models")->as_array()) EXPECT_NE(m.get("name")->as_string(), "dup_id");
 }
 
 TEST_F(DaemonTest, DeadlinesStopRunningAndQueuedWork) {

@@ -270,7 +270,7 @@ Value stats_value(const Stats& stats) {
 
 }  // namespace
 
-int64_t run_generation(PreparedGeneration& job, const GenerationContext& ctx) {
+GenerationOutcome run_generation(PreparedGeneration& job, const GenerationContext& ctx) {
   const GenerateRequest& r = job.request;
   const auto started = Clock::now();
   if (ctx.cancel->cancelled()) {
@@ -349,8 +349,7 @@ int64_t run_generation(PreparedGeneration& job, const GenerationContext& ctx) {
                                            {"run_s", secs(done - locked)},
                                            {"total_s", secs(done - ctx.received)}}}};
   if (r.logprobs) result.emplace_back("logprobs", logprobs);
-  ctx.send(result);
-  return int64_t(records.size());
+  return GenerationOutcome{std::move(result), int64_t(records.size())};
 }
 
 }  // namespace decodelab::daemon

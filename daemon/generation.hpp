@@ -86,8 +86,14 @@ struct GenerationContext {
   RewardFn reward;  // asks the client (see reward_channel.hpp); required when the request has client_reward
 };
 
-// Runs the generation (locking its models), sends chunks when streaming and then the result.
-// Returns the number of tokens generated. Throws Error / ProtocolError before anything is sent.
-int64_t run_generation(PreparedGeneration& job, const GenerationContext& ctx);
+struct GenerationOutcome {
+  Value result;        // the final "result" message
+  int64_t tokens = 0;  // tokens generated
+};
+// Runs the generation (locking its models) and sends chunks when streaming. Returns the result
+// message for the caller to send once it has retired the request (so a client that reuses the id
+// as soon as it sees the result is not refused). Throws Error / ProtocolError for a generation
+// that fails.
+GenerationOutcome run_generation(PreparedGeneration& job, const GenerationContext& ctx);
 
 }  // namespace decodelab::daemon

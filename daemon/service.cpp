@@ -106,7 +106,9 @@ struct Job {
   std::string op;
   Clock::time_point received;
   double deadline_s = 0;
-  std::function<void(Job&)> work;
+  // Runs the job and returns its final reply (a result or an error); the worker sends it after
+  // taking the job out of the table of jobs in flight.
+  std::function<Value(Job&)> work;
   CancelState cancel;
   std::shared_ptr<RewardChannel> reward;  // generations with client_reward only
   std::shared_ptr<asio::steady_timer> deadline_timer;  // touched only on the control thread
@@ -344,11 +346,16 @@ struct Service::Impl {
 
   void post_error(const std::string& identity, uint64_t id, const std::string& code, const std::string& message,
                   const std::string& field) {
+    post(identity, counted_error(id, code, message, field));
+  }
+
+  // An error reply, counted in the metrics and logged (debug).
+  Value counted_error(uint64_t id, const std::string& code, const std::string& message, const std::string& field) {
     metrics.error(code);
     if (log.enabled(LogLevel::debug)) {
       log(LogLevel::debug, "request " + std::to_string(id) + " error " + code + ": " + message);
     }
-    post(identity, error_reply(id, code, message, field));
+    return error_reply(id, code, message, field);
   }
 
   // I/O thread only.
@@ -446,12 +453,15 @@ struct Service::Impl {
   void worker_loop() {
     while (auto job = queue.pop()) {
       running += 1;
+      Value reply;
       try {
-        job->work(*job);
+        reply = job->work(*job);
       } catch (const std::exception& e) {
-        post_error(job->identity, job->id, to_string(ErrorCode::internal), e.what(), "");
+        reply = counted_error(job->id, to_string(ErrorCode::internal), e.what(), "");
       }
+      // Out of the table first: once the client has the final reply, its id is free again.
       finish_job(*job);
+      post(job->identity, reply);
       running -= 1;
       wake();
     }
@@ -628,18 +638,18 @@ struct Service::Impl {
     job->id = id;
     job->op = "load_model";
     job->received = received;
-    job->work = [this, body = std::move(body)](Job& j) {
+    job->work = [this, body = std::move(body)](Job& j) -> Value {
       try {
         const auto t0 = Clock::now();
         auto loaded = models.load(body.name, body.spec, body.target);
         const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
         log(LogLevel::info, "loaded model '" + body.name + "' = " + body.spec + " in " + std::to_string(seconds) + " s");
-        post(j.identity, result_reply(j.id, {{"model", ModelTable::describe_one(*loaded)}, {"seconds", seconds}}));
         metrics.finished("load_model", std::chrono::duration<double>(Clock::now() - j.received).count(), 0);
+        return result_reply(j.id, {{"model", ModelTable::describe_one(*loaded)}, {"seconds", seconds}});
       } catch (const ProtocolError& e) {
-        post_error(j.identity, j.id, e.code(), e.what(), e.field());
+        return counted_error(j.id, e.code(), e.what(), e.field());
       } catch (const Error& e) {
-        post_error(j.identity, j.id, to_string(e.code()), e.what(), "spec");
+        return counted_error(j.id, to_string(e.code()), e.what(), "spec");
       }
     };
     if (!enqueue(job)) reject(codes::busy, "", "the request queue is full (" + std::to_string(config.max_queue) + " waiting); retry later");
@@ -654,7 +664,7 @@ struct Service::Impl {
     job->received = received;
     job->deadline_s = prepared->request.deadline_s;
     if (prepared->request.client_reward) job->reward = std::make_shared<RewardChannel>();
-    job->work = [this, prepared](Job& j) {
+    job->work = [this, prepared](Job& j) -> Value {
       GenerationContext ctx;
       ctx.request_id = j.id;
       ctx.cancel = &j.cancel;
@@ -671,12 +681,13 @@ struct Service::Impl {
         };
       }
       try {
-        const int64_t tokens = run_generation(*prepared, ctx);
-        metrics.finished("generate", std::chrono::duration<double>(Clock::now() - j.received).count(), tokens);
+        GenerationOutcome outcome = run_generation(*prepared, ctx);
+        metrics.finished("generate", std::chrono::duration<double>(Clock::now() - j.received).count(), outcome.tokens);
+        return std::move(outcome.result);
       } catch (const ProtocolError& e) {
-        post_error(j.identity, j.id, e.code(), e.what(), e.field());
+        return counted_error(j.id, e.code(), e.what(), e.field());
       } catch (const Error& e) {
-        post_error(j.identity, j.id, to_string(e.code()), e.what(), "");
+        return counted_error(j.id, to_string(e.code()), e.what(), "");
       }
     };
     if (!enqueue(job)) reject(codes::busy, "", "the request queue is full (" + std::to_string(config.max_queue) + " waiting); retry later");

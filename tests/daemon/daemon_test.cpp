@@ -355,6 +355,32 @@ TEST_F(DaemonTest, LoadModelRefusesTheIdOfAGenerationInFlight) {
   for (const Value& m : models.get("models")->as_array()) EXPECT_NE(m.get("name")->as_string(), "dup_id");
 }
 
+TEST_F(DaemonTest, AnIdIsFreeAgainAsSoonAsItsFinalReplyArrives) {
+  // The reply used to be sent before the job left the table of jobs in flight, so an id reused at
+  // once was now and then refused as "already in flight".
+  RawClient raw(daemon_->endpoint());
+  const Value::Map request = with_id(77, "generate", Client::generate_fields(sample_request(1, 1), false));
+  int refused = 0;
+  std::string first_refusal;
+  for (int i = 0; i < 2000; ++i) {
+    raw.send(request);
+    const Value reply = raw.final_reply(77);
+    if (reply.get("type")->as_string() != "result") {
+      if (refused++ == 0) first_refusal = describe(reply);
+    }
+  }
+  EXPECT_EQ(refused, 0) << "of 2000 immediate reuses; first: " << first_refusal;
+  // The same for a load_model.
+  for (int i = 0; i < 100; ++i) {
+    raw.send(with_id(78, "load_model", {{"name", "reuse_" + std::to_string(i)}, {"spec", kTarget}}));
+    const Value loaded = raw.final_reply(78);
+    EXPECT_EQ(loaded.get("type")->as_string(), "result") << describe(loaded);
+    raw.send(with_id(78, "unload_model", {{"name", "reuse_" + std::to_string(i)}}));
+    const Value unloaded = raw.final_reply(78);
+    EXPECT_EQ(unloaded.get("type")->as_string(), "result") << describe(unloaded);
+  }
+}
+
 TEST_F(DaemonTest, DeadlinesStopRunningAndQueuedWork) {
   Client c = connect();
   auto g = sample_request(6, 1 << 20);

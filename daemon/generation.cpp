@@ -275,8 +275,10 @@ GenerationOutcome run_generation(PreparedGeneration& job, const GenerationContex
   const auto started = Clock::now();
   if (ctx.cancel->cancelled()) {
     const CancelReason why = ctx.cancel->reason();
-    reject(why == CancelReason::deadline ? codes::deadline_exceeded : to_string(ErrorCode::cancelled), "",
-           std::string("request stopped before it started: ") + to_string(why));
+    const bool deadline = why == CancelReason::deadline;
+    reject(deadline ? codes::deadline_exceeded : to_string(ErrorCode::cancelled), deadline ? "deadline_s" : "",
+           deadline ? "request " + std::to_string(ctx.request_id) + " reached its deadline_s before it started"
+                    : std::string("request stopped before it started: ") + to_string(why));
   }
 
   // Lock each distinct model once, in address order, so two requests never wait on each other in

@@ -41,6 +41,8 @@ namespace decodelab::daemon {
 namespace asio = boost::asio;
 using Clock = std::chrono::steady_clock;
 
+Clock::duration seconds(double s) { return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s)); }
+
 LogLevel parse_log_level(const std::string& text) {
   if (text == "error") return LogLevel::error;
   if (text == "warn") return LogLevel::warn;
@@ -453,6 +455,10 @@ struct Service::Impl {
   void worker_loop() {
     while (auto job = queue.pop()) {
       running += 1;
+      // The deadline timer runs on the control thread and may not have fired yet.
+      if (job->deadline_s > 0 && Clock::now() >= job->received + seconds(job->deadline_s)) {
+        job->cancel.request(CancelReason::deadline);
+      }
       Value reply;
       try {
         reply = job->work(*job);

@@ -393,6 +393,29 @@ TEST_F(DaemonTest, DeadlinesStopRunningAndQueuedWork) {
   EXPECT_GE(r.timings.get("total_s")->as_double(), 0.1);
 }
 
+TEST_F(DaemonTest, AnExpiredDeadlineIsCheckedWhenAJobStarts) {
+  // deadline_s = 1e-6 has always passed when a worker takes the request, whether or not the
+  // deadline timer has fired yet: none may run.
+  RawClient raw(daemon_->endpoint());
+  Value::Map request = Client::generate_fields(sample_request(2, 200), false);
+  request.emplace_back("deadline_s", 1e-6);
+  int ran = 0;
+  for (uint64_t id = 1; id <= 200; ++id) {
+    // In batches of 20, well inside the queue bound (64).
+    if (id % 20 == 1) {
+      for (uint64_t k = id; k < id + 20; ++k) raw.send(with_id(k, "generate", request));
+    }
+    const Value reply = raw.final_reply(id);
+    if (reply.get("type")->as_string() == "result") {
+      ++ran;
+      continue;
+    }
+    EXPECT_EQ(reply.get("code")->as_string(), "deadline_exceeded") << describe(reply);
+    EXPECT_EQ(reply.get("field")->as_string(), "deadline_s") << describe(reply);
+  }
+  EXPECT_EQ(ran, 0) << "of 200 requests with deadline_s = 1e-6 ran";
+}
+
 TEST_F(DaemonTest, BadInputGetsAnErrorAndTheDaemonKeepsServing) {
   Client c = connect();
   auto expect_error = [&](const std::string& op, Value::Map fields, const std::string& code, const std::string& field) {

@@ -5,6 +5,7 @@
 #include <mutex>
 
 #include "core/model_factory.hpp"
+#include "daemon/model_files.hpp"
 
 namespace decodelab::daemon {
 
@@ -35,18 +36,24 @@ void ModelTable::check_new(const std::string& name, const std::string& target) c
   }
 }
 
-std::shared_ptr<LoadedModel> ModelTable::load(const std::string& name, const std::string& spec, const std::string& target) {
+std::shared_ptr<LoadedModel> ModelTable::load(const std::string& name, const std::string& spec, const std::string& target,
+                                              const std::string& model_dir) {
   auto loaded = std::make_shared<LoadedModel>();
   loaded->name = name;
   loaded->spec = spec;
   loaded->target = target;
-  if (!target.empty()) {
-    loaded->target_ref = get(target, "target");
-    // Deriving a draft reads the target, so it waits for the target's current user.
-    std::lock_guard use(loaded->target_ref->mutex);
-    loaded->model = load_model(spec, loaded->target_ref->model.get());
-  } else {
-    loaded->model = load_model(spec, nullptr);
+  const OpenedModelSpec opened(spec, model_dir);
+  try {
+    if (!target.empty()) {
+      loaded->target_ref = get(target, "target");
+      // Deriving a draft reads the target, so it waits for the target's current user.
+      std::lock_guard use(loaded->target_ref->mutex);
+      loaded->model = load_model(opened.spec(), loaded->target_ref->model.get());
+    } else {
+      loaded->model = load_model(opened.spec(), nullptr);
+    }
+  } catch (const Error& e) {
+    reject(to_string(e.code()), "spec", opened.client_message(e.what()));
   }
   std::lock_guard lock(mutex_);
   if (!models_.emplace(name, loaded).second) {

@@ -53,7 +53,10 @@ class ModelTable {
  public:
   // Rejects a name already in use or a draft target that is not loaded.
   void check_new(const std::string& name, const std::string& target) const;
-  std::shared_ptr<LoadedModel> load(const std::string& name, const std::string& spec, const std::string& target);
+  // Files are read only from inside `model_dir` ("/" for anywhere; see model_files.hpp). Throws
+  // ProtocolError naming the field at fault (name, target, spec).
+  std::shared_ptr<LoadedModel> load(const std::string& name, const std::string& spec, const std::string& target,
+                                    const std::string& model_dir);
   void unload(const std::string& name);
   // Throws ProtocolError(not_found, field) when `name` is not loaded.
   std::shared_ptr<LoadedModel> get(const std::string& name, const std::string& field) const;

@@ -1,6 +1,7 @@
 // decodelabd: serves every registered decoder over ZeroMQ + msgpack (docs/protocol.md).
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -26,7 +27,9 @@ const char* kUsage = R"USAGE(usage: decodelabd [options]
   --heartbeat-ms X        heartbeat period for clients with work in flight (default 1000)
   --shutdown-grace-ms X   time in-flight work gets to stop on SIGTERM/SIGINT (default 2000)
   --allow-shutdown        honor the "shutdown" op
-  --load NAME=SPEC        load a model at start (repeatable), e.g. --load t='table(vocab=32)'
+  --load NAME=SPEC        load a model at start (repeatable), e.g. --load t='table(vocab=32)'; any file
+  --model-dir DIR         load_model requests read model files only inside DIR, relative paths from it
+                          (default $DECODELAB_MODELS or ~/.cache/decodelab/models; --model-dir / allows any)
   --log-level LEVEL       error, warn, info (default), debug
   --curve-keygen          print a new CURVE keypair (public, then secret, Z85) and exit
 )USAGE";
@@ -92,6 +95,13 @@ int main(int argc, char** argv) {
       else if (name == "--heartbeat-ms") config.heartbeat_interval_s = std::max(1.0, parse_number(value, name)) / 1e3;
       else if (name == "--shutdown-grace-ms") config.shutdown_grace_s = parse_number(value, name) / 1e3;
       else if (name == "--log-level") config.log_level = parse_log_level(value);
+      else if (name == "--model-dir") {
+        std::error_code ec;
+        if (value.empty() || !std::filesystem::is_directory(value, ec)) {
+          decodelab::fail(decodelab::ErrorCode::invalid_argument, "--model-dir '" + value + "' is not a directory");
+        }
+        config.model_dir = value;
+      }
       else if (name == "--load") {
         const auto eq = value.find('=');
         if (eq == std::string::npos || eq == 0) decodelab::fail(decodelab::ErrorCode::invalid_argument, "--load expects NAME=SPEC, got '" + value + "'");

@@ -14,6 +14,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <deque>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <iostream>
@@ -33,6 +34,7 @@
 #include "core/error.hpp"
 #include "core/model_factory.hpp"
 #include "daemon/generation.hpp"
+#include "daemon/model_files.hpp"
 #include "daemon/protocol.hpp"
 #include "daemon/reward_channel.hpp"
 
@@ -292,6 +294,7 @@ struct Service::Impl {
   Log log;
   Metrics metrics;
   ModelTable models;
+  std::string model_dir;  // absolute; "" refuses every model file
 
   zmq::context_t context{1};
   zmq::socket_t router{context, zmq::socket_type::router};
@@ -318,6 +321,8 @@ struct Service::Impl {
       : config(std::move(c)), log(config.log_level), queue(config.max_queue) {
     limits.max_message_bytes = config.max_message_bytes;
     limits.max_tokens = config.max_tokens;
+    model_dir = config.model_dir.empty() ? default_model_dir() : config.model_dir;
+    if (!model_dir.empty()) model_dir = std::filesystem::absolute(model_dir).lexically_normal().string();
   }
 
   // Only reached with live threads when run() failed part-way.
@@ -647,7 +652,7 @@ struct Service::Impl {
     job->work = [this, body = std::move(body)](Job& j) -> Value {
       try {
         const auto t0 = Clock::now();
-        auto loaded = models.load(body.name, body.spec, body.target);
+        auto loaded = models.load(body.name, body.spec, body.target, model_dir);
         const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
         log(LogLevel::info, "loaded model '" + body.name + "' = " + body.spec + " in " + std::to_string(seconds) + " s");
         metrics.finished("load_model", std::chrono::duration<double>(Clock::now() - j.received).count(), 0);
@@ -730,7 +735,7 @@ struct Service::Impl {
     wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (wake_fd < 0) fail(ErrorCode::internal, "eventfd failed");
     for (const auto& [name, spec] : config.preload) {
-      models.load(name, spec, "");
+      models.load(name, spec, "", "/");
       log(LogLevel::info, "preloaded model '" + name + "' = " + spec);
     }
     bind();

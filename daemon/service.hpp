@@ -35,6 +35,9 @@ struct ServiceConfig {
   double heartbeat_interval_s = 1.0;
   double shutdown_grace_s = 2.0;          // how long in-flight work may take to stop on shutdown
   LogLevel log_level = LogLevel::info;
+  // load_model requests read model files only inside this directory ("" = default_model_dir(),
+  // "/" = anywhere; see model_files.hpp). `preload` is the operator's and may name any file.
+  std::string model_dir;
   std::vector<std::pair<std::string, std::string>> preload;  // (name, spec) loaded at start
 };
 

@@ -1,6 +1,7 @@
 // decodelabd end to end: the test starts the real binary on an ipc endpoint in a temporary
 // directory and talks to it through the C++ client (and raw ZeroMQ for malformed input).
 #include <signal.h>
+#include <sys/stat.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -9,6 +10,7 @@
 #include <chrono>
 #include <cmath>
 #include <limits>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <thread>
@@ -738,6 +740,94 @@ TEST(DaemonAlone, CurveEncryptedTcp) {
   // A client without the server key cannot complete the handshake: it gets no reply at all.
   Client plain(endpoint, client_options(0.3));
   EXPECT_THROW(plain.hello(), Error);
+}
+
+// A model directory for the load_model tests: a FIFO, a directory, a file that is not a GGUF, and
+// a symlink out of the directory.
+class ModelDir {
+ public:
+  ModelDir() {
+    char dir_template[] = "/tmp/decodelabd-models-XXXXXX";
+    dir_ = mkdtemp(dir_template);
+    EXPECT_EQ(mkfifo((dir_ + "/fifo.gguf").c_str(), 0600), 0);
+    std::filesystem::create_directory(dir_ + "/sub.gguf");
+    std::FILE* f = std::fopen((dir_ + "/junk.gguf").c_str(), "w");
+    std::fputs("not a gguf file", f);
+    std::fclose(f);
+    std::filesystem::create_symlink("/etc/hostname", dir_ + "/out.gguf");
+  }
+  ~ModelDir() { std::filesystem::remove_all(dir_); }
+  const std::string& path() const { return dir_; }
+
+ private:
+  std::string dir_;
+};
+
+RemoteError load_error(Client& c, const std::string& spec) {
+  try {
+    c.load_model("m", spec);
+  } catch (const RemoteError& e) {
+    return e;
+  }
+  ADD_FAILURE() << spec << " loaded";
+  return RemoteError("", "", "");
+}
+
+TEST(DaemonAlone, LoadModelReadsOnlyRegularFilesInsideTheModelDir) {
+  ModelDir models;
+  Daemon d({"--workers", "1", "--model-dir", models.path()});
+  Client c(d.endpoint(), client_options(5.0));
+  // A FIFO used to block the only worker in open() for good.
+  for (const std::string& spec : std::vector<std::string>{"gguf(path=fifo.gguf)", "fifo.gguf", models.path() + "/fifo.gguf", "gguf(path=sub.gguf)"}) {
+    const RemoteError e = load_error(c, spec);
+    EXPECT_EQ(e.code(), "invalid_argument") << e.what();
+    EXPECT_EQ(e.field(), "spec") << e.what();
+    EXPECT_NE(std::string(e.what()).find("not a regular file"), std::string::npos) << e.what();
+  }
+  // Outside the directory: the same answer whether or not the file exists.
+  for (const std::string spec : {"gguf(path=/etc/passwd)", "gguf(path=/no/such/file.gguf)", "gguf(path=../x.gguf)",
+                                 "gguf(path=sub.gguf/../../etc/passwd)", "out.gguf"}) {
+    const RemoteError e = load_error(c, spec);
+    EXPECT_EQ(e.code(), "invalid_argument") << e.what();
+    EXPECT_EQ(e.field(), "spec") << e.what();
+    EXPECT_NE(std::string(e.what()).find("outside the daemon's model directory"), std::string::npos) << e.what();
+  }
+  // Inside: a missing file is not_found; a file that is not a GGUF is read and refused by the loader,
+  // its error naming the path the client gave.
+  EXPECT_EQ(load_error(c, "gguf(path=none.gguf)").code(), "not_found");
+  const RemoteError junk = load_error(c, "junk.gguf");
+  EXPECT_EQ(junk.field(), "spec") << junk.what();
+  EXPECT_NE(std::string(junk.what()).find("junk.gguf"), std::string::npos) << junk.what();
+  EXPECT_EQ(std::string(junk.what()).find("decodelabd-load-"), std::string::npos) << junk.what();
+  // Analytic models need no file; the worker is still free.
+  EXPECT_EQ(c.load_model("t2", kTarget).get("model")->get("vocab_size")->as_int(), 32);
+  EXPECT_EQ(c.generate(sample_request(1, 4)).tokens.size(), 4u);
+}
+
+TEST(DaemonAlone, ModelDirSlashAllowsAnyFile) {
+  Daemon d({"--model-dir", "/"});
+  Client c(d.endpoint(), client_options(5.0));
+  const RemoteError e = load_error(c, "gguf(path=/etc/hostname)");
+  EXPECT_EQ(e.field(), "spec");
+  EXPECT_EQ(std::string(e.what()).find("outside"), std::string::npos) << e.what();  // read, and not a GGUF
+}
+
+TEST(DaemonAlone, LoadModelOfARealFileInTheModelDir) {
+  const char* env = std::getenv("DECODELAB_MODELS");
+  const std::string dir = env && *env ? env : std::string(std::getenv("HOME") ? std::getenv("HOME") : "") + "/.cache/decodelab/models";
+  const std::string file = "SmolLM2-135M-Instruct.Q4_1.gguf";
+  if (!std::filesystem::exists(dir + "/" + file)) GTEST_SKIP() << "no " << file << " in " << dir;
+  Daemon d({"--model-dir", dir});
+  Client c(d.endpoint(), client_options(60.0));
+  const Value model = c.load_model("real", file).get("model")->as_map();
+  Value m(model);
+  EXPECT_EQ(m.get("spec")->as_string(), file);
+  EXPECT_EQ(m.get("model")->as_string(), file);  // named after the client's file, not the private link
+  GenerateOptions g;
+  g.models = {{"target", "real"}};
+  g.prompt = "The capital of France is";
+  g.max_tokens = 3;
+  EXPECT_EQ(c.generate(g).tokens.size(), 3u);
 }
 
 TEST(DaemonAlone, RefusesNonLoopbackTcpWithoutASecret) {

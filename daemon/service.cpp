@@ -343,7 +343,7 @@ struct Service::Impl {
   // Any thread: queue a message for the I/O thread to send. The I/O thread flushes after every
   // batch of requests, so only other threads need to wake it.
   void post(const std::string& identity, const Value& message) {
-    std::string packed = pack(message);
+    std::string packed = pack_reply(message);
     {
       std::lock_guard lock(outbox_mutex);
       outbox.emplace_back(identity, std::move(packed));

@@ -418,6 +418,42 @@ TEST_F(DaemonTest, AnExpiredDeadlineIsCheckedWhenAJobStarts) {
   EXPECT_EQ(ran, 0) << "of 200 requests with deadline_s = 1e-6 ran";
 }
 
+// Every string and map key in a reply, recursively, is valid UTF-8.
+bool all_valid_utf8(const Value& v) {
+  if (const auto* s = std::get_if<std::string>(&v.v)) return daemon::is_valid_utf8(*s);
+  if (const auto* a = std::get_if<Value::Array>(&v.v)) {
+    return std::all_of(a->begin(), a->end(), [](const Value& x) { return all_valid_utf8(x); });
+  }
+  if (const auto* m = std::get_if<Value::Map>(&v.v)) {
+    return std::all_of(m->begin(), m->end(), [](const auto& kv) { return daemon::is_valid_utf8(kv.first) && all_valid_utf8(kv.second); });
+  }
+  return true;
+}
+
+TEST_F(DaemonTest, RepliesAreValidUtf8WhateverTheRequestEchoes) {
+  RawClient raw(daemon_->endpoint());
+  const std::string bad = "x\xff\xc3(";
+  std::vector<Value::Map> requests{
+      with_id(1, "hello", {{bad, 1}}),                                               // an unknown key
+      with_id(2, bad, {}),                                                           // an unknown op
+      with_id(3, "generate", {{"models", Value::Map{{"target", bad}}}, {"prompt", "a"}}),  // an unknown model
+      with_id(4, "generate", {{"models", Value::Map{{"target", "t"}, {bad, "t"}}}, {"prompt", "a"}}),  // a role
+      with_id(5, "generate", {{"models", Value::Map{{"target", "t"}}}, {"prompt", "a"}, {"decoder", bad}}),
+      with_id(6, "generate", {{"models", Value::Map{{"target", "t"}}}, {"prompt", "a"}, {"params", Value::Map{{bad, 1}}}}),
+      with_id(7, "load_model", {{"name", "u"}, {"spec", bad}}),
+      with_id(8, "unload_model", {{"name", bad}}),
+      with_id(9, "load_model", {{"name", bad}, {"spec", kTarget}}),  // loads: its name is listed below
+      with_id(10, "list_models", {}),
+      with_id(11, "unload_model", {{"name", bad}}),
+  };
+  for (const auto& request : requests) {
+    raw.send(request);
+    const uint64_t id = uint64_t(request[0].second.as_int());
+    const Value reply = raw.final_reply(id);
+    EXPECT_TRUE(all_valid_utf8(reply)) << "request " << id << ": " << describe(reply);
+  }
+}
+
 TEST_F(DaemonTest, BadInputGetsAnErrorAndTheDaemonKeepsServing) {
   Client c = connect();
   auto expect_error = [&](const std::string& op, Value::Map fields, const std::string& code, const std::string& field) {

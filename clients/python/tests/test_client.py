@@ -7,6 +7,7 @@ import os
 import subprocess
 import time
 
+import msgpack
 import pytest
 
 import decodelab
@@ -88,6 +89,16 @@ def test_errors_are_typed_and_name_the_field(client):
     with pytest.raises(decodelab.Forbidden):
         client.shutdown()
     assert client.generate("a", model="t", max_tokens=3).tokens  # still serving
+
+
+def test_errors_echoing_invalid_utf8_decode(client):
+    # A request key that is not valid UTF-8 (raw bytes: the client itself only sends valid text).
+    raw = msgpack.packb({"id": 900001, "op": "hello", "KEY": 1}, use_bin_type=True).replace(b"KEY", b"\xff\xfeY")
+    client._socket.send(raw)
+    with pytest.raises(decodelab.InvalidArgument) as e:
+        client.wait(900001)
+    assert e.value.field == "\ufffd\ufffdY"
+    assert client.hello()["protocol"] == 1
 
 
 def test_draft_models_and_speculative_decoding(client):

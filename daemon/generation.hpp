@@ -51,8 +51,9 @@ struct LoadedModel {
 
 class ModelTable {
  public:
-  // Rejects a name already in use or a draft target that is not loaded.
-  void check_new(const std::string& name, const std::string& target) const;
+  // Rejects a name already in use, a draft without a loaded target, a target for a spec that is
+  // not a draft, and a spec that does not parse.
+  void check_new(const std::string& name, const std::string& spec, const std::string& target) const;
   // Files are read only from inside `model_dir` ("/" for anywhere; see model_files.hpp). Throws
   // ProtocolError naming the field at fault (name, target, spec).
   std::shared_ptr<LoadedModel> load(const std::string& name, const std::string& spec, const std::string& target,
@@ -74,6 +75,11 @@ struct PreparedGeneration {
   std::map<std::string, std::shared_ptr<LoadedModel>> models;  // by role
   std::unique_ptr<Decoder> decoder;
 };
+// Roles a decoder uses only when its parameters ask for them (smc: reward_model).
+std::vector<std::string> optional_roles(const std::string& decoder);
+// Every role a decoder takes: target, its required roles, its optional ones.
+std::vector<std::string> decoder_roles(const std::string& decoder);
+
 // Throws ProtocolError naming the field at fault (models.<role>, decoder, params, prompt_ids[i], ...).
 PreparedGeneration prepare_generation(const ModelTable& models, GenerateRequest request);
 

@@ -516,7 +516,8 @@ struct Service::Impl {
     for (const auto* e : DecoderRegistry::instance().list()) {
       Value::Array roles;
       for (const auto& r : e->roles) roles.emplace_back(r);
-      out.emplace_back(Value::Map{{"name", e->name}, {"doc", e->doc}, {"roles", roles}, {"params", param_schema(e->params)}});
+      out.emplace_back(Value::Map{{"name", e->name}, {"doc", e->doc}, {"roles", roles},
+                                  {"optional_roles", strings(optional_roles(e->name))}, {"params", param_schema(e->params)}});
     }
     return Value::Map{{"decoders", out}};
   }
@@ -643,7 +644,7 @@ struct Service::Impl {
   }
 
   void queue_load(const std::string& identity, uint64_t id, Clock::time_point received, LoadModelRequest body) {
-    models.check_new(body.name, body.target);
+    models.check_new(body.name, body.spec, body.target);
     auto job = std::make_shared<Job>();
     job->identity = identity;
     job->id = id;

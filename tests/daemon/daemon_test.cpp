@@ -13,6 +13,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -524,6 +526,67 @@ TEST_F(DaemonTest, BadInputGetsAnErrorAndTheDaemonKeepsServing) {
   EXPECT_NE(metrics.get("errors_by_code")->get("not_found"), nullptr);
 }
 
+RemoteError call_error(Client& c, const std::string& op, Value::Map fields) {
+  try {
+    c.call(op, std::move(fields));
+  } catch (const RemoteError& e) {
+    return e;
+  }
+  ADD_FAILURE() << op << ": no error";
+  return RemoteError("", "", "");
+}
+
+TEST_F(DaemonTest, RolesTargetsAndConstraintsAreValidated) {
+  Client c = connect();
+  auto gen = [](Value::Map models, std::string decoder, Value::Map params = {}) {
+    Value::Map m{{"models", std::move(models)}, {"decoder", std::move(decoder)}, {"prompt", "a b"}, {"max_tokens", 4}};
+    if (!params.empty()) m.emplace_back("params", std::move(params));
+    return m;
+  };
+  c.load_model("d11", kDraft, "t");
+  // A role the decoder does not take.
+  auto e = call_error(c, "generate", gen({{"target", "t"}, {"foo", "t"}}, "sample"));
+  EXPECT_EQ(e.code(), "invalid_argument") << e.what();
+  EXPECT_EQ(e.field(), "models.foo") << e.what();
+  e = call_error(c, "generate", gen({{"target", "t"}, {"draft", "d11"}}, "sample"));
+  EXPECT_EQ(e.field(), "models.draft") << e.what();
+  // An optional role is taken (smc's reward_model) and the required ones still are.
+  EXPECT_NO_THROW(c.call("generate", gen({{"target", "t"}, {"reward_model", "t"}}, "smc", {{"particles", 2}})));
+  EXPECT_NO_THROW(c.call("generate", gen({{"target", "t"}, {"draft", "d11"}}, "sd")));
+  // target belongs to draft(...) specs only, and they need one.
+  e = call_error(c, "load_model", {{"name", "x11"}, {"spec", kTarget}, {"target", "t"}});
+  EXPECT_EQ(e.code(), "invalid_argument") << e.what();
+  EXPECT_EQ(e.field(), "target") << e.what();
+  e = call_error(c, "load_model", {{"name", "x11"}, {"spec", kDraft}});
+  EXPECT_EQ(e.field(), "target") << e.what();
+  // Constraint specs are checked with the request, naming the field.
+  e = call_error(c, "generate", gen({{"target", "t"}}, "smc", {{"constraint", "regex(pattern=(a|)"}}));
+  EXPECT_EQ(e.code(), "invalid_argument") << e.what();
+  EXPECT_EQ(e.field(), "params.constraint") << e.what();
+  e = call_error(c, "generate", gen({{"target", "t"}}, "smc", {{"constraint", "nosuch(x=1)"}}));
+  EXPECT_EQ(e.code(), "not_found") << e.what();
+  EXPECT_EQ(e.field(), "params.constraint") << e.what();
+  EXPECT_NO_THROW(c.call("generate", gen({{"target", "t"}}, "smc", {{"constraint", "regex(pattern=[a-z ]*)"}})));
+  c.unload_model("d11");
+}
+
+TEST(DaemonAlone, ABadConstraintIsRefusedWithoutQueueing) {
+  Daemon d({"--workers", "1"});
+  Client c(d.endpoint(), client_options(5.0));
+  const uint64_t blocker = c.send("generate", Client::generate_fields(sample_request(1, 1 << 20), true));
+  EXPECT_EQ(c.receive().get("type")->as_string(), "chunk");  // the only worker is busy
+  GenerateOptions g = sample_request(1, 4);
+  g.decoder = "smc";
+  g.params = {{"constraint", std::string("regex(pattern=(a|)")}};
+  try {
+    c.generate(g);  // answered while the worker is still busy
+    ADD_FAILURE() << "bad constraint accepted";
+  } catch (const RemoteError& e) {
+    EXPECT_EQ(e.field(), "params.constraint") << e.what();
+  }
+  EXPECT_TRUE(c.cancel(blocker));
+}
+
 // The reward of the client-reward tests: prefers texts with many "a" tokens (table models name
 // their tokens), so the steered generation differs from an unsteered one.
 std::vector<double> count_a(const std::vector<std::string>& texts) {
@@ -588,6 +651,14 @@ TEST_F(DaemonTest, BadClientRewardsFailTheGenerationOnly) {
     g.reward = [](const std::vector<std::string>& t) { return std::vector<double>(t.size(), -std::numeric_limits<double>::infinity()); };
     const auto r = c.generate(g);
     EXPECT_TRUE(r.tokens.empty());
+    EXPECT_EQ(r.stop_reason, "all_particles_dead");
+    // Every stop reason the daemon sends is in the protocol's list of them.
+    std::ifstream doc(std::string(DECODELAB_SOURCE_DIR) + "/docs/protocol.md");
+    const std::string text((std::istreambuf_iterator<char>(doc)), std::istreambuf_iterator<char>());
+    const std::size_t list = text.find("`stop_reason`: ");
+    ASSERT_NE(list, std::string::npos);
+    EXPECT_NE(text.substr(list, text.find("\n\n", list) - list).find("`" + r.stop_reason + "`"), std::string::npos)
+        << r.stop_reason << " is not among docs/protocol.md's stop reasons";
     EXPECT_EQ(r.stats.get("metrics")->get("log_evidence")->as_double(), -std::numeric_limits<double>::infinity());
   }
   // A decoder without an external reward refuses client_reward before it starts.

@@ -520,8 +520,31 @@ std::vector<std::string> op_features() {
   return out;
 }
 
+uint64_t peek_request_id(std::string_view message, const DecodeLimits& limits) noexcept {
+  try {
+    // The message is bounded by the transport (ZeroMQ drops more than twice the limit), so reading
+    // it whole to find its id costs no more than reading a request.
+    const msgpack::unpack_limit bound(limits.max_items, limits.max_items, message.size(), message.size(), message.size(),
+                                      limits.max_depth);
+    std::size_t offset = 0;
+    const msgpack::object_handle handle = msgpack::unpack(message.data(), message.size(), offset, nullptr, nullptr, bound);
+    const msgpack::object& o = handle.get();
+    if (o.type != msgpack::type::MAP) return 0;
+    for (uint32_t i = 0; i < o.via.map.size; ++i) {
+      const msgpack::object_kv& kv = o.via.map.ptr[i];
+      if (kv.key.type == msgpack::type::STR && std::string_view(kv.key.via.str.ptr, kv.key.via.str.size) == "id" &&
+          kv.val.type == msgpack::type::POSITIVE_INTEGER) {
+        return kv.val.via.u64;
+      }
+    }
+  } catch (...) {
+  }
+  return 0;
+}
+
 Request decode_request(std::string_view message, const DecodeLimits& limits, uint64_t* id_out) {
   if (message.size() > limits.max_message_bytes) {
+    if (id_out) *id_out = peek_request_id(message, limits);  // so the client can match the error
     reject(codes::too_large, "", "message of " + std::to_string(message.size()) + " bytes exceeds the limit of " +
                                      std::to_string(limits.max_message_bytes) + " bytes");
   }

@@ -208,6 +208,10 @@ struct DecodeLimits {
 // request id as soon as it is known, so the error reply can carry it.
 Request decode_request(std::string_view message, const DecodeLimits& limits, uint64_t* id_out = nullptr);
 
+// The id of a request that is otherwise refused (too large, several frames), 0 when the message
+// does not hold a readable one. Never throws.
+uint64_t peek_request_id(std::string_view message, const DecodeLimits& limits) noexcept;
+
 // Reply builders.
 Value error_reply(uint64_t id, const std::string& code, const std::string& message, const std::string& field);
 Value result_reply(uint64_t id, Value::Map fields);

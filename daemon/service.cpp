@@ -53,6 +53,19 @@ LogLevel parse_log_level(const std::string& text) {
   fail(ErrorCode::invalid_argument, "log level '" + text + "' is not one of error, warn, info, debug");
 }
 
+void check_config(const ServiceConfig& config) {
+  auto in_range = [](const char* option, double value, double min, double max) {
+    if (!(value >= min && value <= max)) {
+      fail(ErrorCode::invalid_argument, std::string(option) + " must be in [" + std::to_string(int64_t(min)) + ", " +
+                                            std::to_string(int64_t(max)) + "], got " + std::to_string(value));
+    }
+  };
+  in_range("--workers", config.workers, 1, kMaxWorkers);
+  in_range("--max-queue", double(config.max_queue), 1, double(kMaxQueue));
+  in_range("--max-message-bytes", double(config.max_message_bytes), double(kMinMessageBytes), double(kMaxMessageBytes));
+  in_range("--max-tokens", double(config.max_tokens), 1, double(kMaxTokens));
+}
+
 void check_endpoint(const std::string& endpoint, const ServiceConfig& config) {
   if (endpoint.rfind("ipc://", 0) == 0) {
     if (endpoint.size() <= 6) fail(ErrorCode::invalid_argument, "endpoint '" + endpoint + "' has no path");
@@ -721,17 +734,35 @@ struct Service::Impl {
       router.set(zmq::sockopt::curve_server, 1);
       router.set(zmq::sockopt::curve_secretkey, config.curve_secret_key);
     }
+    router.set(zmq::sockopt::ipv6, 1);  // tcp://[::1]:P; IPv4 addresses still work
     for (const auto& e : config.endpoints) {
-      try {
-        router.bind(e);
-      } catch (const zmq::error_t& err) {
-        fail(ErrorCode::invalid_argument, "cannot bind endpoint '" + e + "': " + err.what());
+      // ZeroMQ binds to interfaces and addresses, not host names: localhost is both loopbacks.
+      const std::string localhost = "tcp://localhost:";
+      if (e.rfind(localhost, 0) == 0) {
+        const std::string port = e.substr(localhost.size());
+        bind_endpoint("tcp://127.0.0.1:" + port, e);
+        try {
+          router.bind("tcp://[::1]:" + port);
+        } catch (const zmq::error_t& err) {
+          log(LogLevel::info, "no IPv6 loopback for " + e + " (" + err.what() + "); IPv4 only");
+        }
+      } else {
+        bind_endpoint(e, e);
       }
       log(LogLevel::info, "listening on " + e);
     }
   }
 
+  void bind_endpoint(const std::string& endpoint, const std::string& as_given) {
+    try {
+      router.bind(endpoint);
+    } catch (const zmq::error_t& err) {
+      fail(ErrorCode::invalid_argument, "cannot bind endpoint '" + as_given + "': " + err.what());
+    }
+  }
+
   int run() {
+    check_config(config);
     io_thread = std::this_thread::get_id();
     wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (wake_fd < 0) fail(ErrorCode::internal, "eventfd failed");
@@ -822,15 +853,11 @@ struct Service::Impl {
       if (frames.size() < 2) continue;
       const std::string identity = frames[0].to_string();
       if (frames.size() != 2) {
-        post_error(identity, 0, to_string(ErrorCode::bad_format), "a request is exactly one message frame (got " +
-                                                                     std::to_string(frames.size() - 1) + ")", "");
+        post_error(identity, peek_request_id(frames[1].to_string_view(), limits), to_string(ErrorCode::bad_format),
+                   "a request is exactly one message frame (got " + std::to_string(frames.size() - 1) + ")", "");
         continue;
       }
-      if (stopping) {
-        post_error(identity, 0, codes::shutting_down, "the daemon is shutting down", "");
-        continue;
-      }
-      handle(identity, frames[1].to_string_view());
+      handle(identity, frames[1].to_string_view());  // refuses requests with shutting_down while stopping
     }
   }
 

@@ -587,6 +587,73 @@ TEST(DaemonAlone, ABadConstraintIsRefusedWithoutQueueing) {
   EXPECT_TRUE(c.cancel(blocker));
 }
 
+TEST_F(DaemonTest, RefusedMessagesCarryTheirIdWhenTheyHaveOne) {
+  RawClient raw(daemon_->endpoint());
+  // Over --max-message-bytes (4096) but under twice it: too_large, with the request's own id.
+  Value::Map big = with_id(123, "generate", Client::generate_fields(sample_request(1, 4), false));
+  big.emplace_back("stop", Value::Array{std::string(5000, 'a')});
+  raw.send(big);
+  Value reply = raw.receive();
+  EXPECT_EQ(reply.get("code")->as_string(), "too_large") << describe(reply);
+  EXPECT_EQ(reply.get("id")->as_int(), 123);
+  // Unreadable: id 0, and the C++ client keeps it aside instead of failing the request it waits on.
+  Client c = connect();
+  Value deep = 1;
+  for (int i = 0; i < 40; ++i) deep = Value::Array{deep};
+  c.send("hello", {{"nested", deep}});
+  EXPECT_EQ(c.hello().get("protocol")->as_int(), 1);
+  ASSERT_EQ(c.unattributed_errors().size(), 1u);
+  EXPECT_EQ(c.unattributed_errors()[0].get("code")->as_string(), "bad_format");
+}
+
+// decodelabd run to completion with `args`: its exit status and what it printed.
+std::pair<int, std::string> run_decodelabd(const std::string& args) {
+  std::string output;
+  FILE* p = popen((std::string(DECODELABD_PATH) + " " + args + " 2>&1").c_str(), "r");
+  if (!p) return {-1, ""};
+  char buffer[4096];
+  while (std::size_t n = std::fread(buffer, 1, sizeof buffer, p)) output.append(buffer, n);
+  const int status = pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
+}
+
+TEST(DaemonAlone, NumericOptionsOutOfRangeAreRefused) {
+  // --max-message-bytes 1e30 used to overflow (hello said -1 and ZeroMQ dropped messages over ~1 KB).
+  for (const std::string option : {"--max-message-bytes 1e30", "--max-message-bytes 12", "--max-message-bytes 1.5e3x",
+                                   "--workers 1e30", "--workers 0", "--max-queue 0", "--max-tokens 1e19",
+                                   "--heartbeat-ms nan", "--stream-interval-ms -1", "--workers 2.5"}) {
+    // The endpoint cannot be bound, so a daemon that accepted the option exits too, but with a
+    // message that does not name it.
+    const auto [status, output] = run_decodelabd(option + " --bind ipc:///nonexistent-dir/d.sock");
+    EXPECT_EQ(status, 2) << option << ": " << output;
+    const std::string name = option.substr(0, option.find(' '));
+    EXPECT_NE(output.find(name), std::string::npos) << option << ": " << output;
+  }
+}
+
+bool has_ipv6_loopback() {
+  std::ifstream f("/proc/net/if_inet6");
+  for (std::string line; std::getline(f, line);) {
+    if (line.rfind("00000000000000000000000000000001", 0) == 0) return true;
+  }
+  return false;
+}
+
+TEST(DaemonAlone, LocalhostAndIpv6LoopbackEndpoints) {
+  const int port = 40000 + (getpid() * 3 + 7) % 20000;
+  std::vector<std::string> args{"--bind", "tcp://localhost:" + std::to_string(port)};
+  const bool v6 = has_ipv6_loopback();
+  if (v6) args.insert(args.end(), {"--bind", "tcp://[::1]:" + std::to_string(port + 1)});
+  Daemon d(args);
+  std::vector<std::string> endpoints{"tcp://localhost:" + std::to_string(port), "tcp://127.0.0.1:" + std::to_string(port)};
+  if (v6) endpoints.insert(endpoints.end(), {"tcp://[::1]:" + std::to_string(port), "tcp://[::1]:" + std::to_string(port + 1)});
+  for (const auto& e : endpoints) {
+    Client c(e, client_options(5.0));
+    EXPECT_EQ(c.hello().get("protocol")->as_int(), 1) << e;
+  }
+  if (!v6) GTEST_SKIP() << "no IPv6 loopback on this host; checked IPv4 only";
+}
+
 // The reward of the client-reward tests: prefers texts with many "a" tokens (table models name
 // their tokens), so the steered generation differs from an unsteered one.
 std::vector<double> count_a(const std::vector<std::string>& texts) {

@@ -5,6 +5,9 @@
 #include "daemon/service.hpp"
 
 #include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -13,6 +16,7 @@
 #include <cmath>
 #include <condition_variable>
 #include <cstdio>
+#include <cstring>
 #include <deque>
 #include <filesystem>
 #include <fstream>
@@ -261,6 +265,26 @@ int64_t resident_bytes() {
   return resident * int64_t(sysconf(_SC_PAGESIZE));
 }
 
+// The file of an ipc:// endpoint ("" for other endpoints and Linux's abstract @names, which the
+// kernel itself refuses to bind twice).
+std::string ipc_file(const std::string& endpoint) {
+  if (endpoint.rfind("ipc://", 0) != 0 || endpoint.size() <= 6 || endpoint[6] == '@') return "";
+  return endpoint.substr(6);
+}
+
+// Whether a process accepts connections on the unix socket at `path`.
+bool someone_listens(const std::string& path) {
+  sockaddr_un address{};
+  if (path.size() >= sizeof address.sun_path) return false;  // unbindable; bind reports it
+  address.sun_family = AF_UNIX;
+  std::memcpy(address.sun_path, path.c_str(), path.size() + 1);
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  const bool connected = ::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0;
+  ::close(fd);
+  return connected;
+}
+
 bool same_secret(const std::string& given, const std::string& expected) {
   // Constant time in the secret's length, so response timing does not reveal a matching prefix.
   unsigned char diff = given.size() == expected.size() ? 0 : 1;
@@ -308,6 +332,12 @@ struct Service::Impl {
   Metrics metrics;
   ModelTable models;
   std::string model_dir;  // absolute; "" refuses every model file
+  struct IpcFile {
+    std::string path;
+    dev_t dev;
+    ino_t ino;
+  };
+  std::vector<IpcFile> ipc_files;  // the socket files of our ipc endpoints, removed at exit
 
   zmq::context_t context{1};
   zmq::socket_t router{context, zmq::socket_type::router};
@@ -754,11 +784,28 @@ struct Service::Impl {
   }
 
   void bind_endpoint(const std::string& endpoint, const std::string& as_given) {
+    const std::string path = ipc_file(endpoint);
+    // ZeroMQ replaces an existing socket file without asking, which would leave a running daemon
+    // there unreachable; a file nobody answers on is stale and may go.
+    if (!path.empty() && someone_listens(path)) {
+      fail(ErrorCode::invalid_argument, "cannot bind endpoint '" + as_given + "': another process (a running decodelabd?) listens on it");
+    }
     try {
       router.bind(endpoint);
     } catch (const zmq::error_t& err) {
       fail(ErrorCode::invalid_argument, "cannot bind endpoint '" + as_given + "': " + err.what());
     }
+    struct stat st {};
+    if (!path.empty() && ::stat(path.c_str(), &st) == 0) ipc_files.push_back({path, st.st_dev, st.st_ino});
+  }
+
+  // Removes the socket files this daemon created, unless another process has replaced them since.
+  void remove_ipc_files() {
+    for (const IpcFile& f : ipc_files) {
+      struct stat st {};
+      if (::stat(f.path.c_str(), &st) == 0 && st.st_dev == f.dev && st.st_ino == f.ino) ::unlink(f.path.c_str());
+    }
+    ipc_files.clear();
   }
 
   int run() {
@@ -833,8 +880,11 @@ struct Service::Impl {
     if (abandoned) {
       log(LogLevel::warn, "in-flight work did not stop within the grace period; exiting anyway");
       router.close();
+      remove_ipc_files();
       std::_Exit(0);
     }
+    router.close();
+    remove_ipc_files();
     log(LogLevel::info, "stopped");
     return 0;
   }

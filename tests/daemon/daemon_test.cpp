@@ -1,7 +1,9 @@
 // decodelabd end to end: the test starts the real binary on an ipc endpoint in a temporary
 // directory and talks to it through the C++ client (and raw ZeroMQ for malformed input).
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -12,6 +14,7 @@
 #include <limits>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -606,10 +609,11 @@ TEST_F(DaemonTest, RefusedMessagesCarryTheirIdWhenTheyHaveOne) {
   EXPECT_EQ(c.unattributed_errors()[0].get("code")->as_string(), "bad_format");
 }
 
-// decodelabd run to completion with `args`: its exit status and what it printed.
+// decodelabd run to completion with `args`: its exit status and what it printed. One that does
+// not exit within 20 s is stopped (status 124), so a test of a refusal cannot hang.
 std::pair<int, std::string> run_decodelabd(const std::string& args) {
   std::string output;
-  FILE* p = popen((std::string(DECODELABD_PATH) + " " + args + " 2>&1").c_str(), "r");
+  FILE* p = popen(("timeout 20 " + std::string(DECODELABD_PATH) + " " + args + " 2>&1").c_str(), "r");
   if (!p) return {-1, ""};
   char buffer[4096];
   while (std::size_t n = std::fread(buffer, 1, sizeof buffer, p)) output.append(buffer, n);
@@ -629,6 +633,44 @@ TEST(DaemonAlone, NumericOptionsOutOfRangeAreRefused) {
     const std::string name = option.substr(0, option.find(' '));
     EXPECT_NE(output.find(name), std::string::npos) << option << ": " << output;
   }
+}
+
+TEST(DaemonAlone, ASecondDaemonOnALiveIpcPathIsRefused) {
+  std::string file;
+  {
+    Daemon first;
+    Client c(first.endpoint(), client_options(5.0));
+    EXPECT_EQ(c.hello().get("protocol")->as_int(), 1);
+    file = first.endpoint().substr(6);
+    // It used to bind, replacing the socket file, and the first daemon ran on unreachable.
+    const auto [status, output] = run_decodelabd("--bind " + first.endpoint());
+    EXPECT_EQ(status, 2) << output;
+    EXPECT_NE(output.find("listens on it"), std::string::npos) << output;
+    Client again(first.endpoint(), client_options(5.0));
+    EXPECT_EQ(again.hello().get("protocol")->as_int(), 1);
+    kill(first.pid(), SIGTERM);
+    EXPECT_EQ(first.wait_exit(), 0);
+    EXPECT_FALSE(std::filesystem::exists(file)) << "the socket file outlives a clean exit";
+  }
+  // A stale socket file (nobody listens) is taken over.
+  char dir_template[] = "/tmp/decodelabd-stale-XXXXXX";
+  const std::string dir = mkdtemp(dir_template);
+  const std::string stale = dir + "/s.sock";
+  {
+    const int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    std::strcpy(address.sun_path, stale.c_str());
+    ASSERT_EQ(::bind(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address), 0);
+    close(fd);  // the file stays, with nobody behind it
+  }
+  ASSERT_TRUE(std::filesystem::exists(stale));
+  {
+    Daemon second({"--bind", "ipc://" + stale});
+    Client c("ipc://" + stale, client_options(5.0));
+    EXPECT_EQ(c.hello().get("protocol")->as_int(), 1);
+  }
+  std::filesystem::remove_all(dir);
 }
 
 bool has_ipv6_loopback() {

@@ -6,6 +6,8 @@
 
 #include "core/model_factory.hpp"
 #include "core/prompt.hpp"
+#include "daemon/model_files.hpp"
+#include "samplers/constraints/constraint.hpp"
 
 namespace decodelab::daemon {
 
@@ -26,7 +28,40 @@ const char* to_string(CancelReason reason) {
 // ------------------------------------------------------------------------------------------------
 // Models
 
-void ModelTable::check_new(const std::string& name, const std::string& target) const {
+namespace {
+
+// The model kind of a spec: its name, or gguf for a bare *.gguf path (core/model_factory.hpp).
+std::string spec_kind(const std::string& spec) {
+  if (spec.size() > 5 && spec.ends_with(".gguf") && spec.find('(') == std::string::npos) return "gguf";
+  try {
+    return parse_spec(spec).first;
+  } catch (const Error& e) {
+    reject(to_string(e.code()), "spec", e.what());
+  }
+}
+
+// Model kinds derived from a loaded model (`target`): core/model_factory.hpp's draft(...). Their
+// loaders receive the target; every other loader ignores it, so a target given to them is a
+// mistake worth reporting.
+bool derives_from_target(const std::string& kind) { return kind == "draft"; }
+
+}  // namespace
+
+void ModelTable::check_new(const std::string& name, const std::string& spec, const std::string& target) const {
+  const std::string kind = spec_kind(spec);
+  try {
+    ModelLoaderRegistry::instance().get(kind);
+  } catch (const Error& e) {
+    reject(to_string(e.code()), "spec", e.what());
+  }
+  if (derives_from_target(kind) && target.empty()) {
+    reject(to_string(ErrorCode::invalid_argument), "target",
+           "model kind '" + kind + "' derives from a loaded model: name it in field 'target'");
+  }
+  if (!derives_from_target(kind) && !target.empty()) {
+    reject(to_string(ErrorCode::invalid_argument), "target",
+           "model kind '" + sanitize_utf8(kind) + "' does not derive from another model; field 'target' is only for draft(...) specs");
+  }
   std::lock_guard lock(mutex_);
   if (models_.count(name)) {
     reject(to_string(ErrorCode::invalid_argument), "name", "a model named '" + name + "' is already loaded; unload it first");
@@ -36,18 +71,24 @@ void ModelTable::check_new(const std::string& name, const std::string& target) c
   }
 }
 
-std::shared_ptr<LoadedModel> ModelTable::load(const std::string& name, const std::string& spec, const std::string& target) {
+std::shared_ptr<LoadedModel> ModelTable::load(const std::string& name, const std::string& spec, const std::string& target,
+                                              const std::string& model_dir) {
   auto loaded = std::make_shared<LoadedModel>();
   loaded->name = name;
   loaded->spec = spec;
   loaded->target = target;
-  if (!target.empty()) {
-    loaded->target_ref = get(target, "target");
-    // Deriving a draft reads the target, so it waits for the target's current user.
-    std::lock_guard use(loaded->target_ref->mutex);
-    loaded->model = load_model(spec, loaded->target_ref->model.get());
-  } else {
-    loaded->model = load_model(spec, nullptr);
+  const OpenedModelSpec opened(spec, model_dir);
+  try {
+    if (!target.empty()) {
+      loaded->target_ref = get(target, "target");
+      // Deriving a draft reads the target, so it waits for the target's current user.
+      std::lock_guard use(loaded->target_ref->mutex);
+      loaded->model = load_model(opened.spec(), loaded->target_ref->model.get());
+    } else {
+      loaded->model = load_model(opened.spec(), nullptr);
+    }
+  } catch (const Error& e) {
+    reject(to_string(e.code()), "spec", opened.client_message(e.what()));
   }
   std::lock_guard lock(mutex_);
   if (!models_.emplace(name, loaded).second) {
@@ -107,26 +148,83 @@ void check_prompt_fits(const ModelInfo& info, std::size_t prompt_tokens, const s
   }
 }
 
+namespace {
+
+// Roles a decoder uses when its parameters ask for them; registry entries declare only the roles a
+// decoder always needs.
+const std::map<std::string, std::vector<std::string>>& optional_roles_table() {
+  static const std::map<std::string, std::vector<std::string>> table{
+      {"smc", {"reward_model"}},  // used when reward_model_weight != 0
+  };
+  return table;
+}
+
+// A constraint spec in the parameters (every constrained decoder names it "constraint") is parsed
+// now, so a bad pattern or an unknown kind is refused before the request is queued, naming the
+// field. Binding it to the target's vocabulary happens when it runs.
+void check_constraints(const std::vector<ParamSpec>& specs, const ParamMap& params) {
+  for (const ParamSpec& spec : specs) {
+    if (spec.name != "constraint" || spec.type != ParamType::string) continue;
+    auto given = params.find(spec.name);
+    if (given == params.end()) continue;
+    const std::string* text = std::get_if<std::string>(&given->second);
+    if (!text || text->empty()) continue;
+    try {
+      make_constraint(*text, std::make_shared<const Vocabulary>());
+    } catch (const Error& e) {
+      reject(to_string(e.code()), "params.constraint", e.what());
+    }
+  }
+}
+
+}  // namespace
+
+std::vector<std::string> optional_roles(const std::string& decoder) {
+  auto it = optional_roles_table().find(decoder);
+  return it == optional_roles_table().end() ? std::vector<std::string>{} : it->second;
+}
+
+std::vector<std::string> decoder_roles(const std::string& decoder) {
+  std::vector<std::string> roles{"target"};
+  auto add = [&](const std::string& role) {
+    if (std::find(roles.begin(), roles.end(), role) == roles.end()) roles.push_back(role);
+  };
+  for (const auto& role : DecoderRegistry::instance().get(decoder).roles) add(role);
+  for (const auto& role : optional_roles(decoder)) add(role);
+  return roles;
+}
+
 PreparedGeneration prepare_generation(const ModelTable& models, GenerateRequest request) {
   PreparedGeneration p;
-  for (const auto& [role, name] : request.models) p.models[role] = models.get(name, "models." + role);
   const auto& registry = DecoderRegistry::instance();
   if (!registry.contains(request.decoder)) {
     std::string known;
     for (const auto* e : registry.list()) known += " " + e->name;
     reject(to_string(ErrorCode::not_found), "decoder", "unknown decoder '" + sanitize_utf8(request.decoder) + "'; known:" + known);
   }
-  for (const std::string& role : registry.get(request.decoder).roles) {
-    if (!p.models.count(role)) {
+  const auto& entry = registry.get(request.decoder);
+  for (const std::string& role : entry.roles) {
+    if (!request.models.count(role)) {
       reject(to_string(ErrorCode::invalid_argument), "models." + role,
              "decoder '" + request.decoder + "' needs a model for role '" + role + "' (field 'models." + role + "')");
     }
   }
+  const std::vector<std::string> takes = decoder_roles(request.decoder);
+  for (const auto& [role, name] : request.models) {
+    if (std::find(takes.begin(), takes.end(), role) == takes.end()) {
+      std::string known;
+      for (const auto& r : takes) known += " " + r;
+      reject(to_string(ErrorCode::invalid_argument), "models." + role,
+             "decoder '" + request.decoder + "' takes no model for role '" + sanitize_utf8(role) + "'; its roles:" + known);
+    }
+  }
+  for (const auto& [role, name] : request.models) p.models[role] = models.get(name, "models." + role);
   try {
     p.decoder = registry.create(request.decoder, request.params);
   } catch (const Error& e) {
     reject(to_string(e.code()), "params", e.what());
   }
+  check_constraints(entry.params, request.params);
   if (request.client_reward && !takes_reward(*p.decoder)) {
     reject(to_string(ErrorCode::invalid_argument), "client_reward",
            "decoder '" + request.decoder + "' takes no external reward, so 'client_reward' cannot be set (smc takes one)");
@@ -271,13 +369,15 @@ Value stats_value(const Stats& stats) {
 
 }  // namespace
 
-int64_t run_generation(PreparedGeneration& job, const GenerationContext& ctx) {
+GenerationOutcome run_generation(PreparedGeneration& job, const GenerationContext& ctx) {
   const GenerateRequest& r = job.request;
   const auto started = Clock::now();
   if (ctx.cancel->cancelled()) {
     const CancelReason why = ctx.cancel->reason();
-    reject(why == CancelReason::deadline ? codes::deadline_exceeded : to_string(ErrorCode::cancelled), "",
-           std::string("request stopped before it started: ") + to_string(why));
+    const bool deadline = why == CancelReason::deadline;
+    reject(deadline ? codes::deadline_exceeded : to_string(ErrorCode::cancelled), deadline ? "deadline_s" : "",
+           deadline ? "request " + std::to_string(ctx.request_id) + " reached its deadline_s before it started"
+                    : std::string("request stopped before it started: ") + to_string(why));
   }
 
   // Lock each distinct model once, in address order, so two requests never wait on each other in
@@ -349,8 +449,7 @@ int64_t run_generation(PreparedGeneration& job, const GenerationContext& ctx) {
                                            {"run_s", secs(done - locked)},
                                            {"total_s", secs(done - ctx.received)}}}};
   if (r.logprobs) result.emplace_back("logprobs", logprobs);
-  ctx.send(result);
-  return int64_t(records.size());
+  return GenerationOutcome{std::move(result), int64_t(records.size())};
 }
 
 }  // namespace decodelab::daemon

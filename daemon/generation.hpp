@@ -51,9 +51,13 @@ struct LoadedModel {
 
 class ModelTable {
  public:
-  // Rejects a name already in use or a draft target that is not loaded.
-  void check_new(const std::string& name, const std::string& target) const;
-  std::shared_ptr<LoadedModel> load(const std::string& name, const std::string& spec, const std::string& target);
+  // Rejects a name already in use, a draft without a loaded target, a target for a spec that is
+  // not a draft, and a spec that does not parse.
+  void check_new(const std::string& name, const std::string& spec, const std::string& target) const;
+  // Files are read only from inside `model_dir` ("/" for anywhere; see model_files.hpp). Throws
+  // ProtocolError naming the field at fault (name, target, spec).
+  std::shared_ptr<LoadedModel> load(const std::string& name, const std::string& spec, const std::string& target,
+                                    const std::string& model_dir);
   void unload(const std::string& name);
   // Throws ProtocolError(not_found, field) when `name` is not loaded.
   std::shared_ptr<LoadedModel> get(const std::string& name, const std::string& field) const;
@@ -71,6 +75,11 @@ struct PreparedGeneration {
   std::map<std::string, std::shared_ptr<LoadedModel>> models;  // by role
   std::unique_ptr<Decoder> decoder;
 };
+// Roles a decoder uses only when its parameters ask for them (smc: reward_model).
+std::vector<std::string> optional_roles(const std::string& decoder);
+// Every role a decoder takes: target, its required roles, its optional ones.
+std::vector<std::string> decoder_roles(const std::string& decoder);
+
 // Throws ProtocolError naming the field at fault (models.<role>, decoder, params, prompt_ids[i], ...).
 PreparedGeneration prepare_generation(const ModelTable& models, GenerateRequest request);
 
@@ -86,8 +95,14 @@ struct GenerationContext {
   RewardFn reward;  // asks the client (see reward_channel.hpp); required when the request has client_reward
 };
 
-// Runs the generation (locking its models), sends chunks when streaming and then the result.
-// Returns the number of tokens generated. Throws Error / ProtocolError before anything is sent.
-int64_t run_generation(PreparedGeneration& job, const GenerationContext& ctx);
+struct GenerationOutcome {
+  Value result;        // the final "result" message
+  int64_t tokens = 0;  // tokens generated
+};
+// Runs the generation (locking its models) and sends chunks when streaming. Returns the result
+// message for the caller to send once it has retired the request (so a client that reuses the id
+// as soon as it sees the result is not refused). Throws Error / ProtocolError for a generation
+// that fails.
+GenerationOutcome run_generation(PreparedGeneration& job, const GenerationContext& ctx);
 
 }  // namespace decodelab::daemon

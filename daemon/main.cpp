@@ -1,6 +1,7 @@
 // decodelabd: serves every registered decoder over ZeroMQ + msgpack (docs/protocol.md).
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -20,26 +21,47 @@ const char* kUsage = R"USAGE(usage: decodelabd [options]
   --allow-remote          permit non-loopback tcp endpoints (requires --secret or --curve-secret-key)
   --workers N             generation worker threads (default 2)
   --max-queue N           queued requests before replies say "busy" (default 64)
-  --max-message-bytes N   largest request accepted (default 1048576)
-  --max-tokens N          largest max_tokens a request may ask for (default 1048576)
+  --max-message-bytes N   largest request accepted, 256 .. 1073741824 (default 1048576)
+  --max-tokens N          largest max_tokens a request may ask for, up to 2147483647 (default 1048576)
   --stream-interval-ms X  tokens produced within X ms share one chunk (default 2)
   --heartbeat-ms X        heartbeat period for clients with work in flight (default 1000)
   --shutdown-grace-ms X   time in-flight work gets to stop on SIGTERM/SIGINT (default 2000)
   --allow-shutdown        honor the "shutdown" op
-  --load NAME=SPEC        load a model at start (repeatable), e.g. --load t='table(vocab=32)'
+  --load NAME=SPEC        load a model at start (repeatable), e.g. --load t='table(vocab=32)'; any file
+  --model-dir DIR         load_model requests read model files only inside DIR, relative paths from it
+                          (default $DECODELAB_MODELS or ~/.cache/decodelab/models; --model-dir / allows any)
   --log-level LEVEL       error, warn, info (default), debug
   --curve-keygen          print a new CURVE keypair (public, then secret, Z85) and exit
 )USAGE";
 
-double parse_number(const std::string& text, const std::string& option) {
+// A number in [min, max]; anything else (not a number, out of range, inf, nan) is an error naming
+// the option, before it can overflow the integer it is stored in.
+double parse_number(const std::string& text, const std::string& option, double min, double max) {
+  double v = 0;
+  bool ok = false;
   try {
     std::size_t used = 0;
-    const double v = std::stod(text, &used);
-    if (used == text.size() && v >= 0) return v;
+    v = std::stod(text, &used);
+    ok = used == text.size();
   } catch (const std::exception&) {
   }
-  decodelab::fail(decodelab::ErrorCode::invalid_argument, "option " + option + " expects a non-negative number, got '" + text + "'");
+  if (!ok || !(v >= min && v <= max)) {
+    char range[96];
+    std::snprintf(range, sizeof range, "[%.15g, %.15g]", min, max);
+    decodelab::fail(decodelab::ErrorCode::invalid_argument, "option " + option + " expects a number in " + range + ", got '" + text + "'");
+  }
+  return v;
 }
+
+int64_t parse_integer(const std::string& text, const std::string& option, int64_t min, int64_t max) {
+  const double v = parse_number(text, option, double(min), double(max));
+  if (v != double(int64_t(v))) {
+    decodelab::fail(decodelab::ErrorCode::invalid_argument, "option " + option + " expects a whole number, got '" + text + "'");
+  }
+  return int64_t(v);
+}
+
+constexpr double kMaxMilliseconds = 86400e3;  // a day
 
 }  // namespace
 
@@ -84,14 +106,22 @@ int main(int argc, char** argv) {
       } else if (name == "--curve-secret-key") config.curve_secret_key = value;
       else if (name == "--allow-remote") config.allow_remote = true;
       else if (name == "--allow-shutdown") config.allow_shutdown = true;
-      else if (name == "--workers") config.workers = int(parse_number(value, name));
-      else if (name == "--max-queue") config.max_queue = std::size_t(parse_number(value, name));
-      else if (name == "--max-message-bytes") config.max_message_bytes = std::size_t(parse_number(value, name));
-      else if (name == "--max-tokens") config.max_tokens = int64_t(std::min(parse_number(value, name), 2147483647.0));  // DecodeOptions holds an int
-      else if (name == "--stream-interval-ms") config.stream_interval_s = parse_number(value, name) / 1e3;
-      else if (name == "--heartbeat-ms") config.heartbeat_interval_s = std::max(1.0, parse_number(value, name)) / 1e3;
-      else if (name == "--shutdown-grace-ms") config.shutdown_grace_s = parse_number(value, name) / 1e3;
+      else if (name == "--workers") config.workers = int(parse_integer(value, name, 1, kMaxWorkers));
+      else if (name == "--max-queue") config.max_queue = std::size_t(parse_integer(value, name, 1, int64_t(kMaxQueue)));
+      else if (name == "--max-message-bytes") {
+        config.max_message_bytes = std::size_t(parse_integer(value, name, int64_t(kMinMessageBytes), int64_t(kMaxMessageBytes)));
+      } else if (name == "--max-tokens") config.max_tokens = parse_integer(value, name, 1, kMaxTokens);
+      else if (name == "--stream-interval-ms") config.stream_interval_s = parse_number(value, name, 0, kMaxMilliseconds) / 1e3;
+      else if (name == "--heartbeat-ms") config.heartbeat_interval_s = parse_number(value, name, 1, kMaxMilliseconds) / 1e3;
+      else if (name == "--shutdown-grace-ms") config.shutdown_grace_s = parse_number(value, name, 0, kMaxMilliseconds) / 1e3;
       else if (name == "--log-level") config.log_level = parse_log_level(value);
+      else if (name == "--model-dir") {
+        std::error_code ec;
+        if (value.empty() || !std::filesystem::is_directory(value, ec)) {
+          decodelab::fail(decodelab::ErrorCode::invalid_argument, "--model-dir '" + value + "' is not a directory");
+        }
+        config.model_dir = value;
+      }
       else if (name == "--load") {
         const auto eq = value.find('=');
         if (eq == std::string::npos || eq == 0) decodelab::fail(decodelab::ErrorCode::invalid_argument, "--load expects NAME=SPEC, got '" + value + "'");
@@ -101,7 +131,6 @@ int main(int argc, char** argv) {
       }
     }
     if (config.endpoints.empty()) config.endpoints.push_back("ipc:///tmp/decodelabd.sock");
-    if (config.workers < 1) decodelab::fail(decodelab::ErrorCode::invalid_argument, "--workers must be at least 1");
     Service service(std::move(config));
     return service.run();
   } catch (const std::exception& e) {

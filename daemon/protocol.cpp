@@ -24,20 +24,28 @@ void reject(std::string code, std::string field, const std::string& message) {
 
 namespace {
 
-void pack_value(msgpack::packer<msgpack::sbuffer>& out, const Value& value) {
+// Strings pass through unchanged unless `valid_utf8` is set; then invalid UTF-8 becomes U+FFFD.
+void pack_string(msgpack::packer<msgpack::sbuffer>& out, const std::string& text, bool valid_utf8) {
+  if (valid_utf8 && !is_valid_utf8(text)) out.pack(sanitize_utf8(text));
+  else out.pack(text);
+}
+
+void pack_value(msgpack::packer<msgpack::sbuffer>& out, const Value& value, bool valid_utf8) {
   std::visit(
       [&](const auto& x) {
         using T = std::decay_t<decltype(x)>;
         if constexpr (std::is_same_v<T, std::monostate>) {
           out.pack_nil();
+        } else if constexpr (std::is_same_v<T, std::string>) {
+          pack_string(out, x, valid_utf8);
         } else if constexpr (std::is_same_v<T, Value::Array>) {
           out.pack_array(uint32_t(x.size()));
-          for (const Value& item : x) pack_value(out, item);
+          for (const Value& item : x) pack_value(out, item, valid_utf8);
         } else if constexpr (std::is_same_v<T, Value::Map>) {
           out.pack_map(uint32_t(x.size()));
           for (const auto& [key, item] : x) {
-            out.pack(key);
-            pack_value(out, item);
+            pack_string(out, key, valid_utf8);
+            pack_value(out, item, valid_utf8);
           }
         } else {
           out.pack(x);
@@ -46,14 +54,17 @@ void pack_value(msgpack::packer<msgpack::sbuffer>& out, const Value& value) {
       value.v);
 }
 
-}  // namespace
-
-std::string pack(const Value& value) {
+std::string pack_with(const Value& value, bool valid_utf8) {
   msgpack::sbuffer buffer;
   msgpack::packer<msgpack::sbuffer> out(buffer);
-  pack_value(out, value);
+  pack_value(out, value, valid_utf8);
   return std::string(buffer.data(), buffer.size());
 }
+
+}  // namespace
+
+std::string pack(const Value& value) { return pack_with(value, false); }
+std::string pack_reply(const Value& value) { return pack_with(value, true); }
 
 namespace {
 
@@ -174,32 +185,51 @@ std::size_t complete_utf8_prefix(std::string_view text) {
   return continuation < need ? i - 1 : n;
 }
 
+namespace {
+
+// The length of the valid UTF-8 sequence at text[i], or 0 when the bytes there are not one
+// (truncated, a stray continuation byte, overlong, a surrogate, past U+10FFFF).
+std::size_t utf8_sequence(std::string_view text, std::size_t i) {
+  const unsigned char c = static_cast<unsigned char>(text[i]);
+  std::size_t len = 0;
+  uint32_t cp = 0;
+  if (c < 0x80) return 1;
+  if ((c & 0xE0) == 0xC0) { len = 2; cp = c & 0x1F; }
+  else if ((c & 0xF0) == 0xE0) { len = 3; cp = c & 0x0F; }
+  else if ((c & 0xF8) == 0xF0) { len = 4; cp = c & 0x07; }
+  else return 0;
+  if (i + len > text.size()) return 0;
+  for (std::size_t k = 1; k < len; ++k) {
+    const unsigned char cc = static_cast<unsigned char>(text[i + k]);
+    if ((cc & 0xC0) != 0x80) return 0;
+    cp = (cp << 6) | (cc & 0x3F);
+  }
+  if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+      (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF) {
+    return 0;
+  }
+  return len;
+}
+
+}  // namespace
+
+bool is_valid_utf8(std::string_view text) {
+  for (std::size_t i = 0; i < text.size();) {
+    const std::size_t len = utf8_sequence(text, i);
+    if (len == 0) return false;
+    i += len;
+  }
+  return true;
+}
+
 std::string sanitize_utf8(std::string_view text) {
   std::string out;
   out.reserve(text.size());
-  std::size_t i = 0;
-  while (i < text.size()) {
-    const unsigned char c = static_cast<unsigned char>(text[i]);
-    int len = 0;
-    uint32_t cp = 0;
-    if (c < 0x80) { len = 1; cp = c; }
-    else if ((c & 0xE0) == 0xC0) { len = 2; cp = c & 0x1F; }
-    else if ((c & 0xF0) == 0xE0) { len = 3; cp = c & 0x0F; }
-    else if ((c & 0xF8) == 0xF0) { len = 4; cp = c & 0x07; }
-    bool ok = len > 0 && i + std::size_t(len) <= text.size();
-    for (int k = 1; ok && k < len; ++k) {
-      const unsigned char cc = static_cast<unsigned char>(text[i + std::size_t(k)]);
-      if ((cc & 0xC0) != 0x80) ok = false;
-      cp = (cp << 6) | (cc & 0x3F);
-    }
-    // Overlong forms, surrogates and values past U+10FFFF are invalid too.
-    if (ok && ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-               (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)) {
-      ok = false;
-    }
-    if (ok) {
-      out.append(text.substr(i, std::size_t(len)));
-      i += std::size_t(len);
+  for (std::size_t i = 0; i < text.size();) {
+    const std::size_t len = utf8_sequence(text, i);
+    if (len > 0) {
+      out.append(text.substr(i, len));
+      i += len;
     } else {
       out += "\xEF\xBF\xBD";
       i += 1;
@@ -490,8 +520,31 @@ std::vector<std::string> op_features() {
   return out;
 }
 
+uint64_t peek_request_id(std::string_view message, const DecodeLimits& limits) noexcept {
+  try {
+    // The message is bounded by the transport (ZeroMQ drops more than twice the limit), so reading
+    // it whole to find its id costs no more than reading a request.
+    const msgpack::unpack_limit bound(limits.max_items, limits.max_items, message.size(), message.size(), message.size(),
+                                      limits.max_depth);
+    std::size_t offset = 0;
+    const msgpack::object_handle handle = msgpack::unpack(message.data(), message.size(), offset, nullptr, nullptr, bound);
+    const msgpack::object& o = handle.get();
+    if (o.type != msgpack::type::MAP) return 0;
+    for (uint32_t i = 0; i < o.via.map.size; ++i) {
+      const msgpack::object_kv& kv = o.via.map.ptr[i];
+      if (kv.key.type == msgpack::type::STR && std::string_view(kv.key.via.str.ptr, kv.key.via.str.size) == "id" &&
+          kv.val.type == msgpack::type::POSITIVE_INTEGER) {
+        return kv.val.via.u64;
+      }
+    }
+  } catch (...) {
+  }
+  return 0;
+}
+
 Request decode_request(std::string_view message, const DecodeLimits& limits, uint64_t* id_out) {
   if (message.size() > limits.max_message_bytes) {
+    if (id_out) *id_out = peek_request_id(message, limits);  // so the client can match the error
     reject(codes::too_large, "", "message of " + std::to_string(message.size()) + " bytes exceeds the limit of " +
                                      std::to_string(limits.max_message_bytes) + " bytes");
   }

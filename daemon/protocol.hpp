@@ -56,6 +56,9 @@ struct Value {
   const Map& as_map(std::string_view what = "value") const;
 };
 std::string pack(const Value& value);
+// Packs a message of the daemon: every string and map key comes out as valid UTF-8 (invalid bytes
+// become U+FFFD), whatever request text it echoes, so no client's decoder can choke on a reply.
+std::string pack_reply(const Value& value);
 // Parses one msgpack value (a reply, on the client side); throws Error(bad_format).
 Value unpack(std::string_view message);
 
@@ -205,12 +208,17 @@ struct DecodeLimits {
 // request id as soon as it is known, so the error reply can carry it.
 Request decode_request(std::string_view message, const DecodeLimits& limits, uint64_t* id_out = nullptr);
 
+// The id of a request that is otherwise refused (too large, several frames), 0 when the message
+// does not hold a readable one. Never throws.
+uint64_t peek_request_id(std::string_view message, const DecodeLimits& limits) noexcept;
+
 // Reply builders.
 Value error_reply(uint64_t id, const std::string& code, const std::string& message, const std::string& field);
 Value result_reply(uint64_t id, Value::Map fields);
 
 // Text as a valid UTF-8 msgpack str: invalid bytes become U+FFFD.
 std::string sanitize_utf8(std::string_view text);
+bool is_valid_utf8(std::string_view text);
 // Length of the longest prefix of `text` that does not end inside a UTF-8 sequence.
 std::size_t complete_utf8_prefix(std::string_view text);
 

@@ -5,6 +5,9 @@
 #include "daemon/service.hpp"
 
 #include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -13,7 +16,9 @@
 #include <cmath>
 #include <condition_variable>
 #include <cstdio>
+#include <cstring>
 #include <deque>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <iostream>
@@ -33,6 +38,7 @@
 #include "core/error.hpp"
 #include "core/model_factory.hpp"
 #include "daemon/generation.hpp"
+#include "daemon/model_files.hpp"
 #include "daemon/protocol.hpp"
 #include "daemon/reward_channel.hpp"
 
@@ -41,12 +47,27 @@ namespace decodelab::daemon {
 namespace asio = boost::asio;
 using Clock = std::chrono::steady_clock;
 
+Clock::duration seconds(double s) { return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s)); }
+
 LogLevel parse_log_level(const std::string& text) {
   if (text == "error") return LogLevel::error;
   if (text == "warn") return LogLevel::warn;
   if (text == "info") return LogLevel::info;
   if (text == "debug") return LogLevel::debug;
   fail(ErrorCode::invalid_argument, "log level '" + text + "' is not one of error, warn, info, debug");
+}
+
+void check_config(const ServiceConfig& config) {
+  auto in_range = [](const char* option, double value, double min, double max) {
+    if (!(value >= min && value <= max)) {
+      fail(ErrorCode::invalid_argument, std::string(option) + " must be in [" + std::to_string(int64_t(min)) + ", " +
+                                            std::to_string(int64_t(max)) + "], got " + std::to_string(value));
+    }
+  };
+  in_range("--workers", config.workers, 1, kMaxWorkers);
+  in_range("--max-queue", double(config.max_queue), 1, double(kMaxQueue));
+  in_range("--max-message-bytes", double(config.max_message_bytes), double(kMinMessageBytes), double(kMaxMessageBytes));
+  in_range("--max-tokens", double(config.max_tokens), 1, double(kMaxTokens));
 }
 
 void check_endpoint(const std::string& endpoint, const ServiceConfig& config) {
@@ -106,7 +127,9 @@ struct Job {
   std::string op;
   Clock::time_point received;
   double deadline_s = 0;
-  std::function<void(Job&)> work;
+  // Runs the job and returns its final reply (a result or an error); the worker sends it after
+  // taking the job out of the table of jobs in flight.
+  std::function<Value(Job&)> work;
   CancelState cancel;
   std::shared_ptr<RewardChannel> reward;  // generations with client_reward only
   std::shared_ptr<asio::steady_timer> deadline_timer;  // touched only on the control thread
@@ -242,6 +265,26 @@ int64_t resident_bytes() {
   return resident * int64_t(sysconf(_SC_PAGESIZE));
 }
 
+// The file of an ipc:// endpoint ("" for other endpoints and Linux's abstract @names, which the
+// kernel itself refuses to bind twice).
+std::string ipc_file(const std::string& endpoint) {
+  if (endpoint.rfind("ipc://", 0) != 0 || endpoint.size() <= 6 || endpoint[6] == '@') return "";
+  return endpoint.substr(6);
+}
+
+// Whether a process accepts connections on the unix socket at `path`.
+bool someone_listens(const std::string& path) {
+  sockaddr_un address{};
+  if (path.size() >= sizeof address.sun_path) return false;  // unbindable; bind reports it
+  address.sun_family = AF_UNIX;
+  std::memcpy(address.sun_path, path.c_str(), path.size() + 1);
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  const bool connected = ::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0;
+  ::close(fd);
+  return connected;
+}
+
 bool same_secret(const std::string& given, const std::string& expected) {
   // Constant time in the secret's length, so response timing does not reveal a matching prefix.
   unsigned char diff = given.size() == expected.size() ? 0 : 1;
@@ -288,6 +331,13 @@ struct Service::Impl {
   Log log;
   Metrics metrics;
   ModelTable models;
+  std::string model_dir;  // absolute; "" refuses every model file
+  struct IpcFile {
+    std::string path;
+    dev_t dev;
+    ino_t ino;
+  };
+  std::vector<IpcFile> ipc_files;  // the socket files of our ipc endpoints, removed at exit
 
   zmq::context_t context{1};
   zmq::socket_t router{context, zmq::socket_type::router};
@@ -314,6 +364,8 @@ struct Service::Impl {
       : config(std::move(c)), log(config.log_level), queue(config.max_queue) {
     limits.max_message_bytes = config.max_message_bytes;
     limits.max_tokens = config.max_tokens;
+    model_dir = config.model_dir.empty() ? default_model_dir() : config.model_dir;
+    if (!model_dir.empty()) model_dir = std::filesystem::absolute(model_dir).lexically_normal().string();
   }
 
   // Only reached with live threads when run() failed part-way.
@@ -334,7 +386,7 @@ struct Service::Impl {
   // Any thread: queue a message for the I/O thread to send. The I/O thread flushes after every
   // batch of requests, so only other threads need to wake it.
   void post(const std::string& identity, const Value& message) {
-    std::string packed = pack(message);
+    std::string packed = pack_reply(message);
     {
       std::lock_guard lock(outbox_mutex);
       outbox.emplace_back(identity, std::move(packed));
@@ -344,11 +396,16 @@ struct Service::Impl {
 
   void post_error(const std::string& identity, uint64_t id, const std::string& code, const std::string& message,
                   const std::string& field) {
+    post(identity, counted_error(id, code, message, field));
+  }
+
+  // An error reply, counted in the metrics and logged (debug).
+  Value counted_error(uint64_t id, const std::string& code, const std::string& message, const std::string& field) {
     metrics.error(code);
     if (log.enabled(LogLevel::debug)) {
       log(LogLevel::debug, "request " + std::to_string(id) + " error " + code + ": " + message);
     }
-    post(identity, error_reply(id, code, message, field));
+    return error_reply(id, code, message, field);
   }
 
   // I/O thread only.
@@ -388,15 +445,21 @@ struct Service::Impl {
     }
   }
 
+  // Every queued op (generate, load_model) goes through here, so no op can take over the id of
+  // a job in flight (its cancel, heartbeats and reward replies are found by that id).
   void register_job(const std::shared_ptr<Job>& job) {
     std::lock_guard lock(jobs_mutex);
-    jobs[{job->identity, job->id}] = job;
+    if (!jobs.emplace(std::pair{job->identity, job->id}, job).second) {
+      reject(to_string(ErrorCode::invalid_argument), "id",
+             "request id " + std::to_string(job->id) + " is already in flight for this client");
+    }
   }
 
   void finish_job(Job& job) {
     {
       std::lock_guard lock(jobs_mutex);
-      jobs.erase({job.identity, job.id});
+      auto it = jobs.find({job.identity, job.id});
+      if (it != jobs.end() && it->second.get() == &job) jobs.erase(it);
     }
     asio::post(io, [timer = job.deadline_timer] {
       if (timer) timer->cancel();
@@ -440,12 +503,19 @@ struct Service::Impl {
   void worker_loop() {
     while (auto job = queue.pop()) {
       running += 1;
-      try {
-        job->work(*job);
-      } catch (const std::exception& e) {
-        post_error(job->identity, job->id, to_string(ErrorCode::internal), e.what(), "");
+      // The deadline timer runs on the control thread and may not have fired yet.
+      if (job->deadline_s > 0 && Clock::now() >= job->received + seconds(job->deadline_s)) {
+        job->cancel.request(CancelReason::deadline);
       }
+      Value reply;
+      try {
+        reply = job->work(*job);
+      } catch (const std::exception& e) {
+        reply = counted_error(job->id, to_string(ErrorCode::internal), e.what(), "");
+      }
+      // Out of the table first: once the client has the final reply, its id is free again.
       finish_job(*job);
+      post(job->identity, reply);
       running -= 1;
       wake();
     }
@@ -454,8 +524,7 @@ struct Service::Impl {
   bool enqueue(const std::shared_ptr<Job>& job) {
     register_job(job);
     if (!queue.push(job)) {
-      std::lock_guard lock(jobs_mutex);
-      jobs.erase({job->identity, job->id});
+      finish_job(*job);
       return false;
     }
     arm_deadline(job);
@@ -490,7 +559,8 @@ struct Service::Impl {
     for (const auto* e : DecoderRegistry::instance().list()) {
       Value::Array roles;
       for (const auto& r : e->roles) roles.emplace_back(r);
-      out.emplace_back(Value::Map{{"name", e->name}, {"doc", e->doc}, {"roles", roles}, {"params", param_schema(e->params)}});
+      out.emplace_back(Value::Map{{"name", e->name}, {"doc", e->doc}, {"roles", roles},
+                                  {"optional_roles", strings(optional_roles(e->name))}, {"params", param_schema(e->params)}});
     }
     return Value::Map{{"decoders", out}};
   }
@@ -617,36 +687,30 @@ struct Service::Impl {
   }
 
   void queue_load(const std::string& identity, uint64_t id, Clock::time_point received, LoadModelRequest body) {
-    models.check_new(body.name, body.target);
+    models.check_new(body.name, body.spec, body.target);
     auto job = std::make_shared<Job>();
     job->identity = identity;
     job->id = id;
     job->op = "load_model";
     job->received = received;
-    job->work = [this, body = std::move(body)](Job& j) {
+    job->work = [this, body = std::move(body)](Job& j) -> Value {
       try {
         const auto t0 = Clock::now();
-        auto loaded = models.load(body.name, body.spec, body.target);
+        auto loaded = models.load(body.name, body.spec, body.target, model_dir);
         const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
         log(LogLevel::info, "loaded model '" + body.name + "' = " + body.spec + " in " + std::to_string(seconds) + " s");
-        post(j.identity, result_reply(j.id, {{"model", ModelTable::describe_one(*loaded)}, {"seconds", seconds}}));
         metrics.finished("load_model", std::chrono::duration<double>(Clock::now() - j.received).count(), 0);
+        return result_reply(j.id, {{"model", ModelTable::describe_one(*loaded)}, {"seconds", seconds}});
       } catch (const ProtocolError& e) {
-        post_error(j.identity, j.id, e.code(), e.what(), e.field());
+        return counted_error(j.id, e.code(), e.what(), e.field());
       } catch (const Error& e) {
-        post_error(j.identity, j.id, to_string(e.code()), e.what(), "spec");
+        return counted_error(j.id, to_string(e.code()), e.what(), "spec");
       }
     };
     if (!enqueue(job)) reject(codes::busy, "", "the request queue is full (" + std::to_string(config.max_queue) + " waiting); retry later");
   }
 
   void queue_generate(const std::string& identity, uint64_t id, Clock::time_point received, GenerateRequest body) {
-    {
-      std::lock_guard lock(jobs_mutex);
-      if (jobs.count({identity, id})) {
-        reject(to_string(ErrorCode::invalid_argument), "id", "request id " + std::to_string(id) + " is already in flight for this client");
-      }
-    }
     auto prepared = std::make_shared<PreparedGeneration>(prepare_generation(models, std::move(body)));
     auto job = std::make_shared<Job>();
     job->identity = identity;
@@ -655,7 +719,7 @@ struct Service::Impl {
     job->received = received;
     job->deadline_s = prepared->request.deadline_s;
     if (prepared->request.client_reward) job->reward = std::make_shared<RewardChannel>();
-    job->work = [this, prepared](Job& j) {
+    job->work = [this, prepared](Job& j) -> Value {
       GenerationContext ctx;
       ctx.request_id = j.id;
       ctx.cancel = &j.cancel;
@@ -672,12 +736,13 @@ struct Service::Impl {
         };
       }
       try {
-        const int64_t tokens = run_generation(*prepared, ctx);
-        metrics.finished("generate", std::chrono::duration<double>(Clock::now() - j.received).count(), tokens);
+        GenerationOutcome outcome = run_generation(*prepared, ctx);
+        metrics.finished("generate", std::chrono::duration<double>(Clock::now() - j.received).count(), outcome.tokens);
+        return std::move(outcome.result);
       } catch (const ProtocolError& e) {
-        post_error(j.identity, j.id, e.code(), e.what(), e.field());
+        return counted_error(j.id, e.code(), e.what(), e.field());
       } catch (const Error& e) {
-        post_error(j.identity, j.id, to_string(e.code()), e.what(), "");
+        return counted_error(j.id, to_string(e.code()), e.what(), "");
       }
     };
     if (!enqueue(job)) reject(codes::busy, "", "the request queue is full (" + std::to_string(config.max_queue) + " waiting); retry later");
@@ -699,22 +764,57 @@ struct Service::Impl {
       router.set(zmq::sockopt::curve_server, 1);
       router.set(zmq::sockopt::curve_secretkey, config.curve_secret_key);
     }
+    router.set(zmq::sockopt::ipv6, 1);  // tcp://[::1]:P; IPv4 addresses still work
     for (const auto& e : config.endpoints) {
-      try {
-        router.bind(e);
-      } catch (const zmq::error_t& err) {
-        fail(ErrorCode::invalid_argument, "cannot bind endpoint '" + e + "': " + err.what());
+      // ZeroMQ binds to interfaces and addresses, not host names: localhost is both loopbacks.
+      const std::string localhost = "tcp://localhost:";
+      if (e.rfind(localhost, 0) == 0) {
+        const std::string port = e.substr(localhost.size());
+        bind_endpoint("tcp://127.0.0.1:" + port, e);
+        try {
+          router.bind("tcp://[::1]:" + port);
+        } catch (const zmq::error_t& err) {
+          log(LogLevel::info, "no IPv6 loopback for " + e + " (" + err.what() + "); IPv4 only");
+        }
+      } else {
+        bind_endpoint(e, e);
       }
       log(LogLevel::info, "listening on " + e);
     }
   }
 
+  void bind_endpoint(const std::string& endpoint, const std::string& as_given) {
+    const std::string path = ipc_file(endpoint);
+    // ZeroMQ replaces an existing socket file without asking, which would leave a running daemon
+    // there unreachable; a file nobody answers on is stale and may go.
+    if (!path.empty() && someone_listens(path)) {
+      fail(ErrorCode::invalid_argument, "cannot bind endpoint '" + as_given + "': another process (a running decodelabd?) listens on it");
+    }
+    try {
+      router.bind(endpoint);
+    } catch (const zmq::error_t& err) {
+      fail(ErrorCode::invalid_argument, "cannot bind endpoint '" + as_given + "': " + err.what());
+    }
+    struct stat st {};
+    if (!path.empty() && ::stat(path.c_str(), &st) == 0) ipc_files.push_back({path, st.st_dev, st.st_ino});
+  }
+
+  // Removes the socket files this daemon created, unless another process has replaced them since.
+  void remove_ipc_files() {
+    for (const IpcFile& f : ipc_files) {
+      struct stat st {};
+      if (::stat(f.path.c_str(), &st) == 0 && st.st_dev == f.dev && st.st_ino == f.ino) ::unlink(f.path.c_str());
+    }
+    ipc_files.clear();
+  }
+
   int run() {
+    check_config(config);
     io_thread = std::this_thread::get_id();
     wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (wake_fd < 0) fail(ErrorCode::internal, "eventfd failed");
     for (const auto& [name, spec] : config.preload) {
-      models.load(name, spec, "");
+      models.load(name, spec, "", "/");
       log(LogLevel::info, "preloaded model '" + name + "' = " + spec);
     }
     bind();
@@ -780,8 +880,11 @@ struct Service::Impl {
     if (abandoned) {
       log(LogLevel::warn, "in-flight work did not stop within the grace period; exiting anyway");
       router.close();
+      remove_ipc_files();
       std::_Exit(0);
     }
+    router.close();
+    remove_ipc_files();
     log(LogLevel::info, "stopped");
     return 0;
   }
@@ -800,15 +903,11 @@ struct Service::Impl {
       if (frames.size() < 2) continue;
       const std::string identity = frames[0].to_string();
       if (frames.size() != 2) {
-        post_error(identity, 0, to_string(ErrorCode::bad_format), "a request is exactly one message frame (got " +
-                                                                     std::to_string(frames.size() - 1) + ")", "");
+        post_error(identity, peek_request_id(frames[1].to_string_view(), limits), to_string(ErrorCode::bad_format),
+                   "a request is exactly one message frame (got " + std::to_string(frames.size() - 1) + ")", "");
         continue;
       }
-      if (stopping) {
-        post_error(identity, 0, codes::shutting_down, "the daemon is shutting down", "");
-        continue;
-      }
-      handle(identity, frames[1].to_string_view());
+      handle(identity, frames[1].to_string_view());  // refuses requests with shutting_down while stopping
     }
   }
 

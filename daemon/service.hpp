@@ -35,8 +35,21 @@ struct ServiceConfig {
   double heartbeat_interval_s = 1.0;
   double shutdown_grace_s = 2.0;          // how long in-flight work may take to stop on shutdown
   LogLevel log_level = LogLevel::info;
+  // load_model requests read model files only inside this directory ("" = default_model_dir(),
+  // "/" = anywhere; see model_files.hpp). `preload` is the operator's and may name any file.
+  std::string model_dir;
   std::vector<std::pair<std::string, std::string>> preload;  // (name, spec) loaded at start
 };
+
+// Bounds of the numeric settings (decodelabd's options are checked against them).
+inline constexpr int kMaxWorkers = 1024;
+inline constexpr std::size_t kMaxQueue = 1 << 24;
+inline constexpr std::size_t kMinMessageBytes = 256;      // room for any request but a long prompt
+inline constexpr std::size_t kMaxMessageBytes = 1 << 30;  // ZeroMQ's own bound is twice this, in an int64
+inline constexpr int64_t kMaxTokens = 2147483647;         // DecodeOptions holds an int
+
+// Throws decodelab::Error naming the option when a setting is out of its range.
+void check_config(const ServiceConfig& config);
 
 // Throws decodelab::Error naming the endpoint when it is not allowed by the configuration.
 void check_endpoint(const std::string& endpoint, const ServiceConfig& config);

@@ -15,11 +15,13 @@ struct Client::Impl {
   uint64_t next_id = 1;
   // Messages for other requests that arrived while waiting for one (kept in order).
   std::deque<Value> pending;
+  std::vector<Value> unattributed_errors;
 };
 
 Client::Client(const std::string& endpoint, ClientOptions options) : impl_(std::make_unique<Impl>()) {
   impl_->options = std::move(options);
   impl_->socket.set(zmq::sockopt::linger, 0);
+  impl_->socket.set(zmq::sockopt::ipv6, 1);  // tcp://[::1]:P as well as IPv4
   if (!impl_->options.curve_server_key.empty()) {
     char public_key[41], secret_key[41];
     if (zmq_curve_keypair(public_key, secret_key) != 0) fail(ErrorCode::unsupported, "this libzmq has no CURVE support");
@@ -69,11 +71,13 @@ Value Client::wait(uint64_t id, const std::function<void(const Value&)>& on_chun
     const Value* mid = m.get("id");
     const std::string type = m.get("type") ? m.get("type")->as_string("reply type") : "";
     if (!mid || uint64_t(mid->as_int("reply id")) != id) {
-      // An error for a message the daemon could not read carries id 0: it is ours if we wait.
       if (type == "error" && mid && mid->as_int("reply id") == 0) {
-        throw RemoteError(m.get("code")->as_string(), m.get("field")->as_string(), m.get("message")->as_string());
+        auto& kept = impl_->unattributed_errors;  // answers no request of ours; the latest 100
+        if (kept.size() == 100) kept.erase(kept.begin());
+        kept.push_back(std::move(m));
+      } else if (type != "heartbeat") {
+        others.push_back(std::move(m));
       }
-      if (type != "heartbeat") others.push_back(std::move(m));
       continue;
     }
     if (type == "heartbeat") continue;
@@ -89,6 +93,8 @@ Value Client::wait(uint64_t id, const std::function<void(const Value&)>& on_chun
     return m;
   }
 }
+
+const std::vector<Value>& Client::unattributed_errors() const { return impl_->unattributed_errors; }
 
 Value Client::call(const std::string& op, Value::Map fields) { return wait(send(op, std::move(fields))); }
 

@@ -108,6 +108,9 @@ class Client {
   // Waits for the final reply to `id` (result, or RemoteError), passing the messages before it
   // (chunks, reward requests) to on_chunk.
   Value wait(uint64_t id, const std::function<void(const Value&)>& on_chunk = {});
+  // Error replies with id 0, kept in arrival order: the daemon could not read some message far
+  // enough to find its id, so they answer no request of this client (whose requests carry ids).
+  const std::vector<Value>& unattributed_errors() const;
   // Asks the daemon to cancel request `id`; returns whether it was still in flight.
   bool cancel(uint64_t id);
   // Answers reward request `call` of generation `id` (one-way; see docs/protocol.md).

@@ -66,8 +66,11 @@ class ABResult:
 
 
 def _request(prompt: Prompt, arm: Arm, roles: Dict[str, str], seed: int, max_tokens: int, template: str,
-             options: Dict[str, Any]) -> Dict[str, Any]:
-    request = dict(models={**roles, **arm.models}, decoder=arm.decoder, params=dict(arm.params), seed=seed,
+             options: Dict[str, Any], decoder_roles: Dict[str, set]) -> Dict[str, Any]:
+    # Default roles go only to decoders that take them (the daemon refuses a role a decoder does not use).
+    takes = decoder_roles.get(arm.decoder)
+    defaults = {r: m for r, m in roles.items() if takes is None or r in takes}
+    request = dict(models={**defaults, **arm.models}, decoder=arm.decoder, params=dict(arm.params), seed=seed,
                    max_tokens=max_tokens, logprobs=True, **options)
     if prompt.text is not None:
         request["prompt"] = apply_template(prompt.text, template)
@@ -109,11 +112,13 @@ def run_ab(target: Union[str, "decodelab.Client"], arms: Sequence[Arm], prompts:
             config["daemon"] = {k: client.hello().get(k) for k in ("version", "build", "backends")}
         except decodelab.DecodelabError as e:
             raise RuntimeError(f"no decodelabd at {config['endpoint']}: {e}") from None
+        decoder_roles = {d["name"]: set(d["roles"]) | set(d.get("optional_roles", [])) | {"target"}
+                         for d in client.list_decoders()}
         kept: List[Arm] = []
         skipped: List[Skipped] = []
         for arm in arms:
             try:
-                client.generate(**_request(prompts[0], arm, roles, int(seeds[0]), probe_tokens, template, options))
+                client.generate(**_request(prompts[0], arm, roles, int(seeds[0]), probe_tokens, template, options, decoder_roles))
                 kept.append(arm)
             except (decodelab.InvalidArgument, decodelab.NotFound, decodelab.BadFormat, decodelab.Unsupported) as e:
                 if not arm.optional:
@@ -124,7 +129,7 @@ def run_ab(target: Union[str, "decodelab.Client"], arms: Sequence[Arm], prompts:
         for prompt in prompts:
             for seed in seeds:
                 for arm in kept:
-                    r = client.generate(**_request(prompt, arm, roles, int(seed), max_tokens, template, options))
+                    r = client.generate(**_request(prompt, arm, roles, int(seed), max_tokens, template, options, decoder_roles))
                     run = Run(arm=arm.name, prompt_id=prompt.id, category=prompt.category, seed=int(seed),
                               tokens=list(r.tokens), text=r.text, logprobs=list(r.logprobs or []),
                               stop_reason=r.stop_reason, prompt_tokens=r.prompt_tokens, stats=dict(r.stats),

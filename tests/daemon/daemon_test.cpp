@@ -1,6 +1,9 @@
 // decodelabd end to end: the test starts the real binary on an ipc endpoint in a temporary
 // directory and talks to it through the C++ client (and raw ZeroMQ for malformed input).
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -9,8 +12,12 @@
 #include <chrono>
 #include <cmath>
 #include <limits>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -88,6 +95,70 @@ class Daemon {
   std::string dir_, endpoint_;
   pid_t pid_ = -1;
 };
+
+// A bare DEALER for requests the C++ client would not send: ids of the test's choosing, raw bytes.
+class RawClient {
+ public:
+  explicit RawClient(const std::string& endpoint) : socket_(context_, zmq::socket_type::dealer) {
+    socket_.set(zmq::sockopt::linger, 0);
+    socket_.connect(endpoint);
+  }
+  void send(const Value::Map& request) { send_bytes(daemon::pack(request)); }
+  void send_bytes(const std::string& bytes) { socket_.send(zmq::buffer(bytes), zmq::send_flags::none); }
+  // The next message that is not a heartbeat, raw; throws after timeout_ms.
+  std::string receive_bytes(int timeout_ms = 10000) {
+    while (true) {
+      zmq::pollitem_t item{socket_.handle(), 0, ZMQ_POLLIN, 0};
+      if (zmq::poll(&item, 1, std::chrono::milliseconds(timeout_ms)) == 0) fail(ErrorCode::cancelled, "no reply in time");
+      zmq::message_t m;
+      (void)socket_.recv(m, zmq::recv_flags::none);
+      std::string bytes = m.to_string();
+      const Value v = daemon::unpack(bytes);
+      if (v.get("type") && v.get("type")->as_string() == "heartbeat") continue;
+      return bytes;
+    }
+  }
+  Value receive(int timeout_ms = 10000) { return daemon::unpack(receive_bytes(timeout_ms)); }
+  // The final reply (result or error) to `id`; chunks of it are skipped, other messages kept.
+  Value final_reply(uint64_t id, int timeout_ms = 10000) {
+    for (auto it = others_.begin(); it != others_.end(); ++it) {
+      if (uint64_t(it->get("id")->as_int()) == id && it->get("type")->as_string() != "chunk") {
+        Value v = std::move(*it);
+        others_.erase(it);
+        return v;
+      }
+    }
+    while (true) {
+      Value v = receive(timeout_ms);
+      if (uint64_t(v.get("id")->as_int()) != id) {
+        others_.push_back(std::move(v));
+        continue;
+      }
+      if (v.get("type")->as_string() == "chunk") continue;
+      return v;
+    }
+  }
+
+ private:
+  zmq::context_t context_;
+  zmq::socket_t socket_;
+  std::vector<Value> others_;
+};
+
+// A reply's type, code, field and message, for failure messages.
+std::string describe(const Value& reply) {
+  std::string out;
+  for (const char* key : {"type", "code", "field", "message", "stop_reason"}) {
+    if (const Value* v = reply.get(key); v && std::holds_alternative<std::string>(v->v)) out += std::string(key) + "=" + v->as_string() + " ";
+  }
+  return out;
+}
+
+Value::Map with_id(uint64_t id, const std::string& op, Value::Map fields) {
+  Value::Map m{{"id", id}, {"op", op}};
+  for (auto& f : fields) m.push_back(std::move(f));
+  return m;
+}
 
 GenerateOptions sample_request(uint64_t seed, int64_t max_tokens) {
   GenerateOptions g;
@@ -269,6 +340,54 @@ TEST_F(DaemonTest, CancelStopsAStream) {
   EXPECT_TRUE(ack.get("found")->as_bool());
 }
 
+TEST_F(DaemonTest, LoadModelRefusesTheIdOfAGenerationInFlight) {
+  RawClient raw(daemon_->endpoint());
+  raw.send(with_id(50, "generate", Client::generate_fields(sample_request(4, 1 << 20), true)));
+  ASSERT_EQ(raw.receive().get("type")->as_string(), "chunk");  // running
+  raw.send(with_id(50, "load_model", {{"name", "dup_id"}, {"spec", kTarget}}));
+  const Value refused = raw.final_reply(50);
+  ASSERT_EQ(refused.get("type")->as_string(), "error");
+  EXPECT_EQ(refused.get("code")->as_string(), "invalid_argument");
+  EXPECT_EQ(refused.get("field")->as_string(), "id");
+  // The generation still owns its id: cancel finds it.
+  raw.send(with_id(51, "cancel", {{"request_id", 50}}));
+  const Value cancel = raw.final_reply(51);
+  ASSERT_NE(cancel.get("found"), nullptr) << describe(cancel);
+  EXPECT_TRUE(cancel.get("found")->as_bool());
+  const Value result = raw.final_reply(50);
+  ASSERT_NE(result.get("stop_reason"), nullptr) << describe(result);
+  EXPECT_EQ(result.get("stop_reason")->as_string(), "cancelled");
+  Client c = connect();
+  const Value models = c.list_models();
+  for (const Value& m : models.get("models")->as_array()) EXPECT_NE(m.get("name")->as_string(), "dup_id");
+}
+
+TEST_F(DaemonTest, AnIdIsFreeAgainAsSoonAsItsFinalReplyArrives) {
+  // The reply used to be sent before the job left the table of jobs in flight, so an id reused at
+  // once was now and then refused as "already in flight".
+  RawClient raw(daemon_->endpoint());
+  const Value::Map request = with_id(77, "generate", Client::generate_fields(sample_request(1, 1), false));
+  int refused = 0;
+  std::string first_refusal;
+  for (int i = 0; i < 2000; ++i) {
+    raw.send(request);
+    const Value reply = raw.final_reply(77);
+    if (reply.get("type")->as_string() != "result") {
+      if (refused++ == 0) first_refusal = describe(reply);
+    }
+  }
+  EXPECT_EQ(refused, 0) << "of 2000 immediate reuses; first: " << first_refusal;
+  // The same for a load_model.
+  for (int i = 0; i < 100; ++i) {
+    raw.send(with_id(78, "load_model", {{"name", "reuse_" + std::to_string(i)}, {"spec", kTarget}}));
+    const Value loaded = raw.final_reply(78);
+    EXPECT_EQ(loaded.get("type")->as_string(), "result") << describe(loaded);
+    raw.send(with_id(78, "unload_model", {{"name", "reuse_" + std::to_string(i)}}));
+    const Value unloaded = raw.final_reply(78);
+    EXPECT_EQ(unloaded.get("type")->as_string(), "result") << describe(unloaded);
+  }
+}
+
 TEST_F(DaemonTest, DeadlinesStopRunningAndQueuedWork) {
   Client c = connect();
   auto g = sample_request(6, 1 << 20);
@@ -279,6 +398,65 @@ TEST_F(DaemonTest, DeadlinesStopRunningAndQueuedWork) {
   EXPECT_EQ(r.stop_reason, "deadline");
   EXPECT_LT(seconds, 5.0);
   EXPECT_GE(r.timings.get("total_s")->as_double(), 0.1);
+}
+
+TEST_F(DaemonTest, AnExpiredDeadlineIsCheckedWhenAJobStarts) {
+  // deadline_s = 1e-6 has always passed when a worker takes the request, whether or not the
+  // deadline timer has fired yet: none may run.
+  RawClient raw(daemon_->endpoint());
+  Value::Map request = Client::generate_fields(sample_request(2, 200), false);
+  request.emplace_back("deadline_s", 1e-6);
+  int ran = 0;
+  for (uint64_t id = 1; id <= 200; ++id) {
+    // In batches of 20, well inside the queue bound (64).
+    if (id % 20 == 1) {
+      for (uint64_t k = id; k < id + 20; ++k) raw.send(with_id(k, "generate", request));
+    }
+    const Value reply = raw.final_reply(id);
+    if (reply.get("type")->as_string() == "result") {
+      ++ran;
+      continue;
+    }
+    EXPECT_EQ(reply.get("code")->as_string(), "deadline_exceeded") << describe(reply);
+    EXPECT_EQ(reply.get("field")->as_string(), "deadline_s") << describe(reply);
+  }
+  EXPECT_EQ(ran, 0) << "of 200 requests with deadline_s = 1e-6 ran";
+}
+
+// Every string and map key in a reply, recursively, is valid UTF-8.
+bool all_valid_utf8(const Value& v) {
+  if (const auto* s = std::get_if<std::string>(&v.v)) return daemon::is_valid_utf8(*s);
+  if (const auto* a = std::get_if<Value::Array>(&v.v)) {
+    return std::all_of(a->begin(), a->end(), [](const Value& x) { return all_valid_utf8(x); });
+  }
+  if (const auto* m = std::get_if<Value::Map>(&v.v)) {
+    return std::all_of(m->begin(), m->end(), [](const auto& kv) { return daemon::is_valid_utf8(kv.first) && all_valid_utf8(kv.second); });
+  }
+  return true;
+}
+
+TEST_F(DaemonTest, RepliesAreValidUtf8WhateverTheRequestEchoes) {
+  RawClient raw(daemon_->endpoint());
+  const std::string bad = "x\xff\xc3(";
+  std::vector<Value::Map> requests{
+      with_id(1, "hello", {{bad, 1}}),                                               // an unknown key
+      with_id(2, bad, {}),                                                           // an unknown op
+      with_id(3, "generate", {{"models", Value::Map{{"target", bad}}}, {"prompt", "a"}}),  // an unknown model
+      with_id(4, "generate", {{"models", Value::Map{{"target", "t"}, {bad, "t"}}}, {"prompt", "a"}}),  // a role
+      with_id(5, "generate", {{"models", Value::Map{{"target", "t"}}}, {"prompt", "a"}, {"decoder", bad}}),
+      with_id(6, "generate", {{"models", Value::Map{{"target", "t"}}}, {"prompt", "a"}, {"params", Value::Map{{bad, 1}}}}),
+      with_id(7, "load_model", {{"name", "u"}, {"spec", bad}}),
+      with_id(8, "unload_model", {{"name", bad}}),
+      with_id(9, "load_model", {{"name", bad}, {"spec", kTarget}}),  // loads: its name is listed below
+      with_id(10, "list_models", {}),
+      with_id(11, "unload_model", {{"name", bad}}),
+  };
+  for (const auto& request : requests) {
+    raw.send(request);
+    const uint64_t id = uint64_t(request[0].second.as_int());
+    const Value reply = raw.final_reply(id);
+    EXPECT_TRUE(all_valid_utf8(reply)) << "request " << id << ": " << describe(reply);
+  }
 }
 
 TEST_F(DaemonTest, BadInputGetsAnErrorAndTheDaemonKeepsServing) {
@@ -351,6 +529,173 @@ TEST_F(DaemonTest, BadInputGetsAnErrorAndTheDaemonKeepsServing) {
   EXPECT_NE(metrics.get("errors_by_code")->get("not_found"), nullptr);
 }
 
+RemoteError call_error(Client& c, const std::string& op, Value::Map fields) {
+  try {
+    c.call(op, std::move(fields));
+  } catch (const RemoteError& e) {
+    return e;
+  }
+  ADD_FAILURE() << op << ": no error";
+  return RemoteError("", "", "");
+}
+
+TEST_F(DaemonTest, RolesTargetsAndConstraintsAreValidated) {
+  Client c = connect();
+  auto gen = [](Value::Map models, std::string decoder, Value::Map params = {}) {
+    Value::Map m{{"models", std::move(models)}, {"decoder", std::move(decoder)}, {"prompt", "a b"}, {"max_tokens", 4}};
+    if (!params.empty()) m.emplace_back("params", std::move(params));
+    return m;
+  };
+  c.load_model("d11", kDraft, "t");
+  // A role the decoder does not take.
+  auto e = call_error(c, "generate", gen({{"target", "t"}, {"foo", "t"}}, "sample"));
+  EXPECT_EQ(e.code(), "invalid_argument") << e.what();
+  EXPECT_EQ(e.field(), "models.foo") << e.what();
+  e = call_error(c, "generate", gen({{"target", "t"}, {"draft", "d11"}}, "sample"));
+  EXPECT_EQ(e.field(), "models.draft") << e.what();
+  // An optional role is taken (smc's reward_model) and the required ones still are.
+  EXPECT_NO_THROW(c.call("generate", gen({{"target", "t"}, {"reward_model", "t"}}, "smc", {{"particles", 2}})));
+  EXPECT_NO_THROW(c.call("generate", gen({{"target", "t"}, {"draft", "d11"}}, "sd")));
+  // target belongs to draft(...) specs only, and they need one.
+  e = call_error(c, "load_model", {{"name", "x11"}, {"spec", kTarget}, {"target", "t"}});
+  EXPECT_EQ(e.code(), "invalid_argument") << e.what();
+  EXPECT_EQ(e.field(), "target") << e.what();
+  e = call_error(c, "load_model", {{"name", "x11"}, {"spec", kDraft}});
+  EXPECT_EQ(e.field(), "target") << e.what();
+  // Constraint specs are checked with the request, naming the field.
+  e = call_error(c, "generate", gen({{"target", "t"}}, "smc", {{"constraint", "regex(pattern=(a|)"}}));
+  EXPECT_EQ(e.code(), "invalid_argument") << e.what();
+  EXPECT_EQ(e.field(), "params.constraint") << e.what();
+  e = call_error(c, "generate", gen({{"target", "t"}}, "smc", {{"constraint", "nosuch(x=1)"}}));
+  EXPECT_EQ(e.code(), "not_found") << e.what();
+  EXPECT_EQ(e.field(), "params.constraint") << e.what();
+  EXPECT_NO_THROW(c.call("generate", gen({{"target", "t"}}, "smc", {{"constraint", "regex(pattern=[a-z ]*)"}})));
+  c.unload_model("d11");
+}
+
+TEST(DaemonAlone, ABadConstraintIsRefusedWithoutQueueing) {
+  Daemon d({"--workers", "1"});
+  Client c(d.endpoint(), client_options(5.0));
+  const uint64_t blocker = c.send("generate", Client::generate_fields(sample_request(1, 1 << 20), true));
+  EXPECT_EQ(c.receive().get("type")->as_string(), "chunk");  // the only worker is busy
+  GenerateOptions g = sample_request(1, 4);
+  g.decoder = "smc";
+  g.params = {{"constraint", std::string("regex(pattern=(a|)")}};
+  try {
+    c.generate(g);  // answered while the worker is still busy
+    ADD_FAILURE() << "bad constraint accepted";
+  } catch (const RemoteError& e) {
+    EXPECT_EQ(e.field(), "params.constraint") << e.what();
+  }
+  EXPECT_TRUE(c.cancel(blocker));
+}
+
+TEST_F(DaemonTest, RefusedMessagesCarryTheirIdWhenTheyHaveOne) {
+  RawClient raw(daemon_->endpoint());
+  // Over --max-message-bytes (4096) but under twice it: too_large, with the request's own id.
+  Value::Map big = with_id(123, "generate", Client::generate_fields(sample_request(1, 4), false));
+  big.emplace_back("stop", Value::Array{std::string(5000, 'a')});
+  raw.send(big);
+  Value reply = raw.receive();
+  EXPECT_EQ(reply.get("code")->as_string(), "too_large") << describe(reply);
+  EXPECT_EQ(reply.get("id")->as_int(), 123);
+  // Unreadable: id 0, and the C++ client keeps it aside instead of failing the request it waits on.
+  Client c = connect();
+  Value deep = 1;
+  for (int i = 0; i < 40; ++i) deep = Value::Array{deep};
+  c.send("hello", {{"nested", deep}});
+  EXPECT_EQ(c.hello().get("protocol")->as_int(), 1);
+  ASSERT_EQ(c.unattributed_errors().size(), 1u);
+  EXPECT_EQ(c.unattributed_errors()[0].get("code")->as_string(), "bad_format");
+}
+
+// decodelabd run to completion with `args`: its exit status and what it printed. One that does
+// not exit within 20 s is stopped (status 124), so a test of a refusal cannot hang.
+std::pair<int, std::string> run_decodelabd(const std::string& args) {
+  std::string output;
+  FILE* p = popen(("timeout 20 " + std::string(DECODELABD_PATH) + " " + args + " 2>&1").c_str(), "r");
+  if (!p) return {-1, ""};
+  char buffer[4096];
+  while (std::size_t n = std::fread(buffer, 1, sizeof buffer, p)) output.append(buffer, n);
+  const int status = pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
+}
+
+TEST(DaemonAlone, NumericOptionsOutOfRangeAreRefused) {
+  // --max-message-bytes 1e30 used to overflow (hello said -1 and ZeroMQ dropped messages over ~1 KB).
+  for (const std::string option : {"--max-message-bytes 1e30", "--max-message-bytes 12", "--max-message-bytes 1.5e3x",
+                                   "--workers 1e30", "--workers 0", "--max-queue 0", "--max-tokens 1e19",
+                                   "--heartbeat-ms nan", "--stream-interval-ms -1", "--workers 2.5"}) {
+    // The endpoint cannot be bound, so a daemon that accepted the option exits too, but with a
+    // message that does not name it.
+    const auto [status, output] = run_decodelabd(option + " --bind ipc:///nonexistent-dir/d.sock");
+    EXPECT_EQ(status, 2) << option << ": " << output;
+    const std::string name = option.substr(0, option.find(' '));
+    EXPECT_NE(output.find(name), std::string::npos) << option << ": " << output;
+  }
+}
+
+TEST(DaemonAlone, ASecondDaemonOnALiveIpcPathIsRefused) {
+  std::string file;
+  {
+    Daemon first;
+    Client c(first.endpoint(), client_options(5.0));
+    EXPECT_EQ(c.hello().get("protocol")->as_int(), 1);
+    file = first.endpoint().substr(6);
+    // It used to bind, replacing the socket file, and the first daemon ran on unreachable.
+    const auto [status, output] = run_decodelabd("--bind " + first.endpoint());
+    EXPECT_EQ(status, 2) << output;
+    EXPECT_NE(output.find("listens on it"), std::string::npos) << output;
+    Client again(first.endpoint(), client_options(5.0));
+    EXPECT_EQ(again.hello().get("protocol")->as_int(), 1);
+    kill(first.pid(), SIGTERM);
+    EXPECT_EQ(first.wait_exit(), 0);
+    EXPECT_FALSE(std::filesystem::exists(file)) << "the socket file outlives a clean exit";
+  }
+  // A stale socket file (nobody listens) is taken over.
+  char dir_template[] = "/tmp/decodelabd-stale-XXXXXX";
+  const std::string dir = mkdtemp(dir_template);
+  const std::string stale = dir + "/s.sock";
+  {
+    const int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    std::strcpy(address.sun_path, stale.c_str());
+    ASSERT_EQ(::bind(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address), 0);
+    close(fd);  // the file stays, with nobody behind it
+  }
+  ASSERT_TRUE(std::filesystem::exists(stale));
+  {
+    Daemon second({"--bind", "ipc://" + stale});
+    Client c("ipc://" + stale, client_options(5.0));
+    EXPECT_EQ(c.hello().get("protocol")->as_int(), 1);
+  }
+  std::filesystem::remove_all(dir);
+}
+
+bool has_ipv6_loopback() {
+  std::ifstream f("/proc/net/if_inet6");
+  for (std::string line; std::getline(f, line);) {
+    if (line.rfind("00000000000000000000000000000001", 0) == 0) return true;
+  }
+  return false;
+}
+
+TEST(DaemonAlone, LocalhostAndIpv6LoopbackEndpoints) {
+  const int port = 40000 + (getpid() * 3 + 7) % 20000;
+  std::vector<std::string> args{"--bind", "tcp://localhost:" + std::to_string(port)};
+  const bool v6 = has_ipv6_loopback();
+  if (v6) args.insert(args.end(), {"--bind", "tcp://[::1]:" + std::to_string(port + 1)});
+  Daemon d(args);
+  std::vector<std::string> endpoints{"tcp://localhost:" + std::to_string(port), "tcp://127.0.0.1:" + std::to_string(port)};
+  if (v6) endpoints.insert(endpoints.end(), {"tcp://[::1]:" + std::to_string(port), "tcp://[::1]:" + std::to_string(port + 1)});
+  for (const auto& e : endpoints) {
+    Client c(e, client_options(5.0));
+    EXPECT_EQ(c.hello().get("protocol")->as_int(), 1) << e;
+  }
+  if (!v6) GTEST_SKIP() << "no IPv6 loopback on this host; checked IPv4 only";
+}
+
 // The reward of the client-reward tests: prefers texts with many "a" tokens (table models name
 // their tokens), so the steered generation differs from an unsteered one.
 std::vector<double> count_a(const std::vector<std::string>& texts) {
@@ -415,6 +760,14 @@ TEST_F(DaemonTest, BadClientRewardsFailTheGenerationOnly) {
     g.reward = [](const std::vector<std::string>& t) { return std::vector<double>(t.size(), -std::numeric_limits<double>::infinity()); };
     const auto r = c.generate(g);
     EXPECT_TRUE(r.tokens.empty());
+    EXPECT_EQ(r.stop_reason, "all_particles_dead");
+    // Every stop reason the daemon sends is in the protocol's list of them.
+    std::ifstream doc(std::string(DECODELAB_SOURCE_DIR) + "/docs/protocol.md");
+    const std::string text((std::istreambuf_iterator<char>(doc)), std::istreambuf_iterator<char>());
+    const std::size_t list = text.find("`stop_reason`: ");
+    ASSERT_NE(list, std::string::npos);
+    EXPECT_NE(text.substr(list, text.find("\n\n", list) - list).find("`" + r.stop_reason + "`"), std::string::npos)
+        << r.stop_reason << " is not among docs/protocol.md's stop reasons";
     EXPECT_EQ(r.stats.get("metrics")->get("log_evidence")->as_double(), -std::numeric_limits<double>::infinity());
   }
   // A decoder without an external reward refuses client_reward before it starts.
@@ -603,6 +956,94 @@ TEST(DaemonAlone, CurveEncryptedTcp) {
   // A client without the server key cannot complete the handshake: it gets no reply at all.
   Client plain(endpoint, client_options(0.3));
   EXPECT_THROW(plain.hello(), Error);
+}
+
+// A model directory for the load_model tests: a FIFO, a directory, a file that is not a GGUF, and
+// a symlink out of the directory.
+class ModelDir {
+ public:
+  ModelDir() {
+    char dir_template[] = "/tmp/decodelabd-models-XXXXXX";
+    dir_ = mkdtemp(dir_template);
+    EXPECT_EQ(mkfifo((dir_ + "/fifo.gguf").c_str(), 0600), 0);
+    std::filesystem::create_directory(dir_ + "/sub.gguf");
+    std::FILE* f = std::fopen((dir_ + "/junk.gguf").c_str(), "w");
+    std::fputs("not a gguf file", f);
+    std::fclose(f);
+    std::filesystem::create_symlink("/etc/hostname", dir_ + "/out.gguf");
+  }
+  ~ModelDir() { std::filesystem::remove_all(dir_); }
+  const std::string& path() const { return dir_; }
+
+ private:
+  std::string dir_;
+};
+
+RemoteError load_error(Client& c, const std::string& spec) {
+  try {
+    c.load_model("m", spec);
+  } catch (const RemoteError& e) {
+    return e;
+  }
+  ADD_FAILURE() << spec << " loaded";
+  return RemoteError("", "", "");
+}
+
+TEST(DaemonAlone, LoadModelReadsOnlyRegularFilesInsideTheModelDir) {
+  ModelDir models;
+  Daemon d({"--workers", "1", "--model-dir", models.path()});
+  Client c(d.endpoint(), client_options(5.0));
+  // A FIFO used to block the only worker in open() for good.
+  for (const std::string& spec : std::vector<std::string>{"gguf(path=fifo.gguf)", "fifo.gguf", models.path() + "/fifo.gguf", "gguf(path=sub.gguf)"}) {
+    const RemoteError e = load_error(c, spec);
+    EXPECT_EQ(e.code(), "invalid_argument") << e.what();
+    EXPECT_EQ(e.field(), "spec") << e.what();
+    EXPECT_NE(std::string(e.what()).find("not a regular file"), std::string::npos) << e.what();
+  }
+  // Outside the directory: the same answer whether or not the file exists.
+  for (const std::string spec : {"gguf(path=/etc/passwd)", "gguf(path=/no/such/file.gguf)", "gguf(path=../x.gguf)",
+                                 "gguf(path=sub.gguf/../../etc/passwd)", "out.gguf"}) {
+    const RemoteError e = load_error(c, spec);
+    EXPECT_EQ(e.code(), "invalid_argument") << e.what();
+    EXPECT_EQ(e.field(), "spec") << e.what();
+    EXPECT_NE(std::string(e.what()).find("outside the daemon's model directory"), std::string::npos) << e.what();
+  }
+  // Inside: a missing file is not_found; a file that is not a GGUF is read and refused by the loader,
+  // its error naming the path the client gave.
+  EXPECT_EQ(load_error(c, "gguf(path=none.gguf)").code(), "not_found");
+  const RemoteError junk = load_error(c, "junk.gguf");
+  EXPECT_EQ(junk.field(), "spec") << junk.what();
+  EXPECT_NE(std::string(junk.what()).find("junk.gguf"), std::string::npos) << junk.what();
+  EXPECT_EQ(std::string(junk.what()).find("decodelabd-load-"), std::string::npos) << junk.what();
+  // Analytic models need no file; the worker is still free.
+  EXPECT_EQ(c.load_model("t2", kTarget).get("model")->get("vocab_size")->as_int(), 32);
+  EXPECT_EQ(c.generate(sample_request(1, 4)).tokens.size(), 4u);
+}
+
+TEST(DaemonAlone, ModelDirSlashAllowsAnyFile) {
+  Daemon d({"--model-dir", "/"});
+  Client c(d.endpoint(), client_options(5.0));
+  const RemoteError e = load_error(c, "gguf(path=/etc/hostname)");
+  EXPECT_EQ(e.field(), "spec");
+  EXPECT_EQ(std::string(e.what()).find("outside"), std::string::npos) << e.what();  // read, and not a GGUF
+}
+
+TEST(DaemonAlone, LoadModelOfARealFileInTheModelDir) {
+  const char* env = std::getenv("DECODELAB_MODELS");
+  const std::string dir = env && *env ? env : std::string(std::getenv("HOME") ? std::getenv("HOME") : "") + "/.cache/decodelab/models";
+  const std::string file = "SmolLM2-135M-Instruct.Q4_1.gguf";
+  if (!std::filesystem::exists(dir + "/" + file)) GTEST_SKIP() << "no " << file << " in " << dir;
+  Daemon d({"--model-dir", dir});
+  Client c(d.endpoint(), client_options(60.0));
+  const Value model = c.load_model("real", file).get("model")->as_map();
+  Value m(model);
+  EXPECT_EQ(m.get("spec")->as_string(), file);
+  EXPECT_EQ(m.get("model")->as_string(), file);  // named after the client's file, not the private link
+  GenerateOptions g;
+  g.models = {{"target", "real"}};
+  g.prompt = "The capital of France is";
+  g.max_tokens = 3;
+  EXPECT_EQ(c.generate(g).tokens.size(), 3u);
 }
 
 TEST(DaemonAlone, RefusesNonLoopbackTcpWithoutASecret) {

@@ -170,6 +170,18 @@ TEST(Protocol, Utf8Handling) {
   EXPECT_EQ(complete_utf8_prefix("abc"), 3u);
 }
 
+TEST(Protocol, PackReplyMakesEveryStringValidUtf8) {
+  const Value reply = Value::Map{{"a\xff", Value::Array{"b\xc3", "ok \xc3\xa9"}}, {"c", Value::Map{{"d", "\xed\xa0\x80"}}}};
+  const Value back = unpack(pack_reply(reply));
+  const auto& m = back.as_map();
+  EXPECT_EQ(m[0].first, "a\xEF\xBF\xBD");
+  EXPECT_EQ(m[0].second.as_array()[0].as_string(), "b\xEF\xBF\xBD");
+  EXPECT_EQ(m[0].second.as_array()[1].as_string(), "ok \xc3\xa9");
+  EXPECT_TRUE(is_valid_utf8(m[1].second.get("d")->as_string()));
+  EXPECT_FALSE(is_valid_utf8("\xed\xa0\x80"));  // a surrogate
+  EXPECT_EQ(unpack(pack(reply)).as_map()[0].first, "a\xff");  // pack() keeps bytes (client requests)
+}
+
 TEST(Protocol, PromptMustFitTheContext) {
   ModelInfo info;
   info.name = "m";

@@ -11,6 +11,7 @@ many requests in flight on one connection.
 from __future__ import annotations
 
 import asyncio
+import collections
 import inspect
 import itertools
 from typing import AsyncIterator, Dict, Optional
@@ -35,12 +36,15 @@ class AsyncClient:
         self._context = zmq.asyncio.Context.instance()
         self._socket = self._context.socket(zmq.DEALER)
         self._socket.setsockopt(zmq.LINGER, 0)
+        self._socket.setsockopt(zmq.IPV6, 1)  # tcp://[::1]:P as well as IPv4
         if curve_server_key:
             enable_curve(self._socket, curve_server_key)
         self._socket.connect(endpoint)
         self._ids = itertools.count(1)
         self._queues: Dict[int, asyncio.Queue] = {}
         self._reader: Optional[asyncio.Task] = None
+        # Error replies with id 0 belong to no request (see Client.unattributed_errors).
+        self.unattributed_errors: collections.deque = collections.deque(maxlen=100)
 
     async def __aenter__(self) -> "AsyncClient":
         return self
@@ -66,8 +70,7 @@ class AsyncClient:
                 continue
             mid = message.get("id")
             if mid == 0 and message.get("type") == "error":
-                for q in self._queues.values():  # an unreadable request: tell every waiter
-                    q.put_nowait(message)
+                self.unattributed_errors.append(error_from_reply(message))
                 continue
             q = self._queues.get(mid)
             if q is not None:

@@ -57,12 +57,16 @@ class Client:
         self._context = context or zmq.Context.instance()
         self._socket = self._context.socket(zmq.DEALER)
         self._socket.setsockopt(zmq.LINGER, 0)
+        self._socket.setsockopt(zmq.IPV6, 1)  # tcp://[::1]:P as well as IPv4
         if curve_server_key:
             enable_curve(self._socket, curve_server_key)
         self._socket.connect(endpoint)
         self._ids = itertools.count(1)
         # Messages that arrived for other requests while waiting for one.
         self._pending: Dict[int, collections.deque] = collections.defaultdict(collections.deque)
+        # Error replies with id 0: the daemon could not read a message far enough to find its id,
+        # so they belong to no request (the client's own requests always carry one).
+        self.unattributed_errors: collections.deque = collections.deque(maxlen=100)
 
     # -- lifecycle --
     def close(self) -> None:
@@ -98,8 +102,11 @@ class Client:
             mid = message.get("id")
             if message.get("type") == "heartbeat":
                 continue
-            if mid == request_id or (mid == 0 and message.get("type") == "error"):
+            if mid == request_id:
                 return message
+            if mid == 0 and message.get("type") == "error":
+                self.unattributed_errors.append(error_from_reply(message))
+                continue
             self._pending[mid].append(message)
 
     def wait(self, request_id: int, on_chunk=None, reward=None) -> dict:

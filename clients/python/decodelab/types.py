@@ -22,7 +22,7 @@ class GenerateResult:
     """The final reply of a generation.
 
     ``stop_reason`` is one of max_tokens, eos, stop_token, stop_string, cancelled, deadline,
-    disconnected, shutdown. ``stats`` is the decoder's Stats (target_calls, tokens_accepted,
+    disconnected, shutdown, all_particles_dead (smc). ``stats`` is the decoder's Stats (target_calls, tokens_accepted,
     seconds per phase, decoder metrics, ...); ``timings`` has queue_s, lock_s, run_s, total_s.
     """
 

@@ -7,6 +7,7 @@ import os
 import subprocess
 import time
 
+import msgpack
 import pytest
 
 import decodelab
@@ -88,6 +89,64 @@ def test_errors_are_typed_and_name_the_field(client):
     with pytest.raises(decodelab.Forbidden):
         client.shutdown()
     assert client.generate("a", model="t", max_tokens=3).tokens  # still serving
+
+
+def test_errors_echoing_invalid_utf8_decode(client):
+    # A request key that is not valid UTF-8 (raw bytes: the client itself only sends valid text).
+    raw = msgpack.packb({"id": 900001, "op": "hello", "KEY": 1}, use_bin_type=True).replace(b"KEY", b"\xff\xfeY")
+    client._socket.send(raw)
+    with pytest.raises(decodelab.InvalidArgument) as e:
+        client.wait(900001)
+    assert e.value.field == "\ufffd\ufffdY"
+    assert client.hello()["protocol"] == 1
+
+
+def test_too_large_errors_reach_their_own_request(client):
+    big = client.send("generate", models={"target": "t"}, prompt="a " * 700_000)  # 1.4 MB: over 1 MiB, under 2
+    hello = client.send("hello")
+    assert client.wait(hello)["protocol"] == 1  # the too_large error is not handed to this request
+    with pytest.raises(decodelab.TooLarge) as e:
+        client.wait(big)
+    assert e.value.request_id == big
+
+
+def test_errors_for_unreadable_messages_are_kept_aside(client, daemon):
+    client._socket.send(b"\xc1")  # not msgpack: the daemon answers with id 0
+    assert client.hello()["protocol"] == 1
+    assert [type(e) for e in client.unattributed_errors] == [decodelab.BadFormat]
+
+    async def main():
+        async with decodelab.AsyncClient(daemon, timeout=10) as c:
+            pending = asyncio.ensure_future(c.generate("a b", model="t", max_tokens=200))
+            await asyncio.sleep(0)
+            await c._socket.send(b"\xc1")
+            assert len((await pending).tokens) == 200  # not failed by the id-0 error
+            assert (await c.hello())["protocol"] == 1
+            for _ in range(100):
+                if c.unattributed_errors:
+                    break
+                await asyncio.sleep(0.01)
+            assert [type(e) for e in c.unattributed_errors] == [decodelab.BadFormat]
+
+    asyncio.run(main())
+
+
+def test_localhost_and_ipv6_loopback():
+    import socket
+    import tempfile
+    port = 40000 + (os.getpid() * 11 + 3) % 20000
+    tmp = tempfile.TemporaryDirectory(prefix="decodelabd-py-")
+    proc = subprocess.Popen([str(build_dir() / "bin" / "decodelabd"), "--bind", f"tcp://localhost:{port}",
+                             "--load", f"t={TARGET}", "--log-level", "error"])
+    try:
+        endpoints = [f"tcp://localhost:{port}", f"tcp://127.0.0.1:{port}"]
+        if socket.has_ipv6 and any(line.startswith("0" * 31 + "1") for line in open("/proc/net/if_inet6")):
+            endpoints.append(f"tcp://[::1]:{port}")
+        for endpoint in endpoints:
+            with decodelab.Client(endpoint, timeout=10) as c:
+                assert c.hello()["protocol"] == 1, endpoint
+    finally:
+        stop_daemon(proc, tmp)
 
 
 def test_draft_models_and_speculative_decoding(client):

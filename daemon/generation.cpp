@@ -254,6 +254,23 @@ PreparedGeneration prepare_generation(const ModelTable& models, GenerateRequest 
 
 namespace {
 
+}  // namespace
+
+std::size_t stop_string_holdback(std::string_view text, const std::vector<std::string>& stops) {
+  std::size_t hold = 0;
+  for (const std::string& s : stops) {
+    for (std::size_t k = std::min(s.size() - (s.empty() ? 0 : 1), text.size()); k > hold; --k) {
+      if (text.substr(text.size() - k) == std::string_view(s).substr(0, k)) {
+        hold = k;
+        break;
+      }
+    }
+  }
+  return hold;
+}
+
+namespace {
+
 // Sees every token the decoder appends. Mirrors the generated tokens (so rollbacks are honored),
 // cuts generation at a stop string, and sends streamed chunks no more often than the interval.
 class GenerationSink final : public TokenSink {
@@ -279,12 +296,15 @@ class GenerationSink final : public TokenSink {
     if (keep < tokens_.size()) tokens_.resize(keep);
   }
 
-  // Sends the tokens not sent yet (final: also the text held back for an incomplete character).
+  // Sends the tokens not sent yet, and their text. Until the final flush, text that could still
+  // become a stop string (a suffix that is a proper prefix of one) and an incomplete character are
+  // held back, so the streamed chunks' texts always concatenate to the result's text: a stop
+  // string found later never has to take back text already sent.
   void flush(bool final) {
     last_flush_ = Clock::now();
     if (!request_.stream) return;
     const std::string text = this->text();
-    std::size_t text_end = final ? text.size() : complete_utf8_prefix(text);
+    std::size_t text_end = final ? text.size() : std::min(complete_utf8_prefix(text), text.size() - stop_string_holdback(text, request_.stop));
     // Detokenization is prefix-stable for our models; if a rollback made it shrink, restart the text.
     if (text.compare(0, std::min(text_sent_, text.size()), sent_text_prefix_) != 0 || text_end < text_sent_) {
       text_sent_ = 0;

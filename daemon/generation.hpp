@@ -105,4 +105,8 @@ struct GenerationOutcome {
 // that fails.
 GenerationOutcome run_generation(PreparedGeneration& job, const GenerationContext& ctx);
 
+// How many bytes at the end of streamed `text` must wait: the longest suffix that is a proper
+// prefix of a stop string (it may still become one).
+std::size_t stop_string_holdback(std::string_view text, const std::vector<std::string>& stops);
+
 }  // namespace decodelab::daemon

@@ -27,6 +27,7 @@
 #include "core/decoder.hpp"
 #include "core/model_factory.hpp"
 #include "core/reward.hpp"
+#include "daemon/generation.hpp"
 
 extern char** environ;
 
@@ -902,6 +903,43 @@ TEST(DaemonAlone, ClientsAreServedRoundRobin) {
       EXPECT_EQ(Client::parse_result(a.wait(id)).stop_reason, "cancelled");  // cancelled while running
     } catch (const RemoteError& e) {
       EXPECT_EQ(e.code(), "cancelled");  // cancelled while queued
+    }
+  }
+}
+
+TEST(StopStringHoldback, HoldsTheLongestSuffixThatMayBecomeAStopString) {
+  using daemon::stop_string_holdback;
+  EXPECT_EQ(stop_string_holdback("The capital", {"The United"}), 0u);
+  EXPECT_EQ(stop_string_holdback("Paris. The", {"The United"}), 3u);
+  EXPECT_EQ(stop_string_holdback("Paris. The Un", {"The United"}), 6u);
+  EXPECT_EQ(stop_string_holdback("Paris. T", {"The United", ". Tx"}), 3u);  // the longest over all stop strings
+  EXPECT_EQ(stop_string_holdback("abc", {""}), 0u);
+  EXPECT_EQ(stop_string_holdback("", {"abc"}), 0u);
+  EXPECT_EQ(stop_string_holdback("xab", {"abc", "b"}), 2u);
+}
+
+// Streamed chunks concatenate to the result, for every decoder, when a stop string cuts the text
+// (its beginning used to be streamed, and the final chunk re-sent the text from the start).
+TEST(DaemonAlone, StreamedChunksConcatenateToTheResultWithStopStrings) {
+  Daemon d({"--stream-interval-ms", "0"});
+  Client c(d.endpoint(), client_options(20.0));
+  c.load_model("d", kDraft, "t");
+  const std::vector<std::pair<std::string, bool>> decoders = {{"sample", false}, {"greedy", false}, {"sd", true},
+                                                              {"spectr", true},  {"specinfer", true}, {"dyspec", true},
+                                                              {"ngram", false},  {"cntp", false},  {"smc", false}};
+  for (const auto& [decoder, with_draft] : decoders) {
+    GenerateOptions g = sample_request(7, 40);
+    g.decoder = decoder;
+    if (with_draft) g.models["draft"] = "d";
+    const auto full = c.generate(g);
+    ASSERT_GE(full.text.size(), 16u) << decoder;
+    for (std::size_t at : {std::size_t(4), std::size_t(9)}) {
+      g.stop = {full.text.substr(at, 5)};  // spans token boundaries
+      std::string streamed;
+      const auto r = c.generate(g, [&](const client::Chunk& k) { streamed += k.text; });
+      EXPECT_EQ(r.stop_reason, "stop_string") << decoder;
+      EXPECT_EQ(r.text, full.text.substr(0, full.text.find(g.stop[0]))) << decoder;
+      EXPECT_EQ(streamed, r.text) << decoder << " stopping at '" << g.stop[0] << "'";
     }
   }
 }

@@ -52,6 +52,9 @@ class TableModel final : public SequenceTable {
   uint64_t token_embeddings_key() const override { return embeddings_key_; }  // new on every set
 
   const ModelInfo& info() const override { return info_; }
+  // Caps committed + pending tokens per sequence, as a real model's context does (default 0:
+  // unbounded), so tests can run decoders into the limit.
+  void set_context_length(int tokens) { info_.context_length = tokens; }
   std::string token_text(TokenId token) const override;
   bool has_tokenizer() const override { return true; }
   // Whitespace-separated token names ("a", "b", ..., "t26", ...) or decimal ids "#12"; with custom

@@ -38,6 +38,19 @@ void DecodeLoop::release(LanguageModel& model, SeqId seq) {
   model.free_sequence(seq);
 }
 
+std::size_t DecodeLoop::room(const LanguageModel& model, SeqId seq) const {
+  const int context = model.info().context_length;
+  if (context <= 0) return std::size_t(1) << 40;
+  const std::size_t used = model.length(seq);
+  return used >= std::size_t(context) ? 0 : std::size_t(context) - used;
+}
+
+void DecodeLoop::stop_for_length(const LanguageModel& model) {
+  stats_.stop_reason = "length";
+  const int target_context = target_->info().context_length, context = model.info().context_length;
+  if (&model != target_ && (target_context <= 0 || context < target_context)) stats_.metrics["context_full_draft"] = 1.0;
+}
+
 Stats DecodeLoop::finish() {
   free_all();
   const ModelCounters& t = target_->counters();

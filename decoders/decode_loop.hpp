@@ -53,6 +53,12 @@ class DecodeLoop {
   // Whether to run another step: false once a stop condition holds (max tokens, cancelled, or a
   // stop emit() reported); stats().stop_reason says which.
   bool running() { return !should_stop(stream_, options_, stats_); }
+  // Tokens `seq` can still take (committed + pending) before `model`'s context length; a very
+  // large number when the model has none.
+  std::size_t room(const LanguageModel& model, SeqId seq) const;
+  // Ends generation because `model`'s context is full: stop_reason "length", and the metric
+  // context_full_draft = 1 when it was the draft's context, and it is the smaller one.
+  void stop_for_length(const LanguageModel& model);
   // Appends a final token to the stream; true when generation must stop after it.
   bool emit(const TokenRecord& record) { return emit_token(stream_, record, options_, *target_, stats_); }
 

@@ -37,6 +37,10 @@ class SampleDecoder final : public Decoder {
       chain->accept(token);
       stats.steps += 1;
       if (loop.emit({token, logprob, TokenOrigin::sampled, uint32_t(stats.steps)})) break;
+      if (loop.room(target, seq) == 0) {  // the next token's logits need this one in the context
+        loop.stop_for_length(target);
+        break;
+      }
       PhaseTimer timer(stats, "forward");
       target.append(seq, std::span(&token, 1));
     }

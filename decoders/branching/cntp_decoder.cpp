@@ -135,9 +135,18 @@ class CntpDecoder final : public Decoder {
     chain_state_->accept(token);
     stats.record_accepted(1);
     if (loop_->emit({token, logprob, TokenOrigin::sampled, uint32_t(stats.steps)})) return true;
+    if (no_room()) return true;
     PhaseTimer timer(stats, "forward");
     target_->append(seq_, std::span(&token, 1));
     return false;
+  }
+
+  // Whether the main sequence's context is full, so the last emitted token cannot be evaluated:
+  // generation ends with stop reason "length".
+  bool no_room() {
+    if (loop_->room(*target_, seq_) > 0) return false;
+    loop_->stop_for_length(*target_);
+    return true;
   }
 
   // Draws trial `t`'s next token from the processed distribution `q`.
@@ -170,7 +179,10 @@ class CntpDecoder final : public Decoder {
                   Stats& stats, int64_t& sampled) {
     const int n_trials = int(trials.size());
     const std::size_t start = stream.size();
-    const std::size_t budget = std::size_t(options_->max_new_tokens) - stream.generated_size();  // > 0: should_stop passed
+    // > 0: should_stop passed. A trial's tokens but its last are evaluated on a fork of the main
+    // sequence and the winner's last is appended to it, so a trial fits in the context's room.
+    const std::size_t budget = std::max<std::size_t>(
+        1, std::min(std::size_t(options_->max_new_tokens) - stream.generated_size(), loop_->room(*target_, seq_)));
     {
       PhaseTimer timer(stats, "sample");
       for (int n = 0; n < n_trials; ++n) {
@@ -232,6 +244,7 @@ class CntpDecoder final : public Decoder {
     for (std::size_t i = 0; i < best.tokens.size(); ++i) {
       if (loop_->emit({best.tokens[i], best.raw_logprob[i], TokenOrigin::sampled, uint32_t(stats.steps)})) return true;
     }
+    if (no_room()) return true;
     PhaseTimer timer(stats, "forward");
     target_->append(seq_, std::span(&best.tokens.back(), 1));
     return false;

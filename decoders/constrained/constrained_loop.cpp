@@ -45,6 +45,10 @@ Stats run_constrained(const ModelSet& models, const DecodeOptions& options, Toke
     stats.steps += 1;
     const float logprob = float(double(logits[std::size_t(picked.token)]) - log_sum_exp(logits));
     if (loop.emit({picked.token, logprob, TokenOrigin::sampled, uint32_t(stats.steps)})) break;
+    if (loop.room(target, seq) == 0) {
+      loop.stop_for_length(target);
+      break;
+    }
     PhaseTimer timer(stats, "forward");
     target.append(seq, std::span(&picked.token, 1));
   }

@@ -106,6 +106,8 @@ class SmcDecoder final : public Decoder, public RewardSettable {
     // token, so all steps look alike: one batched evaluate of the pending tokens, then sampling.
     const std::vector<TokenId> head(prompt.begin(), prompt.end() - 1);
     const SeqId root = loop.open(target, head);
+    // Step k evaluates a particle's token k - 1 on top of the head, so k tokens need k slots.
+    const std::size_t room = loop.room(target, root);
     std::vector<Particle> ps(std::size_t(s_.particles));
     fresh_constraint_.reset();
     if (s_.awrs) {
@@ -119,7 +121,10 @@ class SmcDecoder final : public Decoder, public RewardSettable {
     }
     loop.release(target, root);
 
-    const int max_new = std::max(0, options.max_new_tokens - int(stream.generated_size()));
+    int max_new = std::max(0, options.max_new_tokens - int(stream.generated_size()));
+    // The context's room bounds every particle, rollout and rejuvenation proposal alike.
+    const bool length_bound = room < std::size_t(max_new);
+    if (length_bound) max_new = int(room);
     int generated = 0;
     double min_ess = s_.particles;
     int64_t resamples = 0, mh_proposed = 0, mh_accepted = 0;
@@ -214,7 +219,7 @@ class SmcDecoder final : public Decoder, public RewardSettable {
         if (loop.emit({chosen.tokens[k], chosen.log_m[k], TokenOrigin::sampled, uint32_t(stats.steps)}))
           break;
       }
-      if (stats.stop_reason.empty()) stats.stop_reason = "max_tokens";
+      if (stats.stop_reason.empty()) stats.stop_reason = length_bound ? "length" : "max_tokens";
     }
     return loop.finish();
   }

@@ -28,6 +28,10 @@ struct DraftContext {
   uint64_t seed;
   std::size_t base;  // stream position decided by depth-1 nodes (= the draft's committed length)
   std::span<const TokenId> history;  // the stream so far (prompt and generated tokens)
+  // The most nodes the tree may have: the room left in the target's and the draft's contexts.
+  // Drafters cap their own size parameters by it up front, never by what they drew, so the
+  // proposals stay distributed as the verification rule assumes.
+  int max_nodes;
 
   std::size_t position(int depth) const { return base + std::size_t(depth) - 1; }
   // The draft stream for a node at `depth` and a substream (draft sequence, node index).

@@ -24,6 +24,7 @@ class DynamicTreeDrafter final : public TreeDrafter {
   DynamicTreeDrafter(int budget, int max_depth, int width) : budget_(budget), max_depth_(max_depth), width_(width) {}
 
   void build(DraftContext& context, DraftTree& tree) override {
+    const int budget = std::min(budget_, context.max_nodes);
     std::map<int, Expandable> open;  // evaluated nodes that may still get children
     std::map<int, double> value{{-1, 1.0}};
     const auto open_node = [&](int node) {
@@ -34,11 +35,11 @@ class DynamicTreeDrafter final : public TreeDrafter {
     };
     open_node(-1);
     NodeForks forks(context);
-    while (tree.size() < budget_) {
+    while (tree.size() < budget) {
       std::map<int, int> drawn_this_round;
       const int before = tree.size();
       double best_unevaluated = 0.0;  // estimated key of the best node drawn this round
-      while (tree.size() < budget_) {
+      while (tree.size() < budget) {
         int best = -2;
         for (const auto& [node, e] : open)
           if (e.key > 0.0 && drawn_this_round[node] < width_ && (best == -2 || e.key > open.at(best).key)) best = node;
@@ -56,7 +57,7 @@ class DynamicTreeDrafter final : public TreeDrafter {
         e.key = value[best] * expected_next(e.remaining, tree.q(best));
         drawn_this_round[best] += 1;
       }
-      if (tree.size() == before || tree.size() >= budget_) break;
+      if (tree.size() == before || tree.size() >= budget) break;
       std::vector<int> expandable;  // nodes at max_depth never need their draft law
       for (int node = before; node < tree.size(); ++node)
         if (tree.depth(node) < max_depth_) expandable.push_back(node);

@@ -22,7 +22,7 @@ class NgramDrafter final : public TreeDrafter {
       for (std::size_t s = size - n; s-- > 0;) {
         if (!std::equal(h.begin() + std::ptrdiff_t(s), h.begin() + std::ptrdiff_t(s + n), h.end() - std::ptrdiff_t(n))) continue;
         int parent = -1;
-        for (std::size_t i = s + n; i < size && i < s + n + std::size_t(length_); ++i) {
+        for (std::size_t i = s + n; i < size && i < s + n + std::size_t(std::min(length_, context.max_nodes)); ++i) {
           parent = tree.add_node(parent, h[i]);
           tree.propose(parent);
         }

@@ -22,9 +22,10 @@ void advance_sequences(DraftContext& context, DraftTree& tree, std::optional<Nod
 
 void IidSequencesDrafter::build(DraftContext& context, DraftTree& tree) {
   std::vector<int> at(std::size_t(k_), -1);  // each sequence's current node
+  const int length = std::min(length_, context.max_nodes / k_);  // at most k nodes per depth
   std::optional<NodeForks> forks;
-  if (k_ > 1 && length_ > 1) forks.emplace(context);
-  for (int depth = 1; depth <= length_; ++depth) {
+  if (k_ > 1 && length > 1) forks.emplace(context);
+  for (int depth = 1; depth <= length; ++depth) {
     if (depth > 1) advance_sequences(context, tree, forks, at);
     for (int j = 0; j < k_; ++j) {
       const int node = at[std::size_t(j)];
@@ -39,9 +40,10 @@ void IidSequencesDrafter::build(DraftContext& context, DraftTree& tree) {
 
 void WorSequencesDrafter::build(DraftContext& context, DraftTree& tree) {
   std::vector<int> at(std::size_t(k_), -1);  // each sequence's current node; -2 once it ended
+  const int length = std::min(length_, context.max_nodes / k_);  // at most k nodes per depth
   std::optional<NodeForks> forks;
-  if (k_ > 1 && length_ > 1) forks.emplace(context);
-  for (int depth = 1; depth <= length_; ++depth) {
+  if (k_ > 1 && length > 1) forks.emplace(context);
+  for (int depth = 1; depth <= length; ++depth) {
     if (depth > 1) advance_sequences(context, tree, forks, at);
     std::map<int, std::vector<float>> remaining;  // per node: q with this depth's drawn children removed
     bool any = false;

@@ -69,13 +69,31 @@ class Speculation {
     last_ = prompt.back();
   }
 
-  // The drafter grows this step's tree.
-  DraftTree draft() {
+  // The drafter grows this step's tree, within the room both contexts have left; none when a
+  // context is full (generation ends with stop reason "length").
+  std::optional<DraftTree> draft() {
     PhaseTimer timer(stats_, "draft");
     step_base_ = loop_.stream().size();
+    // The target evaluates [last] + the tree; the draft evaluates the tree and must then take the
+    // step's final token.
+    const std::size_t target_room = loop_.room(target_, target_seq_);
+    if (target_room == 0) {
+      loop_.stop_for_length(target_);
+      return std::nullopt;
+    }
+    std::size_t max_nodes = target_room - 1;
+    if (draft_) {
+      const std::size_t draft_room = loop_.room(*draft_, draft_seq_);
+      if (draft_room == 0) {
+        loop_.stop_for_length(*draft_);
+        return std::nullopt;
+      }
+      max_nodes = std::min(max_nodes, draft_room - 1);
+    }
     DraftTree tree(draft_ ? processed_probs(*draft_chain_, draft_->next_logits(draft_seq_)) : std::vector<float>{});
     const std::vector<TokenId> history = loop_.stream().tokens();
-    DraftContext context{draft_, draft_seq_, *draft_chain_, loop_.options().seed, base(), history};
+    DraftContext context{draft_, draft_seq_, *draft_chain_, loop_.options().seed, base(), history,
+                         int(std::min<std::size_t>(max_nodes, 1 << 20))};
     method_.drafter->build(context, tree);
     return tree;
   }
@@ -260,7 +278,9 @@ Stats TreeSpeculativeDecoder::generate(const ModelSet& models, const DecodeOptio
   DecodeLoop loop(models, options, stream);
   Speculation s(loop, *chain_, method_, research_);
   while (loop.running()) {
-    const DraftTree tree = s.draft();
+    const std::optional<DraftTree> drafted = s.draft();
+    if (!drafted) break;
+    const DraftTree& tree = *drafted;
     const Verdict verdict = s.verify(tree);
     const bool stop = s.emit(tree, verdict);
     s.commit(tree, verdict);

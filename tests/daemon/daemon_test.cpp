@@ -609,8 +609,8 @@ TEST_F(DaemonTest, RefusedMessagesCarryTheirIdWhenTheyHaveOne) {
   EXPECT_EQ(c.unattributed_errors()[0].get("code")->as_string(), "bad_format");
 }
 
-// decodelabd run to completion with `args`: its exit status and what it printed. One that does
-// not exit within 20 s is stopped (status 124), so a test of a refusal cannot hang.
+// decodelabd run to completion with `args` (shell words): its exit status and what it printed. One
+// that does not exit within 20 s is stopped (status 124), so a test of a refusal cannot hang.
 std::pair<int, std::string> run_decodelabd(const std::string& args) {
   std::string output;
   FILE* p = popen(("timeout 20 " + std::string(DECODELABD_PATH) + " " + args + " 2>&1").c_str(), "r");
@@ -1044,6 +1044,115 @@ TEST(DaemonAlone, LoadModelOfARealFileInTheModelDir) {
   g.prompt = "The capital of France is";
   g.max_tokens = 3;
   EXPECT_EQ(c.generate(g).tokens.size(), 3u);
+}
+
+std::pair<std::string, std::string> curve_keypair() {
+  char public_key[41], secret_key[41];
+  EXPECT_EQ(zmq_curve_keypair(public_key, secret_key), 0);
+  return {public_key, secret_key};
+}
+
+// A file in a private temporary directory, removed with it.
+class TempFile {
+ public:
+  explicit TempFile(const std::string& text) {
+    char dir_template[] = "/tmp/decodelabd-file-XXXXXX";
+    dir_ = mkdtemp(dir_template);
+    path_ = dir_ + "/f";
+    std::FILE* f = std::fopen(path_.c_str(), "w");
+    std::fputs(text.c_str(), f);
+    std::fclose(f);
+  }
+  ~TempFile() { std::filesystem::remove_all(dir_); }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string dir_, path_;
+};
+
+TEST(DaemonAlone, CurveAdmitsOnlyListedClients) {
+  if (!zmq_has("curve")) GTEST_SKIP() << "libzmq without CURVE";
+  const auto [server_public, server_secret] = curve_keypair();
+  const auto [allowed_public, allowed_secret] = curve_keypair();
+  const auto [other_public, other_secret] = curve_keypair();
+  TempFile clients("# who may connect\n" + allowed_public + "\n\n");
+  TempFile server_key(server_secret + "\n");
+  const std::string endpoint = "tcp://127.0.0.1:" + std::to_string(40000 + (getpid() * 5 + 11) % 20000);
+  Daemon d({"--bind", endpoint, "--curve-secret-file", server_key.path(), "--curve-clients", clients.path()});
+  client::ClientOptions listed = client_options(10.0, {}, server_public);
+  listed.curve_public_key = allowed_public;
+  listed.curve_secret_key = allowed_secret;
+  Client c(endpoint, listed);
+  const Value hello = c.hello();
+  EXPECT_TRUE(hello.get("auth_required")->as_bool());
+  EXPECT_EQ(c.generate(sample_request(1, 4)).tokens.size(), 4u);
+  // Knowing the server's key is not enough: an unlisted client's handshake is refused.
+  client::ClientOptions unlisted = client_options(0.5, {}, server_public);
+  unlisted.curve_public_key = other_public;
+  unlisted.curve_secret_key = other_secret;
+  Client stranger(endpoint, unlisted);
+  EXPECT_THROW(stranger.hello(), Error);
+  Client fresh(endpoint, client_options(0.5, {}, server_public));
+  EXPECT_THROW(fresh.hello(), Error);
+  EXPECT_EQ(c.hello().get("protocol")->as_int(), 1);
+  // The server's secret key stays out of the process list.
+  std::ifstream cmdline("/proc/" + std::to_string(d.pid()) + "/cmdline");
+  const std::string args((std::istreambuf_iterator<char>(cmdline)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(args.find(server_secret), std::string::npos);
+}
+
+TEST(DaemonAlone, AuthRequiredIsReportedTruthfully) {
+  if (!zmq_has("curve")) GTEST_SKIP() << "libzmq without CURVE";
+  const auto [server_public, server_secret] = curve_keypair();
+  const std::string endpoint = "tcp://127.0.0.1:" + std::to_string(40000 + (getpid() * 5 + 13) % 20000);
+  {
+    // Encryption only: any client with the server key gets in, so nothing is required of it.
+    Daemon d({"--bind", endpoint, "--curve-secret-key", server_secret});
+    Client c(endpoint, client_options(10.0, {}, server_public));
+    EXPECT_FALSE(c.hello().get("auth_required")->as_bool());
+  }
+  {
+    Daemon d;
+    Client c(d.endpoint(), client_options(10.0));
+    EXPECT_FALSE(c.hello().get("auth_required")->as_bool());
+  }
+}
+
+TEST(DaemonAlone, TheSecretIsCheckedBeforeAnythingElse) {
+  TempFile secret("s3cret\n");
+  Daemon d({"--secret-file", secret.path(), "--max-message-bytes", "4096"});
+  RawClient raw(d.endpoint());
+  // Without the secret, an unknown op, a bad field, an unknown field or an oversized message all
+  // get the same answer, so a client without the secret learns nothing.
+  Value::Map big = with_id(5, "hello", {});
+  big.emplace_back("pad", std::string(5000, 'a'));
+  for (const Value::Map& request : {with_id(1, "teleport", {}), with_id(2, "generate", {{"max_tokens", "x"}}),
+                                    with_id(3, "hello", {{"bogus", 1}}), with_id(4, "load_model", {{"name", "x"}, {"spec", "/etc/passwd"}}),
+                                    big}) {
+    raw.send(request);
+    const Value reply = raw.receive();
+    EXPECT_EQ(reply.get("code")->as_string(), "unauthorized") << describe(reply);
+    EXPECT_EQ(reply.get("id")->as_int(), request[0].second.as_int());
+  }
+  // With it, the same requests get their real errors.
+  Value::Map teleport = with_id(6, "teleport", {{"auth", "s3cret"}});
+  raw.send(teleport);
+  EXPECT_EQ(raw.receive().get("code")->as_string(), "not_found");
+  Client c(d.endpoint(), client_options(10.0, "s3cret"));
+  EXPECT_TRUE(c.hello().get("auth_required")->as_bool());
+  std::ifstream cmdline("/proc/" + std::to_string(d.pid()) + "/cmdline");
+  const std::string args((std::istreambuf_iterator<char>(cmdline)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(args.find("s3cret"), std::string::npos);
+}
+
+TEST(DaemonAlone, RemoteEndpointsNeedAuthenticatedClients) {
+  if (!zmq_has("curve")) GTEST_SKIP() << "libzmq without CURVE";
+  const auto [server_public, server_secret] = curve_keypair();
+  // CURVE without an allow-list encrypts, but admits anyone who knows the (public) server key.
+  // Quoted for the shell: Z85 keys may hold < > & and the like (never a single quote).
+  const auto [status, output] = run_decodelabd("--bind tcp://0.0.0.0:0 --allow-remote --curve-secret-key '" + server_secret + "'");
+  EXPECT_EQ(status, 2) << output;
+  EXPECT_NE(output.find("--curve-clients"), std::string::npos) << output;
 }
 
 TEST(DaemonAlone, RefusesNonLoopbackTcpWithoutASecret) {

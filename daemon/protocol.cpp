@@ -588,11 +588,11 @@ Request decode_request(std::string_view message, const DecodeLimits& limits, uin
     reject(to_string(ErrorCode::bad_format), "", "message has " + std::to_string(message.size() - offset) +
                                                      " trailing bytes after one msgpack value");
   }
-  if (authorize) {
-    const Envelope envelope = read_envelope(handle.get());
-    if (id_out) *id_out = envelope.id;
-    authorize(envelope.auth);
-  }
+  // The id as early as possible, so that even an error about the map itself (a key given twice, a
+  // key that is not a string) reaches the request it answers.
+  const Envelope envelope = read_envelope(handle.get());
+  if (id_out) *id_out = envelope.id;
+  if (authorize) authorize(envelope.auth);
   Fields f(handle.get(), "");
   Request r;
   r.id = as_uint(f.require("id"), "id");

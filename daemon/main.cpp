@@ -15,10 +15,14 @@ namespace {
 
 const char* kUsage = R"USAGE(usage: decodelabd [options]
   --bind ENDPOINT         ipc:///path or tcp://127.0.0.1:PORT (repeatable; default ipc:///tmp/decodelabd.sock)
-  --secret TEXT           shared secret every request must carry in its "auth" field
+  --secret TEXT           shared secret every request must carry in its "auth" field (visible in the
+                          process list: prefer --secret-file)
   --secret-file PATH      read the shared secret from a file (first line)
-  --curve-secret-key Z85  enable CURVE encryption with this server secret key
-  --allow-remote          permit non-loopback tcp endpoints (requires --secret or --curve-secret-key)
+  --curve-secret-key Z85  enable CURVE encryption with this server secret key (visible in the process
+                          list: prefer --curve-secret-file)
+  --curve-secret-file PATH  read the CURVE server secret key from a file (first line)
+  --curve-clients PATH    admit only CURVE clients whose Z85 public keys are listed in PATH, one a line
+  --allow-remote          permit non-loopback tcp endpoints (requires --secret-file or --curve-clients)
   --workers N             generation worker threads (default 2)
   --max-queue N           queued requests before replies say "busy" (default 64)
   --max-message-bytes N   largest request accepted, 256 .. 1073741824 (default 1048576)
@@ -61,6 +65,19 @@ int64_t parse_integer(const std::string& text, const std::string& option, int64_
   return int64_t(v);
 }
 
+// A secret kept in a file so that it is not in the process list: the file's first line.
+std::string read_first_line(const std::string& path, const std::string& what) {
+  FILE* f = std::fopen(path.c_str(), "r");
+  if (!f) decodelab::fail(decodelab::ErrorCode::not_found, "cannot read " + what + " '" + path + "'");
+  char line[4096] = {};
+  if (!std::fgets(line, sizeof line, f)) line[0] = 0;
+  std::fclose(f);
+  std::string text = line;
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+  if (text.empty()) decodelab::fail(decodelab::ErrorCode::invalid_argument, what + " '" + path + "' is empty");
+  return text;
+}
+
 constexpr double kMaxMilliseconds = 86400e3;  // a day
 
 }  // namespace
@@ -94,16 +111,10 @@ int main(int argc, char** argv) {
         return 0;
       } else if (name == "--bind") config.endpoints.push_back(value);
       else if (name == "--secret") config.secret = value;
-      else if (name == "--secret-file") {
-        FILE* f = std::fopen(value.c_str(), "r");
-        if (!f) decodelab::fail(decodelab::ErrorCode::not_found, "cannot read secret file '" + value + "'");
-        char line[4096] = {};
-        if (!std::fgets(line, sizeof line, f)) line[0] = 0;
-        std::fclose(f);
-        config.secret = line;
-        while (!config.secret.empty() && (config.secret.back() == '\n' || config.secret.back() == '\r')) config.secret.pop_back();
-        if (config.secret.empty()) decodelab::fail(decodelab::ErrorCode::invalid_argument, "secret file '" + value + "' is empty");
-      } else if (name == "--curve-secret-key") config.curve_secret_key = value;
+      else if (name == "--secret-file") config.secret = read_first_line(value, "secret file");
+      else if (name == "--curve-secret-key") config.curve_secret_key = value;
+      else if (name == "--curve-secret-file") config.curve_secret_key = read_first_line(value, "CURVE secret key file");
+      else if (name == "--curve-clients") config.curve_clients = read_curve_clients(value);
       else if (name == "--allow-remote") config.allow_remote = true;
       else if (name == "--allow-shutdown") config.allow_shutdown = true;
       else if (name == "--workers") config.workers = int(parse_integer(value, name, 1, kMaxWorkers));

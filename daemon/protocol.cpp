@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <optional>
 #include <set>
 
 #include <msgpack.hpp>
@@ -520,31 +521,57 @@ std::vector<std::string> op_features() {
   return out;
 }
 
-uint64_t peek_request_id(std::string_view message, const DecodeLimits& limits) noexcept {
+namespace {
+
+// The id and auth of a request map, read leniently: 0 and "" when absent or of the wrong type.
+struct Envelope {
+  uint64_t id = 0;
+  std::string auth;
+};
+
+Envelope read_envelope(const msgpack::object& o) {
+  Envelope e;
+  if (o.type != msgpack::type::MAP) return e;
+  for (uint32_t i = 0; i < o.via.map.size; ++i) {
+    const msgpack::object_kv& kv = o.via.map.ptr[i];
+    if (kv.key.type != msgpack::type::STR) continue;
+    const std::string_view key(kv.key.via.str.ptr, kv.key.via.str.size);
+    if (key == "id" && kv.val.type == msgpack::type::POSITIVE_INTEGER) e.id = kv.val.via.u64;
+    if (key == "auth" && kv.val.type == msgpack::type::STR) e.auth.assign(kv.val.via.str.ptr, kv.val.via.str.size);
+  }
+  return e;
+}
+
+// Reads a message bounded by the transport (ZeroMQ drops more than twice the limit) as a whole,
+// for the envelope of a message too large to decode; nothing when it is not msgpack.
+std::optional<Envelope> peek_envelope(std::string_view message, const DecodeLimits& limits) noexcept {
   try {
-    // The message is bounded by the transport (ZeroMQ drops more than twice the limit), so reading
-    // it whole to find its id costs no more than reading a request.
     const msgpack::unpack_limit bound(limits.max_items, limits.max_items, message.size(), message.size(), message.size(),
                                       limits.max_depth);
     std::size_t offset = 0;
     const msgpack::object_handle handle = msgpack::unpack(message.data(), message.size(), offset, nullptr, nullptr, bound);
-    const msgpack::object& o = handle.get();
-    if (o.type != msgpack::type::MAP) return 0;
-    for (uint32_t i = 0; i < o.via.map.size; ++i) {
-      const msgpack::object_kv& kv = o.via.map.ptr[i];
-      if (kv.key.type == msgpack::type::STR && std::string_view(kv.key.via.str.ptr, kv.key.via.str.size) == "id" &&
-          kv.val.type == msgpack::type::POSITIVE_INTEGER) {
-        return kv.val.via.u64;
-      }
-    }
+    return read_envelope(handle.get());
   } catch (...) {
+    return std::nullopt;
   }
-  return 0;
 }
 
-Request decode_request(std::string_view message, const DecodeLimits& limits, uint64_t* id_out) {
+}  // namespace
+
+uint64_t peek_request_id(std::string_view message, const DecodeLimits& limits) noexcept {
+  const auto envelope = peek_envelope(message, limits);
+  return envelope ? envelope->id : 0;
+}
+
+Request decode_request(std::string_view message, const DecodeLimits& limits, uint64_t* id_out, const Authorizer& authorize) {
   if (message.size() > limits.max_message_bytes) {
-    if (id_out) *id_out = peek_request_id(message, limits);  // so the client can match the error
+    const auto envelope = peek_envelope(message, limits);
+    if (envelope) {
+      if (id_out) *id_out = envelope->id;  // so the client can match the error
+      if (authorize) authorize(envelope->auth);
+    } else if (authorize) {
+      authorize("");
+    }
     reject(codes::too_large, "", "message of " + std::to_string(message.size()) + " bytes exceeds the limit of " +
                                      std::to_string(limits.max_message_bytes) + " bytes");
   }
@@ -561,6 +588,11 @@ Request decode_request(std::string_view message, const DecodeLimits& limits, uin
     reject(to_string(ErrorCode::bad_format), "", "message has " + std::to_string(message.size() - offset) +
                                                      " trailing bytes after one msgpack value");
   }
+  // The id as early as possible, so that even an error about the map itself (a key given twice, a
+  // key that is not a string) reaches the request it answers.
+  const Envelope envelope = read_envelope(handle.get());
+  if (id_out) *id_out = envelope.id;
+  if (authorize) authorize(envelope.auth);
   Fields f(handle.get(), "");
   Request r;
   r.id = as_uint(f.require("id"), "id");

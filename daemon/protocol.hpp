@@ -6,6 +6,7 @@
 // code that touches untrusted bytes; it is fuzzed in fuzz/protocol) and the reply encoder.
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <stdexcept>
@@ -204,9 +205,17 @@ struct DecodeLimits {
   int64_t max_tokens = 1 << 20;     // upper bound for generate.max_tokens
 };
 
+// Checks a request's `auth` field ("" when absent or not a string); throws ProtocolError
+// (unauthorized) to refuse it.
+using Authorizer = std::function<void(const std::string& auth)>;
+
 // Decodes one request message. Throws ProtocolError for anything malformed; `id_out` receives the
-// request id as soon as it is known, so the error reply can carry it.
-Request decode_request(std::string_view message, const DecodeLimits& limits, uint64_t* id_out = nullptr);
+// request id as soon as it is known, so the error reply can carry it. `authorize`, when given, is
+// called as soon as the message has been read as msgpack, before any field is checked (an unknown
+// op, a bad field or an oversized message is answered `unauthorized` to a client without the
+// secret, which so learns nothing about the daemon).
+Request decode_request(std::string_view message, const DecodeLimits& limits, uint64_t* id_out = nullptr,
+                       const Authorizer& authorize = {});
 
 // The id of a request that is otherwise refused (too large, several frames), 0 when the message
 // does not hold a readable one. Never throws.

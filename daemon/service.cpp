@@ -11,7 +11,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
@@ -25,6 +27,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <thread>
 
 #include <boost/asio/io_context.hpp>
@@ -70,6 +73,28 @@ void check_config(const ServiceConfig& config) {
   in_range("--max-tokens", double(config.max_tokens), 1, double(kMaxTokens));
 }
 
+std::vector<std::string> read_curve_clients(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) fail(ErrorCode::not_found, "cannot read CURVE client list '" + path + "'");
+  std::vector<std::string> keys;
+  int number = 0;
+  for (std::string line; std::getline(in, line);) {
+    ++number;
+    while (!line.empty() && std::isspace(static_cast<unsigned char>(line.back()))) line.pop_back();
+    std::size_t start = 0;
+    while (start < line.size() && std::isspace(static_cast<unsigned char>(line[start]))) ++start;
+    line.erase(0, start);
+    if (line.empty() || line[0] == '#') continue;
+    uint8_t key[32];
+    if (line.size() != 40 || !zmq_z85_decode(key, line.c_str())) {
+      fail(ErrorCode::invalid_argument, path + ":" + std::to_string(number) + ": not a Z85 CURVE public key (40 characters)");
+    }
+    keys.push_back(line);
+  }
+  if (keys.empty()) fail(ErrorCode::invalid_argument, "CURVE client list '" + path + "' holds no key");
+  return keys;
+}
+
 void check_endpoint(const std::string& endpoint, const ServiceConfig& config) {
   if (endpoint.rfind("ipc://", 0) == 0) {
     if (endpoint.size() <= 6) fail(ErrorCode::invalid_argument, "endpoint '" + endpoint + "' has no path");
@@ -86,11 +111,13 @@ void check_endpoint(const std::string& endpoint, const ServiceConfig& config) {
   if (loopback) return;
   if (!config.allow_remote) {
     fail(ErrorCode::invalid_argument, "endpoint '" + endpoint +
-                                          "' is not loopback; pass --allow-remote together with --secret or --curve-secret-key");
+                                          "' is not loopback; pass --allow-remote together with --secret-file or --curve-clients");
   }
-  if (config.secret.empty() && config.curve_secret_key.empty()) {
+  // CURVE alone encrypts but lets in anyone who knows the server's (public) key.
+  if (config.secret.empty() && (config.curve_secret_key.empty() || config.curve_clients.empty())) {
     fail(ErrorCode::invalid_argument, "endpoint '" + endpoint +
-                                          "' is not loopback and neither a shared secret nor CURVE keys are configured");
+                                          "' is not loopback and clients are not authenticated: configure a shared secret "
+                                          "(--secret-file) or CURVE with an allow-list of clients (--curve-clients)");
   }
 }
 
@@ -338,9 +365,14 @@ struct Service::Impl {
     ino_t ino;
   };
   std::vector<IpcFile> ipc_files;  // the socket files of our ipc endpoints, removed at exit
+  Authorizer authorizer;            // checks the shared secret; empty without one
+  // CURVE authentication: the ZAP handler (ZeroMQ asks it about every CURVE handshake) admits the
+  // clients whose public keys (32 bytes) are listed here.
+  std::set<std::string> curve_clients;
 
   zmq::context_t context{1};
   zmq::socket_t router{context, zmq::socket_type::router};
+  zmq::socket_t zap{context, zmq::socket_type::rep};  // the ZAP handler, bound with curve_clients
   std::thread::id io_thread;  // the thread in run()
   int wake_fd = -1;  // eventfd: workers and the control thread wake the I/O thread through it
 
@@ -362,6 +394,20 @@ struct Service::Impl {
 
   explicit Impl(ServiceConfig c)
       : config(std::move(c)), log(config.log_level), queue(config.max_queue) {
+    if (!config.secret.empty()) {
+      authorizer = [this](const std::string& auth) {
+        if (!same_secret(auth, config.secret)) {
+          reject(codes::unauthorized, "auth", "this daemon requires the shared secret in field 'auth'");
+        }
+      };
+    }
+    for (const std::string& key : config.curve_clients) {
+      std::string binary(32, '\0');
+      if (key.size() != 40 || !zmq_z85_decode(reinterpret_cast<uint8_t*>(binary.data()), key.c_str())) {
+        fail(ErrorCode::invalid_argument, "CURVE client key '" + key + "' is not a Z85 public key (40 characters)");
+      }
+      curve_clients.insert(binary);
+    }
     limits.max_message_bytes = config.max_message_bytes;
     limits.max_tokens = config.max_tokens;
     model_dir = config.model_dir.empty() ? default_model_dir() : config.model_dir;
@@ -549,7 +595,8 @@ struct Service::Impl {
         {"backends", backends},
         {"ops", strings(op_names())},
         {"features", strings(op_features())},
-        {"auth_required", !config.secret.empty()},
+        // True when a client must prove who it is: the shared secret, or a key on the CURVE allow-list.
+        {"auth_required", !config.secret.empty() || !config.curve_clients.empty()},
         {"max_message_bytes", int64_t(config.max_message_bytes)},
     };
   }
@@ -589,14 +636,11 @@ struct Service::Impl {
     uint64_t id = 0;
     std::string op = "invalid";
     try {
-      Request r = decode_request(payload, limits, &id);
+      Request r = decode_request(payload, limits, &id, authorizer);
       op = r.op;
       metrics.request(op);
       if (log.enabled(LogLevel::debug)) {
         log(LogLevel::debug, "request " + std::to_string(id) + " op " + op + " (" + std::to_string(payload.size()) + " bytes)");
-      }
-      if (!config.secret.empty() && !same_secret(r.auth, config.secret)) {
-        reject(codes::unauthorized, "auth", "this daemon requires the shared secret in field 'auth'");
       }
       if (stopping) reject(codes::shutting_down, "", "the daemon is shutting down");
       Call call{identity, id, op, received};
@@ -759,8 +803,16 @@ struct Service::Impl {
     // Messages far over the limit are dropped by ZeroMQ before they are buffered; those up to 2x
     // arrive and get a "too_large" reply.
     router.set(zmq::sockopt::maxmsgsize, int64_t(config.max_message_bytes) * 2 + 1024);
+    if (!config.curve_clients.empty() && config.curve_secret_key.empty()) {
+      fail(ErrorCode::invalid_argument, "--curve-clients needs CURVE enabled (--curve-secret-key or --curve-secret-file)");
+    }
     if (!config.curve_secret_key.empty()) {
       if (!zmq_has("curve")) fail(ErrorCode::unsupported, "this libzmq has no CURVE support (--curve-secret-key)");
+      if (!curve_clients.empty()) {
+        zap.set(zmq::sockopt::linger, 0);
+        zap.bind("inproc://zeromq.zap.01");  // before any handshake can happen
+        router.set(zmq::sockopt::zap_domain, "decodelabd");
+      }
       router.set(zmq::sockopt::curve_server, 1);
       router.set(zmq::sockopt::curve_secretkey, config.curve_secret_key);
     }
@@ -835,9 +887,10 @@ struct Service::Impl {
     Clock::time_point give_up{};
     bool draining = false;
     while (true) {
-      zmq::pollitem_t items[] = {{router.handle(), 0, ZMQ_POLLIN, 0}, {nullptr, wake_fd, ZMQ_POLLIN, 0}};
+      zmq::pollitem_t items[] = {{router.handle(), 0, ZMQ_POLLIN, 0}, {nullptr, wake_fd, ZMQ_POLLIN, 0},
+                                 {zap.handle(), 0, ZMQ_POLLIN, 0}};
       try {
-        zmq::poll(items, 2, std::chrono::milliseconds(draining ? 10 : -1));
+        zmq::poll(items, curve_clients.empty() ? 2 : 3, std::chrono::milliseconds(draining ? 10 : -1));
       } catch (const zmq::error_t& e) {
         if (e.num() != EINTR) throw;  // a signal interrupted the wait; the signal_set handles it
         continue;
@@ -846,6 +899,7 @@ struct Service::Impl {
         uint64_t count;
         [[maybe_unused]] auto n = ::read(wake_fd, &count, sizeof count);
       }
+      if (!curve_clients.empty() && (items[2].revents & ZMQ_POLLIN)) answer_zap();
       flush_outbox();
       if (items[0].revents & ZMQ_POLLIN) {
         receive_all();
@@ -887,6 +941,26 @@ struct Service::Impl {
     remove_ipc_files();
     log(LogLevel::info, "stopped");
     return 0;
+  }
+
+  // ZAP (ZeroMQ RFC 27): one request per CURVE handshake, frames version, request id, domain,
+  // address, routing id, mechanism, then the client's 32-byte public key. Status 200 admits it.
+  void answer_zap() {
+    while (true) {
+      std::vector<zmq::message_t> request;
+      if (!zmq::recv_multipart(zap, std::back_inserter(request), zmq::recv_flags::dontwait)) return;
+      // A REP socket must answer every request; a malformed one (libzmq sends none) is refused.
+      const bool curve = request.size() >= 7 && request[5].to_string_view() == "CURVE" && request[6].size() == 32;
+      const zmq::const_buffer request_id = request.size() >= 2 ? zmq::buffer(request[1].data(), request[1].size()) : zmq::str_buffer("");
+      const std::string address = request.size() >= 4 ? request[3].to_string() : "?";
+      const bool allowed = curve && curve_clients.count(request[6].to_string());
+      if (!allowed) log(LogLevel::info, "CURVE client from " + address + " is not on the allow-list; refused");
+      std::array<zmq::const_buffer, 6> reply{zmq::str_buffer("1.0"), request_id,
+                                             allowed ? zmq::str_buffer("200") : zmq::str_buffer("400"),
+                                             allowed ? zmq::str_buffer("OK") : zmq::str_buffer("client key not allowed"),
+                                             zmq::str_buffer(""), zmq::str_buffer("")};
+      zmq::send_multipart(zap, reply);
+    }
   }
 
   void receive_all() {

@@ -25,7 +25,10 @@ struct ServiceConfig {
   std::vector<std::string> endpoints;     // "ipc:///path" or "tcp://127.0.0.1:5555"
   std::string secret;                     // shared secret every request must carry in "auth"
   std::string curve_secret_key;           // Z85 server secret key: enables CURVE encryption
-  bool allow_remote = false;              // permit non-loopback tcp (still needs secret or CURVE)
+  // Z85 public keys of the CURVE clients allowed to connect; empty = any client that knows the
+  // server's public key (encryption without authentication).
+  std::vector<std::string> curve_clients;
+  bool allow_remote = false;              // permit non-loopback tcp (still needs secret or curve_clients)
   int workers = 2;
   std::size_t max_queue = 64;             // queued (not yet running) jobs before "busy"
   std::size_t max_message_bytes = 1 << 20;
@@ -50,6 +53,10 @@ inline constexpr int64_t kMaxTokens = 2147483647;         // DecodeOptions holds
 
 // Throws decodelab::Error naming the option when a setting is out of its range.
 void check_config(const ServiceConfig& config);
+
+// Reads the CURVE client allow-list: one Z85 public key (40 characters) per line; blank lines and
+// lines starting with '#' are skipped. Throws decodelab::Error naming the file and line.
+std::vector<std::string> read_curve_clients(const std::string& path);
 
 // Throws decodelab::Error naming the endpoint when it is not allowed by the configuration.
 void check_endpoint(const std::string& endpoint, const ServiceConfig& config);

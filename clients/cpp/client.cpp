@@ -23,11 +23,19 @@ Client::Client(const std::string& endpoint, ClientOptions options) : impl_(std::
   impl_->socket.set(zmq::sockopt::linger, 0);
   impl_->socket.set(zmq::sockopt::ipv6, 1);  // tcp://[::1]:P as well as IPv4
   if (!impl_->options.curve_server_key.empty()) {
-    char public_key[41], secret_key[41];
-    if (zmq_curve_keypair(public_key, secret_key) != 0) fail(ErrorCode::unsupported, "this libzmq has no CURVE support");
+    std::string public_key = impl_->options.curve_public_key, secret_key = impl_->options.curve_secret_key;
+    if (public_key.empty() != secret_key.empty()) {
+      fail(ErrorCode::invalid_argument, "ClientOptions: give both curve_public_key and curve_secret_key, or neither");
+    }
+    if (public_key.empty()) {
+      char fresh_public[41], fresh_secret[41];
+      if (zmq_curve_keypair(fresh_public, fresh_secret) != 0) fail(ErrorCode::unsupported, "this libzmq has no CURVE support");
+      public_key = fresh_public;
+      secret_key = fresh_secret;
+    }
     impl_->socket.set(zmq::sockopt::curve_serverkey, impl_->options.curve_server_key);
-    impl_->socket.set(zmq::sockopt::curve_publickey, std::string(public_key));
-    impl_->socket.set(zmq::sockopt::curve_secretkey, std::string(secret_key));
+    impl_->socket.set(zmq::sockopt::curve_publickey, public_key);
+    impl_->socket.set(zmq::sockopt::curve_secretkey, secret_key);
   }
   try {
     impl_->socket.connect(endpoint);

@@ -42,7 +42,11 @@ class RemoteError : public std::runtime_error {
 struct ClientOptions {
   double timeout_s = 30.0;  // longest wait for any one message; a daemon silent for longer is an error
   std::string auth;         // shared secret, when the daemon requires one
-  std::string curve_server_key;  // Z85 public key of a daemon running with CURVE; the client makes its own keypair
+  std::string curve_server_key;  // Z85 public key of a daemon running with CURVE
+  // The client's own CURVE keypair (Z85), for a daemon that admits listed clients only
+  // (--curve-clients); when empty the client makes a fresh keypair.
+  std::string curve_public_key;
+  std::string curve_secret_key;
 };
 
 struct GenerateOptions {

@@ -24,12 +24,11 @@
 #include <zmq.hpp>
 
 #include "clients/cpp/client.hpp"
+#include "tests/daemon/daemon_harness.hpp"
 #include "core/decoder.hpp"
 #include "core/model_factory.hpp"
 #include "core/reward.hpp"
 #include "daemon/generation.hpp"
-
-extern char** environ;
 
 namespace decodelab {
 namespace {
@@ -38,138 +37,7 @@ using client::Client;
 using client::GenerateOptions;
 using client::RemoteError;
 using client::Value;
-
-// Client options by assignment: GCC 12 warns (-Wmissing-field-initializers) on designated
-// initializers that leave members to their defaults.
-client::ClientOptions client_options(double timeout_s, std::string auth = {}, std::string curve_server_key = {}) {
-  client::ClientOptions o;
-  o.timeout_s = timeout_s;
-  o.auth = std::move(auth);
-  o.curve_server_key = std::move(curve_server_key);
-  return o;
-}
-
-const char* kTarget = "table(vocab=32,order=2,seed=1,sharpness=2)";
-const char* kDraft = "draft(temper=1.5,noise=0.2,seed=3)";
-
-// A decodelabd child process on a private ipc endpoint; stopped with SIGTERM at the end.
-class Daemon {
- public:
-  explicit Daemon(std::vector<std::string> extra = {}) {
-    char dir_template[] = "/tmp/decodelabd-test-XXXXXX";
-    dir_ = mkdtemp(dir_template);
-    endpoint_ = "ipc://" + dir_ + "/d.sock";
-    std::vector<std::string> args{DECODELABD_PATH, "--bind", endpoint_, "--load", std::string("t=") + kTarget,
-                                  "--log-level", "warn"};
-    args.insert(args.end(), extra.begin(), extra.end());
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    if (posix_spawn(&pid_, DECODELABD_PATH, nullptr, nullptr, argv.data(), environ) != 0) pid_ = -1;
-  }
-  ~Daemon() {
-    if (pid_ > 0) {
-      kill(pid_, SIGTERM);
-      wait_exit();
-    }
-    std::filesystem::remove_all(dir_);
-  }
-  const std::string& endpoint() const { return endpoint_; }
-  pid_t pid() const { return pid_; }
-  // Exit status, or -1 when it did not exit within 5 s.
-  int wait_exit() {
-    for (int i = 0; i < 500; ++i) {
-      int status = 0;
-      if (waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    kill(pid_, SIGKILL);
-    waitpid(pid_, nullptr, 0);
-    pid_ = -1;
-    return -1;
-  }
-
- private:
-  std::string dir_, endpoint_;
-  pid_t pid_ = -1;
-};
-
-// A bare DEALER for requests the C++ client would not send: ids of the test's choosing, raw bytes.
-class RawClient {
- public:
-  explicit RawClient(const std::string& endpoint) : socket_(context_, zmq::socket_type::dealer) {
-    socket_.set(zmq::sockopt::linger, 0);
-    socket_.connect(endpoint);
-  }
-  void send(const Value::Map& request) { send_bytes(daemon::pack(request)); }
-  void send_bytes(const std::string& bytes) { socket_.send(zmq::buffer(bytes), zmq::send_flags::none); }
-  // The next message that is not a heartbeat, raw; throws after timeout_ms.
-  std::string receive_bytes(int timeout_ms = 10000) {
-    while (true) {
-      zmq::pollitem_t item{socket_.handle(), 0, ZMQ_POLLIN, 0};
-      if (zmq::poll(&item, 1, std::chrono::milliseconds(timeout_ms)) == 0) fail(ErrorCode::cancelled, "no reply in time");
-      zmq::message_t m;
-      (void)socket_.recv(m, zmq::recv_flags::none);
-      std::string bytes = m.to_string();
-      const Value v = daemon::unpack(bytes);
-      if (v.get("type") && v.get("type")->as_string() == "heartbeat") continue;
-      return bytes;
-    }
-  }
-  Value receive(int timeout_ms = 10000) { return daemon::unpack(receive_bytes(timeout_ms)); }
-  // The final reply (result or error) to `id`; chunks of it are skipped, other messages kept.
-  Value final_reply(uint64_t id, int timeout_ms = 10000) {
-    for (auto it = others_.begin(); it != others_.end(); ++it) {
-      if (uint64_t(it->get("id")->as_int()) == id && it->get("type")->as_string() != "chunk") {
-        Value v = std::move(*it);
-        others_.erase(it);
-        return v;
-      }
-    }
-    while (true) {
-      Value v = receive(timeout_ms);
-      if (uint64_t(v.get("id")->as_int()) != id) {
-        others_.push_back(std::move(v));
-        continue;
-      }
-      if (v.get("type")->as_string() == "chunk") continue;
-      return v;
-    }
-  }
-
- private:
-  zmq::context_t context_;
-  zmq::socket_t socket_;
-  std::vector<Value> others_;
-};
-
-// A reply's type, code, field and message, for failure messages.
-std::string describe(const Value& reply) {
-  std::string out;
-  for (const char* key : {"type", "code", "field", "message", "stop_reason"}) {
-    if (const Value* v = reply.get(key); v && std::holds_alternative<std::string>(v->v)) out += std::string(key) + "=" + v->as_string() + " ";
-  }
-  return out;
-}
-
-Value::Map with_id(uint64_t id, const std::string& op, Value::Map fields) {
-  Value::Map m{{"id", id}, {"op", op}};
-  for (auto& f : fields) m.push_back(std::move(f));
-  return m;
-}
-
-GenerateOptions sample_request(uint64_t seed, int64_t max_tokens) {
-  GenerateOptions g;
-  g.models = {{"target", "t"}};
-  g.prompt = "a b c";
-  g.seed = seed;
-  g.max_tokens = max_tokens;
-  g.logprobs = true;
-  return g;
-}
+using namespace daemon_testing;
 
 // The same generation through the library, in process.
 TokenStream library_generation(const std::string& decoder, const ParamMap& params, uint64_t seed, int max_tokens,
@@ -610,8 +478,8 @@ TEST_F(DaemonTest, RefusedMessagesCarryTheirIdWhenTheyHaveOne) {
   EXPECT_EQ(c.unattributed_errors()[0].get("code")->as_string(), "bad_format");
 }
 
-// decodelabd run to completion with `args`: its exit status and what it printed. One that does
-// not exit within 20 s is stopped (status 124), so a test of a refusal cannot hang.
+// decodelabd run to completion with `args` (shell words): its exit status and what it printed. One
+// that does not exit within 20 s is stopped (status 124), so a test of a refusal cannot hang.
 std::pair<int, std::string> run_decodelabd(const std::string& args) {
   std::string output;
   FILE* p = popen(("timeout 20 " + std::string(DECODELABD_PATH) + " " + args + " 2>&1").c_str(), "r");
@@ -1082,6 +950,115 @@ TEST(DaemonAlone, LoadModelOfARealFileInTheModelDir) {
   g.prompt = "The capital of France is";
   g.max_tokens = 3;
   EXPECT_EQ(c.generate(g).tokens.size(), 3u);
+}
+
+std::pair<std::string, std::string> curve_keypair() {
+  char public_key[41], secret_key[41];
+  EXPECT_EQ(zmq_curve_keypair(public_key, secret_key), 0);
+  return {public_key, secret_key};
+}
+
+// A file in a private temporary directory, removed with it.
+class TempFile {
+ public:
+  explicit TempFile(const std::string& text) {
+    char dir_template[] = "/tmp/decodelabd-file-XXXXXX";
+    dir_ = mkdtemp(dir_template);
+    path_ = dir_ + "/f";
+    std::FILE* f = std::fopen(path_.c_str(), "w");
+    std::fputs(text.c_str(), f);
+    std::fclose(f);
+  }
+  ~TempFile() { std::filesystem::remove_all(dir_); }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string dir_, path_;
+};
+
+TEST(DaemonAlone, CurveAdmitsOnlyListedClients) {
+  if (!zmq_has("curve")) GTEST_SKIP() << "libzmq without CURVE";
+  const auto [server_public, server_secret] = curve_keypair();
+  const auto [allowed_public, allowed_secret] = curve_keypair();
+  const auto [other_public, other_secret] = curve_keypair();
+  TempFile clients("# who may connect\n" + allowed_public + "\n\n");
+  TempFile server_key(server_secret + "\n");
+  const std::string endpoint = "tcp://127.0.0.1:" + std::to_string(40000 + (getpid() * 5 + 11) % 20000);
+  Daemon d({"--bind", endpoint, "--curve-secret-file", server_key.path(), "--curve-clients", clients.path()});
+  client::ClientOptions listed = client_options(10.0, {}, server_public);
+  listed.curve_public_key = allowed_public;
+  listed.curve_secret_key = allowed_secret;
+  Client c(endpoint, listed);
+  const Value hello = c.hello();
+  EXPECT_TRUE(hello.get("auth_required")->as_bool());
+  EXPECT_EQ(c.generate(sample_request(1, 4)).tokens.size(), 4u);
+  // Knowing the server's key is not enough: an unlisted client's handshake is refused.
+  client::ClientOptions unlisted = client_options(0.5, {}, server_public);
+  unlisted.curve_public_key = other_public;
+  unlisted.curve_secret_key = other_secret;
+  Client stranger(endpoint, unlisted);
+  EXPECT_THROW(stranger.hello(), Error);
+  Client fresh(endpoint, client_options(0.5, {}, server_public));
+  EXPECT_THROW(fresh.hello(), Error);
+  EXPECT_EQ(c.hello().get("protocol")->as_int(), 1);
+  // The server's secret key stays out of the process list.
+  std::ifstream cmdline("/proc/" + std::to_string(d.pid()) + "/cmdline");
+  const std::string args((std::istreambuf_iterator<char>(cmdline)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(args.find(server_secret), std::string::npos);
+}
+
+TEST(DaemonAlone, AuthRequiredIsReportedTruthfully) {
+  if (!zmq_has("curve")) GTEST_SKIP() << "libzmq without CURVE";
+  const auto [server_public, server_secret] = curve_keypair();
+  const std::string endpoint = "tcp://127.0.0.1:" + std::to_string(40000 + (getpid() * 5 + 13) % 20000);
+  {
+    // Encryption only: any client with the server key gets in, so nothing is required of it.
+    Daemon d({"--bind", endpoint, "--curve-secret-key", server_secret});
+    Client c(endpoint, client_options(10.0, {}, server_public));
+    EXPECT_FALSE(c.hello().get("auth_required")->as_bool());
+  }
+  {
+    Daemon d;
+    Client c(d.endpoint(), client_options(10.0));
+    EXPECT_FALSE(c.hello().get("auth_required")->as_bool());
+  }
+}
+
+TEST(DaemonAlone, TheSecretIsCheckedBeforeAnythingElse) {
+  TempFile secret("s3cret\n");
+  Daemon d({"--secret-file", secret.path(), "--max-message-bytes", "4096"});
+  RawClient raw(d.endpoint());
+  // Without the secret, an unknown op, a bad field, an unknown field or an oversized message all
+  // get the same answer, so a client without the secret learns nothing.
+  Value::Map big = with_id(5, "hello", {});
+  big.emplace_back("pad", std::string(5000, 'a'));
+  for (const Value::Map& request : {with_id(1, "teleport", {}), with_id(2, "generate", {{"max_tokens", "x"}}),
+                                    with_id(3, "hello", {{"bogus", 1}}), with_id(4, "load_model", {{"name", "x"}, {"spec", "/etc/passwd"}}),
+                                    big}) {
+    raw.send(request);
+    const Value reply = raw.receive();
+    EXPECT_EQ(reply.get("code")->as_string(), "unauthorized") << describe(reply);
+    EXPECT_EQ(reply.get("id")->as_int(), request[0].second.as_int());
+  }
+  // With it, the same requests get their real errors.
+  Value::Map teleport = with_id(6, "teleport", {{"auth", "s3cret"}});
+  raw.send(teleport);
+  EXPECT_EQ(raw.receive().get("code")->as_string(), "not_found");
+  Client c(d.endpoint(), client_options(10.0, "s3cret"));
+  EXPECT_TRUE(c.hello().get("auth_required")->as_bool());
+  std::ifstream cmdline("/proc/" + std::to_string(d.pid()) + "/cmdline");
+  const std::string args((std::istreambuf_iterator<char>(cmdline)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(args.find("s3cret"), std::string::npos);
+}
+
+TEST(DaemonAlone, RemoteEndpointsNeedAuthenticatedClients) {
+  if (!zmq_has("curve")) GTEST_SKIP() << "libzmq without CURVE";
+  const auto [server_public, server_secret] = curve_keypair();
+  // CURVE without an allow-list encrypts, but admits anyone who knows the (public) server key.
+  // Quoted for the shell: Z85 keys may hold < > & and the like (never a single quote).
+  const auto [status, output] = run_decodelabd("--bind tcp://0.0.0.0:0 --allow-remote --curve-secret-key '" + server_secret + "'");
+  EXPECT_EQ(status, 2) << output;
+  EXPECT_NE(output.find("--curve-clients"), std::string::npos) << output;
 }
 
 TEST(DaemonAlone, RefusesNonLoopbackTcpWithoutASecret) {

@@ -14,7 +14,7 @@ import asyncio
 import collections
 import inspect
 import itertools
-from typing import AsyncIterator, Dict, Optional
+from typing import AsyncIterator, Dict, Optional, Tuple
 
 import msgpack
 import zmq
@@ -29,7 +29,7 @@ class AsyncClient:
     """One DEALER socket; a reader task routes replies to the request that awaits them."""
 
     def __init__(self, endpoint: str = DEFAULT_ENDPOINT, *, timeout: float = 30.0, auth: Optional[str] = None,
-                 curve_server_key: Optional[str] = None):
+                 curve_server_key: Optional[str] = None, curve_keypair: Optional[Tuple[str, str]] = None):
         self.endpoint = endpoint
         self.timeout = timeout
         self.auth = auth
@@ -38,7 +38,7 @@ class AsyncClient:
         self._socket.setsockopt(zmq.LINGER, 0)
         self._socket.setsockopt(zmq.IPV6, 1)  # tcp://[::1]:P as well as IPv4
         if curve_server_key:
-            enable_curve(self._socket, curve_server_key)
+            enable_curve(self._socket, curve_server_key, curve_keypair)
         self._socket.connect(endpoint)
         self._ids = itertools.count(1)
         self._queues: Dict[int, asyncio.Queue] = {}

@@ -18,7 +18,7 @@ from __future__ import annotations
 import collections
 import itertools
 import time
-from typing import Dict, Iterator, Optional
+from typing import Dict, Iterator, Optional, Tuple
 
 import msgpack
 import zmq
@@ -33,9 +33,12 @@ DEFAULT_ENDPOINT = "ipc:///tmp/decodelabd.sock"
 OP_METHODS = {"reward": "generate"}  # one-way reward replies, sent by generate(..., reward=fn)
 
 
-def enable_curve(socket, server_key: str) -> None:
-    """Makes ``socket`` a CURVE client of the server with public key ``server_key`` (Z85)."""
-    public, secret = zmq.curve_keypair()
+def enable_curve(socket, server_key: str, keypair: Optional[Tuple[str, str]] = None) -> None:
+    """Makes ``socket`` a CURVE client of the server with public key ``server_key`` (Z85), with the
+    client's own ``keypair`` (public, secret; Z85) or a fresh one."""
+    public, secret = keypair if keypair else zmq.curve_keypair()
+    public = public.encode() if isinstance(public, str) else public
+    secret = secret.encode() if isinstance(secret, str) else secret
     socket.curve_serverkey = server_key.encode() if isinstance(server_key, str) else server_key
     socket.curve_publickey = public
     socket.curve_secretkey = secret
@@ -46,11 +49,13 @@ class Client:
 
     ``timeout`` bounds the wait for any one message (seconds); ``auth`` is the daemon's
     shared secret when it requires one; ``curve_server_key`` (Z85) is the public key of a daemon
-    running with CURVE encryption (the client makes its own keypair).
+    running with CURVE encryption; ``curve_keypair`` (public, secret; Z85) is the client's own,
+    for a daemon that admits listed clients only (``--curve-clients``), else a fresh one is made.
     """
 
     def __init__(self, endpoint: str = DEFAULT_ENDPOINT, *, timeout: float = 30.0, auth: Optional[str] = None,
-                 curve_server_key: Optional[str] = None, context: Optional[zmq.Context] = None):
+                 curve_server_key: Optional[str] = None, curve_keypair: Optional[Tuple[str, str]] = None,
+                 context: Optional[zmq.Context] = None):
         self.endpoint = endpoint
         self.timeout = timeout
         self.auth = auth
@@ -59,7 +64,7 @@ class Client:
         self._socket.setsockopt(zmq.LINGER, 0)
         self._socket.setsockopt(zmq.IPV6, 1)  # tcp://[::1]:P as well as IPv4
         if curve_server_key:
-            enable_curve(self._socket, curve_server_key)
+            enable_curve(self._socket, curve_server_key, curve_keypair)
         self._socket.connect(endpoint)
         self._ids = itertools.count(1)
         # Messages that arrived for other requests while waiting for one.

@@ -233,6 +233,29 @@ def test_curve_encryption():
         stop_daemon(proc, tmp)
 
 
+def test_curve_admits_only_listed_clients(tmp_path):
+    zmq = __import__("zmq")
+    server_public, server_secret = (k.decode() for k in zmq.curve_keypair())
+    allowed = tuple(k.decode() for k in zmq.curve_keypair())
+    (tmp_path / "clients").write_text(f"# allowed\n{allowed[0]}\n")
+    (tmp_path / "server.key").write_text(server_secret + "\n")
+    port = 40000 + (os.getpid() * 13 + 5) % 20000
+    endpoint = f"tcp://127.0.0.1:{port}"
+    proc = subprocess.Popen([str(build_dir() / "bin" / "decodelabd"), "--bind", endpoint, "--load", f"t={TARGET}",
+                             "--curve-secret-file", str(tmp_path / "server.key"),
+                             "--curve-clients", str(tmp_path / "clients"), "--log-level", "error"])
+    try:
+        with decodelab.Client(endpoint, timeout=10, curve_server_key=server_public, curve_keypair=allowed) as c:
+            assert c.hello()["auth_required"] is True
+            assert len(c.generate("a b", model="t", max_tokens=3).tokens) == 3
+        with decodelab.Client(endpoint, timeout=0.5, curve_server_key=server_public) as stranger:
+            with pytest.raises(decodelab.Timeout):
+                stranger.hello()
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=10) == 0
+
+
 def test_client_reward_steers_smc(client, daemon):
     """The daemon asks the client to score SMC particles over the connection (client_reward)."""
     calls = []

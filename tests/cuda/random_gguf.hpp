@@ -2,7 +2,7 @@
 // Writes a Llama / Qwen2 GGUF of a given shape with random F16 weights (Philox-seeded), streamed
 // to disk: parity tests of real model shapes without downloading a model. No tokenizer metadata.
 //
-//   write_random_gguf("/tmp/qwen05-2l.gguf", qwen25_shape("0.5b", 2), 7);
+//   write_random_gguf(dir + "/qwen05-2l.gguf", qwen25_shape("0.5b", 2), 7);
 
 #include <cmath>
 #include <cstdint>

@@ -45,7 +45,8 @@ inline const char* kDraft = "draft(temper=1.5,noise=0.2,seed=3)";
 class Daemon {
  public:
   explicit Daemon(std::vector<std::string> extra = {}) {
-    char dir_template[] = "/tmp/decodelabd-test-XXXXXX";
+    std::string dir_template_s = (std::filesystem::temp_directory_path() / "decodelabd-test-XXXXXX").string();
+    char* dir_template = dir_template_s.data();
     dir_ = mkdtemp(dir_template);
     endpoint_ = "ipc://" + dir_ + "/d.sock";
     std::vector<std::string> args{DECODELABD_PATH, "--bind", endpoint_, "--load", std::string("t=") + kTarget,

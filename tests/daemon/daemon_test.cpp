@@ -522,7 +522,8 @@ TEST(DaemonAlone, ASecondDaemonOnALiveIpcPathIsRefused) {
     EXPECT_FALSE(std::filesystem::exists(file)) << "the socket file outlives a clean exit";
   }
   // A stale socket file (nobody listens) is taken over.
-  char dir_template[] = "/tmp/decodelabd-stale-XXXXXX";
+  std::string dir_template_s = (std::filesystem::temp_directory_path() / "decodelabd-stale-XXXXXX").string();
+  char* dir_template = dir_template_s.data();
   const std::string dir = mkdtemp(dir_template);
   const std::string stale = dir + "/s.sock";
   {
@@ -869,7 +870,8 @@ TEST(DaemonAlone, CurveEncryptedTcp) {
 class ModelDir {
  public:
   ModelDir() {
-    char dir_template[] = "/tmp/decodelabd-models-XXXXXX";
+    std::string dir_template_s = (std::filesystem::temp_directory_path() / "decodelabd-models-XXXXXX").string();
+    char* dir_template = dir_template_s.data();
     dir_ = mkdtemp(dir_template);
     EXPECT_EQ(mkfifo((dir_ + "/fifo.gguf").c_str(), 0600), 0);
     std::filesystem::create_directory(dir_ + "/sub.gguf");
@@ -962,7 +964,8 @@ std::pair<std::string, std::string> curve_keypair() {
 class TempFile {
  public:
   explicit TempFile(const std::string& text) {
-    char dir_template[] = "/tmp/decodelabd-file-XXXXXX";
+    std::string dir_template_s = (std::filesystem::temp_directory_path() / "decodelabd-file-XXXXXX").string();
+    char* dir_template = dir_template_s.data();
     dir_ = mkdtemp(dir_template);
     path_ = dir_ + "/f";
     std::FILE* f = std::fopen(path_.c_str(), "w");

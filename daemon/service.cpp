@@ -8,6 +8,11 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <malloc.h>
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define DECODELAB_SANITIZED_HEAP 1
+#include <sanitizer/allocator_interface.h>
+#endif
 #include <unistd.h>
 
 #include <algorithm>
@@ -284,6 +289,20 @@ class Metrics {
   std::map<std::string, std::vector<double>> latency_;
   int64_t tokens_ = 0;
 };
+
+// Bytes the allocator has handed out and not taken back: what a leak grows, unlike the resident
+// set, which also counts pages of shared libraries as they are first touched (cuBLAS alone maps
+// ~150 MB) and memory the allocator keeps for reuse. -1 where the allocator cannot tell.
+int64_t heap_bytes() {
+#if defined(DECODELAB_SANITIZED_HEAP)
+  return int64_t(__sanitizer_get_current_allocated_bytes());
+#elif defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+  const struct mallinfo2 info = mallinfo2();
+  return int64_t(info.uordblks + info.hblkhd);
+#else
+  return -1;
+#endif
+}
 
 int64_t resident_bytes() {
   std::ifstream statm("/proc/self/statm");
@@ -627,6 +646,7 @@ struct Service::Impl {
                       {"max_queue", int64_t(config.max_queue)},
                       {"models", models.describe()},
                       {"rss_bytes", resident_bytes()},
+                      {"heap_bytes", heap_bytes()},
                       {"uptime_s", std::chrono::duration<double>(Clock::now() - started).count()},
                       {"stopping", stopping.load()}};
   }

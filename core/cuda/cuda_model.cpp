@@ -200,7 +200,7 @@ struct CudaModel::Impl {
   }
 
   void load_file(const std::string& path) {
-    host = std::make_unique<GgufModel>(path, GgufModelOptions{options.context, 1});  // validates shapes and types
+    host = std::make_unique<GgufModel>(path, GgufModelOptions{options.context, 1, MatmulPrecision::q8, options.layers});  // validates shapes and types
     cfg = host->config();
     info = host->info();
     init_shapes();

@@ -32,6 +32,7 @@ struct CudaModelOptions {
   int page_tokens = 64;       // tokens per KV page
   int split_tokens = 256;     // keys per attention split (flash-decoding chunks, up to 64 splits)
   bool graphs = true;         // replay a CUDA graph for single-node evaluations
+  int layers = 0;             // 0 = every block; N = the first N (see GgufModelOptions::layers)
 };
 
 class CudaModel : public SequenceTable {

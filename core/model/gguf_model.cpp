@@ -195,6 +195,11 @@ GgufModel::GgufModel(const std::string& path, GgufModelOptions options) : impl_(
       cfg_.n_heads % cfg_.n_kv_heads != 0) {
     fail(ErrorCode::bad_format, path + ": inconsistent hyperparameters (embedding_length, block_count, head counts)");
   }
+  if (options.layers > cfg_.n_layers) {
+    fail(ErrorCode::invalid_argument, path + ": layers=" + std::to_string(options.layers) + ", but the model has only " +
+                                          std::to_string(cfg_.n_layers) + " blocks");
+  }
+  if (options.layers > 0) cfg_.n_layers = options.layers;
   cfg_.head_dim = int(f.get_uint(a + "attention.key_length", uint64_t(cfg_.dim / cfg_.n_heads)));
   if (int(f.get_uint(a + "attention.value_length", uint64_t(cfg_.head_dim))) != cfg_.head_dim) {
     fail(ErrorCode::unsupported, path + ": attention.value_length differs from key_length");
@@ -247,6 +252,7 @@ GgufModel::GgufModel(const std::string& path, GgufModelOptions options) : impl_(
 
   if (f.has("tokenizer.ggml.tokens")) impl_->vocab = f.get_strings("tokenizer.ggml.tokens");
   info_.name = std::filesystem::path(path).filename().string();
+  if (options.layers > 0) info_.name += " (first " + std::to_string(options.layers) + " blocks)";
   info_.architecture = cfg_.arch;
   info_.vocab_size = cfg_.vocab;
   info_.context_length = cfg_.train_context > 0 ? std::min(options.context, cfg_.train_context) : options.context;
@@ -486,6 +492,8 @@ const RegisterModelLoader reg_gguf({
                ParamSpec::string("precision", "q8", "products with quantized weights: q8 = 8-bit activations, integer dot products "
                                  "(llama.cpp's numerics, fast); f32 = fp32 dot products with dequantized weights (HF's numerics)",
                                  {"q8", "f32"}),
+               ParamSpec::integer("layers", 0, 0, 4096, "run only the first N transformer blocks, then the output head "
+                                  "(an early-exit self-draft sharing the weights); 0 = all"),
                ParamSpec::integer("device", 0, 0, 1024, "CUDA device index (backend=cuda)"),
                ParamSpec::string("dtype", "f16", "weight type on the device (backend=cuda)", {"f16", "bf16", "f32"})},
     .load = [](const Params& p, const LanguageModel* target) -> std::shared_ptr<LanguageModel> {
@@ -498,7 +506,8 @@ const RegisterModelLoader reg_gguf({
       }
       if (p.get_string("path").empty()) fail(ErrorCode::invalid_argument, "model 'gguf': parameter 'path' is required");
       GgufModelOptions options{int(p.get_int("context")), int(p.get_int("threads")),
-                               p.get_string("precision") == "f32" ? MatmulPrecision::f32 : MatmulPrecision::q8};
+                               p.get_string("precision") == "f32" ? MatmulPrecision::f32 : MatmulPrecision::q8,
+                               int(p.get_int("layers"))};
       return std::make_shared<GgufModel>(p.get_string("path"), options);
     },
 });

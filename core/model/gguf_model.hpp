@@ -28,6 +28,10 @@ struct GgufModelOptions {
   // q8: 8-bit activations and integer dot products with quantized weights (llama.cpp's numerics,
   // fast); f32: fp32 dot products with the dequantized weights (HF transformers' numerics).
   MatmulPrecision precision = MatmulPrecision::q8;
+  // 0 = every block; N = only the first N transformer blocks, then the final norm and the output
+  // head: an early-exit copy of the model, a draft that shares the target's weights and tokenizer
+  // (self-speculative decoding: Draft & Verify, Zhang et al. 2023; LayerSkip, Elhoushi et al. 2024).
+  int layers = 0;
 };
 
 // Hyperparameters read from the GGUF metadata.

@@ -693,6 +693,7 @@ TEST_F(DaemonTest, StatusReportsModelsAndMemory) {
   Client c = connect();
   const Value s = c.status();
   EXPECT_GT(s.get("rss_bytes")->as_int(), 0);
+  EXPECT_GT(s.get("heap_bytes")->as_int(), 0);
   bool has_t = false;
   for (const Value& m : s.get("models")->as_array()) has_t |= m.get("name")->as_string() == "t";
   EXPECT_TRUE(has_t);

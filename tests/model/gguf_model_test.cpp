@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -167,6 +168,64 @@ TEST(GgufModel, UnsupportedArchitectureIsNamed) {
     EXPECT_NE(std::string(e.what()).find("mamba"), std::string::npos) << e.what();
   }
   std::filesystem::remove(path);
+}
+
+}  // namespace
+}  // namespace decodelab
+
+namespace decodelab {
+namespace {
+
+std::string read_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+// layers=N runs the first N blocks and then the output head: the same logits as the file whose
+// metadata says it has N blocks (its later blocks' tensors are then never read).
+TEST(GgufModel, EarlyExitEqualsAFileWithFewerBlocks) {
+  const std::string src = std::string(DECODELAB_SOURCE_DIR) + "/tests/data/tiny-llama.gguf";
+  GgufModel full(src);
+  const int blocks = full.config().n_layers;
+  ASSERT_GE(blocks, 2);
+  std::string bytes = read_bytes(src);
+  const std::string key = "llama.block_count";
+  const std::size_t at = bytes.find(key);
+  ASSERT_NE(at, std::string::npos);
+  uint32_t type = 0;
+  std::memcpy(&type, bytes.data() + at + key.size(), 4);
+  ASSERT_TRUE(type == 4 || type == 10) << "block_count of GGUF type " << type;  // uint32 or uint64
+  const uint64_t one = 1;
+  std::memcpy(bytes.data() + at + key.size() + 4, &one, type == 4 ? 4 : 8);
+  const std::string cut = (std::filesystem::temp_directory_path() / ("decodelab_blocks_" + std::to_string(::getpid()) + ".gguf")).string();
+  std::ofstream(cut, std::ios::binary) << bytes;
+
+  GgufModelOptions first_block;
+  first_block.layers = 1;
+  GgufModel early(src, first_block), truncated(cut);
+  EXPECT_EQ(early.config().n_layers, 1);
+  const std::vector<TokenId> tokens = {1, 5, 9, 2, 7};
+  const std::vector<float> a = fresh_logits(early, tokens), b = fresh_logits(truncated, tokens), c = fresh_logits(full, tokens);
+  EXPECT_EQ(a, b) << "layers=1 differs from the file cut to one block";
+  EXPECT_GT(max_abs_diff(a, c), 1e-3f) << "layers=1 gives the full model's logits";
+  GgufModelOptions all_blocks;
+  all_blocks.layers = blocks;
+  GgufModel every(src, all_blocks);
+  EXPECT_EQ(fresh_logits(every, tokens), c) << "layers=<all blocks> differs from the full model";
+  EXPECT_NE(early.info().name.find("first 1 blocks"), std::string::npos) << early.info().name;
+  std::filesystem::remove(cut);
+}
+
+TEST(GgufModel, EarlyExitBeyondTheModelIsAClearError) {
+  const std::string src = std::string(DECODELAB_SOURCE_DIR) + "/tests/data/tiny-llama.gguf";
+  try {
+    load_model("gguf(path=" + src + ",layers=999)");
+    ADD_FAILURE() << "layers=999 loaded";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::invalid_argument);
+    EXPECT_NE(std::string(e.what()).find("layers=999"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("blocks"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace

@@ -45,7 +45,8 @@ BENCHMARK_CAPTURE(run_chain, top_k_40, "top_k(k=40)");
 BENCHMARK_CAPTURE(run_chain, top_p_0_9, "top_p(p=0.9)");
 BENCHMARK_CAPTURE(run_chain, min_p_0_05, "min_p(p=0.05)");
 BENCHMARK_CAPTURE(run_chain, typical_0_9, "typical(p=0.9)");
-BENCHMARK_CAPTURE(run_chain, llama_default, "top_k(k=40),typical(p=1),top_p(p=0.95),min_p(p=0.05),temperature(t=0.8),dist(seed=1)");
+BENCHMARK_CAPTURE(run_chain, llama_default,
+                  "top_k(k=40),typical(p=1),top_p(p=0.95),min_p(p=0.05),temperature(t=0.8),dist(seed=1)");
 
 // Top-W needs a geometry: a random N(0, 1) [vocab x 896] embedding table (Qwen2.5-0.5B's width),
 // built once (the build itself is timed by BM_TopWGeometryBuild).

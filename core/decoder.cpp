@@ -36,13 +36,15 @@ std::unique_ptr<Decoder> make_decoder(const std::string& name, const ParamMap& p
   const auto& entry = DecoderRegistry::instance().get(name);
   if (models) {
     for (const std::string& role : entry.roles) {
-      if (!models->find(role)) fail(ErrorCode::invalid_argument, "decoder '" + name + "' needs a model in role '" + role + "'");
+      if (!models->find(role))
+        fail(ErrorCode::invalid_argument, "decoder '" + name + "' needs a model in role '" + role + "'");
     }
     const LanguageModel* target = models->find("target");
     for (const auto& [role, model] : models->roles()) {
       if (target && model && model->vocab_size() != target->vocab_size()) {
-        fail(ErrorCode::invalid_argument, "model in role '" + role + "' has vocabulary " + std::to_string(model->vocab_size()) +
-                                              ", the target has " + std::to_string(target->vocab_size()));
+        fail(ErrorCode::invalid_argument, "model in role '" + role + "' has vocabulary " +
+                                              std::to_string(model->vocab_size()) + ", the target has " +
+                                              std::to_string(target->vocab_size()));
       }
     }
   }

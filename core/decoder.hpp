@@ -38,28 +38,28 @@ class ModelSet {
 struct DecodeOptions {
   uint64_t seed = 0;
   int max_new_tokens = 64;
-  std::vector<TokenId> stop_tokens;   // generation stops after emitting one of these
+  std::vector<TokenId> stop_tokens;  // generation stops after emitting one of these
   // Decoders that grow several candidates before emitting one (smc) finish a candidate once its
   // generated text contains one of these; whoever reads the stream still cuts the output there
   // (the daemon's stop strings). Single-sequence decoders leave them to the reader.
   std::vector<std::string> stop_strings;
-  bool stop_at_eos = true;            // the target's eos token stops generation
+  bool stop_at_eos = true;                    // the target's eos token stops generation
   const std::atomic<bool>* cancel = nullptr;  // checked between steps; set it to stop early
 };
 
 struct Stats {
-  int64_t steps = 0;             // decoder iterations (one target evaluation each, for most decoders)
-  int64_t target_calls = 0;      // target model forward passes
-  int64_t draft_calls = 0;       // draft model forward passes
-  int64_t target_nodes = 0;      // tokens (tree nodes) the target evaluated
+  int64_t steps = 0;         // decoder iterations (one target evaluation each, for most decoders)
+  int64_t target_calls = 0;  // target model forward passes
+  int64_t draft_calls = 0;   // draft model forward passes
+  int64_t target_nodes = 0;  // tokens (tree nodes) the target evaluated
   int64_t draft_nodes = 0;
-  int64_t tokens_generated = 0;  // tokens appended to the stream (excluding the prompt)
-  int64_t tokens_proposed = 0;   // draft tokens offered to verification
-  int64_t tokens_accepted = 0;   // draft tokens accepted by verification
-  std::map<std::string, double> seconds;  // wall time per phase: prefill, draft, verify, sample, total
-  std::map<std::string, double> metrics;  // decoder-specific figures (documented by each decoder)
-  std::vector<int64_t> accepted_per_step; // histogram: index = tokens accepted in a step
-  std::string stop_reason;       // max_tokens, eos, stop_token, cancelled
+  int64_t tokens_generated = 0;            // tokens appended to the stream (excluding the prompt)
+  int64_t tokens_proposed = 0;             // draft tokens offered to verification
+  int64_t tokens_accepted = 0;             // draft tokens accepted by verification
+  std::map<std::string, double> seconds;   // wall time per phase: prefill, draft, verify, sample, total
+  std::map<std::string, double> metrics;   // decoder-specific figures (documented by each decoder)
+  std::vector<int64_t> accepted_per_step;  // histogram: index = tokens accepted in a step
+  std::string stop_reason;                 // max_tokens, eos, stop_token, cancelled
 
   double acceptance_rate() const { return tokens_proposed ? double(tokens_accepted) / double(tokens_proposed) : 0.0; }
   double tokens_per_target_call() const { return target_calls ? double(tokens_generated) / double(target_calls) : 0.0; }
@@ -98,7 +98,8 @@ struct RegisterDecoder {
 };
 
 // Creates a decoder by name, validating parameters, and checks that `models` has its roles.
-std::unique_ptr<Decoder> make_decoder(const std::string& name, const ParamMap& params, const ModelSet* models = nullptr);
+std::unique_ptr<Decoder> make_decoder(const std::string& name, const ParamMap& params,
+                                      const ModelSet* models = nullptr);
 
 // Stop-condition bookkeeping shared by decoders: appends `record` to the stream, counts it, and
 // says whether generation must stop after it (stats.stop_reason is set then).

@@ -22,7 +22,8 @@ void check_logits(std::span<const float> logits, std::string_view what) {
   for (std::size_t i = 0; i < logits.size(); ++i) {
     const float x = logits[i];
     if (std::isnan(x) || x == std::numeric_limits<float>::infinity()) {
-      fail(ErrorCode::numeric, std::string(what) + "[" + std::to_string(i) + "] is " + (std::isnan(x) ? "NaN" : "+inf"));
+      fail(ErrorCode::numeric,
+           std::string(what) + "[" + std::to_string(i) + "] is " + (std::isnan(x) ? "NaN" : "+inf"));
     }
   }
 }

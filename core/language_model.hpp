@@ -71,10 +71,10 @@ struct ModelInfo {
   std::string name;          // e.g. "table(vocab=16,order=2,seed=1)" or a GGUF file name
   std::string architecture;  // "table", "llama", "qwen2", ...
   int vocab_size = 0;
-  int context_length = 0;    // maximum committed + pending tokens per sequence; 0 = unbounded
-  TokenId bos = -1;          // -1: none
-  TokenId eos = -1;          // -1: none
-  bool add_bos = false;      // whether prompts should start with bos
+  int context_length = 0;  // maximum committed + pending tokens per sequence; 0 = unbounded
+  TokenId bos = -1;        // -1: none
+  TokenId eos = -1;        // -1: none
+  bool add_bos = false;    // whether prompts should start with bos
 };
 
 // Counters every model keeps; decoders and benchmarks read them.

@@ -45,7 +45,8 @@ namespace {
 
 const RegisterModelLoader reg_table({
     .name = "table",
-    .doc = "Analytic model: next-token logits ~ sharpness * N(0,1), a deterministic function of the last `order` tokens.",
+    .doc =
+        "Analytic model: next-token logits ~ sharpness * N(0,1), a deterministic function of the last `order` tokens.",
     .params = {ParamSpec::integer("vocab", 32, 2, 1 << 20, "vocabulary size"),
                ParamSpec::integer("order", 2, 0, 16, "context tokens the distribution depends on"),
                ParamSpec::integer("seed", 1, 0, 9.007199254740992e15, "seed of the generated distributions"),
@@ -66,7 +67,9 @@ const RegisterModelLoader reg_draft({
                ParamSpec::real("noise_sharpness", 1.0, 0.0, 100.0, "logit scale of the random distribution")},
     .load = [](const Params& p, const LanguageModel* target) -> std::shared_ptr<LanguageModel> {
       auto* table = dynamic_cast<const TableModel*>(target);
-      if (!table) fail(ErrorCode::invalid_argument, "model 'draft(...)' derives from an analytic target; the target is not a table model");
+      if (!table)
+        fail(ErrorCode::invalid_argument,
+             "model 'draft(...)' derives from an analytic target; the target is not a table model");
       return TableModel::derive_draft(*table, p.get_real("temper"), p.get_real("noise"), uint64_t(p.get_int("seed")),
                                       p.get_real("noise_sharpness"));
     },

@@ -110,7 +110,11 @@ namespace {
 ParamValue convert(std::string_view owner, const ParamSpec& spec, const ParamValue& given) {
   const std::string where = std::string(owner) + ": parameter '" + spec.name + "'";
   auto bad_type = [&]() -> ParamValue {
-    fail(ErrorCode::invalid_argument, where + " must be " + (spec.type == ParamType::integer ? "an integer" : spec.type == ParamType::real ? "a real number" : spec.type == ParamType::boolean ? "a boolean" : "a string") +
+    fail(ErrorCode::invalid_argument, where + " must be " +
+                                          (spec.type == ParamType::integer   ? "an integer"
+                                           : spec.type == ParamType::real    ? "a real number"
+                                           : spec.type == ParamType::boolean ? "a boolean"
+                                                                             : "a string") +
                                           ", got " + value_kind(given) + " " + to_string(given));
   };
   const std::string* text = std::get_if<std::string>(&given);
@@ -231,14 +235,14 @@ void check_parentheses(std::string_view text, std::string_view what) {
     if (text[i] == '(') opens.push_back(i);
     if (text[i] != ')') continue;
     if (opens.empty()) {
-      fail(ErrorCode::bad_format, std::string(what) + " '" + std::string(text) + "': the ')' at position " + std::to_string(i) +
-                                      " has no matching '('");
+      fail(ErrorCode::bad_format, std::string(what) + " '" + std::string(text) + "': the ')' at position " +
+                                      std::to_string(i) + " has no matching '('");
     }
     opens.pop_back();
   }
   if (!opens.empty()) {
-    fail(ErrorCode::bad_format, std::string(what) + " '" + std::string(text) + "': the '(' at position " + std::to_string(opens.back()) +
-                                    " is never closed (missing ')')");
+    fail(ErrorCode::bad_format, std::string(what) + " '" + std::string(text) + "': the '(' at position " +
+                                    std::to_string(opens.back()) + " is never closed (missing ')')");
   }
 }
 
@@ -263,7 +267,8 @@ std::vector<std::string_view> split_outside_parentheses(std::string_view text, c
 namespace {
 bool is_parameter_name(std::string_view name) {
   if (name.empty() || !(std::isalpha((unsigned char)name[0]) || name[0] == '_')) return false;
-  return std::all_of(name.begin(), name.end(), [](char c) { return std::isalnum((unsigned char)c) || c == '_' || c == '.' || c == '-'; });
+  return std::all_of(name.begin(), name.end(),
+                     [](char c) { return std::isalnum((unsigned char)c) || c == '_' || c == '.' || c == '-'; });
 }
 }  // namespace
 
@@ -274,7 +279,8 @@ ParamMap parse_assignments(std::string_view text, std::string_view owner) {
     const std::size_t eq = part.find('=');
     const std::string_view name = trim_spaces(part.substr(0, eq == std::string_view::npos ? 0 : eq));
     if (eq != std::string_view::npos && is_parameter_name(name)) {
-      if (out.count(name)) fail(ErrorCode::invalid_argument, std::string(owner) + ": parameter '" + std::string(name) + "' given twice");
+      if (out.count(name))
+        fail(ErrorCode::invalid_argument, std::string(owner) + ": parameter '" + std::string(name) + "' given twice");
       auto [it, added] = out.emplace(std::string(name), std::string(trim_spaces(part.substr(eq + 1))));
       last_value = &std::get<std::string>(it->second);
       continue;
@@ -307,8 +313,8 @@ std::pair<std::string, ParamMap> parse_spec(std::string_view text) {
   if (spec[open] == '(') {
     const std::size_t close = matching_close(spec, open);
     if (close + 1 != spec.size()) {
-      fail(ErrorCode::bad_format, where + ": unexpected '" + std::string(spec.substr(close + 1)) + "' after the ')' that closes " + name +
-                                      "(...) (one spec, not a list)");
+      fail(ErrorCode::bad_format, where + ": unexpected '" + std::string(spec.substr(close + 1)) +
+                                      "' after the ')' that closes " + name + "(...) (one spec, not a list)");
     }
     body = spec.substr(open + 1, close - open - 1);
   }

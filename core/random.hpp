@@ -11,13 +11,13 @@
 namespace decodelab {
 
 enum class RandomStream : uint64_t {
-  sample = 0,     // plain sampling of the next token
-  draft = 1,      // draft-model sampling (tree construction)
-  accept = 2,     // accept / reject uniforms in verification
-  residual = 3,   // sampling from a residual or from the target after rejection
-  resample = 4,   // particle resampling (SMC)
-  proposal = 5,   // decoder-specific proposals (trials, rejection loops)
-  user = 16,      // first id free for decoders' own purposes
+  sample = 0,    // plain sampling of the next token
+  draft = 1,     // draft-model sampling (tree construction)
+  accept = 2,    // accept / reject uniforms in verification
+  residual = 3,  // sampling from a residual or from the target after rejection
+  resample = 4,  // particle resampling (SMC)
+  proposal = 5,  // decoder-specific proposals (trials, rejection loops)
+  user = 16,     // first id free for decoders' own purposes
 };
 
 inline PhiloxStream random_stream(uint64_t seed, RandomStream stream, uint64_t step, uint64_t substream = 0) {

@@ -81,9 +81,9 @@ void SequenceTable::do_evaluate(std::span<const TreeEval> batch, std::vector<Mat
   forward(jobs, out);
   for (std::size_t i = 0; i < batch.size(); ++i) {
     if (out[i].rows != int(batch[i].nodes.size()) || out[i].cols != info().vocab_size) {
-      fail(ErrorCode::internal, "model '" + info().name + "': the forward pass returned " + std::to_string(out[i].rows) + "x" +
-                                    std::to_string(out[i].cols) + " logits for a tree of " +
-                                    std::to_string(batch[i].nodes.size()) + " nodes");
+      fail(ErrorCode::internal, "model '" + info().name + "': the forward pass returned " +
+                                    std::to_string(out[i].rows) + "x" + std::to_string(out[i].cols) +
+                                    " logits for a tree of " + std::to_string(batch[i].nodes.size()) + " nodes");
     }
     Sequence& s = sequence(batch[i].seq);
     s.pending = batch[i].nodes;
@@ -98,13 +98,15 @@ void SequenceTable::commit(SeqId seq, std::span<const int32_t> path) {
   for (std::size_t i = 0; i < path.size(); ++i) {
     const int32_t node = path[i];
     if (node < 0 || std::size_t(node) >= s.pending.size()) {
-      fail(ErrorCode::invalid_argument, where + std::to_string(i) + "] = " + std::to_string(node) + " is not a node of " + tree);
+      fail(ErrorCode::invalid_argument,
+           where + std::to_string(i) + "] = " + std::to_string(node) + " is not a node of " + tree);
     }
     const int32_t want_parent = i == 0 ? -1 : path[i - 1];
     if (s.pending[std::size_t(node)].parent != want_parent) {
-      fail(ErrorCode::invalid_argument, where + std::to_string(i) + "] = node " + std::to_string(node) + " is not a child of " +
-                                            (i == 0 ? std::string("the committed prefix") : "node " + std::to_string(want_parent)) +
-                                            " in " + tree + " (a path runs root first, each node the parent of the next)");
+      fail(ErrorCode::invalid_argument,
+           where + std::to_string(i) + "] = node " + std::to_string(node) + " is not a child of " +
+               (i == 0 ? std::string("the committed prefix") : "node " + std::to_string(want_parent)) + " in " + tree +
+               " (a path runs root first, each node the parent of the next)");
     }
   }
   if (!path.empty()) {
@@ -119,8 +121,8 @@ void SequenceTable::commit(SeqId seq, std::span<const int32_t> path) {
 void SequenceTable::rollback(SeqId seq, std::size_t new_length) {
   Sequence& s = sequence(seq);
   if (new_length > s.tokens.size()) {
-    fail(ErrorCode::invalid_argument, "model '" + info().name + "': rollback of sequence " + std::to_string(seq) + " to " +
-                                          std::to_string(new_length) + " tokens: it has only " +
+    fail(ErrorCode::invalid_argument, "model '" + info().name + "': rollback of sequence " + std::to_string(seq) +
+                                          " to " + std::to_string(new_length) + " tokens: it has only " +
                                           std::to_string(s.tokens.size()));
   }
   drop_pending(s);

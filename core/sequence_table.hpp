@@ -62,8 +62,8 @@ class SequenceTable : public LanguageModel {
   struct TreeJob {
     SeqId seq = 0;
     std::span<const TreeNode> nodes;
-    std::vector<int32_t> depth;     // node i sits at position committed + depth[i] (roots: depth 0)
-    std::size_t committed = 0;      // committed tokens of the sequence
+    std::vector<int32_t> depth;          // node i sits at position committed + depth[i] (roots: depth 0)
+    std::size_t committed = 0;           // committed tokens of the sequence
     SequenceStorage* storage = nullptr;  // the sequence's storage (nullptr when the backend keeps none)
   };
 

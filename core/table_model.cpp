@@ -27,16 +27,19 @@ uint64_t hash_context(std::span<const TokenId> context, uint64_t seed) {
 
 TableModel::TableModel(std::string name, int vocab_size, int order, LogitsFn fn, TokenId eos)
     : order_(order), fn_(std::move(fn)) {
-  if (vocab_size < 2) fail(ErrorCode::invalid_argument, "table model: vocab must be >= 2, got " + std::to_string(vocab_size));
+  if (vocab_size < 2)
+    fail(ErrorCode::invalid_argument, "table model: vocab must be >= 2, got " + std::to_string(vocab_size));
   if (order < 0) fail(ErrorCode::invalid_argument, "table model: order must be >= 0, got " + std::to_string(order));
-  if (eos < -1 || eos >= vocab_size) fail(ErrorCode::invalid_argument, "table model: eos " + std::to_string(eos) + " outside the vocabulary");
+  if (eos < -1 || eos >= vocab_size)
+    fail(ErrorCode::invalid_argument, "table model: eos " + std::to_string(eos) + " outside the vocabulary");
   info_.name = std::move(name);
   info_.architecture = "table";
   info_.vocab_size = vocab_size;
   info_.eos = eos;
 }
 
-std::shared_ptr<TableModel> TableModel::random(int vocab_size, int order, uint64_t seed, double sharpness, TokenId eos) {
+std::shared_ptr<TableModel> TableModel::random(int vocab_size, int order, uint64_t seed, double sharpness,
+                                               TokenId eos) {
   if (!(sharpness >= 0.0) || !std::isfinite(sharpness)) {
     fail(ErrorCode::invalid_argument, "table model: sharpness must be finite and >= 0");
   }
@@ -62,7 +65,8 @@ std::shared_ptr<TableModel> TableModel::from_table(int vocab_size, int order,
     std::vector<float> logits(p.size());
     double sum = 0.0;
     for (std::size_t i = 0; i < p.size(); ++i) {
-      if (!(p[i] >= 0.0f)) fail(ErrorCode::invalid_argument, "table model: " + what + " has a negative or NaN probability");
+      if (!(p[i] >= 0.0f))
+        fail(ErrorCode::invalid_argument, "table model: " + what + " has a negative or NaN probability");
       sum += p[i];
       logits[i] = p[i] > 0.0f ? std::log(p[i]) : -INFINITY;
     }
@@ -101,7 +105,8 @@ std::shared_ptr<TableModel> TableModel::derive_draft(const TableModel& target, d
     return logits;
   };
   std::ostringstream name;
-  name << "draft(of=" << target.info().name << ",temper=" << temper << ",noise=" << noise << ",seed=" << noise_seed << ")";
+  name << "draft(of=" << target.info().name << ",temper=" << temper << ",noise=" << noise << ",seed=" << noise_seed
+       << ")";
   return std::make_shared<TableModel>(name.str(), vocab, target.order(), fn, target.info().eos);
 }
 
@@ -120,12 +125,13 @@ std::vector<float> TableModel::exact_probs(std::span<const TokenId> context) con
 
 void TableModel::set_token_texts(std::vector<std::string> texts) {
   if (int(texts.size()) != info_.vocab_size) {
-    fail(ErrorCode::invalid_argument, "set_token_texts: " + std::to_string(texts.size()) + " texts for a vocabulary of " +
-                                          std::to_string(info_.vocab_size));
+    fail(ErrorCode::invalid_argument, "set_token_texts: " + std::to_string(texts.size()) +
+                                          " texts for a vocabulary of " + std::to_string(info_.vocab_size));
   }
   std::set<std::string> seen;
   for (const auto& t : texts) {
-    if (t.empty() || !seen.insert(t).second) fail(ErrorCode::invalid_argument, "set_token_texts: empty or repeated text '" + t + "'");
+    if (t.empty() || !seen.insert(t).second)
+      fail(ErrorCode::invalid_argument, "set_token_texts: empty or repeated text '" + t + "'");
   }
   texts_ = std::move(texts);
 }
@@ -133,7 +139,8 @@ void TableModel::set_token_texts(std::vector<std::string> texts) {
 void TableModel::set_token_embeddings(Matrix embeddings) {
   if (embeddings.rows != info_.vocab_size || embeddings.cols < 1 ||
       embeddings.data.size() != std::size_t(embeddings.rows) * std::size_t(embeddings.cols)) {
-    fail(ErrorCode::invalid_argument, "set_token_embeddings: expected a [" + std::to_string(info_.vocab_size) + " x dim] matrix");
+    fail(ErrorCode::invalid_argument,
+         "set_token_embeddings: expected a [" + std::to_string(info_.vocab_size) + " x dim] matrix");
   }
   embeddings_ = std::move(embeddings);
   embeddings_key_ = fresh_key();
@@ -149,7 +156,8 @@ void TableModel::random_embeddings(int dim, uint64_t seed) {
 
 std::string TableModel::token_text(TokenId token) const {
   if (token < 0 || token >= info_.vocab_size) {
-    fail(ErrorCode::invalid_argument, "token " + std::to_string(token) + " outside the vocabulary of '" + info_.name + "'");
+    fail(ErrorCode::invalid_argument,
+         "token " + std::to_string(token) + " outside the vocabulary of '" + info_.name + "'");
   }
   if (!texts_.empty()) return texts_[std::size_t(token)];
   if (token < 26) return std::string(" ") + char('a' + token);
@@ -176,7 +184,9 @@ std::vector<TokenId> TableModel::tokenize(std::string_view text, bool) const {
           best_len = t.size();
         }
       }
-      if (best < 0) fail(ErrorCode::invalid_argument, "table model '" + info_.name + "': no token matches at '" + std::string(text.substr(pos, 16)) + "'");
+      if (best < 0)
+        fail(ErrorCode::invalid_argument,
+             "table model '" + info_.name + "': no token matches at '" + std::string(text.substr(pos, 16)) + "'");
       out.push_back(best);
       pos += best_len;
     }

@@ -65,8 +65,8 @@ void TokenStream::append(const TokenRecord& record) {
 
 void TokenStream::truncate(std::size_t new_size) {
   if (new_size > size()) {
-    fail(ErrorCode::invalid_argument, "TokenStream::truncate(" + std::to_string(new_size) +
-                                          ") beyond the end (size " + std::to_string(size()) + ")");
+    fail(ErrorCode::invalid_argument, "TokenStream::truncate(" + std::to_string(new_size) + ") beyond the end (size " +
+                                          std::to_string(size()) + ")");
   }
   if (new_size < prompt_size_) {
     fail(ErrorCode::invalid_argument, "TokenStream::truncate(" + std::to_string(new_size) +

@@ -32,7 +32,7 @@ struct TokenRecord {
   TokenId id = 0;
   float logprob = 0.0f;  // log p(token | prefix) under the target model's raw (unprocessed) distribution; 0 for prompt
   TokenOrigin origin = TokenOrigin::sampled;
-  uint32_t step = 0;     // the decoder step (target call) that produced it
+  uint32_t step = 0;  // the decoder step (target call) that produced it
 };
 
 // Receives the stream's changes as they happen. Called on the decoding thread.

@@ -60,19 +60,21 @@ void ModelTable::check_new(const std::string& name, const std::string& spec, con
   }
   if (!derives_from_target(kind) && !target.empty()) {
     reject(to_string(ErrorCode::invalid_argument), "target",
-           "model kind '" + sanitize_utf8(kind) + "' does not derive from another model; field 'target' is only for draft(...) specs");
+           "model kind '" + sanitize_utf8(kind) +
+               "' does not derive from another model; field 'target' is only for draft(...) specs");
   }
   std::lock_guard lock(mutex_);
   if (models_.count(name)) {
-    reject(to_string(ErrorCode::invalid_argument), "name", "a model named '" + name + "' is already loaded; unload it first");
+    reject(to_string(ErrorCode::invalid_argument), "name",
+           "a model named '" + name + "' is already loaded; unload it first");
   }
   if (!target.empty() && !models_.count(target)) {
     reject(to_string(ErrorCode::not_found), "target", "target model '" + target + "' is not loaded");
   }
 }
 
-std::shared_ptr<LoadedModel> ModelTable::load(const std::string& name, const std::string& spec, const std::string& target,
-                                              const std::string& model_dir) {
+std::shared_ptr<LoadedModel> ModelTable::load(const std::string& name, const std::string& spec,
+                                              const std::string& target, const std::string& model_dir) {
   auto loaded = std::make_shared<LoadedModel>();
   loaded->name = name;
   loaded->spec = spec;
@@ -140,11 +142,12 @@ Value ModelTable::describe() const {
 // Validation
 
 void check_prompt_fits(const ModelInfo& info, std::size_t prompt_tokens, const std::string& field) {
-  if (prompt_tokens == 0) reject(to_string(ErrorCode::invalid_argument), field, "field '" + field + "' gives an empty prompt");
+  if (prompt_tokens == 0)
+    reject(to_string(ErrorCode::invalid_argument), field, "field '" + field + "' gives an empty prompt");
   if (info.context_length > 0 && prompt_tokens >= std::size_t(info.context_length)) {
     reject(to_string(ErrorCode::invalid_argument), field,
-           "field '" + field + "': the prompt has " + std::to_string(prompt_tokens) + " tokens, but model '" + info.name +
-               "' has a context of " + std::to_string(info.context_length) + " tokens");
+           "field '" + field + "': the prompt has " + std::to_string(prompt_tokens) + " tokens, but model '" +
+               info.name + "' has a context of " + std::to_string(info.context_length) + " tokens");
   }
 }
 
@@ -200,7 +203,8 @@ PreparedGeneration prepare_generation(const ModelTable& models, GenerateRequest 
   if (!registry.contains(request.decoder)) {
     std::string known;
     for (const auto* e : registry.list()) known += " " + e->name;
-    reject(to_string(ErrorCode::not_found), "decoder", "unknown decoder '" + sanitize_utf8(request.decoder) + "'; known:" + known);
+    reject(to_string(ErrorCode::not_found), "decoder",
+           "unknown decoder '" + sanitize_utf8(request.decoder) + "'; known:" + known);
   }
   const auto& entry = registry.get(request.decoder);
   for (const std::string& role : entry.roles) {
@@ -215,7 +219,8 @@ PreparedGeneration prepare_generation(const ModelTable& models, GenerateRequest 
       std::string known;
       for (const auto& r : takes) known += " " + r;
       reject(to_string(ErrorCode::invalid_argument), "models." + role,
-             "decoder '" + request.decoder + "' takes no model for role '" + sanitize_utf8(role) + "'; its roles:" + known);
+             "decoder '" + request.decoder + "' takes no model for role '" + sanitize_utf8(role) +
+                 "'; its roles:" + known);
     }
   }
   for (const auto& [role, name] : request.models) p.models[role] = models.get(name, "models." + role);
@@ -226,8 +231,9 @@ PreparedGeneration prepare_generation(const ModelTable& models, GenerateRequest 
   }
   check_constraints(entry.params, request.params);
   if (request.client_reward && !takes_reward(*p.decoder)) {
-    reject(to_string(ErrorCode::invalid_argument), "client_reward",
-           "decoder '" + request.decoder + "' takes no external reward, so 'client_reward' cannot be set (smc takes one)");
+    reject(
+        to_string(ErrorCode::invalid_argument), "client_reward",
+        "decoder '" + request.decoder + "' takes no external reward, so 'client_reward' cannot be set (smc takes one)");
   }
   const ModelInfo& info = p.models.at("target")->model->info();
   auto check_tokens = [&](const std::vector<TokenId>& ids, const std::string& field) {
@@ -252,9 +258,7 @@ PreparedGeneration prepare_generation(const ModelTable& models, GenerateRequest 
 // ------------------------------------------------------------------------------------------------
 // One run
 
-namespace {
-
-}  // namespace
+namespace {}  // namespace
 
 std::size_t stop_string_holdback(std::string_view text, const std::vector<std::string>& stops) {
   std::size_t hold = 0;
@@ -287,7 +291,8 @@ class GenerationSink final : public TokenSink {
       stopped_ = true;
       ctx_.cancel->request(CancelReason::stop_string);
     }
-    if (request_.stream && Clock::now() - last_flush_ >= std::chrono::duration<double>(ctx_.stream_interval_s)) flush(false);
+    if (request_.stream && Clock::now() - last_flush_ >= std::chrono::duration<double>(ctx_.stream_interval_s))
+      flush(false);
   }
 
   void on_truncate(std::size_t new_size) override {
@@ -304,7 +309,9 @@ class GenerationSink final : public TokenSink {
     last_flush_ = Clock::now();
     if (!request_.stream) return;
     const std::string text = this->text();
-    std::size_t text_end = final ? text.size() : std::min(complete_utf8_prefix(text), text.size() - stop_string_holdback(text, request_.stop));
+    std::size_t text_end =
+        final ? text.size()
+              : std::min(complete_utf8_prefix(text), text.size() - stop_string_holdback(text, request_.stop));
     // Detokenization is prefix-stable for our models; if a rollback made it shrink, restart the text.
     if (text.compare(0, std::min(text_sent_, text.size()), sent_text_prefix_) != 0 || text_end < text_sent_) {
       text_sent_ = 0;
@@ -318,7 +325,10 @@ class GenerationSink final : public TokenSink {
       ids.emplace_back(int64_t(tokens_[i].id));
       logprobs.emplace_back(tokens_[i].logprob);
     }
-    Value::Map chunk{{"id", ctx_.request_id}, {"type", "chunk"}, {"index", int64_t(sent_)}, {"tokens", ids},
+    Value::Map chunk{{"id", ctx_.request_id},
+                     {"type", "chunk"},
+                     {"index", int64_t(sent_)},
+                     {"tokens", ids},
                      {"text", sanitize_utf8(std::string_view(text).substr(text_sent_, text_end - text_sent_))}};
     if (request_.logprobs) chunk.emplace_back("logprobs", logprobs);
     ctx_.send(chunk);

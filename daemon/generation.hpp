@@ -43,7 +43,7 @@ class CancelState {
 struct LoadedModel {
   std::string name;
   std::string spec;
-  std::string target;                       // the model a draft derives from ("" otherwise)
+  std::string target;  // the model a draft derives from ("" otherwise)
   std::shared_ptr<LanguageModel> model;
   std::shared_ptr<LoadedModel> target_ref;  // keeps a draft's target alive after unload
   std::mutex mutex;                         // held while a request uses the model

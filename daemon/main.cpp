@@ -52,7 +52,8 @@ double parse_number(const std::string& text, const std::string& option, double m
   if (!ok || !(v >= min && v <= max)) {
     char range[96];
     std::snprintf(range, sizeof range, "[%.15g, %.15g]", min, max);
-    decodelab::fail(decodelab::ErrorCode::invalid_argument, "option " + option + " expects a number in " + range + ", got '" + text + "'");
+    decodelab::fail(decodelab::ErrorCode::invalid_argument,
+                    "option " + option + " expects a number in " + range + ", got '" + text + "'");
   }
   return v;
 }
@@ -60,7 +61,8 @@ double parse_number(const std::string& text, const std::string& option, double m
 int64_t parse_integer(const std::string& text, const std::string& option, int64_t min, int64_t max) {
   const double v = parse_number(text, option, double(min), double(max));
   if (v != double(int64_t(v))) {
-    decodelab::fail(decodelab::ErrorCode::invalid_argument, "option " + option + " expects a whole number, got '" + text + "'");
+    decodelab::fail(decodelab::ErrorCode::invalid_argument,
+                    "option " + option + " expects a whole number, got '" + text + "'");
   }
   return int64_t(v);
 }
@@ -96,7 +98,8 @@ int main(int argc, char** argv) {
         value = name.substr(eq + 1);
         name = name.substr(0, eq);
       } else if (!is_flag) {
-        if (i + 1 >= args.size()) decodelab::fail(decodelab::ErrorCode::invalid_argument, "option " + name + " needs a value");
+        if (i + 1 >= args.size())
+          decodelab::fail(decodelab::ErrorCode::invalid_argument, "option " + name + " needs a value");
         value = args[++i];
       }
       if (name == "--help" || name == "-h") {
@@ -120,11 +123,15 @@ int main(int argc, char** argv) {
       else if (name == "--workers") config.workers = int(parse_integer(value, name, 1, kMaxWorkers));
       else if (name == "--max-queue") config.max_queue = std::size_t(parse_integer(value, name, 1, int64_t(kMaxQueue)));
       else if (name == "--max-message-bytes") {
-        config.max_message_bytes = std::size_t(parse_integer(value, name, int64_t(kMinMessageBytes), int64_t(kMaxMessageBytes)));
+        config.max_message_bytes =
+            std::size_t(parse_integer(value, name, int64_t(kMinMessageBytes), int64_t(kMaxMessageBytes)));
       } else if (name == "--max-tokens") config.max_tokens = parse_integer(value, name, 1, kMaxTokens);
-      else if (name == "--stream-interval-ms") config.stream_interval_s = parse_number(value, name, 0, kMaxMilliseconds) / 1e3;
-      else if (name == "--heartbeat-ms") config.heartbeat_interval_s = parse_number(value, name, 1, kMaxMilliseconds) / 1e3;
-      else if (name == "--shutdown-grace-ms") config.shutdown_grace_s = parse_number(value, name, 0, kMaxMilliseconds) / 1e3;
+      else if (name == "--stream-interval-ms")
+        config.stream_interval_s = parse_number(value, name, 0, kMaxMilliseconds) / 1e3;
+      else if (name == "--heartbeat-ms")
+        config.heartbeat_interval_s = parse_number(value, name, 1, kMaxMilliseconds) / 1e3;
+      else if (name == "--shutdown-grace-ms")
+        config.shutdown_grace_s = parse_number(value, name, 0, kMaxMilliseconds) / 1e3;
       else if (name == "--log-level") config.log_level = parse_log_level(value);
       else if (name == "--model-dir") {
         std::error_code ec;
@@ -132,10 +139,10 @@ int main(int argc, char** argv) {
           decodelab::fail(decodelab::ErrorCode::invalid_argument, "--model-dir '" + value + "' is not a directory");
         }
         config.model_dir = value;
-      }
-      else if (name == "--load") {
+      } else if (name == "--load") {
         const auto eq = value.find('=');
-        if (eq == std::string::npos || eq == 0) decodelab::fail(decodelab::ErrorCode::invalid_argument, "--load expects NAME=SPEC, got '" + value + "'");
+        if (eq == std::string::npos || eq == 0)
+          decodelab::fail(decodelab::ErrorCode::invalid_argument, "--load expects NAME=SPEC, got '" + value + "'");
         config.preload.emplace_back(value.substr(0, eq), value.substr(eq + 1));
       } else {
         decodelab::fail(decodelab::ErrorCode::invalid_argument, "unknown option '" + name + "'\n" + kUsage);

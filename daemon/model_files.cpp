@@ -107,8 +107,9 @@ void OpenedModelSpec::open(const std::string& spec, const std::string& root) {
   } catch (const Error& e) {
     reject(to_string(e.code()), "spec", e.what());
   }
-  const bool reads_file = std::any_of(loader->params.begin(), loader->params.end(),
-                                      [](const ParamSpec& p) { return p.name == "path" && p.type == ParamType::string; });
+  const bool reads_file = std::any_of(loader->params.begin(), loader->params.end(), [](const ParamSpec& p) {
+    return p.name == "path" && p.type == ParamType::string;
+  });
   auto given = params.find("path");
   if (!reads_file || given == params.end()) return;  // no file (a missing path is the loader's error)
   const std::string* path = std::get_if<std::string>(&given->second);
@@ -116,8 +117,9 @@ void OpenedModelSpec::open(const std::string& spec, const std::string& root) {
   client_path_ = *path;
 
   if (root.empty()) {
-    reject(to_string(ErrorCode::invalid_argument), "spec",
-           "no model directory is configured (--model-dir, $DECODELAB_MODELS or $HOME), so no model file can be loaded");
+    reject(
+        to_string(ErrorCode::invalid_argument), "spec",
+        "no model directory is configured (--model-dir, $DECODELAB_MODELS or $HOME), so no model file can be loaded");
   }
   const fs::path root_path = fs::path(root).lexically_normal();
   fs::path file = fs::path(*path).is_absolute() ? fs::path(*path) : root_path / *path;
@@ -129,9 +131,11 @@ void OpenedModelSpec::open(const std::string& spec, const std::string& root) {
   if (fd_ < 0) {
     const int error = errno;
     if (error == ENOENT) {
-      reject(to_string(ErrorCode::not_found), "spec", "model file '" + sanitize_utf8(*path) + "' does not exist in the model directory");
+      reject(to_string(ErrorCode::not_found), "spec",
+             "model file '" + sanitize_utf8(*path) + "' does not exist in the model directory");
     }
-    reject(to_string(ErrorCode::invalid_argument), "spec", "cannot open model file '" + sanitize_utf8(*path) + "': " + std::strerror(error));
+    reject(to_string(ErrorCode::invalid_argument), "spec",
+           "cannot open model file '" + sanitize_utf8(*path) + "': " + std::strerror(error));
   }
   // Symlinks inside the directory may not lead out of it; checked before anything else is said
   // about the file.
@@ -140,13 +144,15 @@ void OpenedModelSpec::open(const std::string& spec, const std::string& root) {
   if (ec || !within(real_path(fd_), real_root)) refuse_outside(*path);
   struct stat st {};
   if (::fstat(fd_, &st) != 0 || !S_ISREG(st.st_mode)) {
-    reject(to_string(ErrorCode::invalid_argument), "spec", "model file '" + sanitize_utf8(*path) + "' is not a regular file");
+    reject(to_string(ErrorCode::invalid_argument), "spec",
+           "model file '" + sanitize_utf8(*path) + "' is not a regular file");
   }
 
   // The loader opens a private link to this descriptor, named like the file (loaders name models
   // after their file).
   std::string dir = (fs::temp_directory_path() / "decodelabd-load-XXXXXX").string();
-  if (!::mkdtemp(dir.data())) fail(ErrorCode::internal, std::string("cannot create a temporary directory: ") + std::strerror(errno));
+  if (!::mkdtemp(dir.data()))
+    fail(ErrorCode::internal, std::string("cannot create a temporary directory: ") + std::strerror(errno));
   link_dir_ = dir;
   link_ = dir + "/" + file.filename().string();
   if (::symlink(("/proc/self/fd/" + std::to_string(fd_)).c_str(), link_.c_str()) != 0) {
@@ -164,7 +170,8 @@ void OpenedModelSpec::open(const std::string& spec, const std::string& root) {
 
 std::string OpenedModelSpec::client_message(std::string message) const {
   if (link_.empty()) return message;
-  for (std::size_t at = message.find(link_); at != std::string::npos; at = message.find(link_, at + client_path_.size())) {
+  for (std::size_t at = message.find(link_); at != std::string::npos;
+       at = message.find(link_, at + client_path_.size())) {
     message.replace(at, link_.size(), client_path_);
   }
   return message;

@@ -126,7 +126,8 @@ const Value* Value::get(std::string_view key) const {
 }
 int64_t Value::as_int(std::string_view what) const {
   if (const auto* i = std::get_if<int64_t>(&v)) return *i;
-  if (const auto* u = std::get_if<uint64_t>(&v); u && *u <= uint64_t(std::numeric_limits<int64_t>::max())) return int64_t(*u);
+  if (const auto* u = std::get_if<uint64_t>(&v); u && *u <= uint64_t(std::numeric_limits<int64_t>::max()))
+    return int64_t(*u);
   mismatch(what, "an integer");
 }
 double Value::as_double(std::string_view what) const {
@@ -154,11 +155,8 @@ const Value::Map& Value::as_map(std::string_view what) const {
 }
 
 Value error_reply(uint64_t id, const std::string& code, const std::string& message, const std::string& field) {
-  return Value::Map{{"id", id},
-                    {"type", "error"},
-                    {"code", code},
-                    {"message", sanitize_utf8(message)},
-                    {"field", field}};
+  return Value::Map{
+      {"id", id}, {"type", "error"}, {"code", code}, {"message", sanitize_utf8(message)}, {"field", field}};
 }
 
 Value result_reply(uint64_t id, Value::Map fields) {
@@ -195,10 +193,16 @@ std::size_t utf8_sequence(std::string_view text, std::size_t i) {
   std::size_t len = 0;
   uint32_t cp = 0;
   if (c < 0x80) return 1;
-  if ((c & 0xE0) == 0xC0) { len = 2; cp = c & 0x1F; }
-  else if ((c & 0xF0) == 0xE0) { len = 3; cp = c & 0x0F; }
-  else if ((c & 0xF8) == 0xF0) { len = 4; cp = c & 0x07; }
-  else return 0;
+  if ((c & 0xE0) == 0xC0) {
+    len = 2;
+    cp = c & 0x1F;
+  } else if ((c & 0xF0) == 0xE0) {
+    len = 3;
+    cp = c & 0x0F;
+  } else if ((c & 0xF8) == 0xF0) {
+    len = 4;
+    cp = c & 0x07;
+  } else return 0;
   if (i + len > text.size()) return 0;
   for (std::size_t k = 1; k < len; ++k) {
     const unsigned char cc = static_cast<unsigned char>(text[i + k]);
@@ -307,8 +311,8 @@ bool as_bool(const msgpack::object& o, const std::string& field) {
 TokenId as_token(const msgpack::object& o, const std::string& field) {
   const int64_t v = as_int(o, field);
   if (v < 0 || v > std::numeric_limits<TokenId>::max()) {
-    reject(to_string(ErrorCode::invalid_argument), field, "field '" + field + "' holds token id " +
-                                                              std::to_string(v) + ", not a valid token id");
+    reject(to_string(ErrorCode::invalid_argument), field,
+           "field '" + field + "' holds token id " + std::to_string(v) + ", not a valid token id");
   }
   return TokenId(v);
 }
@@ -384,7 +388,8 @@ GenerateRequest decode_generate(Fields& f, const DecodeLimits& limits) {
       if (const msgpack::object* o = models.find(role)) g.models[role] = as_string(*o, models.path(role));
     }
     if (!g.models.count("target")) {
-      reject(to_string(ErrorCode::invalid_argument), "models.target", "field 'models.target' (the target model's name) is required");
+      reject(to_string(ErrorCode::invalid_argument), "models.target",
+             "field 'models.target' (the target model's name) is required");
     }
   }
   if (const auto* o = f.find("decoder")) g.decoder = as_string(*o, "decoder");
@@ -396,33 +401,41 @@ GenerateRequest decode_generate(Fields& f, const DecodeLimits& limits) {
   }
   const auto* text = f.find("prompt");
   const auto* ids = f.find("prompt_ids");
-  if (text && ids) reject(to_string(ErrorCode::invalid_argument), "prompt", "give either 'prompt' or 'prompt_ids', not both");
-  if (!text && !ids) reject(to_string(ErrorCode::invalid_argument), "prompt", "missing field 'prompt' (text) or 'prompt_ids' (token ids)");
+  if (text && ids)
+    reject(to_string(ErrorCode::invalid_argument), "prompt", "give either 'prompt' or 'prompt_ids', not both");
+  if (!text && !ids)
+    reject(to_string(ErrorCode::invalid_argument), "prompt",
+           "missing field 'prompt' (text) or 'prompt_ids' (token ids)");
   if (text) g.prompt_text = as_string(*text, "prompt");
   if (ids) {
     const auto& a = as_array(*ids, "prompt_ids");
     g.prompt_ids.emplace();
-    for (uint32_t i = 0; i < a.size; ++i) g.prompt_ids->push_back(as_token(a.ptr[i], "prompt_ids[" + std::to_string(i) + "]"));
+    for (uint32_t i = 0; i < a.size; ++i)
+      g.prompt_ids->push_back(as_token(a.ptr[i], "prompt_ids[" + std::to_string(i) + "]"));
   }
   if (const auto* o = f.find("seed")) g.seed = as_uint(*o, "seed");
   if (const auto* o = f.find("max_tokens")) {
     g.max_tokens = as_int(*o, "max_tokens");
     if (g.max_tokens < 0 || g.max_tokens > limits.max_tokens) {
       reject(to_string(ErrorCode::invalid_argument), "max_tokens",
-             "field 'max_tokens' must be in [0, " + std::to_string(limits.max_tokens) + "], got " + std::to_string(g.max_tokens));
+             "field 'max_tokens' must be in [0, " + std::to_string(limits.max_tokens) + "], got " +
+                 std::to_string(g.max_tokens));
     }
   }
   if (const auto* o = f.find("stop")) {
     const auto& a = as_array(*o, "stop");
     for (uint32_t i = 0; i < a.size; ++i) {
       std::string s = as_string(a.ptr[i], "stop[" + std::to_string(i) + "]");
-      if (s.empty()) reject(to_string(ErrorCode::invalid_argument), "stop[" + std::to_string(i) + "]", "stop strings must not be empty");
+      if (s.empty())
+        reject(to_string(ErrorCode::invalid_argument), "stop[" + std::to_string(i) + "]",
+               "stop strings must not be empty");
       g.stop.push_back(std::move(s));
     }
   }
   if (const auto* o = f.find("stop_token_ids")) {
     const auto& a = as_array(*o, "stop_token_ids");
-    for (uint32_t i = 0; i < a.size; ++i) g.stop_token_ids.push_back(as_token(a.ptr[i], "stop_token_ids[" + std::to_string(i) + "]"));
+    for (uint32_t i = 0; i < a.size; ++i)
+      g.stop_token_ids.push_back(as_token(a.ptr[i], "stop_token_ids[" + std::to_string(i) + "]"));
   }
   if (const auto* o = f.find("stop_at_eos")) g.stop_at_eos = as_bool(*o, "stop_at_eos");
   if (const auto* o = f.find("stream")) g.stream = as_bool(*o, "stream");
@@ -430,14 +443,16 @@ GenerateRequest decode_generate(Fields& f, const DecodeLimits& limits) {
   if (const auto* o = f.find("deadline_s")) {
     g.deadline_s = as_number(*o, "deadline_s");
     if (g.deadline_s < 0 || g.deadline_s > 1e6) {
-      reject(to_string(ErrorCode::invalid_argument), "deadline_s", "field 'deadline_s' must be in [0, 1e6] seconds (0 = none)");
+      reject(to_string(ErrorCode::invalid_argument), "deadline_s",
+             "field 'deadline_s' must be in [0, 1e6] seconds (0 = none)");
     }
   }
   if (const auto* o = f.find("client_reward")) g.client_reward = as_bool(*o, "client_reward");
   if (const auto* o = f.find("reward_timeout_s")) {
     g.reward_timeout_s = as_number(*o, "reward_timeout_s");
     if (g.reward_timeout_s <= 0 || g.reward_timeout_s > 86400) {
-      reject(to_string(ErrorCode::invalid_argument), "reward_timeout_s", "field 'reward_timeout_s' must be in (0, 86400] seconds");
+      reject(to_string(ErrorCode::invalid_argument), "reward_timeout_s",
+             "field 'reward_timeout_s' must be in (0, 86400] seconds");
     }
   }
   return g;
@@ -454,7 +469,8 @@ RewardReply decode_reward(Fields& f) {
     const double v = is_float ? o.via.f64 : double(as_int(o, field));
     // -inf rules a text out; NaN or +inf would poison every weight.
     if (std::isnan(v) || v == std::numeric_limits<double>::infinity()) {
-      reject(to_string(ErrorCode::invalid_argument), field, "field '" + field + "' must be a number or -inf, got " + std::to_string(v));
+      reject(to_string(ErrorCode::invalid_argument), field,
+             "field '" + field + "' must be a number or -inf, got " + std::to_string(v));
     }
     r.scores.push_back(v);
   }
@@ -471,7 +487,7 @@ std::string require_name(Fields& f, const std::string& key) {
 
 // One decode_body() per request struct of kOps (ops without fields share the first).
 template <class Body>
-  requires std::is_empty_v<Body>
+requires std::is_empty_v<Body>
 void decode_body(Fields&, const DecodeLimits&, Body&) {}
 
 void decode_body(Fields& f, const DecodeLimits&, LoadModelRequest& m) {
@@ -512,7 +528,8 @@ std::vector<std::string> op_features() {
       std::size_t end = list.find(' ', start);
       if (end == std::string_view::npos) end = list.size();
       std::string feature(list.substr(start, end - start));
-      if (!feature.empty() && std::find(out.begin(), out.end(), feature) == out.end()) out.push_back(std::move(feature));
+      if (!feature.empty() && std::find(out.begin(), out.end(), feature) == out.end())
+        out.push_back(std::move(feature));
       start = end + 1;
     }
   };
@@ -546,10 +563,11 @@ Envelope read_envelope(const msgpack::object& o) {
 // for the envelope of a message too large to decode; nothing when it is not msgpack.
 std::optional<Envelope> peek_envelope(std::string_view message, const DecodeLimits& limits) noexcept {
   try {
-    const msgpack::unpack_limit bound(limits.max_items, limits.max_items, message.size(), message.size(), message.size(),
-                                      limits.max_depth);
+    const msgpack::unpack_limit bound(limits.max_items, limits.max_items, message.size(), message.size(),
+                                      message.size(), limits.max_depth);
     std::size_t offset = 0;
-    const msgpack::object_handle handle = msgpack::unpack(message.data(), message.size(), offset, nullptr, nullptr, bound);
+    const msgpack::object_handle handle =
+        msgpack::unpack(message.data(), message.size(), offset, nullptr, nullptr, bound);
     return read_envelope(handle.get());
   } catch (...) {
     return std::nullopt;
@@ -563,7 +581,8 @@ uint64_t peek_request_id(std::string_view message, const DecodeLimits& limits) n
   return envelope ? envelope->id : 0;
 }
 
-Request decode_request(std::string_view message, const DecodeLimits& limits, uint64_t* id_out, const Authorizer& authorize) {
+Request decode_request(std::string_view message, const DecodeLimits& limits, uint64_t* id_out,
+                       const Authorizer& authorize) {
   if (message.size() > limits.max_message_bytes) {
     const auto envelope = peek_envelope(message, limits);
     if (envelope) {
@@ -572,8 +591,9 @@ Request decode_request(std::string_view message, const DecodeLimits& limits, uin
     } else if (authorize) {
       authorize("");
     }
-    reject(codes::too_large, "", "message of " + std::to_string(message.size()) + " bytes exceeds the limit of " +
-                                     std::to_string(limits.max_message_bytes) + " bytes");
+    reject(codes::too_large, "",
+           "message of " + std::to_string(message.size()) + " bytes exceeds the limit of " +
+               std::to_string(limits.max_message_bytes) + " bytes");
   }
   msgpack::object_handle handle;
   std::size_t offset = 0;
@@ -585,8 +605,8 @@ Request decode_request(std::string_view message, const DecodeLimits& limits, uin
     reject(to_string(ErrorCode::bad_format), "", std::string("message is not valid msgpack: ") + e.what());
   }
   if (offset != message.size()) {
-    reject(to_string(ErrorCode::bad_format), "", "message has " + std::to_string(message.size() - offset) +
-                                                     " trailing bytes after one msgpack value");
+    reject(to_string(ErrorCode::bad_format), "",
+           "message has " + std::to_string(message.size() - offset) + " trailing bytes after one msgpack value");
   }
   // The id as early as possible, so that even an error about the map itself (a key given twice, a
   // key that is not a string) reaches the request it answers.
@@ -610,7 +630,8 @@ Request decode_request(std::string_view message, const DecodeLimits& limits, uin
     r.body = std::move(body);
   });
   if (!known) {
-    reject(to_string(ErrorCode::not_found), "op", "unknown op '" + sanitize_utf8(r.op) + "'; known: " + joined_op_names());
+    reject(to_string(ErrorCode::not_found), "op",
+           "unknown op '" + sanitize_utf8(r.op) + "'; known: " + joined_op_names());
   }
   f.finish();
   return r;

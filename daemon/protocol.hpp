@@ -117,16 +117,16 @@ struct GenerateRequest {
   std::map<std::string, std::string> models;  // role -> loaded model name; "target" is required
   std::string decoder = "sample";
   ParamMap params;
-  std::optional<std::string> prompt_text;            // exactly one of prompt_text / prompt_ids
+  std::optional<std::string> prompt_text;  // exactly one of prompt_text / prompt_ids
   std::optional<std::vector<TokenId>> prompt_ids;
   uint64_t seed = 0;
   int64_t max_tokens = 64;
-  std::vector<std::string> stop;          // stop strings: generation ends once the text contains one
+  std::vector<std::string> stop;  // stop strings: generation ends once the text contains one
   std::vector<TokenId> stop_token_ids;
   bool stop_at_eos = true;
   bool stream = false;
   bool logprobs = false;
-  double deadline_s = 0.0;  // 0: none; counted from when the daemon receives the request
+  double deadline_s = 0.0;         // 0: none; counted from when the daemon receives the request
   bool client_reward = false;      // the decoder's external reward is computed by the client
   double reward_timeout_s = 60.0;  // how long the daemon waits for one reward reply
 };

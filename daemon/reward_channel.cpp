@@ -13,8 +13,9 @@ uint64_t RewardChannel::begin_call() {
 }
 
 std::vector<double> RewardChannel::wait(uint64_t call, std::size_t texts, const CancelState& cancel, double timeout_s) {
-  const auto give_up = std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                                                              std::chrono::duration<double>(timeout_s));
+  const auto give_up =
+      std::chrono::steady_clock::now() +
+      std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(timeout_s));
   std::unique_lock lock(mutex_);
   while (!reply_ && !error_) {
     // Short waits, so a cancellation (which does not notify this channel) is seen promptly.
@@ -28,7 +29,8 @@ std::vector<double> RewardChannel::wait(uint64_t call, std::size_t texts, const 
     if (std::chrono::steady_clock::now() > give_up) {
       outstanding_ = false;
       reject(codes::deadline_exceeded, "reward_timeout_s",
-             "no reward reply for call " + std::to_string(call) + " within reward_timeout_s = " + std::to_string(timeout_s) + " s");
+             "no reward reply for call " + std::to_string(call) +
+                 " within reward_timeout_s = " + std::to_string(timeout_s) + " s");
     }
   }
   outstanding_ = false;
@@ -36,7 +38,8 @@ std::vector<double> RewardChannel::wait(uint64_t call, std::size_t texts, const 
   RewardReply r = std::move(*reply_);
   if (r.call != call) {
     reject(to_string(ErrorCode::invalid_argument), "call",
-           "reward reply answers call " + std::to_string(r.call) + ", but the daemon waits for call " + std::to_string(call));
+           "reward reply answers call " + std::to_string(r.call) + ", but the daemon waits for call " +
+               std::to_string(call));
   }
   if (r.scores.size() != texts) {
     reject(to_string(ErrorCode::invalid_argument), "scores",

@@ -4,14 +4,15 @@
 #endif
 #include "daemon/service.hpp"
 
+#include <malloc.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <malloc.h>
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define DECODELAB_SANITIZED_HEAP 1
-#include <sanitizer/allocator_interface.h>
+// The sanitizers' allocator counts its bytes in use (GCC ships no header declaring it).
+extern "C" __SIZE_TYPE__ __sanitizer_get_current_allocated_bytes();
 #endif
 #include <unistd.h>
 
@@ -55,7 +56,9 @@ namespace decodelab::daemon {
 namespace asio = boost::asio;
 using Clock = std::chrono::steady_clock;
 
-Clock::duration seconds(double s) { return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s)); }
+Clock::duration seconds(double s) {
+  return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s));
+}
 
 LogLevel parse_log_level(const std::string& text) {
   if (text == "error") return LogLevel::error;
@@ -92,7 +95,8 @@ std::vector<std::string> read_curve_clients(const std::string& path) {
     if (line.empty() || line[0] == '#') continue;
     uint8_t key[32];
     if (line.size() != 40 || !zmq_z85_decode(key, line.c_str())) {
-      fail(ErrorCode::invalid_argument, path + ":" + std::to_string(number) + ": not a Z85 CURVE public key (40 characters)");
+      fail(ErrorCode::invalid_argument,
+           path + ":" + std::to_string(number) + ": not a Z85 CURVE public key (40 characters)");
     }
     keys.push_back(line);
   }
@@ -115,14 +119,16 @@ void check_endpoint(const std::string& endpoint, const ServiceConfig& config) {
   const bool loopback = host == "127.0.0.1" || host == "localhost" || host == "[::1]" || host == "lo";
   if (loopback) return;
   if (!config.allow_remote) {
-    fail(ErrorCode::invalid_argument, "endpoint '" + endpoint +
-                                          "' is not loopback; pass --allow-remote together with --secret-file or --curve-clients");
+    fail(ErrorCode::invalid_argument,
+         "endpoint '" + endpoint +
+             "' is not loopback; pass --allow-remote together with --secret-file or --curve-clients");
   }
   // CURVE alone encrypts but lets in anyone who knows the server's (public) key.
   if (config.secret.empty() && (config.curve_secret_key.empty() || config.curve_clients.empty())) {
-    fail(ErrorCode::invalid_argument, "endpoint '" + endpoint +
-                                          "' is not loopback and clients are not authenticated: configure a shared secret "
-                                          "(--secret-file) or CURVE with an allow-list of clients (--curve-clients)");
+    fail(ErrorCode::invalid_argument,
+         "endpoint '" + endpoint +
+             "' is not loopback and clients are not authenticated: configure a shared secret "
+             "(--secret-file) or CURVE with an allow-list of clients (--curve-clients)");
   }
 }
 
@@ -163,7 +169,7 @@ struct Job {
   // taking the job out of the table of jobs in flight.
   std::function<Value(Job&)> work;
   CancelState cancel;
-  std::shared_ptr<RewardChannel> reward;  // generations with client_reward only
+  std::shared_ptr<RewardChannel> reward;               // generations with client_reward only
   std::shared_ptr<asio::steady_timer> deadline_timer;  // touched only on the control thread
 };
 
@@ -268,17 +274,26 @@ class Metrics {
     std::lock_guard lock(mutex_);
     Value::Map requests, errors, latency;
     int64_t total = 0, error_total = 0;
-    for (const auto& [op, n] : requests_) { requests.emplace_back(op, n); total += n; }
-    for (const auto& [code, n] : errors_) { errors.emplace_back(code, n); error_total += n; }
+    for (const auto& [op, n] : requests_) {
+      requests.emplace_back(op, n);
+      total += n;
+    }
+    for (const auto& [code, n] : errors_) {
+      errors.emplace_back(code, n);
+      error_total += n;
+    }
     for (const auto& [op, ring] : latency_) {
       std::vector<double> sorted = ring;
       std::sort(sorted.begin(), sorted.end());
       auto at = [&](double q) { return sorted[std::min(sorted.size() - 1, std::size_t(q * double(sorted.size())))]; };
-      latency.emplace_back(op, Value::Map{{"count", completed_.at(op)}, {"window", int64_t(sorted.size())},
-                                          {"p50_s", at(0.5)}, {"p90_s", at(0.9)}, {"p99_s", at(0.99)},
+      latency.emplace_back(op, Value::Map{{"count", completed_.at(op)},
+                                          {"window", int64_t(sorted.size())},
+                                          {"p50_s", at(0.5)},
+                                          {"p90_s", at(0.9)},
+                                          {"p99_s", at(0.99)},
                                           {"max_s", sorted.back()}});
     }
-    return Value::Map{{"requests", total}, {"requests_by_op", requests}, {"errors", error_total},
+    return Value::Map{{"requests", total},        {"requests_by_op", requests},  {"errors", error_total},
                       {"errors_by_code", errors}, {"tokens_generated", tokens_}, {"latency", latency}};
   }
 
@@ -384,7 +399,7 @@ struct Service::Impl {
     ino_t ino;
   };
   std::vector<IpcFile> ipc_files;  // the socket files of our ipc endpoints, removed at exit
-  Authorizer authorizer;            // checks the shared secret; empty without one
+  Authorizer authorizer;           // checks the shared secret; empty without one
   // CURVE authentication: the ZAP handler (ZeroMQ asks it about every CURVE handshake) admits the
   // clients whose public keys (32 bytes) are listed here.
   std::set<std::string> curve_clients;
@@ -392,7 +407,7 @@ struct Service::Impl {
   zmq::context_t context{1};
   zmq::socket_t router{context, zmq::socket_type::router};
   zmq::socket_t zap{context, zmq::socket_type::rep};  // the ZAP handler, bound with curve_clients
-  std::thread::id io_thread;  // the thread in run()
+  std::thread::id io_thread;                          // the thread in run()
   int wake_fd = -1;  // eventfd: workers and the control thread wake the I/O thread through it
 
   std::mutex outbox_mutex;
@@ -411,8 +426,7 @@ struct Service::Impl {
   std::atomic<bool> stopping{false};
   Clock::time_point started = Clock::now();
 
-  explicit Impl(ServiceConfig c)
-      : config(std::move(c)), log(config.log_level), queue(config.max_queue) {
+  explicit Impl(ServiceConfig c) : config(std::move(c)), log(config.log_level), queue(config.max_queue) {
     if (!config.secret.empty()) {
       authorizer = [this](const std::string& auth) {
         if (!same_secret(auth, config.secret)) {
@@ -536,7 +550,8 @@ struct Service::Impl {
     if (job->deadline_s <= 0) return;
     asio::post(io, [this, job] {
       job->deadline_timer = std::make_shared<asio::steady_timer>(
-          io, job->received + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(job->deadline_s)));
+          io,
+          job->received + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(job->deadline_s)));
       job->deadline_timer->async_wait([this, weak = std::weak_ptr<Job>(job)](const boost::system::error_code& ec) {
         auto j = weak.lock();
         if (ec || !j) return;
@@ -551,7 +566,8 @@ struct Service::Impl {
   }
 
   void schedule_heartbeat() {
-    heartbeat->expires_after(std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(config.heartbeat_interval_s)));
+    heartbeat->expires_after(
+        std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(config.heartbeat_interval_s)));
     heartbeat->async_wait([this](const boost::system::error_code& ec) {
       if (ec) return;
       std::vector<std::pair<std::string, uint64_t>> live;
@@ -604,7 +620,8 @@ struct Service::Impl {
         {"protocol", kProtocolVersion},
         {"server", "decodelabd"},
         {"version", "0.1.0"},
-        {"build", Value::Map{{"compiler", __VERSION__}, {"cplusplus", int64_t(__cplusplus)},
+        {"build", Value::Map{{"compiler", __VERSION__},
+                             {"cplusplus", int64_t(__cplusplus)},
 #ifdef NDEBUG
                              {"assertions", false}
 #else
@@ -625,8 +642,11 @@ struct Service::Impl {
     for (const auto* e : DecoderRegistry::instance().list()) {
       Value::Array roles;
       for (const auto& r : e->roles) roles.emplace_back(r);
-      out.emplace_back(Value::Map{{"name", e->name}, {"doc", e->doc}, {"roles", roles},
-                                  {"optional_roles", strings(optional_roles(e->name))}, {"params", param_schema(e->params)}});
+      out.emplace_back(Value::Map{{"name", e->name},
+                                  {"doc", e->doc},
+                                  {"roles", roles},
+                                  {"optional_roles", strings(optional_roles(e->name))},
+                                  {"params", param_schema(e->params)}});
     }
     return Value::Map{{"decoders", out}};
   }
@@ -660,7 +680,8 @@ struct Service::Impl {
       op = r.op;
       metrics.request(op);
       if (log.enabled(LogLevel::debug)) {
-        log(LogLevel::debug, "request " + std::to_string(id) + " op " + op + " (" + std::to_string(payload.size()) + " bytes)");
+        log(LogLevel::debug,
+            "request " + std::to_string(id) + " op " + op + " (" + std::to_string(payload.size()) + " bytes)");
       }
       if (stopping) reject(codes::shutting_down, "", "the daemon is shutting down");
       Call call{identity, id, op, received};
@@ -668,7 +689,8 @@ struct Service::Impl {
     } catch (const ProtocolError& e) {
       // A message with the id of a generation waiting for its reward is taken as that reward
       // reply, gone wrong: the generation fails with the error, once.
-      if (auto channel = reward_channel(identity, id); channel && channel->deliver_error(e.code(), e.field(), e.what())) return;
+      if (auto channel = reward_channel(identity, id); channel && channel->deliver_error(e.code(), e.field(), e.what()))
+        return;
       post_error(identity, id, e.code(), e.what(), e.field());
     } catch (const Error& e) {
       post_error(identity, id, to_string(e.code()), e.what(), "");
@@ -699,7 +721,8 @@ struct Service::Impl {
   void on(const Call& call, MetricsRequest&) { reply(call, as_fields(metrics.snapshot())); }
 
   void on(const Call& call, ShutdownRequest&) {
-    if (!config.allow_shutdown) reject(codes::forbidden, "op", "the shutdown op is disabled (start decodelabd with --allow-shutdown)");
+    if (!config.allow_shutdown)
+      reject(codes::forbidden, "op", "the shutdown op is disabled (start decodelabd with --allow-shutdown)");
     reply(call, {{"stopping", true}});
     log(LogLevel::info, "shutdown requested by a client");
     stopping = true;
@@ -723,8 +746,8 @@ struct Service::Impl {
     const uint64_t reward_call = body.call;
     auto channel = reward_channel(call.identity, call.id);
     if (!channel || !channel->deliver(std::move(body))) {
-      log(LogLevel::debug, "reward reply for request " + std::to_string(call.id) + " call " + std::to_string(reward_call) +
-                               " answers no outstanding reward request; dropped");
+      log(LogLevel::debug, "reward reply for request " + std::to_string(call.id) + " call " +
+                               std::to_string(reward_call) + " answers no outstanding reward request; dropped");
     }
   }
 
@@ -734,7 +757,9 @@ struct Service::Impl {
     reply(call, {{"unloaded", body.name}});
   }
 
-  void on(const Call& call, LoadModelRequest& body) { queue_load(call.identity, call.id, call.received, std::move(body)); }
+  void on(const Call& call, LoadModelRequest& body) {
+    queue_load(call.identity, call.id, call.received, std::move(body));
+  }
   void on(const Call& call, GenerateRequest& body) {
     queue_generate(call.identity, call.id, call.received, std::move(body));
   }
@@ -762,7 +787,8 @@ struct Service::Impl {
         const auto t0 = Clock::now();
         auto loaded = models.load(body.name, body.spec, body.target, model_dir);
         const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
-        log(LogLevel::info, "loaded model '" + body.name + "' = " + body.spec + " in " + std::to_string(seconds) + " s");
+        log(LogLevel::info,
+            "loaded model '" + body.name + "' = " + body.spec + " in " + std::to_string(seconds) + " s");
         metrics.finished("load_model", std::chrono::duration<double>(Clock::now() - j.received).count(), 0);
         return result_reply(j.id, {{"model", ModelTable::describe_one(*loaded)}, {"seconds", seconds}});
       } catch (const ProtocolError& e) {
@@ -771,7 +797,9 @@ struct Service::Impl {
         return counted_error(j.id, to_string(e.code()), e.what(), "spec");
       }
     };
-    if (!enqueue(job)) reject(codes::busy, "", "the request queue is full (" + std::to_string(config.max_queue) + " waiting); retry later");
+    if (!enqueue(job))
+      reject(codes::busy, "",
+             "the request queue is full (" + std::to_string(config.max_queue) + " waiting); retry later");
   }
 
   void queue_generate(const std::string& identity, uint64_t id, Clock::time_point received, GenerateRequest body) {
@@ -809,7 +837,9 @@ struct Service::Impl {
         return counted_error(j.id, to_string(e.code()), e.what(), "");
       }
     };
-    if (!enqueue(job)) reject(codes::busy, "", "the request queue is full (" + std::to_string(config.max_queue) + " waiting); retry later");
+    if (!enqueue(job))
+      reject(codes::busy, "",
+             "the request queue is full (" + std::to_string(config.max_queue) + " waiting); retry later");
   }
 
   // --- lifecycle ---
@@ -824,7 +854,8 @@ struct Service::Impl {
     // arrive and get a "too_large" reply.
     router.set(zmq::sockopt::maxmsgsize, int64_t(config.max_message_bytes) * 2 + 1024);
     if (!config.curve_clients.empty() && config.curve_secret_key.empty()) {
-      fail(ErrorCode::invalid_argument, "--curve-clients needs CURVE enabled (--curve-secret-key or --curve-secret-file)");
+      fail(ErrorCode::invalid_argument,
+           "--curve-clients needs CURVE enabled (--curve-secret-key or --curve-secret-file)");
     }
     if (!config.curve_secret_key.empty()) {
       if (!zmq_has("curve")) fail(ErrorCode::unsupported, "this libzmq has no CURVE support (--curve-secret-key)");
@@ -860,7 +891,8 @@ struct Service::Impl {
     // ZeroMQ replaces an existing socket file without asking, which would leave a running daemon
     // there unreachable; a file nobody answers on is stale and may go.
     if (!path.empty() && someone_listens(path)) {
-      fail(ErrorCode::invalid_argument, "cannot bind endpoint '" + as_given + "': another process (a running decodelabd?) listens on it");
+      fail(ErrorCode::invalid_argument,
+           "cannot bind endpoint '" + as_given + "': another process (a running decodelabd?) listens on it");
     }
     try {
       router.bind(endpoint);
@@ -907,8 +939,8 @@ struct Service::Impl {
     Clock::time_point give_up{};
     bool draining = false;
     while (true) {
-      zmq::pollitem_t items[] = {{router.handle(), 0, ZMQ_POLLIN, 0}, {nullptr, wake_fd, ZMQ_POLLIN, 0},
-                                 {zap.handle(), 0, ZMQ_POLLIN, 0}};
+      zmq::pollitem_t items[] = {
+          {router.handle(), 0, ZMQ_POLLIN, 0}, {nullptr, wake_fd, ZMQ_POLLIN, 0}, {zap.handle(), 0, ZMQ_POLLIN, 0}};
       try {
         zmq::poll(items, curve_clients.empty() ? 2 : 3, std::chrono::milliseconds(draining ? 10 : -1));
       } catch (const zmq::error_t& e) {
@@ -927,7 +959,8 @@ struct Service::Impl {
       }
       if (stopping && !draining) {
         draining = true;
-        give_up = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(config.shutdown_grace_s));
+        give_up = Clock::now() +
+                  std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(config.shutdown_grace_s));
         begin_stop();
       }
       if (draining) {
@@ -971,14 +1004,18 @@ struct Service::Impl {
       if (!zmq::recv_multipart(zap, std::back_inserter(request), zmq::recv_flags::dontwait)) return;
       // A REP socket must answer every request; a malformed one (libzmq sends none) is refused.
       const bool curve = request.size() >= 7 && request[5].to_string_view() == "CURVE" && request[6].size() == 32;
-      const zmq::const_buffer request_id = request.size() >= 2 ? zmq::buffer(request[1].data(), request[1].size()) : zmq::str_buffer("");
+      const zmq::const_buffer request_id =
+          request.size() >= 2 ? zmq::buffer(request[1].data(), request[1].size()) : zmq::str_buffer("");
       const std::string address = request.size() >= 4 ? request[3].to_string() : "?";
       const bool allowed = curve && curve_clients.count(request[6].to_string());
       if (!allowed) log(LogLevel::info, "CURVE client from " + address + " is not on the allow-list; refused");
-      std::array<zmq::const_buffer, 6> reply{zmq::str_buffer("1.0"), request_id,
-                                             allowed ? zmq::str_buffer("200") : zmq::str_buffer("400"),
-                                             allowed ? zmq::str_buffer("OK") : zmq::str_buffer("client key not allowed"),
-                                             zmq::str_buffer(""), zmq::str_buffer("")};
+      std::array<zmq::const_buffer, 6> reply{
+          zmq::str_buffer("1.0"),
+          request_id,
+          allowed ? zmq::str_buffer("200") : zmq::str_buffer("400"),
+          allowed ? zmq::str_buffer("OK") : zmq::str_buffer("client key not allowed"),
+          zmq::str_buffer(""),
+          zmq::str_buffer("")};
       zmq::send_multipart(zap, reply);
     }
   }

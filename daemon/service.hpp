@@ -22,21 +22,21 @@ enum class LogLevel { error, warn, info, debug };
 LogLevel parse_log_level(const std::string& text);
 
 struct ServiceConfig {
-  std::vector<std::string> endpoints;     // "ipc:///path" or "tcp://127.0.0.1:5555"
-  std::string secret;                     // shared secret every request must carry in "auth"
-  std::string curve_secret_key;           // Z85 server secret key: enables CURVE encryption
+  std::vector<std::string> endpoints;  // "ipc:///path" or "tcp://127.0.0.1:5555"
+  std::string secret;                  // shared secret every request must carry in "auth"
+  std::string curve_secret_key;        // Z85 server secret key: enables CURVE encryption
   // Z85 public keys of the CURVE clients allowed to connect; empty = any client that knows the
   // server's public key (encryption without authentication).
   std::vector<std::string> curve_clients;
-  bool allow_remote = false;              // permit non-loopback tcp (still needs secret or curve_clients)
+  bool allow_remote = false;  // permit non-loopback tcp (still needs secret or curve_clients)
   int workers = 2;
-  std::size_t max_queue = 64;             // queued (not yet running) jobs before "busy"
+  std::size_t max_queue = 64;  // queued (not yet running) jobs before "busy"
   std::size_t max_message_bytes = 1 << 20;
   int64_t max_tokens = 1 << 20;
-  bool allow_shutdown = false;            // honor the "shutdown" op
-  double stream_interval_s = 0.002;       // streamed tokens arriving within this interval share a chunk
+  bool allow_shutdown = false;       // honor the "shutdown" op
+  double stream_interval_s = 0.002;  // streamed tokens arriving within this interval share a chunk
   double heartbeat_interval_s = 1.0;
-  double shutdown_grace_s = 2.0;          // how long in-flight work may take to stop on shutdown
+  double shutdown_grace_s = 2.0;  // how long in-flight work may take to stop on shutdown
   LogLevel log_level = LogLevel::info;
   // load_model requests read model files only inside this directory ("" = default_model_dir(),
   // "/" = anywhere; see model_files.hpp). `preload` is the operator's and may name any file.

@@ -3,7 +3,11 @@
 namespace decodelab {
 
 DecodeLoop::DecodeLoop(const ModelSet& models, const DecodeOptions& options, TokenStream& stream)
-    : models_(models), options_(options), stream_(stream), target_(&models.get("target")), draft_(models.find("draft")) {
+    : models_(models),
+      options_(options),
+      stream_(stream),
+      target_(&models.get("target")),
+      draft_(models.find("draft")) {
   if (draft_ == target_) draft_ = nullptr;  // one object in both roles: its calls count as the target's
   target_start_ = target_->counters();
   if (draft_) draft_start_ = draft_->counters();
@@ -48,7 +52,8 @@ std::size_t DecodeLoop::room(const LanguageModel& model, SeqId seq) const {
 void DecodeLoop::stop_for_length(const LanguageModel& model) {
   stats_.stop_reason = "length";
   const int target_context = target_->info().context_length, context = model.info().context_length;
-  if (&model != target_ && (target_context <= 0 || context < target_context)) stats_.metrics["context_full_draft"] = 1.0;
+  if (&model != target_ && (target_context <= 0 || context < target_context))
+    stats_.metrics["context_full_draft"] = 1.0;
 }
 
 Stats DecodeLoop::finish() {

@@ -16,7 +16,8 @@ class Dist final : public Sampler {
   void apply(Candidates& c) override {
     // A fixed order (token id) makes the inverse CDF independent of earlier samplers' reordering;
     // candidates straight from logits are already in id order, so this costs a scan.
-    if (!std::is_sorted(c.data.begin(), c.data.end(), [](const Candidate& a, const Candidate& b) { return a.id < b.id; })) {
+    if (!std::is_sorted(c.data.begin(), c.data.end(),
+                        [](const Candidate& a, const Candidate& b) { return a.id < b.id; })) {
       std::sort(c.data.begin(), c.data.end(), [](const Candidate& a, const Candidate& b) { return a.id < b.id; });
       c.sorted = false;
       c.sorted_prefix = 0;

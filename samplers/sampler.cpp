@@ -26,7 +26,9 @@ Candidates Candidates::from_logits(std::span<const float> logits) {
 }
 
 namespace {
-bool ranks_before(const Candidate& a, const Candidate& b) { return a.logit > b.logit || (a.logit == b.logit && a.id < b.id); }
+bool ranks_before(const Candidate& a, const Candidate& b) {
+  return a.logit > b.logit || (a.logit == b.logit && a.id < b.id);
+}
 }  // namespace
 
 void Candidates::sort() { sort_top(data.size()); }
@@ -82,7 +84,8 @@ std::vector<float> Candidates::dense_probs(int vocab_size) const {
 }
 
 TokenId Candidates::selected_token() const {
-  if (selected < 0 || std::size_t(selected) >= data.size()) fail(ErrorCode::internal, "no token was selected by the sampler chain");
+  if (selected < 0 || std::size_t(selected) >= data.size())
+    fail(ErrorCode::internal, "no token was selected by the sampler chain");
   return data[std::size_t(selected)].id;
 }
 
@@ -160,7 +163,9 @@ std::vector<ParamSpec> sampling_param_specs() {
       ParamSpec::real("top_p", 1.0, 0.0, 1.0, "nucleus: keep the smallest prefix with mass >= top_p; 1 = off"),
       ParamSpec::real("min_p", 0.0, 0.0, 1.0, "keep tokens with p >= min_p * p_max; 0 = off"),
       ParamSpec::real("typical_p", 1.0, 0.0, 1.0, "locally typical sampling mass; 1 = off"),
-      ParamSpec::string("chain", "", "explicit sampler chain, e.g. \"top_k(k=40),temperature(t=0.7)\"; replaces the parameters above"),
+      ParamSpec::string(
+          "chain", "",
+          "explicit sampler chain, e.g. \"top_k(k=40),temperature(t=0.7)\"; replaces the parameters above"),
   };
 }
 
@@ -178,7 +183,8 @@ std::unique_ptr<SamplerChain> chain_from_params(const Params& params) {
   if (params.get_real("typical_p") < 1.0) chain->add(registry.create("typical", {{"p", params.get_real("typical_p")}}));
   if (params.get_real("top_p") < 1.0) chain->add(registry.create("top_p", {{"p", params.get_real("top_p")}}));
   if (params.get_real("min_p") > 0.0) chain->add(registry.create("min_p", {{"p", params.get_real("min_p")}}));
-  if (params.get_real("temperature") != 1.0) chain->add(registry.create("temperature", {{"t", params.get_real("temperature")}}));
+  if (params.get_real("temperature") != 1.0)
+    chain->add(registry.create("temperature", {{"t", params.get_real("temperature")}}));
   return chain;
 }
 

@@ -40,14 +40,14 @@ struct Candidate {
 
 struct Candidates {
   std::vector<Candidate> data;
-  bool sorted = false;  // sorted by logit, descending, ties by id ascending
+  bool sorted = false;            // sorted by logit, descending, ties by id ascending
   std::size_t sorted_prefix = 0;  // data[0, sorted_prefix) are the largest, in sorted order
-  int selected = -1;    // index into data of the chosen token (terminal samplers), -1 = none
+  int selected = -1;              // index into data of the chosen token (terminal samplers), -1 = none
 
   // Throws Error(numeric) for a NaN or +inf logit and when every logit is -inf.
   static Candidates from_logits(std::span<const float> logits);
 
-  void sort();     // no-op when already sorted
+  void sort();  // no-op when already sorted
   // Makes data[0, n) the n largest candidates in sorted order (the rest in any order): O(size + n log n),
   // which is what top-k and top-p need on a 150k vocabulary. Returns min(n, size).
   std::size_t sort_top(std::size_t n);

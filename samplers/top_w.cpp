@@ -67,8 +67,9 @@ float TokenGeometry::similarity(TokenId a, TokenId b) const { return dot(row(a),
 
 std::shared_ptr<const TokenGeometry> TokenGeometry::build(const Matrix& e) {
   if (e.rows < 1 || e.cols < 1 || e.data.size() != std::size_t(e.rows) * std::size_t(e.cols)) {
-    fail(ErrorCode::invalid_argument, "token embeddings: expected a non-empty [vocab x dim] matrix, got " + std::to_string(e.rows) +
-                                          " x " + std::to_string(e.cols) + " with " + std::to_string(e.data.size()) + " values");
+    fail(ErrorCode::invalid_argument, "token embeddings: expected a non-empty [vocab x dim] matrix, got " +
+                                          std::to_string(e.rows) + " x " + std::to_string(e.cols) + " with " +
+                                          std::to_string(e.data.size()) + " values");
   }
   const std::size_t rows = std::size_t(e.rows), cols = std::size_t(e.cols);
   // z-score per dimension over the whole vocabulary (population variance, clipped at 1e-6 so a
@@ -78,7 +79,8 @@ std::shared_ptr<const TokenGeometry> TokenGeometry::build(const Matrix& e) {
     const float* x = e.data.data() + r * cols;
     for (std::size_t d = 0; d < cols; ++d) {
       if (!std::isfinite(x[d])) {
-        fail(ErrorCode::numeric, "token embeddings: non-finite value at row " + std::to_string(r) + ", column " + std::to_string(d));
+        fail(ErrorCode::numeric,
+             "token embeddings: non-finite value at row " + std::to_string(r) + ", column " + std::to_string(d));
       }
       mean[d] += x[d];
     }
@@ -195,8 +197,9 @@ std::shared_ptr<const TokenGeometry> TokenGeometry::of(const LanguageModel& mode
   const std::optional<Matrix> e = model.token_embeddings();
   if (!e) return nullptr;
   if (e->rows != model.vocab_size()) {
-    fail(ErrorCode::invalid_argument, "model '" + model.info().name + "': token-embedding matrix has " + std::to_string(e->rows) +
-                                          " rows for a vocabulary of " + std::to_string(model.vocab_size()));
+    fail(ErrorCode::invalid_argument, "model '" + model.info().name + "': token-embedding matrix has " +
+                                          std::to_string(e->rows) + " rows for a vocabulary of " +
+                                          std::to_string(model.vocab_size()));
   }
   auto g = cached(*e);
   std::lock_guard lock(mutex);
@@ -209,8 +212,8 @@ std::shared_ptr<const TokenGeometry> TokenGeometry::of(const LanguageModel& mode
 
 namespace top_w {
 
-double objective(std::span<const double> log_p, std::span<const double> psi, std::span<const int> members, double lambda,
-                 double beta) {
+double objective(std::span<const double> log_p, std::span<const double> psi, std::span<const int> members,
+                 double lambda, double beta) {
   if (members.empty()) fail(ErrorCode::invalid_argument, "top_w::objective: empty crop");
   // Masses relative to the largest member, so tiny probabilities neither underflow Γ nor lose A/Γ.
   double top = -std::numeric_limits<double>::infinity();
@@ -226,7 +229,8 @@ double objective(std::span<const double> log_p, std::span<const double> psi, std
 
 std::vector<int> best_crop(std::span<const double> log_p, std::span<const double> psi, double lambda, double beta) {
   const std::size_t n = log_p.size();
-  if (n == 0 || psi.size() != n) fail(ErrorCode::invalid_argument, "top_w::best_crop: empty pool or potential of another size");
+  if (n == 0 || psi.size() != n)
+    fail(ErrorCode::invalid_argument, "top_w::best_crop: empty pool or potential of another size");
   if (beta <= lambda) {
     // Singleton: Φ({i}) = β log p_i − ψ_i, and no larger crop beats its best element.
     std::size_t best = 0;
@@ -263,8 +267,8 @@ std::vector<int> best_crop(std::span<const double> log_p, std::span<const double
   return crop;
 }
 
-void geometric_potential(std::span<const std::span<const float>> sim_to_kept, std::span<const uint8_t> kept, double gamma, int k,
-                         std::span<double> psi) {
+void geometric_potential(std::span<const std::span<const float>> sim_to_kept, std::span<const uint8_t> kept,
+                         double gamma, int k, std::span<double> psi) {
   if (sim_to_kept.empty()) fail(ErrorCode::invalid_argument, "top_w::geometric_potential: no kept token");
   if (k < 1) fail(ErrorCode::invalid_argument, "top_w::geometric_potential: knn must be >= 1");
   const std::size_t n = psi.size();
@@ -316,8 +320,8 @@ std::string format_number(double x) {
 
 void check_range(const char* name, double value, double lo, double hi) {
   if (!(value >= lo && value <= hi)) {
-    fail(ErrorCode::invalid_argument, std::string("top_w: parameter '") + name + "' = " + format_number(value) + " is out of range [" +
-                                          format_number(lo) + ", " + format_number(hi) + "]");
+    fail(ErrorCode::invalid_argument, std::string("top_w: parameter '") + name + "' = " + format_number(value) +
+                                          " is out of range [" + format_number(lo) + ", " + format_number(hi) + "]");
   }
 }
 
@@ -337,9 +341,10 @@ void TopWSettings::validate() const {
 TopW::TopW(TopWSettings settings) : s_(settings) { s_.validate(); }
 
 std::string TopW::name() const {
-  return "top_w(lambda=" + format_number(s_.lambda) + ",beta=" + format_number(s_.beta) + ",gamma=" + format_number(s_.gamma) +
-         ",m=" + std::to_string(s_.m) + ",p0=" + format_number(s_.p0) + ",iters=" + std::to_string(s_.iters) +
-         ",t_sel=" + format_number(s_.t_sel) + ",knn=" + std::to_string(s_.knn) + ")";
+  return "top_w(lambda=" + format_number(s_.lambda) + ",beta=" + format_number(s_.beta) +
+         ",gamma=" + format_number(s_.gamma) + ",m=" + std::to_string(s_.m) + ",p0=" + format_number(s_.p0) +
+         ",iters=" + std::to_string(s_.iters) + ",t_sel=" + format_number(s_.t_sel) + ",knn=" + std::to_string(s_.knn) +
+         ")";
 }
 
 std::unique_ptr<Sampler> TopW::clone() const {
@@ -353,8 +358,9 @@ void TopW::bind(const SamplerContext& context) {
   const LanguageModel& model = *context.model;
   geometry_ = TokenGeometry::of(model);
   if (!geometry_) {
-    fail(ErrorCode::invalid_argument, "top_w: gamma = " + format_number(s_.gamma) + " needs token embeddings, and model '" +
-                                          model.info().name + "' has none (gamma=0 turns the geometry off)");
+    fail(ErrorCode::invalid_argument, "top_w: gamma = " + format_number(s_.gamma) +
+                                          " needs token embeddings, and model '" + model.info().name +
+                                          "' has none (gamma=0 turns the geometry off)");
   }
 }
 
@@ -366,7 +372,8 @@ void TopW::apply(Candidates& c) {
   std::size_t finite = 0;
   for (const Candidate& x : c.data) {
     if (std::isnan(x.logit) || x.logit == kInf) {
-      fail(ErrorCode::numeric, "top_w: logit of token " + std::to_string(x.id) + " is " + (std::isnan(x.logit) ? "NaN" : "+inf"));
+      fail(ErrorCode::numeric,
+           "top_w: logit of token " + std::to_string(x.id) + " is " + (std::isnan(x.logit) ? "NaN" : "+inf"));
     }
     if (x.logit != -kInf) {
       ++finite;
@@ -400,7 +407,8 @@ void TopW::apply(Candidates& c) {
   for (std::size_t i = 0; i < pool; ++i) {
     const TokenId id = c.data[i].id;
     if (geometric && (id < 0 || id >= geometry_->vocab())) {
-      fail(ErrorCode::invalid_argument, "top_w: token " + std::to_string(id) + " is outside the token-embedding matrix (" +
+      fail(ErrorCode::invalid_argument, "top_w: token " + std::to_string(id) +
+                                            " is outside the token-embedding matrix (" +
                                             std::to_string(geometry_->vocab()) + " rows)");
     }
     log_p_[i] = (double(c.data[i].logit) - double(z_max)) * inv_t - log_z;
@@ -457,7 +465,8 @@ void TopW::apply(Candidates& c) {
             const int other = column_of_[j];
             if (other >= 0) {
               // Symmetry: ⟨ê_j, ê_s⟩ is in column j when j was kept earlier (the same value).
-              for (std::size_t r = 0; r < kGroup; ++r) cols[r][j] = columns_[std::size_t(other) * pool + std::size_t(member(g, r))];
+              for (std::size_t r = 0; r < kGroup; ++r)
+                cols[r][j] = columns_[std::size_t(other) * pool + std::size_t(member(g, r))];
               continue;
             }
             float out[kGroup];
@@ -469,7 +478,8 @@ void TopW::apply(Candidates& c) {
       for (std::size_t i = 0; i < missing.size(); ++i) column_of_[std::size_t(missing[i])] = int(columns + i);
       columns += groups * kGroup;
       sim_to_kept.clear();
-      for (int s : crop) sim_to_kept.emplace_back(columns_.data() + std::size_t(column_of_[std::size_t(s)]) * pool, pool);
+      for (int s : crop)
+        sim_to_kept.emplace_back(columns_.data() + std::size_t(column_of_[std::size_t(s)]) * pool, pool);
       top_w::geometric_potential(sim_to_kept, kept, s_.gamma, int(s_.knn), psi_);
     }
     std::vector<int> next = top_w::best_crop(log_p_, psi_, s_.lambda, s_.beta);
@@ -499,7 +509,8 @@ namespace {
 
 const RegisterSampler reg({
     .name = "top_w",
-    .doc = "Top-W: Wasserstein-regularized truncation over the token-embedding geometry (needs embeddings when gamma > 0).",
+    .doc = "Top-W: Wasserstein-regularized truncation over the token-embedding geometry (needs embeddings when gamma > "
+           "0).",
     .params = {ParamSpec::real("lambda", 2.2, 0.0, 1e6, "entropy weight: larger = more coherent (smaller) crops"),
                ParamSpec::real("beta", 2.8, 0.0, 1e6, "mass reward: beta <= lambda keeps one token, larger keeps more"),
                ParamSpec::real("gamma", 0.6, 0.0, 1e6, "weight of the embedding-distance potential; 0 = geometry off"),
@@ -507,7 +518,8 @@ const RegisterSampler reg({
                ParamSpec::real("p0", 0.999, 0.0, 1.0, "warm start: top-p mass inside the pool"),
                ParamSpec::integer("iters", 9, 0, 1000, "alternations (potential <-> crop) at most"),
                ParamSpec::real("t_sel", 1.0, 1e-6, 1e6, "temperature of the probabilities the crop is selected on"),
-               ParamSpec::integer("knn", 1, 1, 1e6, "potential: mean distance to the knn nearest kept tokens; 1 = nearest-set")},
+               ParamSpec::integer("knn", 1, 1, 1e6,
+                                  "potential: mean distance to the knn nearest kept tokens; 1 = nearest-set")},
     .roles = {},
     .make = [](const Params& p) -> std::unique_ptr<Sampler> {
       TopWSettings s;

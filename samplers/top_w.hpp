@@ -58,7 +58,9 @@ class TokenGeometry {
 
   int vocab() const { return vocab_; }
   int dim() const { return dim_; }
-  std::span<const float> row(TokenId token) const { return {data_.data() + std::size_t(token) * std::size_t(dim_), std::size_t(dim_)}; }
+  std::span<const float> row(TokenId token) const {
+    return {data_.data() + std::size_t(token) * std::size_t(dim_), std::size_t(dim_)};
+  }
   // Cosine similarity ⟨ê_a, ê_b⟩ in the fixed summation order every caller of this class uses.
   float similarity(TokenId a, TokenId b) const;
 
@@ -77,8 +79,8 @@ namespace top_w {
 // Φ(S) = Σ_{i∈S} p_i φ_i / Γ_S + (β − λ) log Γ_S with φ_i = λ log p_i − ψ_i, i.e. minus the
 // fixed-potential objective E_{q_S}[ψ] + λ H(q_S) − β log Γ_S. `log_p[i]` = log p_i (p_i > 0);
 // `members` are indices into log_p / psi (non-empty, distinct).
-double objective(std::span<const double> log_p, std::span<const double> psi, std::span<const int> members, double lambda,
-                 double beta);
+double objective(std::span<const double> log_p, std::span<const double> psi, std::span<const int> members,
+                 double lambda, double beta);
 
 // The closed-form maximizer of objective() over all non-empty subsets: the singleton argmax of
 // β log p − ψ when β ≤ λ, else the best prefix of the φ-descending order (first maximum). Ties
@@ -89,31 +91,31 @@ std::vector<int> best_crop(std::span<const double> log_p, std::span<const double
 // ⟨ê_j, ê_{s_r}⟩ for the r-th kept token s_r. ψ_j = γ times the mean of the min(k, |S|) smallest
 // distances 1 − sim (k = 1: the nearest-set potential γ (1 − max_r sim)); ψ_j = 0 for kept
 // tokens (kept[j] != 0), whose mass does not move.
-void geometric_potential(std::span<const std::span<const float>> sim_to_kept, std::span<const uint8_t> kept, double gamma,
-                         int k, std::span<double> psi);
+void geometric_potential(std::span<const std::span<const float>> sim_to_kept, std::span<const uint8_t> kept,
+                         double gamma, int k, std::span<double> psi);
 
 }  // namespace top_w
 
 struct TopWSettings {
-  double lambda = 2.2;     // entropy weight λ
-  double beta = 2.8;       // mass reward β
-  double gamma = 0.6;      // weight of the geometric potential γ; 0 = geometry off
-  int64_t m = 1200;        // candidate pool: the M most likely tokens
-  double p0 = 0.999;       // warm start: the top-p prefix of the pool holding p0 of its mass
-  int64_t iters = 9;       // alternations at most
-  double t_sel = 1.0;      // temperature of the probabilities the crop is selected on
-  int64_t knn = 1;         // potential over the k nearest kept tokens; 1 = nearest-set
+  double lambda = 2.2;  // entropy weight λ
+  double beta = 2.8;    // mass reward β
+  double gamma = 0.6;   // weight of the geometric potential γ; 0 = geometry off
+  int64_t m = 1200;     // candidate pool: the M most likely tokens
+  double p0 = 0.999;    // warm start: the top-p prefix of the pool holding p0 of its mass
+  int64_t iters = 9;    // alternations at most
+  double t_sel = 1.0;   // temperature of the probabilities the crop is selected on
+  int64_t knn = 1;      // potential over the k nearest kept tokens; 1 = nearest-set
   // Throws Error(invalid_argument) naming the first out-of-range parameter.
   void validate() const;
 };
 
 // What the last apply() did (for tests, benchmarks and decoder metrics).
 struct TopWTrace {
-  int pool = 0;          // pool size
-  int warm = 0;          // warm-start crop size
-  int alternations = 0;  // alternations run
+  int pool = 0;            // pool size
+  int warm = 0;            // warm-start crop size
+  int alternations = 0;    // alternations run
   bool converged = false;  // the crop reached a fixed point before `iters` ran out
-  int kept = 0;          // final crop size
+  int kept = 0;            // final crop size
 };
 
 class TopW final : public Sampler {

@@ -77,8 +77,11 @@ int main(int argc, char** argv) {
   std::filesystem::create_directories(dir);
   const std::string hello = pack(Value::Map{{"id", 1}, {"op", "hello"}});
   const std::string status = pack(Value::Map{{"id", 1}, {"op", "status"}});
-  const std::string generate = pack(Value::Map{{"id", 1}, {"op", "generate"}, {"models", Value::Map{{"target", "t"}}},
-                                               {"prompt_ids", Value::Array{1, 2}}, {"max_tokens", 1}});
+  const std::string generate = pack(Value::Map{{"id", 1},
+                                               {"op", "generate"},
+                                               {"models", Value::Map{{"target", "t"}}},
+                                               {"prompt_ids", Value::Array{1, 2}},
+                                               {"max_tokens", 1}});
 
   for (const char* transport : {"ipc", "tcp"}) {
     const bool ipc = std::string(transport) == "ipc";
@@ -106,8 +109,9 @@ int main(int argc, char** argv) {
     std::vector<double> floor_us, hello_us, status_us, generate_us;
     constexpr int kRounds = 10;
     for (int round = 0; round < kRounds; ++round) {
-      for (auto [sock, request, out] : {std::tuple{&floor_client, &hello, &floor_us}, std::tuple{&client, &hello, &hello_us},
-                                        std::tuple{&client, &status, &status_us}, std::tuple{&client, &generate, &generate_us}}) {
+      for (auto [sock, request, out] :
+           {std::tuple{&floor_client, &hello, &floor_us}, std::tuple{&client, &hello, &hello_us},
+            std::tuple{&client, &status, &status_us}, std::tuple{&client, &generate, &generate_us}}) {
         const auto us = round_trips(*sock, *request, std::max(1, n / kRounds));
         out->insert(out->end(), us.begin(), us.end());
       }
@@ -116,7 +120,8 @@ int main(int argc, char** argv) {
     echo.join();
     service.stop();
     server.join();
-    const Summary floor = summarize(floor_us), h = summarize(hello_us), s = summarize(status_us), g = summarize(generate_us);
+    const Summary floor = summarize(floor_us), h = summarize(hello_us), s = summarize(status_us),
+                  g = summarize(generate_us);
 
     print(transport, "floor (msgpack echo)", floor, floor.p50_us);
     print(transport, "decodelabd hello", h, floor.p50_us);

@@ -20,7 +20,8 @@ inline void serve_msgpack_echo(zmq::socket_t& router) {
     if (!zmq::recv_multipart(router, std::back_inserter(frames))) continue;
     if (frames.size() == 2 && frames[1].size() == 1 && frames[1].data<char>()[0] == 'q') return;
     const Value request = unpack(frames[1].to_string_view());
-    const std::string reply = pack(Value::Map{{"id", request.get("id")->as_int()}, {"type", "result"}, {"protocol", 1}});
+    const std::string reply =
+        pack(Value::Map{{"id", request.get("id")->as_int()}, {"type", "result"}, {"protocol", 1}});
     router.send(frames[0], zmq::send_flags::sndmore);
     router.send(zmq::buffer(reply), zmq::send_flags::none);
   }

@@ -62,8 +62,11 @@ enum class Op { floor, hello, generate };
 
 std::string request_for(Op op, uint64_t id) {
   if (op == Op::generate) {
-    return pack(Value::Map{{"id", id}, {"op", "generate"}, {"models", Value::Map{{"target", "t"}}},
-                           {"prompt_ids", Value::Array{1, 2}}, {"max_tokens", 1}});
+    return pack(Value::Map{{"id", id},
+                           {"op", "generate"},
+                           {"models", Value::Map{{"target", "t"}}},
+                           {"prompt_ids", Value::Array{1, 2}},
+                           {"max_tokens", 1}});
   }
   return pack(Value::Map{{"id", id}, {"op", "hello"}});
 }
@@ -72,7 +75,7 @@ std::string request_for(Op op, uint64_t id) {
 struct Tally {
   std::vector<double> us;  // round trip of every final reply
   int64_t sent = 0, results = 0, busy = 0, errors = 0, lost = 0, duplicated = 0, unexpected = 0;
-  double seconds = 0;  // wall time of the timed phase (all clients), summed over rounds
+  double seconds = 0;      // wall time of the timed phase (all clients), summed over rounds
   Clock::time_point done;  // when this client had its last reply (before the drain)
 
   void merge(const Tally& o) {
@@ -95,7 +98,8 @@ Tally run_client(zmq::context_t& ctx, const std::string& endpoint, Op op, uint64
   // daemon has seen this client before the clock starts.
   for (int i = 0; i < 20; ++i) {
     dealer.send(zmq::buffer(request_for(op, base - 1 - uint64_t(i))), zmq::send_flags::none);
-    while (dealer.recv(reply, zmq::recv_flags::none) && unpack(reply.to_string_view()).get("type")->as_string() == "heartbeat") {
+    while (dealer.recv(reply, zmq::recv_flags::none) &&
+           unpack(reply.to_string_view()).get("type")->as_string() == "heartbeat") {
     }
   }
 
@@ -168,9 +172,7 @@ Tally run_round(zmq::context_t& ctx, const std::string& endpoint, Op op, int cli
   return all;
 }
 
-void echo_server(zmq::socket_t& router) {
-  serve_msgpack_echo(router);
-}
+void echo_server(zmq::socket_t& router) { serve_msgpack_echo(router); }
 
 double percentile(const std::vector<double>& sorted, double q) {
   if (sorted.empty()) return 0;
@@ -253,8 +255,9 @@ int main(int argc, char** argv) {
       for (int w : windows) {
         Tally floor, hello, generate;
         for (int round = 0; round < kRounds; ++round) {
-          for (auto [tally, ep, op] : {std::tuple{&floor, &floor_ep, Op::floor}, std::tuple{&hello, &daemon_ep, Op::hello},
-                                       std::tuple{&generate, &daemon_ep, Op::generate}}) {
+          for (auto [tally, ep, op] :
+               {std::tuple{&floor, &floor_ep, Op::floor}, std::tuple{&hello, &daemon_ep, Op::hello},
+                std::tuple{&generate, &daemon_ep, Op::generate}}) {
             Tally r = run_round(ctx, *ep, op, n, per_round, w, next_base);
             tally->merge(r);
             tally->seconds += r.seconds;
@@ -296,12 +299,13 @@ int main(int argc, char** argv) {
     if (std::string(row.what) == "floor") floor_p50 = p50;
     const bool overload_row = std::string(row.what).find("queue=") != std::string::npos;
     const Tally& t = row.tally;
-    std::printf("%-4s %3d %2d %-20s %9.0f %8.1f %8.1f %8.1f %9.1f %6lld %5lld %4lld %4lld %4lld\n", row.transport, row.clients,
-                row.window, row.what, double(t.results + t.busy + t.errors) / t.seconds, p50, percentile(t.us, 0.9),
-                percentile(t.us, 0.99), p50 - floor_p50, (long long)t.busy, (long long)t.errors, (long long)t.lost,
-                (long long)t.duplicated, (long long)t.unexpected);
+    std::printf("%-4s %3d %2d %-20s %9.0f %8.1f %8.1f %8.1f %9.1f %6lld %5lld %4lld %4lld %4lld\n", row.transport,
+                row.clients, row.window, row.what, double(t.results + t.busy + t.errors) / t.seconds, p50,
+                percentile(t.us, 0.9), percentile(t.us, 0.99), p50 - floor_p50, (long long)t.busy, (long long)t.errors,
+                (long long)t.lost, (long long)t.duplicated, (long long)t.unexpected);
     if (t.lost || t.duplicated || t.unexpected || t.errors || (t.busy && !overload_row)) ok = false;
   }
-  if (!ok) std::printf("FAILED: a reply was lost, duplicated, unexpected, an error, or busy outside the overload row\n");
+  if (!ok)
+    std::printf("FAILED: a reply was lost, duplicated, unexpected, an error, or busy outside the overload row\n");
   return ok ? 0 : 1;
 }

@@ -76,7 +76,8 @@ int run_bench(const std::vector<std::string>& args) {
   DecodeOptions options;
   options.max_new_tokens = int(to_int(opt.get("max-tokens", "64"), "max-tokens"));
   options.stop_at_eos = false;  // equal lengths make runs comparable
-  if (runs < 1 || warmup < 0 || options.max_new_tokens < 1) fail(ErrorCode::invalid_argument, "--runs and --max-tokens must be >= 1");
+  if (runs < 1 || warmup < 0 || options.max_new_tokens < 1)
+    fail(ErrorCode::invalid_argument, "--runs and --max-tokens must be >= 1");
   std::vector<std::string> specs = opt.all("decoder");
   if (specs.empty()) specs.push_back("greedy");
 
@@ -105,8 +106,9 @@ int run_bench(const std::vector<std::string>& args) {
   const double base = rows.front().seconds > 0 ? double(rows.front().tokens) / rows.front().seconds : 0.0;
   if (opt.flag("json")) {
     for (const Row& r : rows) {
-      std::cout << "{\"decoder\":\"" << r.decoder << "\",\"model\":\"" << target->info().name << "\",\"tokens\":" << r.tokens
-                << ",\"seconds\":" << r.seconds << ",\"tok_per_s\":" << (r.seconds > 0 ? r.tokens / r.seconds : 0)
+      std::cout << "{\"decoder\":\"" << r.decoder << "\",\"model\":\"" << target->info().name
+                << "\",\"tokens\":" << r.tokens << ",\"seconds\":" << r.seconds
+                << ",\"tok_per_s\":" << (r.seconds > 0 ? r.tokens / r.seconds : 0)
                 << ",\"target_calls\":" << r.target_calls << ",\"draft_calls\":" << r.draft_calls
                 << ",\"acceptance\":" << (r.proposed ? double(r.accepted) / r.proposed : 0) << "}\n";
     }
@@ -114,13 +116,14 @@ int run_bench(const std::vector<std::string>& args) {
   }
   std::cout << "model " << target->info().name << (draft ? ", draft " + draft->info().name : "") << "; " << runs
             << " runs x " << options.max_new_tokens << " tokens\n";
-  std::cout << std::left << std::setw(36) << "decoder" << std::right << std::setw(10) << "tok/s" << std::setw(9) << "speedup"
-            << std::setw(12) << "tok/call" << std::setw(11) << "accept" << std::setw(12) << "prefill ms" << "\n";
+  std::cout << std::left << std::setw(36) << "decoder" << std::right << std::setw(10) << "tok/s" << std::setw(9)
+            << "speedup" << std::setw(12) << "tok/call" << std::setw(11) << "accept" << std::setw(12) << "prefill ms"
+            << "\n";
   for (const Row& r : rows) {
     const double tps = r.seconds > 0 ? r.tokens / r.seconds : 0.0;
-    std::cout << std::left << std::setw(36) << r.decoder << std::right << std::fixed << std::setprecision(1) << std::setw(10) << tps
-              << std::setprecision(2) << std::setw(9) << (base > 0 ? tps / base : 0.0) << std::setw(12)
-              << (r.target_calls ? double(r.tokens) / r.target_calls : 0.0) << std::setw(11)
+    std::cout << std::left << std::setw(36) << r.decoder << std::right << std::fixed << std::setprecision(1)
+              << std::setw(10) << tps << std::setprecision(2) << std::setw(9) << (base > 0 ? tps / base : 0.0)
+              << std::setw(12) << (r.target_calls ? double(r.tokens) / r.target_calls : 0.0) << std::setw(11)
               << (r.proposed ? double(r.accepted) / r.proposed : 0.0) << std::setprecision(1) << std::setw(12)
               << (r.phases.count("prefill") ? 1e3 * r.phases.at("prefill") / runs : 0.0) << "\n";
   }

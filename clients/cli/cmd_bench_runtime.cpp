@@ -46,7 +46,8 @@ std::vector<int64_t> parse_list(const std::string& text, const std::string& what
       if (used != item.size() || v < 1) throw std::invalid_argument(item);
       out.push_back(v);
     } catch (const std::exception&) {
-      fail(ErrorCode::invalid_argument, "option --" + what + " expects positive integers separated by commas, got '" + text + "'");
+      fail(ErrorCode::invalid_argument,
+           "option --" + what + " expects positive integers separated by commas, got '" + text + "'");
     }
   }
   if (out.empty()) fail(ErrorCode::invalid_argument, "option --" + what + " is empty");
@@ -116,8 +117,10 @@ Figures measure_ours(LanguageModel& m, int pp, int tg, const std::vector<int64_t
 }
 
 // Runs llama-bench and returns avg_ts for each (n_prompt, n_gen) test it reports.
-std::vector<std::pair<std::pair<int64_t, int64_t>, double>> run_llama_bench(const std::string& bin, const std::string& model, int threads,
-                                                                            const std::string& prompts, int tg, int reps) {
+std::vector<std::pair<std::pair<int64_t, int64_t>, double>> run_llama_bench(const std::string& bin,
+                                                                            const std::string& model, int threads,
+                                                                            const std::string& prompts, int tg,
+                                                                            int reps) {
   const std::string cmd = "'" + bin + "' -m '" + model + "' -t " + std::to_string(threads) + " -p " + prompts + " -n " +
                           std::to_string(tg) + " -r " + std::to_string(reps) + " -o json 2>/dev/null";
   std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(cmd.c_str(), "r"), pclose);
@@ -127,7 +130,8 @@ std::vector<std::pair<std::pair<int64_t, int64_t>, double>> run_llama_bench(cons
   while (std::size_t n = fread(buf, 1, sizeof buf, pipe.get())) text.append(buf, n);
   // One JSON object per test; only three numeric fields are needed, so a pattern is enough.
   std::vector<std::pair<std::pair<int64_t, int64_t>, double>> out;
-  const std::regex object(R"(\{[^{}]*"n_prompt"\s*:\s*(\d+)[^{}]*"n_gen"\s*:\s*(\d+)[^{}]*"avg_ts"\s*:\s*([0-9.eE+-]+)[^{}]*\})");
+  const std::regex object(
+      R"(\{[^{}]*"n_prompt"\s*:\s*(\d+)[^{}]*"n_gen"\s*:\s*(\d+)[^{}]*"avg_ts"\s*:\s*([0-9.eE+-]+)[^{}]*\})");
   for (std::sregex_iterator it(text.begin(), text.end(), object), end; it != end; ++it) {
     out.push_back({{std::stoll((*it)[1]), std::stoll((*it)[2])}, std::stod((*it)[3])});
   }
@@ -146,7 +150,8 @@ int run_bench_runtime(const std::vector<std::string>& args) {
   const int reps = int(parse_list(opt.get("reps", "3"), "reps")[0]);
   const std::vector<int64_t> trees = parse_list(opt.get("trees", "1,4,16,64"), "trees");
   const std::string precision = opt.get("precision", "q8");
-  auto model = load_model("gguf(path=" + path + ",threads=" + std::to_string(threads) + ",precision=" + precision + ")");
+  auto model =
+      load_model("gguf(path=" + path + ",threads=" + std::to_string(threads) + ",precision=" + precision + ")");
 
   const Figures ours = measure_ours(*model, pp, tg, trees, reps);
   double llama_pp = 0, llama_tg = 0;
@@ -166,20 +171,24 @@ int run_bench_runtime(const std::vector<std::string>& args) {
   }
 
   if (opt.flag("json")) {
-    std::cout << "{\"model\":\"" << model->info().name << "\",\"threads\":" << threads << ",\"precision\":\"" << precision
-              << "\",\"pp\":" << pp << ",\"pp_tok_per_s\":" << ours.pp_tps << ",\"tg\":" << tg << ",\"tg_tok_per_s\":" << ours.tg_tps
-              << ",\"llama_pp_tok_per_s\":" << llama_pp << ",\"llama_tg_tok_per_s\":" << llama_tg << ",\"tree_ms\":{";
-    for (std::size_t i = 0; i < ours.tree_ms.size(); ++i) std::cout << (i ? "," : "") << "\"" << ours.tree_ms[i].first << "\":" << ours.tree_ms[i].second;
+    std::cout << "{\"model\":\"" << model->info().name << "\",\"threads\":" << threads << ",\"precision\":\""
+              << precision << "\",\"pp\":" << pp << ",\"pp_tok_per_s\":" << ours.pp_tps << ",\"tg\":" << tg
+              << ",\"tg_tok_per_s\":" << ours.tg_tps << ",\"llama_pp_tok_per_s\":" << llama_pp
+              << ",\"llama_tg_tok_per_s\":" << llama_tg << ",\"tree_ms\":{";
+    for (std::size_t i = 0; i < ours.tree_ms.size(); ++i)
+      std::cout << (i ? "," : "") << "\"" << ours.tree_ms[i].first << "\":" << ours.tree_ms[i].second;
     std::cout << "}}\n";
     return 0;
   }
   auto ratio = [](double a, double b) { return b > 0 ? a / b : 0.0; };
-  std::cout << std::fixed << "model " << model->info().name << ", " << threads << " threads, precision " << precision << ", " << reps
-            << " reps\n";
-  std::cout << std::left << std::setw(24) << "test" << std::right << std::setw(14) << "decodelab" << std::setw(14) << "llama.cpp"
-            << std::setw(9) << "ratio" << "\n";
+  std::cout << std::fixed << "model " << model->info().name << ", " << threads << " threads, precision " << precision
+            << ", " << reps << " reps\n";
+  std::cout << std::left << std::setw(24) << "test" << std::right << std::setw(14) << "decodelab" << std::setw(14)
+            << "llama.cpp" << std::setw(9) << "ratio"
+            << "\n";
   auto line = [&](const std::string& name, double a, double b, const char* unit) {
-    std::cout << std::left << std::setw(24) << name << std::right << std::setprecision(1) << std::setw(10) << a << " " << unit;
+    std::cout << std::left << std::setw(24) << name << std::right << std::setprecision(1) << std::setw(10) << a << " "
+              << unit;
     if (b > 0) {
       std::cout << std::setw(10) << b << " " << unit << std::setprecision(2) << std::setw(9) << ratio(a, b);
     }

@@ -82,9 +82,9 @@ Speculative decoders on a real draft/target pair over a prompt set, beside plain
 )USAGE";
 
 const std::vector<std::string> kDefaultDecoders = {
-    "sample",     "sd(L=2)",    "sd(L=3)",          "sd(L=4)",          "sd(L=5)",          "sd(L=6)",
-    "sd(L=7)",    "sd(L=8)",    "spectr(k=2)",      "spectr(k=4)",      "spectr(k=8)",      "specinfer",
-    "dyspec(budget=16)", "dyspec(budget=32)", "dyspec(budget=64)"};
+    "sample",      "sd(L=2)",   "sd(L=3)",           "sd(L=4)",           "sd(L=5)",
+    "sd(L=6)",     "sd(L=7)",   "sd(L=8)",           "spectr(k=2)",       "spectr(k=4)",
+    "spectr(k=8)", "specinfer", "dyspec(budget=16)", "dyspec(budget=32)", "dyspec(budget=64)"};
 
 using Clock = std::chrono::steady_clock;
 
@@ -95,7 +95,8 @@ int64_t to_int(const std::string& s, const std::string& what, int64_t min) {
     if (used == s.size() && v >= min) return v;
   } catch (const std::exception&) {
   }
-  fail(ErrorCode::invalid_argument, "bench spec: option --" + what + " expects an integer >= " + std::to_string(min) + ", got '" + s + "'");
+  fail(ErrorCode::invalid_argument,
+       "bench spec: option --" + what + " expects an integer >= " + std::to_string(min) + ", got '" + s + "'");
 }
 
 std::vector<std::string> split(const std::string& text, char sep) {
@@ -157,7 +158,6 @@ struct Prompt {
   std::size_t index = 0;  // position in the prompt file: its seed is --seed + index
 };
 
-
 std::vector<Prompt> load_prompts(const std::string& path) {
   std::ifstream in(path);
   if (!in) fail(ErrorCode::not_found, "bench spec: cannot open prompt file " + path);
@@ -173,14 +173,17 @@ std::vector<Prompt> load_prompts(const std::string& path) {
     auto text = [&](const char* key) -> std::string {
       auto it = fields.find(key);
       if (it == fields.end()) return "";
-      if (it->second.kind != FlatValue::Kind::string) fail(ErrorCode::bad_format, "bench spec: " + where + ": \"" + key + "\" must be a string");
+      if (it->second.kind != FlatValue::Kind::string)
+        fail(ErrorCode::bad_format, "bench spec: " + where + ": \"" + key + "\" must be a string");
       return it->second.text;
     };
     const std::string prompt = text("prompt"), id = text("id");
     if (prompt.empty()) fail(ErrorCode::bad_format, "bench spec: " + where + ": no \"prompt\" field");
     out.push_back({id.empty() ? "line" + std::to_string(number) : id, text("category"), prompt, out.size()});
     for (std::size_t j = 0; j + 1 < out.size(); ++j) {
-      if (out[j].id == out.back().id) fail(ErrorCode::bad_format, "bench spec: " + where + ": prompt id '" + out.back().id + "' repeats an earlier one");
+      if (out[j].id == out.back().id)
+        fail(ErrorCode::bad_format,
+             "bench spec: " + where + ": prompt id '" + out.back().id + "' repeats an earlier one");
     }
   }
   if (out.empty()) fail(ErrorCode::bad_format, "bench spec: " + path + " holds no prompts");
@@ -205,7 +208,8 @@ std::string models_dir() {
 
 // A model spec with the models folder written as $MODELS (how records store it), and back.
 std::string replace_all(std::string s, const std::string& from, const std::string& to) {
-  for (std::size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size())) s.replace(at, from.size(), to);
+  for (std::size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size()))
+    s.replace(at, from.size(), to);
   return s;
 }
 std::string portable_spec(const std::string& spec) { return replace_all(spec, models_dir() + "/", "$MODELS/"); }
@@ -262,8 +266,8 @@ struct GapAccumulator {
 
 // Restricts p and q to the union of their top `n` tokens and renormalizes both (in double, then
 // back to the fp32 laws the rules see). Returns the mass of the union under p and q.
-std::pair<double, double> restrict_top(std::span<const float> p, std::span<const float> q, int n, std::vector<float>& ps,
-                                       std::vector<float>& qs) {
+std::pair<double, double> restrict_top(std::span<const float> p, std::span<const float> q, int n,
+                                       std::vector<float>& ps, std::vector<float>& qs) {
   const std::size_t V = p.size(), top = std::min<std::size_t>(V, std::size_t(n));
   std::vector<char> keep(V, 0);
   for (std::span<const float> law : {p, q}) {
@@ -298,9 +302,10 @@ struct GapReport {
   std::vector<GapAccumulator> rows;
 };
 
-GapReport gap_study(LanguageModel& target, LanguageModel& draft, double t, const std::vector<std::vector<TokenId>>& prefixes,
-                    const std::vector<std::vector<TokenId>>& continuations, int positions, int top_n, const std::vector<int64_t>& ks,
-                    uint64_t seed) {
+GapReport gap_study(LanguageModel& target, LanguageModel& draft, double t,
+                    const std::vector<std::vector<TokenId>>& prefixes,
+                    const std::vector<std::vector<TokenId>>& continuations, int positions, int top_n,
+                    const std::vector<int64_t>& ks, uint64_t seed) {
   GapReport report;
   report.temperature = t;
   // The chain the decoders build from temperature=t (chain_from_params), one per model.
@@ -388,13 +393,16 @@ struct Row {
 
 void print_json_row(const Row& r, double base_tps, double base_decode_tps) {
   const SpecTotals& t = r.totals;
-  std::cout << "{\"type\":\"decoder\",\"decoder\":\"" << json_escape(r.decoder) << "\",\"temperature\":" << r.temperature
-            << ",\"prompts\":" << t.runs << ",\"tokens\":" << t.tokens << ",\"steps\":" << t.steps << ",\"target_calls\":" << t.target_calls
-            << ",\"draft_calls\":" << t.draft_calls << ",\"target_nodes\":" << t.target_nodes << ",\"draft_nodes\":" << t.draft_nodes
+  std::cout << "{\"type\":\"decoder\",\"decoder\":\"" << json_escape(r.decoder)
+            << "\",\"temperature\":" << r.temperature << ",\"prompts\":" << t.runs << ",\"tokens\":" << t.tokens
+            << ",\"steps\":" << t.steps << ",\"target_calls\":" << t.target_calls
+            << ",\"draft_calls\":" << t.draft_calls << ",\"target_nodes\":" << t.target_nodes
+            << ",\"draft_nodes\":" << t.draft_nodes
             << ",\"tokens_per_step\":" << (t.steps ? double(t.tokens) / t.steps : 0.0)
             << ",\"tree_nodes_per_step\":" << (t.steps ? double(t.proposed) / t.steps : 0.0)
             << ",\"tokens_per_target_call\":" << (t.target_calls ? double(t.tokens) / t.target_calls : 0.0)
-            << ",\"acceptance\":" << (t.proposed ? double(t.accepted) / t.proposed : 0.0) << ",\"acceptance_by_depth\":[";
+            << ",\"acceptance\":" << (t.proposed ? double(t.accepted) / t.proposed : 0.0)
+            << ",\"acceptance_by_depth\":[";
   const auto depth = t.acceptance_by_depth();
   for (std::size_t d = 0; d < depth.size(); ++d) {
     std::cout << (d ? "," : "");
@@ -412,23 +420,27 @@ void print_json_row(const Row& r, double base_tps, double base_decode_tps) {
 void print_table(const std::vector<Row>& rows, double t, int max_depth_cols) {
   const SpecTotals& base = rows.front().totals;
   std::cout << "\ntemperature " << t << " (baseline " << rows.front().decoder << "; " << base.runs << " prompts)\n";
-  std::cout << std::left << std::setw(22) << "decoder" << std::right << std::setw(9) << "tok/step" << std::setw(9) << "tok/call"
-            << std::setw(7) << "calls" << std::setw(7) << "nodes";
+  std::cout << std::left << std::setw(22) << "decoder" << std::right << std::setw(9) << "tok/step" << std::setw(9)
+            << "tok/call" << std::setw(7) << "calls" << std::setw(7) << "nodes";
   for (int d = 1; d <= max_depth_cols; ++d) std::cout << std::setw(6) << ("acc@" + std::to_string(d));
-  std::cout << std::setw(8) << "tok/s" << std::setw(8) << "speedup" << std::setw(7) << "dec.x" << "\n";
+  std::cout << std::setw(8) << "tok/s" << std::setw(8) << "speedup" << std::setw(7) << "dec.x"
+            << "\n";
   for (const Row& r : rows) {
     const SpecTotals& s = r.totals;
-    std::cout << std::left << std::setw(22) << r.decoder << std::right << std::fixed << std::setprecision(2) << std::setw(9)
-              << (s.steps ? double(s.tokens) / s.steps : 0.0) << std::setw(9) << (s.target_calls ? double(s.tokens) / s.target_calls : 0.0)
-              << std::setw(7) << s.target_calls << std::setprecision(1) << std::setw(7) << (s.steps ? double(s.proposed) / s.steps : 0.0);
+    std::cout << std::left << std::setw(22) << r.decoder << std::right << std::fixed << std::setprecision(2)
+              << std::setw(9) << (s.steps ? double(s.tokens) / s.steps : 0.0) << std::setw(9)
+              << (s.target_calls ? double(s.tokens) / s.target_calls : 0.0) << std::setw(7) << s.target_calls
+              << std::setprecision(1) << std::setw(7) << (s.steps ? double(s.proposed) / s.steps : 0.0);
     const auto depth = s.acceptance_by_depth();
     for (int d = 1; d <= max_depth_cols; ++d) {
       std::cout << std::setw(6);
-      if (r.totals.draft_calls == 0 || std::size_t(d) > depth.size() || std::isnan(depth[std::size_t(d - 1)])) std::cout << "-";
+      if (r.totals.draft_calls == 0 || std::size_t(d) > depth.size() || std::isnan(depth[std::size_t(d - 1)]))
+        std::cout << "-";
       else std::cout << std::setprecision(2) << depth[std::size_t(d - 1)];
     }
-    std::cout << std::setprecision(2) << std::setw(8) << s.tok_per_s() << std::setw(8) << (base.tok_per_s() > 0 ? s.tok_per_s() / base.tok_per_s() : 0.0)
-              << std::setw(7) << (base.decode_tok_per_s() > 0 ? s.decode_tok_per_s() / base.decode_tok_per_s() : 0.0) << "\n";
+    std::cout << std::setprecision(2) << std::setw(8) << s.tok_per_s() << std::setw(8)
+              << (base.tok_per_s() > 0 ? s.tok_per_s() / base.tok_per_s() : 0.0) << std::setw(7)
+              << (base.decode_tok_per_s() > 0 ? s.decode_tok_per_s() / base.decode_tok_per_s() : 0.0) << "\n";
     std::cout.unsetf(std::ios::floatfield);
   }
 }
@@ -461,10 +473,11 @@ void print_claims(const std::vector<Row>& rows) {
       if (!fixed || std::abs(n - nodes) < std::abs(fixed_nodes - nodes)) fixed = &f, fixed_nodes = n;
     }
     if (!fixed) continue;
-    std::cout << "claim DySpec > fixed tree of its size: " << r.decoder << " (" << std::setprecision(1) << nodes << " nodes/step) "
-              << std::setprecision(2) << double(r.totals.tokens) / r.totals.steps << " tok/step, " << r.totals.tok_per_s() << " tok/s vs "
-              << fixed->decoder << " (" << std::setprecision(1) << fixed_nodes << " nodes/step) " << std::setprecision(2)
-              << double(fixed->totals.tokens) / fixed->totals.steps << " tok/step, " << fixed->totals.tok_per_s() << " tok/s\n";
+    std::cout << "claim DySpec > fixed tree of its size: " << r.decoder << " (" << std::setprecision(1) << nodes
+              << " nodes/step) " << std::setprecision(2) << double(r.totals.tokens) / r.totals.steps << " tok/step, "
+              << r.totals.tok_per_s() << " tok/s vs " << fixed->decoder << " (" << std::setprecision(1) << fixed_nodes
+              << " nodes/step) " << std::setprecision(2) << double(fixed->totals.tokens) / fixed->totals.steps
+              << " tok/step, " << fixed->totals.tok_per_s() << " tok/s\n";
   }
   std::cout.unsetf(std::ios::floatfield);
 }
@@ -472,23 +485,29 @@ void print_claims(const std::vector<Row>& rows) {
 void print_gaps(const GapReport& g, bool json) {
   if (json) {
     for (const GapAccumulator& a : g.rows) {
-      std::cout << "{\"type\":\"gap\",\"temperature\":" << g.temperature << ",\"positions\":" << g.positions << ",\"support\":" << g.support
-                << ",\"p_mass\":" << g.p_mass << ",\"q_mass\":" << g.q_mass << ",\"rule\":\"" << json_escape(a.rule) << "\",\"drafts\":\""
-                << json_escape(a.drafts) << "\",\"k\":" << a.k << ",\"computed\":" << a.computed;
-      if (a.computed) std::cout << ",\"acceptance\":" << a.acceptance << ",\"optimum\":" << a.optimum << ",\"gap\":" << a.gap << ",\"max_gap\":" << a.max_gap;
+      std::cout << "{\"type\":\"gap\",\"temperature\":" << g.temperature << ",\"positions\":" << g.positions
+                << ",\"support\":" << g.support << ",\"p_mass\":" << g.p_mass << ",\"q_mass\":" << g.q_mass
+                << ",\"rule\":\"" << json_escape(a.rule) << "\",\"drafts\":\"" << json_escape(a.drafts)
+                << "\",\"k\":" << a.k << ",\"computed\":" << a.computed;
+      if (a.computed)
+        std::cout << ",\"acceptance\":" << a.acceptance << ",\"optimum\":" << a.optimum << ",\"gap\":" << a.gap
+                  << ",\"max_gap\":" << a.max_gap;
       std::cout << ",\"method\":\"" << json_escape(a.method) << "\"}\n";
     }
     return;
   }
-  std::cout << "\nrule gaps at temperature " << g.temperature << ": " << g.positions << " positions, union of top tokens of p and q ("
-            << g.support << " tokens on average) holding p " << std::fixed << std::setprecision(4) << g.p_mass << ", q " << g.q_mass
+  std::cout << "\nrule gaps at temperature " << g.temperature << ": " << g.positions
+            << " positions, union of top tokens of p and q (" << g.support << " tokens on average) holding p "
+            << std::fixed << std::setprecision(4) << g.p_mass << ", q " << g.q_mass
             << " of the mass; 1 - TV full vocabulary " << g.full_sd << ", kept set " << g.kept_sd << "\n";
-  std::cout << std::left << std::setw(14) << "rule" << std::setw(14) << "drafts" << std::right << std::setw(10) << "accept" << std::setw(10)
-            << "optimum" << std::setw(10) << "gap" << std::setw(10) << "max gap" << "  method\n";
+  std::cout << std::left << std::setw(14) << "rule" << std::setw(14) << "drafts" << std::right << std::setw(10)
+            << "accept" << std::setw(10) << "optimum" << std::setw(10) << "gap" << std::setw(10) << "max gap"
+            << "  method\n";
   for (const GapAccumulator& a : g.rows) {
     std::cout << std::left << std::setw(14) << a.rule << std::setw(14) << a.drafts << std::right;
     if (a.computed) {
-      std::cout << std::setw(10) << a.acceptance << std::setw(10) << a.optimum << std::setw(10) << a.gap << std::setw(10) << a.max_gap;
+      std::cout << std::setw(10) << a.acceptance << std::setw(10) << a.optimum << std::setw(10) << a.gap
+                << std::setw(10) << a.max_gap;
     } else {
       std::cout << std::setw(10) << "-" << std::setw(10) << "-" << std::setw(10) << "-" << std::setw(10) << "-";
     }
@@ -532,19 +551,20 @@ struct RecordedRuns {
 // study continues from.
 struct BenchResults {
   std::shared_ptr<LanguageModel> target, draft;  // loaded when decoders ran or the gap study runs
-  std::vector<std::vector<TokenId>> prefixes;     // tokenized prompts (with models loaded)
+  std::vector<std::vector<TokenId>> prefixes;    // tokenized prompts (with models loaded)
   std::vector<std::vector<Row>> rows;
-  std::vector<std::vector<std::size_t>> gap_prompts;              // prompt indices with a baseline run
+  std::vector<std::vector<std::size_t>> gap_prompts;             // prompt indices with a baseline run
   std::vector<std::vector<std::vector<TokenId>>> continuations;  // their baseline outputs
 };
 
 // --- configuration ---
 
-BenchConfig parse_config(const std::vector<std::string>& args, std::vector<std::pair<std::string, SpecRecord>>& all_records,
-                         RecordedRuns& recorded) {
+BenchConfig parse_config(const std::vector<std::string>& args,
+                         std::vector<std::pair<std::string, SpecRecord>>& all_records, RecordedRuns& recorded) {
   Options opt(args, {"json", "gaps", "gaps-only", "no-warmup", "report-only"});
-  opt.check_known({"target", "draft", "prompts", "limit", "temperatures", "decoders", "max-tokens", "seed", "no-warmup", "gaps",
-                   "gaps-only", "gap-positions", "gap-tokens", "gap-k", "json", "record", "report-only", "records-from", "shard", "category"});
+  opt.check_known({"target", "draft",     "prompts",     "limit",        "temperatures",  "decoders",   "max-tokens",
+                   "seed",   "no-warmup", "gaps",        "gaps-only",    "gap-positions", "gap-tokens", "gap-k",
+                   "json",   "record",    "report-only", "records-from", "shard",         "category"});
   BenchConfig c;
   c.json = opt.flag("json");
   c.gaps_only = opt.flag("gaps-only");
@@ -553,11 +573,13 @@ BenchConfig parse_config(const std::vector<std::string>& args, std::vector<std::
   c.warmup = !opt.flag("no-warmup");
   c.record_path = opt.get("record", "");
   c.records_from = opt.all("records-from");
-  if (c.report_only && c.record_path.empty()) fail(ErrorCode::invalid_argument, "bench spec: --report-only needs --record FILE");
+  if (c.report_only && c.record_path.empty())
+    fail(ErrorCode::invalid_argument, "bench spec: --report-only needs --record FILE");
   if (opt.has("shard")) {
     const std::string text = opt.get("shard", "");
     const auto slash = text.find('/');
-    if (slash == std::string::npos) fail(ErrorCode::invalid_argument, "bench spec: --shard expects I/N, got '" + text + "'");
+    if (slash == std::string::npos)
+      fail(ErrorCode::invalid_argument, "bench spec: --shard expects I/N, got '" + text + "'");
     c.shard = std::size_t(to_int(text.substr(0, slash), "shard", 0));
     c.shards = std::size_t(to_int(text.substr(slash + 1), "shard", 1));
     if (c.shard >= c.shards) fail(ErrorCode::invalid_argument, "bench spec: --shard " + text + ": I must be below N");
@@ -591,17 +613,21 @@ BenchConfig parse_config(const std::vector<std::string>& args, std::vector<std::
     const std::string category = opt.get("category", "");
     std::erase_if(c.prompts, [&](const Prompt& p) { return p.category != category; });
     if (c.prompts.empty())
-      fail(ErrorCode::invalid_argument, "bench spec: no prompt of " + c.prompt_file + " has category '" + category + "'");
+      fail(ErrorCode::invalid_argument,
+           "bench spec: no prompt of " + c.prompt_file + " has category '" + category + "'");
   }
-  if (opt.has("limit")) c.prompts.resize(std::min(c.prompts.size(), std::size_t(to_int(opt.get("limit", ""), "limit", 1))));
+  if (opt.has("limit"))
+    c.prompts.resize(std::min(c.prompts.size(), std::size_t(to_int(opt.get("limit", ""), "limit", 1))));
 
   const std::vector<std::string> specs = opt.has("decoders") ? split_specs(opt.get("decoders", "")) : kDefaultDecoders;
   for (const std::string& spec : specs) {
     auto [name, params] = parse_spec(spec);
     Arm arm{spec, name, params, name == "sample" || name == "greedy"};
     if (arm.baseline && !params.empty())
-      fail(ErrorCode::invalid_argument, "bench spec: the baseline '" + spec + "' takes its temperature from --temperatures only");
-    if (params.count("temperature")) fail(ErrorCode::invalid_argument, "bench spec: '" + spec + "': the temperature comes from --temperatures");
+      fail(ErrorCode::invalid_argument,
+           "bench spec: the baseline '" + spec + "' takes its temperature from --temperatures only");
+    if (params.count("temperature"))
+      fail(ErrorCode::invalid_argument, "bench spec: '" + spec + "': the temperature comes from --temperatures");
     if (arm.baseline && std::any_of(c.arms.begin(), c.arms.end(), [](const Arm& a) { return a.baseline; })) continue;
     if (arm.baseline) arm.spec = "sample";  // one record name for the baseline, greedy or not
     c.arms.push_back(arm);
@@ -613,19 +639,22 @@ BenchConfig parse_config(const std::vector<std::string>& args, std::vector<std::
 }
 
 // Indexes earlier runs; a run of another configuration, or one run twice, is an error.
-void index_records(const BenchConfig& c, std::vector<std::pair<std::string, SpecRecord>>& all_records, RecordedRuns& recorded) {
+void index_records(const BenchConfig& c, std::vector<std::pair<std::string, SpecRecord>>& all_records,
+                   RecordedRuns& recorded) {
   for (auto& [path, r] : all_records) {
     if (!(r.config == c.spec)) {
-      fail(ErrorCode::invalid_argument, "bench spec: " + path + " holds runs of another configuration (target " + r.config.target + ", draft " +
-                                            r.config.draft + ", max tokens " + std::to_string(r.config.max_tokens) + ", seed " +
-                                            std::to_string(r.config.seed) + "); this run asks for target " + c.spec.target + ", draft " +
-                                            c.spec.draft + ", max tokens " + std::to_string(c.spec.max_tokens) + ", seed " +
-                                            std::to_string(c.spec.seed) + ". Use another --record file.");
+      fail(ErrorCode::invalid_argument,
+           "bench spec: " + path + " holds runs of another configuration (target " + r.config.target + ", draft " +
+               r.config.draft + ", max tokens " + std::to_string(r.config.max_tokens) + ", seed " +
+               std::to_string(r.config.seed) + "); this run asks for target " + c.spec.target + ", draft " +
+               c.spec.draft + ", max tokens " + std::to_string(c.spec.max_tokens) + ", seed " +
+               std::to_string(c.spec.seed) + ". Use another --record file.");
     }
     const auto [it, fresh] = recorded.done.try_emplace({r.temperature, r.prompt_id, r.decoder}, std::move(r));
     if (!fresh) {
-      fail(ErrorCode::invalid_argument, "bench spec: " + path + " repeats the run of " + it->second.decoder + " on prompt " + it->second.prompt_id +
-                                            " at temperature " + format_number(it->second.temperature) + " (two files of one shard?)");
+      fail(ErrorCode::invalid_argument, "bench spec: " + path + " repeats the run of " + it->second.decoder +
+                                            " on prompt " + it->second.prompt_id + " at temperature " +
+                                            format_number(it->second.temperature) + " (two files of one shard?)");
     }
   }
 }
@@ -716,7 +745,16 @@ BenchResults run_protocol(const BenchConfig& c, const RecordedRuns& recorded, st
         if (!run_models || i % c.shards != c.shard) continue;
         TokenStream stream(res.prefixes[i]);
         const Stats stats = decoders[ti][a]->generate(models, options, stream);
-        SpecRecord r{c.spec, t, prompt.id, int64_t(prompt.index), c.arms[a].spec, SpecTotals::of(stats), {}, now_utc(), load_average(), build_id()};
+        SpecRecord r{c.spec,
+                     t,
+                     prompt.id,
+                     int64_t(prompt.index),
+                     c.arms[a].spec,
+                     SpecTotals::of(stats),
+                     {},
+                     now_utc(),
+                     load_average(),
+                     build_id()};
         if (c.arms[a].baseline) r.generated = stream.generated_tokens();
         fresh += to_json(r) + "\n";
         unit.push_back(std::move(r));
@@ -725,11 +763,13 @@ BenchResults run_protocol(const BenchConfig& c, const RecordedRuns& recorded, st
       if (record_out.is_open() && !fresh.empty()) {
         record_out << fresh;  // one write per prompt and temperature; a torn one is dropped on resume
         record_out.flush();
-        if (!record_out) fail(ErrorCode::invalid_argument, "bench spec: writing record file " + c.record_path + " failed");
+        if (!record_out)
+          fail(ErrorCode::invalid_argument, "bench spec: writing record file " + c.record_path + " failed");
       }
       if (!fresh.empty()) {
-        std::cerr << "bench spec: T=" << t << " prompt " << i + 1 << "/" << c.prompts.size() << " (" << prompt.id << ") " << std::fixed
-                  << std::setprecision(1) << std::chrono::duration<double>(Clock::now() - t0).count() << " s; " << ran << "/" << to_run
+        std::cerr << "bench spec: T=" << t << " prompt " << i + 1 << "/" << c.prompts.size() << " (" << prompt.id
+                  << ") " << std::fixed << std::setprecision(1)
+                  << std::chrono::duration<double>(Clock::now() - t0).count() << " s; " << ran << "/" << to_run
                   << " runs\n";
         std::cerr.unsetf(std::ios::floatfield);
       }
@@ -748,13 +788,15 @@ BenchResults run_protocol(const BenchConfig& c, const RecordedRuns& recorded, st
 
 // --- report ---
 
-void print_header(const BenchConfig& c, const RecordedRuns& recorded, std::size_t to_run, const std::string& load_start) {
+void print_header(const BenchConfig& c, const RecordedRuns& recorded, std::size_t to_run,
+                  const std::string& load_start) {
   std::cout << "bench spec: target " << c.spec.target << ", draft " << c.spec.draft << "\n"
             << "  " << c.prompts.size() << " prompts from " << c.prompt_file << ", up to " << c.spec.max_tokens
-            << " tokens each (stop at eos), seed " << c.spec.seed << " + the prompt's line index; " << now_utc() << "; load average "
-            << load_start << "\n";
+            << " tokens each (stop at eos), seed " << c.spec.seed << " + the prompt's line index; " << now_utc()
+            << "; load average " << load_start << "\n";
   if (!c.record_path.empty()) {
-    std::cout << "  record file " << c.record_path << ": " << recorded.done.size() << " runs recorded, " << to_run << " to run"
+    std::cout << "  record file " << c.record_path << ": " << recorded.done.size() << " runs recorded, " << to_run
+              << " to run"
               << (c.shards > 1 ? " in shard " + std::to_string(c.shard) + "/" + std::to_string(c.shards) : "")
               << (c.report_only ? " (not run: --report-only)" : "") << "\n";
   }
@@ -779,8 +821,8 @@ void print_report(const BenchConfig& c, const BenchResults& res) {
       if (c.temperatures[ti] == 0.0 || res.gap_prompts[ti].empty()) continue;
       std::vector<std::vector<TokenId>> gap_prefixes;
       for (std::size_t i : res.gap_prompts[ti]) gap_prefixes.push_back(res.prefixes[i]);
-      print_gaps(gap_study(*res.target, *res.draft, c.temperatures[ti], gap_prefixes, res.continuations[ti], c.gap_positions,
-                           c.gap_tokens, c.gap_ks, c.spec.seed),
+      print_gaps(gap_study(*res.target, *res.draft, c.temperatures[ti], gap_prefixes, res.continuations[ti],
+                           c.gap_positions, c.gap_tokens, c.gap_ks, c.spec.seed),
                  c.json);
     }
   }
@@ -799,8 +841,9 @@ int run_bench_spec(const std::vector<std::string>& args) {
   const BenchResults results = run_protocol(config, recorded, to_run);
   print_report(config, results);
   if (!config.json) {
-    std::cout << "\nwall time " << std::fixed << std::setprecision(0) << std::chrono::duration<double>(Clock::now() - wall0).count()
-              << " s; load average at start " << load_start << ", at end " << load_average() << "\n";
+    std::cout << "\nwall time " << std::fixed << std::setprecision(0)
+              << std::chrono::duration<double>(Clock::now() - wall0).count() << " s; load average at start "
+              << load_start << ", at end " << load_average() << "\n";
   }
   return 0;
 }

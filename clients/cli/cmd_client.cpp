@@ -64,7 +64,8 @@ int run_client(const std::vector<std::string>& args) {
   client::Client c(opt.get("endpoint", "ipc:///tmp/decodelabd.sock"), copts);
   const std::string& action = pos[0];
   auto need = [&](std::size_t n) {
-    if (pos.size() < n + 1) fail(ErrorCode::invalid_argument, "client " + action + " needs " + std::to_string(n) + " argument(s)");
+    if (pos.size() < n + 1)
+      fail(ErrorCode::invalid_argument, "client " + action + " needs " + std::to_string(n) + " argument(s)");
   };
   if (action == "hello") std::cout << show(c.hello()) << "\n";
   else if (action == "decoders") std::cout << show(c.list_decoders()) << "\n";
@@ -101,8 +102,8 @@ int run_client(const std::vector<std::string>& args) {
     if (stream) on_chunk = [](const client::Chunk& k) { std::cout << k.text << std::flush; };
     const auto r = c.generate(g, on_chunk);
     if (!stream) std::cout << r.text;
-    std::cout << "\n\n[" << g.decoder << "] " << r.tokens.size() << " tokens, stop: " << r.stop_reason
-              << ", " << r.timings.get("total_s")->as_double() * 1e3 << " ms\n";
+    std::cout << "\n\n[" << g.decoder << "] " << r.tokens.size() << " tokens, stop: " << r.stop_reason << ", "
+              << r.timings.get("total_s")->as_double() * 1e3 << " ms\n";
   } else {
     fail(ErrorCode::invalid_argument, "unknown client action '" + action + "'\n" + kUsage);
   }

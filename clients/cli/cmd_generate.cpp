@@ -41,7 +41,8 @@ int64_t parse_int(const std::string& text, const std::string& option) {
 
 int run_generate(const std::vector<std::string>& args) {
   Options opt(args, {"json"});
-  opt.check_known({"model", "draft", "decoder", "param", "prompt", "prompt-ids", "seed", "max-tokens", "stop-token", "json"});
+  opt.check_known(
+      {"model", "draft", "decoder", "param", "prompt", "prompt-ids", "seed", "max-tokens", "stop-token", "json"});
   const bool json = opt.flag("json");
 
   auto target = load_model(opt.get("model", "table(vocab=32,order=2,seed=1,sharpness=2)"));
@@ -77,16 +78,16 @@ int run_generate(const std::vector<std::string>& args) {
   TokenStream stream(prompt);
   if (!json) {
     std::cout << target->detokenize(prompt) << std::flush;
-    stream.set_sink(std::make_shared<CallbackSink>([&](std::size_t, const TokenRecord& r) {
-      std::cout << target->token_text(r.id) << std::flush;
-    }));
+    stream.set_sink(std::make_shared<CallbackSink>(
+        [&](std::size_t, const TokenRecord& r) { std::cout << target->token_text(r.id) << std::flush; }));
   }
   const Stats stats = decoder->generate(models, options, stream);
   const double seconds = stats.seconds.count("total") ? stats.seconds.at("total") : 0.0;
 
   if (json) {
     std::ostringstream out;
-    out << "{\"decoder\":\"" << json_escape(decoder_name) << "\",\"model\":\"" << json_escape(target->info().name) << "\"";
+    out << "{\"decoder\":\"" << json_escape(decoder_name) << "\",\"model\":\"" << json_escape(target->info().name)
+        << "\"";
     out << ",\"tokens\":[";
     const auto generated = stream.generated_tokens();
     for (std::size_t i = 0; i < generated.size(); ++i) out << (i ? "," : "") << generated[i];

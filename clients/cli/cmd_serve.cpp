@@ -8,7 +8,8 @@
 namespace decodelab::cli {
 namespace {
 
-const char* kUsage = R"USAGE(usage: decodelab serve [--bind E] [--load NAME=SPEC] [--workers N] [--secret S] [--allow-shutdown]
+const char* kUsage =
+    R"USAGE(usage: decodelab serve [--bind E] [--load NAME=SPEC] [--workers N] [--secret S] [--allow-shutdown]
   Serves decodelab over ZeroMQ until SIGINT/SIGTERM. `decodelabd --help` lists every option.
 )USAGE";
 
@@ -20,7 +21,8 @@ int run_serve(const std::vector<std::string>& args) {
   if (config.endpoints.empty()) config.endpoints.push_back("ipc:///tmp/decodelabd.sock");
   for (const std::string& l : opt.all("load")) {
     const auto eq = l.find('=');
-    if (eq == std::string::npos || eq == 0) fail(ErrorCode::invalid_argument, "--load expects NAME=SPEC, got '" + l + "'");
+    if (eq == std::string::npos || eq == 0)
+      fail(ErrorCode::invalid_argument, "--load expects NAME=SPEC, got '" + l + "'");
     config.preload.emplace_back(l.substr(0, eq), l.substr(eq + 1));
   }
   config.workers = std::stoi(opt.get("workers", "2"));

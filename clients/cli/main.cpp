@@ -70,7 +70,8 @@ int main(int argc, char** argv) {
       return 0;
     }
     std::cout << "usage: decodelab <command> [options]\n\ncommands:\n";
-    for (const auto& [name, c] : commands()) std::cout << "  " << name << std::string(12 - std::min<std::size_t>(11, name.size()), ' ') << c.summary << "\n";
+    for (const auto& [name, c] : commands())
+      std::cout << "  " << name << std::string(12 - std::min<std::size_t>(11, name.size()), ' ') << c.summary << "\n";
     std::cout << "\n`decodelab help <command>` for a command's options.\n";
     return args.empty() ? 1 : 0;
   }

@@ -64,18 +64,20 @@ std::string to_json(const SpecRecord& r) {
   std::ostringstream o;
   o.precision(17);  // times and temperatures round-trip exactly
   const SpecTotals& t = r.totals;
-  o << "{\"type\":\"spec_run\",\"target\":\"" << json_escape(r.config.target) << "\",\"draft\":\"" << json_escape(r.config.draft)
-    << "\",\"max_tokens\":" << r.config.max_tokens << ",\"seed\":" << r.config.seed << ",\"temperature\":" << r.temperature
-    << ",\"prompt_id\":\"" << json_escape(r.prompt_id) << "\",\"prompt_index\":" << r.prompt_index << ",\"decoder\":\""
-    << json_escape(r.decoder) << "\",\"tokens\":" << t.tokens << ",\"steps\":" << t.steps << ",\"target_calls\":" << t.target_calls
-    << ",\"draft_calls\":" << t.draft_calls << ",\"target_nodes\":" << t.target_nodes << ",\"draft_nodes\":" << t.draft_nodes
-    << ",\"proposed\":" << t.proposed << ",\"accepted\":" << t.accepted << ",\"seconds\":" << t.seconds << ",\"prefill_seconds\":" << t.prefill
-    << ",\"draft_seconds\":" << t.draft << ",\"verify_seconds\":" << t.verify << ",\"accepted_per_step\":[";
+  o << "{\"type\":\"spec_run\",\"target\":\"" << json_escape(r.config.target) << "\",\"draft\":\""
+    << json_escape(r.config.draft) << "\",\"max_tokens\":" << r.config.max_tokens << ",\"seed\":" << r.config.seed
+    << ",\"temperature\":" << r.temperature << ",\"prompt_id\":\"" << json_escape(r.prompt_id)
+    << "\",\"prompt_index\":" << r.prompt_index << ",\"decoder\":\"" << json_escape(r.decoder)
+    << "\",\"tokens\":" << t.tokens << ",\"steps\":" << t.steps << ",\"target_calls\":" << t.target_calls
+    << ",\"draft_calls\":" << t.draft_calls << ",\"target_nodes\":" << t.target_nodes
+    << ",\"draft_nodes\":" << t.draft_nodes << ",\"proposed\":" << t.proposed << ",\"accepted\":" << t.accepted
+    << ",\"seconds\":" << t.seconds << ",\"prefill_seconds\":" << t.prefill << ",\"draft_seconds\":" << t.draft
+    << ",\"verify_seconds\":" << t.verify << ",\"accepted_per_step\":[";
   for (std::size_t n = 0; n < t.accepted_hist.size(); ++n) o << (n ? "," : "") << t.accepted_hist[n];
   o << "],\"generated\":[";
   for (std::size_t n = 0; n < r.generated.size(); ++n) o << (n ? "," : "") << r.generated[n];
-  o << "],\"when\":\"" << json_escape(r.when) << "\",\"load\":\"" << json_escape(r.load) << "\",\"build\":\"" << json_escape(r.build)
-    << "\"}";
+  o << "],\"when\":\"" << json_escape(r.when) << "\",\"load\":\"" << json_escape(r.load) << "\",\"build\":\""
+    << json_escape(r.build) << "\"}";
   return o.str();
 }
 
@@ -85,7 +87,9 @@ const FlatValue& field(const FlatObject& obj, const std::string& key, FlatValue:
   auto it = obj.find(key);
   if (it == obj.end() || it->second.kind != kind) {
     fail(ErrorCode::bad_format, "bench spec: " + where + ": record lacks the " +
-                                    (kind == FlatValue::Kind::string ? "string" : kind == FlatValue::Kind::numbers ? "array" : "number") +
+                                    (kind == FlatValue::Kind::string    ? "string"
+                                     : kind == FlatValue::Kind::numbers ? "array"
+                                                                        : "number") +
                                     " field \"" + key + "\"");
   }
   return it->second;
@@ -93,20 +97,23 @@ const FlatValue& field(const FlatObject& obj, const std::string& key, FlatValue:
 
 int64_t count(const FlatObject& obj, const std::string& key, const std::string& where) {
   const double v = field(obj, key, FlatValue::Kind::number, where).number;
-  if (!(v >= 0) || v != std::floor(v)) fail(ErrorCode::bad_format, "bench spec: " + where + ": \"" + key + "\" must be a count, got " + std::to_string(v));
+  if (!(v >= 0) || v != std::floor(v))
+    fail(ErrorCode::bad_format, "bench spec: " + where + ": \"" + key + "\" must be a count, got " + std::to_string(v));
   return int64_t(v);
 }
 
 double seconds(const FlatObject& obj, const std::string& key, const std::string& where) {
   const double v = field(obj, key, FlatValue::Kind::number, where).number;
-  if (!(v >= 0) || !std::isfinite(v)) fail(ErrorCode::bad_format, "bench spec: " + where + ": \"" + key + "\" must be a nonnegative time");
+  if (!(v >= 0) || !std::isfinite(v))
+    fail(ErrorCode::bad_format, "bench spec: " + where + ": \"" + key + "\" must be a nonnegative time");
   return v;
 }
 
 std::vector<int64_t> counts(const FlatObject& obj, const std::string& key, const std::string& where) {
   std::vector<int64_t> out;
   for (double v : field(obj, key, FlatValue::Kind::numbers, where).numbers) {
-    if (!(v >= 0) || v != std::floor(v)) fail(ErrorCode::bad_format, "bench spec: " + where + ": \"" + key + "\" must hold counts");
+    if (!(v >= 0) || v != std::floor(v))
+      fail(ErrorCode::bad_format, "bench spec: " + where + ": \"" + key + "\" must hold counts");
     out.push_back(int64_t(v));
   }
   return out;
@@ -117,7 +124,8 @@ std::string text(const FlatObject& obj, const std::string& key, const std::strin
 }
 
 SpecRecord record_from(const FlatObject& obj, const std::string& where) {
-  if (text(obj, "type", where) != "spec_run") fail(ErrorCode::bad_format, "bench spec: " + where + ": not a spec_run record");
+  if (text(obj, "type", where) != "spec_run")
+    fail(ErrorCode::bad_format, "bench spec: " + where + ": not a spec_run record");
   SpecRecord r;
   r.config.target = text(obj, "target", where);
   r.config.draft = text(obj, "draft", where);

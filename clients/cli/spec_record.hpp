@@ -36,7 +36,7 @@ struct SpecTotals {
 struct SpecConfig {
   std::string target, draft;  // model specs as given
   int64_t max_tokens = 0;
-  uint64_t seed = 0;          // base seed; prompt i runs with seed + i
+  uint64_t seed = 0;  // base seed; prompt i runs with seed + i
   bool operator==(const SpecConfig&) const = default;
 };
 

@@ -29,7 +29,8 @@ Client::Client(const std::string& endpoint, ClientOptions options) : impl_(std::
     }
     if (public_key.empty()) {
       char fresh_public[41], fresh_secret[41];
-      if (zmq_curve_keypair(fresh_public, fresh_secret) != 0) fail(ErrorCode::unsupported, "this libzmq has no CURVE support");
+      if (zmq_curve_keypair(fresh_public, fresh_secret) != 0)
+        fail(ErrorCode::unsupported, "this libzmq has no CURVE support");
       public_key = fresh_public;
       secret_key = fresh_secret;
     }
@@ -120,9 +121,9 @@ Value Client::load_model(const std::string& name, const std::string& spec, const
 Value Client::unload_model(const std::string& name) { return call("unload_model", {{"name", name}}); }
 
 const std::vector<std::string>& Client::ops() {
-  static const std::vector<std::string> names{"hello",    "load_model", "unload_model", "list_models",
-                                              "list_decoders", "generate", "cancel",    "reward",
-                                              "status",   "metrics",    "shutdown"};
+  static const std::vector<std::string> names{"hello",         "load_model", "unload_model", "list_models",
+                                              "list_decoders", "generate",   "cancel",       "reward",
+                                              "status",        "metrics",    "shutdown"};
   return names;
 }
 
@@ -144,9 +145,11 @@ Value::Map Client::generate_fields(const GenerateOptions& o, bool stream) {
   Value::Map models;
   for (const auto& [role, name] : o.models) models.emplace_back(role, name);
   Value::Map params;
-  for (const auto& [name, value] : o.params) params.emplace_back(name, std::visit([](const auto& x) { return Value(x); }, value));
-  Value::Map f{{"models", models}, {"decoder", o.decoder}, {"params", params}, {"seed", o.seed},
-               {"max_tokens", o.max_tokens}, {"stop_at_eos", o.stop_at_eos}, {"stream", stream}, {"logprobs", o.logprobs}};
+  for (const auto& [name, value] : o.params)
+    params.emplace_back(name, std::visit([](const auto& x) { return Value(x); }, value));
+  Value::Map f{{"models", models}, {"decoder", o.decoder},       {"params", params},
+               {"seed", o.seed},   {"max_tokens", o.max_tokens}, {"stop_at_eos", o.stop_at_eos},
+               {"stream", stream}, {"logprobs", o.logprobs}};
   if (o.prompt) f.emplace_back("prompt", *o.prompt);
   if (o.prompt_ids) {
     Value::Array ids;
@@ -172,12 +175,14 @@ Value::Map Client::generate_fields(const GenerateOptions& o, bool stream) {
 namespace {
 std::vector<TokenId> token_list(const Value* v) {
   std::vector<TokenId> out;
-  if (v) for (const Value& t : v->as_array("tokens")) out.push_back(TokenId(t.as_int("token")));
+  if (v)
+    for (const Value& t : v->as_array("tokens")) out.push_back(TokenId(t.as_int("token")));
   return out;
 }
 std::vector<float> float_list(const Value* v) {
   std::vector<float> out;
-  if (v) for (const Value& x : v->as_array("logprobs")) out.push_back(float(x.as_double("logprob")));
+  if (v)
+    for (const Value& x : v->as_array("logprobs")) out.push_back(float(x.as_double("logprob")));
   return out;
 }
 }  // namespace

@@ -31,7 +31,8 @@ class RemoteError : public std::runtime_error {
  public:
   RemoteError(std::string code, std::string field, const std::string& message)
       : std::runtime_error(code + (field.empty() ? "" : " (" + field + ")") + ": " + message),
-        code_(std::move(code)), field_(std::move(field)) {}
+        code_(std::move(code)),
+        field_(std::move(field)) {}
   const std::string& code() const { return code_; }
   const std::string& field() const { return field_; }
 
@@ -40,8 +41,8 @@ class RemoteError : public std::runtime_error {
 };
 
 struct ClientOptions {
-  double timeout_s = 30.0;  // longest wait for any one message; a daemon silent for longer is an error
-  std::string auth;         // shared secret, when the daemon requires one
+  double timeout_s = 30.0;       // longest wait for any one message; a daemon silent for longer is an error
+  std::string auth;              // shared secret, when the daemon requires one
   std::string curve_server_key;  // Z85 public key of a daemon running with CURVE
   // The client's own CURVE keypair (Z85), for a daemon that admits listed clients only
   // (--curve-clients); when empty the client makes a fresh keypair.

@@ -4,9 +4,9 @@
 // `n_anc` ancestors-or-self of this evaluation (their rows in node_kv). That virtual sequence of
 // committed + n_anc keys is cut into `splits` equal chunks; block (split, head, node) runs an
 // online softmax over its chunk with one warp per key (lanes split head_dim, element i*32+lane so
-// each warp's loads are contiguous; head_dim need not be a multiple of 32), merges its 4 warps, and writes (max, sum, weighted values).
-// A second kernel merges the splits. The chunk size is computed on the device from the metadata,
-// so one launch configuration (and one captured graph) serves every context length.
+// each warp's loads are contiguous; head_dim need not be a multiple of 32), merges its 4 warps, and writes (max, sum,
+// weighted values). A second kernel merges the splits. The chunk size is computed on the device from the metadata, so
+// one launch configuration (and one captured graph) serves every context length.
 #include <cuda_fp16.h>
 
 #include <cmath>
@@ -140,7 +140,8 @@ void attention(const AttentionArgs& a, cudaStream_t stream) {
   const dim3 mgrid(unsigned(a.n_heads), unsigned(a.n));
   const unsigned threads = unsigned(a.head_dim);
   DECODELAB_DISPATCH_DTYPE(a.out_type, T,
-                           attention_merge<T><<<mgrid, threads, 0, stream>>>(a.partial, static_cast<T*>(a.out), a.n_heads, a.head_dim, a.splits));
+                           attention_merge<T><<<mgrid, threads, 0, stream>>>(a.partial, static_cast<T*>(a.out),
+                                                                             a.n_heads, a.head_dim, a.splits));
   check_launch("attention_merge");
 }
 

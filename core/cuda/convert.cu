@@ -15,7 +15,8 @@ namespace {
 
 template <class T>
 __global__ void convert_kernel(const float* src, T* dst, std::size_t n) {
-  for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < n; i += std::size_t(gridDim.x) * blockDim.x) {
+  for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < n;
+       i += std::size_t(gridDim.x) * blockDim.x) {
     dst[i] = from_f32<T>(src[i]);
   }
 }
@@ -23,7 +24,8 @@ __global__ void convert_kernel(const float* src, T* dst, std::size_t n) {
 template <class T>
 __global__ void fill_random_kernel(T* dst, std::size_t n, uint64_t seed, float scale, float shift) {
   // Thread i owns elements 4i .. 4i+3: one Philox block (subsequence i) each.
-  for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; 4 * i < n; i += std::size_t(gridDim.x) * blockDim.x) {
+  for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; 4 * i < n;
+       i += std::size_t(gridDim.x) * blockDim.x) {
     curandStatePhilox4_32_10_t s;
     curand_init(seed, i, 0, &s);
     const float4 u = curand_uniform4(&s);
@@ -40,7 +42,9 @@ void convert_f32(DType t, const float* src, void* dst, std::size_t n, cudaStream
 }
 
 void fill_random(DType t, void* dst, std::size_t n, uint64_t seed, float scale, float shift, cudaStream_t stream) {
-  DECODELAB_DISPATCH_DTYPE(t, T, fill_random_kernel<T><<<grid_for((n + 3) / 4, 256), 256, 0, stream>>>(static_cast<T*>(dst), n, seed, scale, shift));
+  DECODELAB_DISPATCH_DTYPE(t, T,
+                           fill_random_kernel<T><<<grid_for((n + 3) / 4, 256), 256, 0, stream>>>(
+                               static_cast<T*>(dst), n, seed, scale, shift));
   check_launch("fill_random");
 }
 

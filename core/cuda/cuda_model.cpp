@@ -24,7 +24,8 @@ using namespace cuda;
 namespace {
 
 void check_cublas(cublasStatus_t status, const char* what) {
-  if (status != CUBLAS_STATUS_SUCCESS) fail(ErrorCode::internal, std::string("cublas: ") + what + ": status " + std::to_string(int(status)));
+  if (status != CUBLAS_STATUS_SUCCESS)
+    fail(ErrorCode::internal, std::string("cublas: ") + what + ": status " + std::to_string(int(status)));
 }
 
 DType parse_dtype(const std::string& s) {
@@ -45,7 +46,7 @@ struct Matrix2 {
 };
 
 struct Layer {
-  Matrix2 wqkv, wo, wgu, wdown;  // fused [q|k|v] and [gate|up]
+  Matrix2 wqkv, wo, wgu, wdown;            // fused [q|k|v] and [gate|up]
   DeviceBuffer attn_norm, ffn_norm, bqkv;  // fp32; bqkv empty without biases
 };
 
@@ -145,7 +146,8 @@ struct CudaModel::Impl {
   void init_shapes() {
     const LlamaConfig& c = cfg;
     if (c.head_dim > 256 || (c.n_kv_heads * c.head_dim) % 2 != 0) {
-      fail(ErrorCode::unsupported, "cuda backend: head_dim " + std::to_string(c.head_dim) + " (at most 256, even K/V width) is not supported");
+      fail(ErrorCode::unsupported,
+           "cuda backend: head_dim " + std::to_string(c.head_dim) + " (at most 256, even K/V width) is not supported");
     }
     if (options.split_tokens <= 0) fail(ErrorCode::invalid_argument, "cuda model: split_tokens must be positive");
     q_dim = c.n_heads * c.head_dim;
@@ -161,14 +163,15 @@ struct CudaModel::Impl {
     Matrix2 m;
     m.rows = rows;
     m.cols = cols;
-    m.buf.alloc(rows * cols * dtype_size(dtype), "weights " + what + " (" + std::to_string(rows) + "x" + std::to_string(cols) + " " +
-                                                     dtype_name(dtype) + ")");
+    m.buf.alloc(rows * cols * dtype_size(dtype), "weights " + what + " (" + std::to_string(rows) + "x" +
+                                                     std::to_string(cols) + " " + dtype_name(dtype) + ")");
     weight_bytes += m.buf.bytes();
     return m;
   }
 
   // Dequantizes `t` row by row on the host and converts it on the device into m at row `row0`.
-  void upload_rows(const GgufTensor& t, Matrix2& m, std::size_t row0, PinnedBuffer& staging, DeviceBuffer& staging_dev) {
+  void upload_rows(const GgufTensor& t, Matrix2& m, std::size_t row0, PinnedBuffer& staging,
+                   DeviceBuffer& staging_dev) {
     const std::size_t cols = t.row_elems(), rows = t.rows();
     const std::size_t stride = ggml_row_bytes(t.type, cols);
     const std::size_t chunk_rows = std::max<std::size_t>(1, (staging.bytes() / 4) / cols);
@@ -177,7 +180,8 @@ struct CudaModel::Impl {
       float* h = staging.as<float>();
       for (std::size_t i = 0; i < n; ++i) dequantize_row(t.type, t.data + (r + i) * stride, h + i * cols, cols);
       check(cudaMemcpyAsync(staging_dev.get(), h, n * cols * 4, cudaMemcpyHostToDevice, stream), "uploading weights");
-      convert_f32(dtype, staging_dev.as<float>(), m.buf.as<char>() + (row0 + r) * cols * dtype_size(dtype), n * cols, stream);
+      convert_f32(dtype, staging_dev.as<float>(), m.buf.as<char>() + (row0 + r) * cols * dtype_size(dtype), n * cols,
+                  stream);
       check(cudaStreamSynchronize(stream), "converting weights");
     }
   }
@@ -187,7 +191,8 @@ struct CudaModel::Impl {
     // On the model's stream, and finished before return: a plain cudaMemcpy runs on the legacy
     // stream, which the non-blocking model stream does not wait for, and may return before a
     // pageable source has landed.
-    check(cudaMemcpyAsync(b.get(), v.data(), v.size() * 4, cudaMemcpyHostToDevice, stream), ("uploading " + what).c_str());
+    check(cudaMemcpyAsync(b.get(), v.data(), v.size() * 4, cudaMemcpyHostToDevice, stream),
+          ("uploading " + what).c_str());
     check(cudaStreamSynchronize(stream), ("uploading " + what).c_str());
     return b;
   }
@@ -200,7 +205,8 @@ struct CudaModel::Impl {
   }
 
   void load_file(const std::string& path) {
-    host = std::make_unique<GgufModel>(path, GgufModelOptions{options.context, 1, MatmulPrecision::q8, options.layers});  // validates shapes and types
+    host = std::make_unique<GgufModel>(
+        path, GgufModelOptions{options.context, 1, MatmulPrecision::q8, options.layers});  // validates shapes and types
     cfg = host->config();
     info = host->info();
     init_shapes();
@@ -303,8 +309,9 @@ struct CudaModel::Impl {
   void gemm(const Matrix2& w, const void* in, float* out, int n) {
     const float alpha = 1.0f, beta = 0.0f;
     // Row-major W [rows x cols] is column-major W^T; out^T [rows x n] = W [rows x cols] * in^T [cols x n].
-    check_cublas(cublasGemmEx(blas, CUBLAS_OP_T, CUBLAS_OP_N, int(w.rows), n, int(w.cols), &alpha, w.buf.get(), cublas_type(dtype), int(w.cols), in,
-                              cublas_type(dtype), int(w.cols), &beta, out, CUDA_R_32F, int(w.rows), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+    check_cublas(cublasGemmEx(blas, CUBLAS_OP_T, CUBLAS_OP_N, int(w.rows), n, int(w.cols), &alpha, w.buf.get(),
+                              cublas_type(dtype), int(w.cols), in, cublas_type(dtype), int(w.cols), &beta, out,
+                              CUDA_R_32F, int(w.rows), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
                  "cublasGemmEx");
   }
 
@@ -326,7 +333,8 @@ struct CudaModel::Impl {
       rmsnorm(dtype, x.as<float>(), w.attn_norm.as<float>(), xn.get(), n, c.dim, c.norm_eps, stream);
       gemm(w.wqkv, xn.get(), qkv.as<float>(), n);
       const QkvShape shape{c.n_heads, c.n_kv_heads, c.head_dim, c.n_rot, l, c.n_layers, c.rope_neox};
-      qkv_post(qkv.as<float>(), w.bqkv.get() ? w.bqkv.as<float>() : nullptr, rope_freq.as<float>(), mv.meta, mv.node_kv, kv_f32, shape, n, stream);
+      qkv_post(qkv.as<float>(), w.bqkv.get() ? w.bqkv.as<float>() : nullptr, rope_freq.as<float>(), mv.meta, mv.node_kv,
+               kv_f32, shape, n, stream);
       AttentionArgs a{};
       a.q = qkv.as<float>();
       a.q_stride = qkv_dim;
@@ -414,7 +422,8 @@ struct CudaModel::Impl {
       (void)cudaGetLastError();  // capture errors are not sticky; clear the last-error slot
       if (exec) cudaGraphExecDestroy(exec);
       options.graphs = false;
-      std::cerr << "cuda model: CUDA graph capture failed (" << (why.empty() ? "no graph" : why) << "); decoding without graphs\n";
+      std::cerr << "cuda model: CUDA graph capture failed (" << (why.empty() ? "no graph" : why)
+                << "); decoding without graphs\n";
       return nullptr;
     }
     ++captures;
@@ -432,7 +441,8 @@ struct CudaModel::Impl {
       } else if (pages->refs(s.pages[i]) > 1) {
         // Copy on write: the shared page stays with the other sequences.
         const int fresh = pages->acquire();
-        check(cudaMemcpyAsync(pages->base(fresh), pages->base(s.pages[i]), pages->page_bytes(), cudaMemcpyDeviceToDevice, stream),
+        check(cudaMemcpyAsync(pages->base(fresh), pages->base(s.pages[i]), pages->page_bytes(),
+                              cudaMemcpyDeviceToDevice, stream),
               "copying a shared KV page");
         pages->release(s.pages[i]);
         s.pages[i] = fresh;
@@ -456,8 +466,8 @@ CudaModel::CudaModel(const std::string& path, CudaModelOptions options) : impl_(
   impl_->options = options;
   impl_->init_device();
   impl_->load_file(path);
-  impl_->info.name = std::filesystem::path(path).filename().string() + " (cuda:" + std::to_string(options.device) + ", " +
-                     dtype_name(impl_->dtype) + ")";
+  impl_->info.name = std::filesystem::path(path).filename().string() + " (cuda:" + std::to_string(options.device) +
+                     ", " + dtype_name(impl_->dtype) + ")";
 }
 
 std::unique_ptr<CudaModel> CudaModel::random(const LlamaConfig& config, uint64_t seed, CudaModelOptions options) {
@@ -468,8 +478,8 @@ std::unique_ptr<CudaModel> CudaModel::random(const LlamaConfig& config, uint64_t
   if (d.cfg.n_rot == 0) d.cfg.n_rot = d.cfg.head_dim;
   d.init_device();
   d.load_random(seed);
-  d.info.name = "random(" + config.arch + ",dim=" + std::to_string(config.dim) + ",layers=" + std::to_string(config.n_layers) + ",seed=" +
-                std::to_string(seed) + ")";
+  d.info.name = "random(" + config.arch + ",dim=" + std::to_string(config.dim) +
+                ",layers=" + std::to_string(config.n_layers) + ",seed=" + std::to_string(seed) + ")";
   d.info.architecture = config.arch;
   d.info.vocab_size = config.vocab;
   d.info.context_length = options.context;
@@ -503,7 +513,8 @@ int64_t CudaModel::graph_captures() const { return impl_->captures; }
 
 std::string CudaModel::token_text(TokenId token) const {
   if (impl_->host) return impl_->host->token_text(token);
-  if (token < 0 || token >= impl_->cfg.vocab) fail(ErrorCode::invalid_argument, "cuda model: token " + std::to_string(token) + " out of range");
+  if (token < 0 || token >= impl_->cfg.vocab)
+    fail(ErrorCode::invalid_argument, "cuda model: token " + std::to_string(token) + " out of range");
   std::string placeholder = "<";  // built step by step: GCC 12 warns (-Wrestrict) on "<" + s + ">"
   placeholder += std::to_string(token);
   placeholder += '>';
@@ -564,7 +575,8 @@ void CudaSequence::commit(std::size_t length, std::span<const int32_t> path) {
       src[k] = const_cast<char*>(pend) + std::size_t(j) * row;
     }
   }
-  check(cudaMemcpyAsync(d.commit_dev.get(), dst, count * 2 * sizeof(void*), cudaMemcpyHostToDevice, d.stream), "uploading the commit list");
+  check(cudaMemcpyAsync(d.commit_dev.get(), dst, count * 2 * sizeof(void*), cudaMemcpyHostToDevice, d.stream),
+        "uploading the commit list");
   void** ddst = d.commit_dev.as<void*>();
   copy_rows(ddst, ddst + count, int(count), int(row), d.stream);
   // After the copy kernel, which reads commit_dev: the next commit may reallocate it.
@@ -598,8 +610,9 @@ void CudaModel::forward(std::span<const TreeJob> batch, std::vector<Matrix>& out
     fail(ErrorCode::invalid_argument, "cuda model: one evaluation of " + std::to_string(N) +
                                           " nodes; at most 65535 per call (append a long prompt in pieces)");
   }
-  const std::size_t off_meta = align16(N * 4), off_kv = off_meta + align16(N * sizeof(NodeMeta)), off_anc = off_kv + align16(N * sizeof(void*)),
-                    off_pages = off_anc + align16(anc_total * 4), meta_bytes = off_pages + std::max<std::size_t>(page_total, 1) * sizeof(void*);
+  const std::size_t off_meta = align16(N * 4), off_kv = off_meta + align16(N * sizeof(NodeMeta)),
+                    off_anc = off_kv + align16(N * sizeof(void*)), off_pages = off_anc + align16(anc_total * 4),
+                    meta_bytes = off_pages + std::max<std::size_t>(page_total, 1) * sizeof(void*);
   check(cudaEventSynchronize(d.meta_free), "waiting for the previous metadata upload");
   bool moved = d.meta_host.reserve(std::max<std::size_t>(meta_bytes, 1u << 16), "evaluation metadata");
   moved |= d.meta_dev.reserve(d.meta_host.bytes(), "evaluation metadata");
@@ -614,7 +627,8 @@ void CudaModel::forward(std::span<const TreeJob> batch, std::vector<Matrix>& out
   for (std::size_t t = 0; t < batch.size(); ++t) {
     CudaSequence& s = static_cast<CudaSequence&>(*batch[t].storage);
     const std::size_t count = batch[t].nodes.size();
-    s.pending_kv.reserve(std::max<std::size_t>(count, 1) * d.row_bytes, "pending K/V rows of sequence " + std::to_string(batch[t].seq));
+    s.pending_kv.reserve(std::max<std::size_t>(count, 1) * d.row_bytes,
+                         "pending K/V rows of sequence " + std::to_string(batch[t].seq));
     const std::size_t first = node, page_off = pg;
     for (int p : s.pages) page_ptrs[pg++] = d.pages->base(p);
     for (std::size_t i = 0; i < count; ++i, ++node) {
@@ -635,7 +649,8 @@ void CudaModel::forward(std::span<const TreeJob> batch, std::vector<Matrix>& out
   while (splits > 1 && std::size_t(splits) * N * std::size_t(c.n_heads) > 16384) splits /= 2;
   d.reserve_scratch(int(N), N * std::size_t(c.n_heads) * std::size_t(splits) * std::size_t(c.head_dim + 2));
 
-  check(cudaMemcpyAsync(d.meta_dev.get(), h, meta_bytes, cudaMemcpyHostToDevice, d.stream), "uploading evaluation metadata");
+  check(cudaMemcpyAsync(d.meta_dev.get(), h, meta_bytes, cudaMemcpyHostToDevice, d.stream),
+        "uploading evaluation metadata");
   check(cudaEventRecord(d.meta_free, d.stream), "recording an event");
   char* dm = d.meta_dev.as<char>();
   const Impl::MetaView mv{reinterpret_cast<const int32_t*>(dm), reinterpret_cast<const NodeMeta*>(dm + off_meta),
@@ -656,7 +671,9 @@ void CudaModel::forward(std::span<const TreeJob> batch, std::vector<Matrix>& out
   } else {
     d.forward(int(N), splits, mv);
   }
-  check(cudaMemcpyAsync(d.logits_host.get(), d.logits.get(), N * std::size_t(c.vocab) * 4, cudaMemcpyDeviceToHost, d.stream), "copying logits");
+  check(cudaMemcpyAsync(d.logits_host.get(), d.logits.get(), N * std::size_t(c.vocab) * 4, cudaMemcpyDeviceToHost,
+                        d.stream),
+        "copying logits");
   check(cudaStreamSynchronize(d.stream), "evaluating");
   (void)P;
 

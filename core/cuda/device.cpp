@@ -18,7 +18,8 @@ void check(cudaError_t status, const char* what) {
 
 void check_launch(const char* kernel) {
   const cudaError_t status = cudaGetLastError();
-  if (status != cudaSuccess) fail(ErrorCode::internal, std::string("cuda: launching ") + kernel + ": " + cudaGetErrorString(status));
+  if (status != cudaSuccess)
+    fail(ErrorCode::internal, std::string("cuda: launching ") + kernel + ": " + cudaGetErrorString(status));
 }
 
 int device_count() {
@@ -34,7 +35,8 @@ void select_device(int device) {
   const int n = device_count();
   if (n == 0) fail(ErrorCode::unsupported, "cuda backend: no CUDA device is available (no driver or no GPU)");
   if (device < 0 || device >= n) {
-    fail(ErrorCode::unsupported, "cuda backend: device " + std::to_string(device) + " requested, " + std::to_string(n) + " present");
+    fail(ErrorCode::unsupported,
+         "cuda backend: device " + std::to_string(device) + " requested, " + std::to_string(n) + " present");
   }
   check(cudaSetDevice(device), "cudaSetDevice");
 }
@@ -48,8 +50,8 @@ void DeviceBuffer::alloc(std::size_t bytes, const std::string& what) {
     (void)cudaGetLastError();
     std::size_t free_b = 0, total_b = 0;
     (void)cudaMemGetInfo(&free_b, &total_b);
-    fail(ErrorCode::unsupported, "cuda: allocating " + what + ": " + cudaGetErrorString(status) + " asking " + mib(bytes) + " (" +
-                                     mib(free_b) + " free of " + mib(total_b) + ")");
+    fail(ErrorCode::unsupported, "cuda: allocating " + what + ": " + cudaGetErrorString(status) + " asking " +
+                                     mib(bytes) + " (" + mib(free_b) + " free of " + mib(total_b) + ")");
   }
   bytes_ = bytes;
 }
@@ -79,7 +81,8 @@ bool PinnedBuffer::reserve(std::size_t bytes, const std::string& what) {
   if (status != cudaSuccess) {
     ptr_ = nullptr;
     (void)cudaGetLastError();
-    fail(ErrorCode::unsupported, "cuda: allocating pinned host memory for " + what + ": " + cudaGetErrorString(status) + " asking " + mib(bytes));
+    fail(ErrorCode::unsupported, "cuda: allocating pinned host memory for " + what + ": " + cudaGetErrorString(status) +
+                                     " asking " + mib(bytes));
   }
   bytes_ = bytes;
   return true;

@@ -48,18 +48,18 @@ struct QkvShape {
 // qkv: [n][q_dim + 2 kv_dim] (the fused Q/K/V GEMM). Adds `bias` ([q|k|v], may be null), rotates
 // q and k at meta[n].pos, and stores k and v into node n's K/V row (node_kv[n], layer `s.layer`)
 // as the KV type (fp32 when kv_f32, else fp16).
-void qkv_post(float* qkv, const float* bias, const float* rope_freq, const NodeMeta* meta, void* const* node_kv, bool kv_f32, QkvShape s,
-              int n, cudaStream_t stream);
+void qkv_post(float* qkv, const float* bias, const float* rope_freq, const NodeMeta* meta, void* const* node_kv,
+              bool kv_f32, QkvShape s, int n, cudaStream_t stream);
 
 struct AttentionArgs {
-  const float* q;            // row r's query at q + r * q_stride: [n_heads * head_dim], rotated
+  const float* q;  // row r's query at q + r * q_stride: [n_heads * head_dim], rotated
   int q_stride;
-  const NodeMeta* meta;      // [n]
-  const int32_t* anc;        // ancestor lists
-  void* const* node_kv;      // [n] K/V rows of this evaluation's nodes
-  void* const* pages;        // page base pointers ([layer][k|v][page_tokens][kv_dim] each)
-  float* partial;            // [n][n_heads][splits][head_dim + 2] scratch
-  void* out;                 // [n][n_heads * head_dim] as `out_type`
+  const NodeMeta* meta;  // [n]
+  const int32_t* anc;    // ancestor lists
+  void* const* node_kv;  // [n] K/V rows of this evaluation's nodes
+  void* const* pages;    // page base pointers ([layer][k|v][page_tokens][kv_dim] each)
+  float* partial;        // [n][n_heads][splits][head_dim + 2] scratch
+  void* out;             // [n][n_heads * head_dim] as `out_type`
   int n, n_heads, n_kv_heads, head_dim, layer, n_layers, page_tokens, splits;
   bool kv_f32;
   DType out_type;

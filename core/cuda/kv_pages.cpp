@@ -6,8 +6,9 @@ namespace decodelab::cuda {
 
 int KvPages::acquire() {
   if (free_.empty()) {
-    DeviceBuffer chunk(page_bytes_ * std::size_t(pages_per_chunk_),
-                       "KV cache pages (" + std::to_string(pages_per_chunk_) + " pages after " + std::to_string(bases_.size()) + ")");
+    DeviceBuffer chunk(
+        page_bytes_ * std::size_t(pages_per_chunk_),
+        "KV cache pages (" + std::to_string(pages_per_chunk_) + " pages after " + std::to_string(bases_.size()) + ")");
     for (int i = pages_per_chunk_ - 1; i >= 0; --i) {
       free_.push_back(int(bases_.size()) + i);
     }
@@ -25,7 +26,8 @@ int KvPages::acquire() {
 
 void KvPages::release(int page) {
   int& r = refs_.at(std::size_t(page));
-  if (r <= 0) fail(ErrorCode::internal, "cuda KV cache: page " + std::to_string(page) + " released more often than retained");
+  if (r <= 0)
+    fail(ErrorCode::internal, "cuda KV cache: page " + std::to_string(page) + " released more often than retained");
   if (--r == 0) free_.push_back(page);
 }
 

@@ -15,9 +15,9 @@ class KvPages {
  public:
   KvPages(std::size_t page_bytes, int pages_per_chunk) : page_bytes_(page_bytes), pages_per_chunk_(pages_per_chunk) {}
 
-  int acquire();             // a page with reference count 1 (allocates a chunk when none is free)
+  int acquire();  // a page with reference count 1 (allocates a chunk when none is free)
   void retain(int page) { ++refs_.at(std::size_t(page)); }
-  void release(int page);    // back to the free list at reference count 0
+  void release(int page);  // back to the free list at reference count 0
   int refs(int page) const { return refs_.at(std::size_t(page)); }
   void* base(int page) const { return bases_.at(std::size_t(page)); }
   std::size_t page_bytes() const { return page_bytes_; }

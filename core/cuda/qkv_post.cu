@@ -23,7 +23,8 @@ __device__ void rotate(float* v, int pair, int n_rot, const float* freq, int pos
 }
 
 template <class KvT>
-__global__ void qkv_post_kernel(float* qkv, const float* bias, const float* freq, const NodeMeta* meta, void* const* node_kv, QkvShape s) {
+__global__ void qkv_post_kernel(float* qkv, const float* bias, const float* freq, const NodeMeta* meta,
+                                void* const* node_kv, QkvShape s) {
   const int n = blockIdx.x;
   const int hd = s.head_dim, q_dim = s.n_heads * hd, kv_dim = s.n_kv_heads * hd, width = q_dim + 2 * kv_dim;
   float* row = qkv + std::size_t(n) * width;
@@ -43,8 +44,8 @@ __global__ void qkv_post_kernel(float* qkv, const float* bias, const float* freq
 
 }  // namespace
 
-void qkv_post(float* qkv, const float* bias, const float* rope_freq, const NodeMeta* meta, void* const* node_kv, bool kv_f32, QkvShape s,
-              int n, cudaStream_t stream) {
+void qkv_post(float* qkv, const float* bias, const float* rope_freq, const NodeMeta* meta, void* const* node_kv,
+              bool kv_f32, QkvShape s, int n, cudaStream_t stream) {
   if (n == 0) return;
   if (kv_f32) {
     qkv_post_kernel<float><<<n, 256, 0, stream>>>(qkv, bias, rope_freq, meta, node_kv, s);

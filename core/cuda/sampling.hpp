@@ -40,8 +40,8 @@ class DeviceSampler {
 
   // Samples row r of the device matrix `logits` [rows x vocab] with the uniform of step steps[r].
   // Waits for the result (one small copy back).
-  std::vector<TokenId> sample(const float* logits, int rows, const SamplingParams& params, std::span<const uint64_t> steps,
-                              cudaStream_t stream);
+  std::vector<TokenId> sample(const float* logits, int rows, const SamplingParams& params,
+                              std::span<const uint64_t> steps, cudaStream_t stream);
 
  private:
   int vocab_;

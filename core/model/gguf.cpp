@@ -33,8 +33,8 @@ class Cursor {
   void need(uint64_t bytes, const std::string& what) const {
     if (bytes > size_ - pos_) {
       fail(ErrorCode::bad_format, path_ + ": truncated GGUF file while reading " + what + " (offset " +
-                                      std::to_string(pos_) + ", needs " + std::to_string(bytes) +
-                                      " bytes, file has " + std::to_string(size_) + ")");
+                                      std::to_string(pos_) + ", needs " + std::to_string(bytes) + " bytes, file has " +
+                                      std::to_string(size_) + ")");
     }
   }
   template <class T>
@@ -62,10 +62,17 @@ class Cursor {
 
 std::size_t scalar_bytes(GgufValueType t) {
   switch (t) {
-    case GgufValueType::u8: case GgufValueType::i8: case GgufValueType::boolean: return 1;
-    case GgufValueType::u16: case GgufValueType::i16: return 2;
-    case GgufValueType::u32: case GgufValueType::i32: case GgufValueType::f32: return 4;
-    case GgufValueType::u64: case GgufValueType::i64: case GgufValueType::f64: return 8;
+    case GgufValueType::u8:
+    case GgufValueType::i8:
+    case GgufValueType::boolean: return 1;
+    case GgufValueType::u16:
+    case GgufValueType::i16: return 2;
+    case GgufValueType::u32:
+    case GgufValueType::i32:
+    case GgufValueType::f32: return 4;
+    case GgufValueType::u64:
+    case GgufValueType::i64:
+    case GgufValueType::f64: return 8;
     default: return 0;
   }
 }
@@ -100,7 +107,8 @@ GgufValue read_value(Cursor& c, GgufValueType type, const std::string& path, con
     }
     case GgufValueType::string: v.s = c.read_string(what); break;
     case GgufValueType::array: {
-      if (depth >= kMaxArrayDepth) fail(ErrorCode::bad_format, path + ": metadata key '" + key + "' nests arrays too deeply");
+      if (depth >= kMaxArrayDepth)
+        fail(ErrorCode::bad_format, path + ": metadata key '" + key + "' nests arrays too deeply");
       v.element_type = checked_value_type(c.read<uint32_t>(what + " element type"), path, key);
       uint64_t n = c.read<uint64_t>(what + " element count");
       // Every element takes at least one byte: a count beyond the remaining bytes is corrupt, and
@@ -160,13 +168,15 @@ const char* ggml_type_name(GgmlType type) {
 std::size_t ggml_row_bytes(GgmlType type, uint64_t elems) {
   GgmlTypeTraits t = ggml_type_traits(uint32_t(type));
   if (t.block_elems == 0 || elems % t.block_elems != 0) {
-    fail(ErrorCode::internal, std::string("ggml_row_bytes: bad row of ") + std::to_string(elems) + " " + ggml_type_name(type));
+    fail(ErrorCode::internal,
+         std::string("ggml_row_bytes: bad row of ") + std::to_string(elems) + " " + ggml_type_name(type));
   }
   return std::size_t(elems / t.block_elems) * t.block_bytes;
 }
 
 const char* to_string(GgufValueType type) {
-  static const char* names[] = {"u8", "i8", "u16", "i16", "u32", "i32", "f32", "bool", "string", "array", "u64", "i64", "f64"};
+  static const char* names[] = {"u8",   "i8",     "u16",   "i16", "u32", "i32", "f32",
+                                "bool", "string", "array", "u64", "i64", "f64"};
   uint32_t i = uint32_t(type);
   return i < 13 ? names[i] : "unknown";
 }
@@ -215,8 +225,8 @@ void GgufFile::parse() {
   if (magic != kMagic) fail(ErrorCode::bad_format, path_ + ": not a GGUF file (bad magic)");
   version_ = c.read<uint32_t>("version");
   if (version_ != 2 && version_ != 3) {
-    fail(ErrorCode::unsupported, path_ + ": GGUF version " + std::to_string(version_) +
-                                     " (only 2 and 3 little-endian are supported)");
+    fail(ErrorCode::unsupported,
+         path_ + ": GGUF version " + std::to_string(version_) + " (only 2 and 3 little-endian are supported)");
   }
   uint64_t n_tensors = c.read<uint64_t>("tensor count");
   uint64_t n_kv = c.read<uint64_t>("metadata count");
@@ -251,11 +261,13 @@ void GgufFile::parse() {
     const std::string at = path_ + ": tensor '" + t.name + "'";
     if (t.name.size() >= kMaxNameBytes) fail(ErrorCode::bad_format, at + ": name longer than 63 bytes");
     uint32_t n_dims = c.read<uint32_t>("dimension count of tensor '" + t.name + "'");
-    if (n_dims == 0 || n_dims > kMaxDims) fail(ErrorCode::bad_format, at + ": " + std::to_string(n_dims) + " dimensions (1..4 allowed)");
+    if (n_dims == 0 || n_dims > kMaxDims)
+      fail(ErrorCode::bad_format, at + ": " + std::to_string(n_dims) + " dimensions (1..4 allowed)");
     uint64_t elems = 1;
     for (uint32_t d = 0; d < n_dims; ++d) {
       uint64_t ne = c.read<uint64_t>("dimensions of tensor '" + t.name + "'");
-      if (ne > uint64_t(std::numeric_limits<int64_t>::max()) || (ne != 0 && elems > uint64_t(std::numeric_limits<int64_t>::max()) / ne)) {
+      if (ne > uint64_t(std::numeric_limits<int64_t>::max()) ||
+          (ne != 0 && elems > uint64_t(std::numeric_limits<int64_t>::max()) / ne)) {
         fail(ErrorCode::bad_format, at + ": element count overflows");
       }
       elems *= ne;
@@ -270,14 +282,16 @@ void GgufFile::parse() {
                                       tt.name + " blocks (" + std::to_string(tt.block_elems) + ")");
     }
     uint64_t blocks = elems / tt.block_elems;
-    if (blocks > std::numeric_limits<uint64_t>::max() / tt.block_bytes) fail(ErrorCode::bad_format, at + ": byte size overflows");
+    if (blocks > std::numeric_limits<uint64_t>::max() / tt.block_bytes)
+      fail(ErrorCode::bad_format, at + ": byte size overflows");
     t.bytes = std::size_t(blocks * tt.block_bytes);
     t.offset = c.read<uint64_t>("data offset of tensor '" + t.name + "'");
     if (t.offset % alignment_ != 0) {
-      fail(ErrorCode::bad_format, at + ": data offset " + std::to_string(t.offset) + " is not a multiple of the alignment " +
-                                      std::to_string(alignment_));
+      fail(ErrorCode::bad_format, at + ": data offset " + std::to_string(t.offset) +
+                                      " is not a multiple of the alignment " + std::to_string(alignment_));
     }
-    if (!tensor_index_.emplace(t.name, tensors_.size()).second) fail(ErrorCode::bad_format, at + ": duplicate tensor name");
+    if (!tensor_index_.emplace(t.name, tensors_.size()).second)
+      fail(ErrorCode::bad_format, at + ": duplicate tensor name");
     tensors_.push_back(std::move(t));
   }
 
@@ -290,14 +304,16 @@ void GgufFile::parse() {
   // a byte size that disagrees with the shape shows up as an overlap or a read past the end.
   std::vector<std::size_t> order(tensors_.size());
   for (std::size_t k = 0; k < order.size(); ++k) order[k] = k;
-  std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return tensors_[a].offset < tensors_[b].offset; });
+  std::sort(order.begin(), order.end(),
+            [&](std::size_t a, std::size_t b) { return tensors_[a].offset < tensors_[b].offset; });
   for (std::size_t k = 0; k < order.size(); ++k) {
     GgufTensor& t = tensors_[order[k]];
     const std::string at = path_ + ": tensor '" + t.name + "'";
     std::size_t avail = size_ - data_start;
     if (t.offset > avail || t.bytes > avail - t.offset) {
       fail(ErrorCode::bad_format, at + ": data [" + std::to_string(t.offset) + ", +" + std::to_string(t.bytes) +
-                                      ") lies outside the file (data section holds " + std::to_string(avail) + " bytes; truncated?)");
+                                      ") lies outside the file (data section holds " + std::to_string(avail) +
+                                      " bytes; truncated?)");
     }
     if (k + 1 < order.size()) {
       const GgufTensor& next = tensors_[order[k + 1]];
@@ -320,9 +336,12 @@ uint64_t GgufFile::get_uint(const std::string& key) const {
   const GgufValue& v = get(key);
   if (is_unsigned(v.type)) return v.u;
   if (is_signed(v.type) && v.i >= 0) return uint64_t(v.i);
-  fail(ErrorCode::bad_format, path_ + ": metadata key '" + key + "' is " + to_string(v.type) + ", expected an unsigned integer");
+  fail(ErrorCode::bad_format,
+       path_ + ": metadata key '" + key + "' is " + to_string(v.type) + ", expected an unsigned integer");
 }
-uint64_t GgufFile::get_uint(const std::string& key, uint64_t fallback) const { return has(key) ? get_uint(key) : fallback; }
+uint64_t GgufFile::get_uint(const std::string& key, uint64_t fallback) const {
+  return has(key) ? get_uint(key) : fallback;
+}
 
 int64_t GgufFile::get_int(const std::string& key, int64_t fallback) const {
   if (!has(key)) return fallback;
@@ -339,18 +358,22 @@ double GgufFile::get_float(const std::string& key) const {
   if (is_signed(v.type)) return double(v.i);
   fail(ErrorCode::bad_format, path_ + ": metadata key '" + key + "' is " + to_string(v.type) + ", expected a number");
 }
-double GgufFile::get_float(const std::string& key, double fallback) const { return has(key) ? get_float(key) : fallback; }
+double GgufFile::get_float(const std::string& key, double fallback) const {
+  return has(key) ? get_float(key) : fallback;
+}
 
 bool GgufFile::get_bool(const std::string& key, bool fallback) const {
   if (!has(key)) return fallback;
   const GgufValue& v = get(key);
-  if (v.type != GgufValueType::boolean) fail(ErrorCode::bad_format, path_ + ": metadata key '" + key + "' is " + to_string(v.type) + ", expected bool");
+  if (v.type != GgufValueType::boolean)
+    fail(ErrorCode::bad_format, path_ + ": metadata key '" + key + "' is " + to_string(v.type) + ", expected bool");
   return v.u != 0;
 }
 
 std::string GgufFile::get_string(const std::string& key) const {
   const GgufValue& v = get(key);
-  if (v.type != GgufValueType::string) fail(ErrorCode::bad_format, path_ + ": metadata key '" + key + "' is " + to_string(v.type) + ", expected string");
+  if (v.type != GgufValueType::string)
+    fail(ErrorCode::bad_format, path_ + ": metadata key '" + key + "' is " + to_string(v.type) + ", expected string");
   return v.s;
 }
 std::string GgufFile::get_string(const std::string& key, const std::string& fallback) const {
@@ -370,7 +393,8 @@ std::vector<std::string> GgufFile::get_strings(const std::string& key) const {
 
 std::vector<float> GgufFile::get_floats(const std::string& key) const {
   const GgufValue& v = get(key);
-  if (v.type != GgufValueType::array || (v.element_type != GgufValueType::f32 && v.element_type != GgufValueType::f64)) {
+  if (v.type != GgufValueType::array ||
+      (v.element_type != GgufValueType::f32 && v.element_type != GgufValueType::f64)) {
     fail(ErrorCode::bad_format, path_ + ": metadata key '" + key + "' is not an array of floats");
   }
   std::vector<float> out;

@@ -21,9 +21,26 @@ namespace decodelab {
 
 // ggml tensor types (ggml.h ids). Only the ones with a block layout we know are listed.
 enum class GgmlType : uint32_t {
-  F32 = 0, F16 = 1, Q4_0 = 2, Q4_1 = 3, Q5_0 = 6, Q5_1 = 7, Q8_0 = 8, Q8_1 = 9,
-  Q2_K = 10, Q3_K = 11, Q4_K = 12, Q5_K = 13, Q6_K = 14, Q8_K = 15,
-  I8 = 24, I16 = 25, I32 = 26, I64 = 27, F64 = 28, BF16 = 30,
+  F32 = 0,
+  F16 = 1,
+  Q4_0 = 2,
+  Q4_1 = 3,
+  Q5_0 = 6,
+  Q5_1 = 7,
+  Q8_0 = 8,
+  Q8_1 = 9,
+  Q2_K = 10,
+  Q3_K = 11,
+  Q4_K = 12,
+  Q5_K = 13,
+  Q6_K = 14,
+  Q8_K = 15,
+  I8 = 24,
+  I16 = 25,
+  I32 = 26,
+  I64 = 27,
+  F64 = 28,
+  BF16 = 30,
 };
 
 // Elements per block and bytes per block; {0, 0} for an id we do not know.
@@ -39,8 +56,19 @@ const char* ggml_type_name(GgmlType type);
 std::size_t ggml_row_bytes(GgmlType type, uint64_t elems);
 
 enum class GgufValueType : uint32_t {
-  u8 = 0, i8 = 1, u16 = 2, i16 = 3, u32 = 4, i32 = 5, f32 = 6, boolean = 7,
-  string = 8, array = 9, u64 = 10, i64 = 11, f64 = 12,
+  u8 = 0,
+  i8 = 1,
+  u16 = 2,
+  i16 = 3,
+  u32 = 4,
+  i32 = 5,
+  f32 = 6,
+  boolean = 7,
+  string = 8,
+  array = 9,
+  u64 = 10,
+  i64 = 11,
+  f64 = 12,
 };
 const char* to_string(GgufValueType type);
 
@@ -48,9 +76,9 @@ const char* to_string(GgufValueType type);
 // GgufValue of `element_type`, nested arrays allowed as the format permits).
 struct GgufValue {
   GgufValueType type = GgufValueType::u8;
-  uint64_t u = 0;   // unsigned integers and bool
-  int64_t i = 0;    // signed integers
-  double f = 0.0;   // f32 / f64
+  uint64_t u = 0;  // unsigned integers and bool
+  int64_t i = 0;   // signed integers
+  double f = 0.0;  // f32 / f64
   std::string s;
   GgufValueType element_type = GgufValueType::u8;  // arrays only
   std::vector<GgufValue> array;
@@ -58,9 +86,9 @@ struct GgufValue {
 
 struct GgufTensor {
   std::string name;
-  std::vector<uint64_t> dims;   // ggml order: dims[0] is contiguous (a row)
+  std::vector<uint64_t> dims;  // ggml order: dims[0] is contiguous (a row)
   GgmlType type = GgmlType::F32;
-  uint64_t offset = 0;          // relative to the data section
+  uint64_t offset = 0;  // relative to the data section
   const uint8_t* data = nullptr;
   std::size_t bytes = 0;
 

@@ -52,8 +52,8 @@ struct KvRows {
     rows = n;
   }
   // Appends row `row` of per-layer [rows x kv_dim] matrices.
-  void append(const std::vector<std::vector<float>>& from_k, const std::vector<std::vector<float>>& from_v, std::size_t row,
-              std::size_t kv_dim) {
+  void append(const std::vector<std::vector<float>>& from_k, const std::vector<std::vector<float>>& from_v,
+              std::size_t row, std::size_t kv_dim) {
     k.resize(from_k.size());
     v.resize(from_v.size());
     for (std::size_t l = 0; l < from_k.size(); ++l) {
@@ -125,11 +125,12 @@ Weight load_weight(const GgufFile& f, const std::string& name, std::size_t cols,
       if (!shape.empty()) shape += 'x';
       shape += std::to_string(d);
     }
-    fail(ErrorCode::bad_format, f.path() + ": tensor '" + name + "' has shape " + shape + ", expected " + std::to_string(cols) + "x" +
-                                    std::to_string(rows));
+    fail(ErrorCode::bad_format, f.path() + ": tensor '" + name + "' has shape " + shape + ", expected " +
+                                    std::to_string(cols) + "x" + std::to_string(rows));
   }
   if (!quant_supported(t.type)) {
-    fail(ErrorCode::unsupported, f.path() + ": tensor '" + name + "' has type " + ggml_type_name(t.type) + ", which the CPU runtime does not decode");
+    fail(ErrorCode::unsupported, f.path() + ": tensor '" + name + "' has type " + ggml_type_name(t.type) +
+                                     ", which the CPU runtime does not decode");
   }
   return {t.data, t.type, rows, cols};
 }
@@ -137,9 +138,11 @@ Weight load_weight(const GgufFile& f, const std::string& name, std::size_t cols,
 std::vector<float> load_vector(const GgufFile& f, const std::string& name, std::size_t n) {
   const GgufTensor& t = f.tensor(name);
   if (t.elements() != n || t.dims[0] != n) {
-    fail(ErrorCode::bad_format, f.path() + ": tensor '" + name + "' has " + std::to_string(t.elements()) + " elements, expected " + std::to_string(n));
+    fail(ErrorCode::bad_format, f.path() + ": tensor '" + name + "' has " + std::to_string(t.elements()) +
+                                    " elements, expected " + std::to_string(n));
   }
-  if (!quant_supported(t.type)) fail(ErrorCode::unsupported, f.path() + ": tensor '" + name + "' has unsupported type " + ggml_type_name(t.type));
+  if (!quant_supported(t.type))
+    fail(ErrorCode::unsupported, f.path() + ": tensor '" + name + "' has unsupported type " + ggml_type_name(t.type));
   std::vector<float> out(n);
   dequantize_row(t.type, t.data, out.data(), n);
   return out;
@@ -196,8 +199,8 @@ GgufModel::GgufModel(const std::string& path, GgufModelOptions options) : impl_(
     fail(ErrorCode::bad_format, path + ": inconsistent hyperparameters (embedding_length, block_count, head counts)");
   }
   if (options.layers > cfg_.n_layers) {
-    fail(ErrorCode::invalid_argument, path + ": layers=" + std::to_string(options.layers) + ", but the model has only " +
-                                          std::to_string(cfg_.n_layers) + " blocks");
+    fail(ErrorCode::invalid_argument, path + ": layers=" + std::to_string(options.layers) +
+                                          ", but the model has only " + std::to_string(cfg_.n_layers) + " blocks");
   }
   if (options.layers > 0) cfg_.n_layers = options.layers;
   cfg_.head_dim = int(f.get_uint(a + "attention.key_length", uint64_t(cfg_.dim / cfg_.n_heads)));
@@ -205,13 +208,15 @@ GgufModel::GgufModel(const std::string& path, GgufModelOptions options) : impl_(
     fail(ErrorCode::unsupported, path + ": attention.value_length differs from key_length");
   }
   cfg_.n_rot = int(f.get_uint(a + "rope.dimension_count", uint64_t(cfg_.head_dim)));
-  if (cfg_.n_rot <= 0 || cfg_.n_rot > cfg_.head_dim || cfg_.n_rot % 2) fail(ErrorCode::bad_format, path + ": bad rope.dimension_count");
+  if (cfg_.n_rot <= 0 || cfg_.n_rot > cfg_.head_dim || cfg_.n_rot % 2)
+    fail(ErrorCode::bad_format, path + ": bad rope.dimension_count");
   cfg_.rope_theta = float(f.get_float(a + "rope.freq_base", 10000.0));
   cfg_.norm_eps = float(f.get_float(a + "attention.layer_norm_rms_epsilon", 1e-5));
   cfg_.rope_neox = cfg_.arch == "qwen2";
   cfg_.train_context = int(f.get_uint(a + "context_length", 0));
   if (f.has(a + "rope.scaling.type") && f.get_string(a + "rope.scaling.type") != "none") {
-    fail(ErrorCode::unsupported, path + ": rope.scaling.type '" + f.get_string(a + "rope.scaling.type") + "' is not supported");
+    fail(ErrorCode::unsupported,
+         path + ": rope.scaling.type '" + f.get_string(a + "rope.scaling.type") + "' is not supported");
   }
 
   const std::size_t dim = cfg_.dim, q_dim = std::size_t(cfg_.n_heads) * cfg_.head_dim,
@@ -286,7 +291,8 @@ GgufModel::GgufModel(const std::string& path, GgufModelOptions options) : impl_(
 GgufModel::~GgufModel() = default;
 
 std::string GgufModel::token_text(TokenId token) const {
-  if (token < 0 || token >= cfg_.vocab) fail(ErrorCode::invalid_argument, "gguf model: token " + std::to_string(token) + " out of range");
+  if (token < 0 || token >= cfg_.vocab)
+    fail(ErrorCode::invalid_argument, "gguf model: token " + std::to_string(token) + " out of range");
 #ifdef DECODELAB_HAS_TOKENIZER
   if (impl_->tokenizer && token < impl_->tokenizer->vocab_size()) return impl_->tokenizer->token_text(token);
 #endif
@@ -335,8 +341,8 @@ std::unique_ptr<SequenceStorage> GgufModel::new_storage() {
 void GgufModel::forward(std::span<const TreeJob> batch, std::vector<Matrix>& out) {
   const LlamaConfig& c = cfg_;
   const int threads = thread_count(impl_->options.threads);
-  const std::size_t dim = c.dim, hd = c.head_dim, q_dim = std::size_t(c.n_heads) * hd, kv_dim = std::size_t(c.n_kv_heads) * hd,
-                    hidden = c.hidden_dim, vocab = c.vocab;
+  const std::size_t dim = c.dim, hd = c.head_dim, q_dim = std::size_t(c.n_heads) * hd,
+                    kv_dim = std::size_t(c.n_kv_heads) * hd, hidden = c.hidden_dim, vocab = c.vocab;
   const int group = c.n_heads / c.n_kv_heads;
 
   // Flatten all nodes: global index, their tree, position, and ancestors-or-self (global indices).
@@ -355,7 +361,8 @@ void GgufModel::forward(std::span<const TreeJob> batch, std::vector<Matrix>& out
     tree_first[t] = nodes.size();
     for (std::size_t i = 0; i < batch[t].nodes.size(); ++i) {
       NodeRef r{t, int(batch[t].committed) + batch[t].depth[i], {}};
-      for (int32_t j = int32_t(i); j >= 0; j = batch[t].nodes[j].parent) r.visible.push_back(tree_first[t] + std::size_t(j));
+      for (int32_t j = int32_t(i); j >= 0; j = batch[t].nodes[j].parent)
+        r.visible.push_back(tree_first[t] + std::size_t(j));
       std::reverse(r.visible.begin(), r.visible.end());
       nodes.push_back(std::move(r));
     }
@@ -374,7 +381,8 @@ void GgufModel::forward(std::span<const TreeJob> batch, std::vector<Matrix>& out
     }
   }
   const std::size_t N = nodes.size();
-  std::vector<float> x(N * dim), xn(N * dim), q(N * q_dim), att(N * q_dim), proj(N * dim), gate(N * hidden), up(N * hidden);
+  std::vector<float> x(N * dim), xn(N * dim), q(N * q_dim), att(N * q_dim), proj(N * dim), gate(N * hidden),
+      up(N * hidden);
   std::vector<std::vector<float>> k_all(c.n_layers), v_all(c.n_layers);
 
   const Weight& emb = impl_->token_embd;
@@ -384,7 +392,9 @@ void GgufModel::forward(std::span<const TreeJob> batch, std::vector<Matrix>& out
     dequantize_row(emb.type, emb.data + std::size_t(tok) * emb_stride, x.data() + n * dim, dim);
   }
   const MatmulPrecision precision = impl_->options.precision;
-  auto mm = [&](const Weight& w, const float* in, float* o) { matmul(w.type, w.data, w.rows, w.cols, in, N, o, threads, precision); };
+  auto mm = [&](const Weight& w, const float* in, float* o) {
+    matmul(w.type, w.data, w.rows, w.cols, in, N, o, threads, precision);
+  };
 
   for (int l = 0; l < c.n_layers; ++l) {
     const LayerWeights& w = impl_->layers[l];
@@ -392,7 +402,8 @@ void GgufModel::forward(std::span<const TreeJob> batch, std::vector<Matrix>& out
     std::vector<float>& V = v_all[l];
     K.resize(N * kv_dim);
     V.resize(N * kv_dim);
-    for (std::size_t n = 0; n < N; ++n) rmsnorm(xn.data() + n * dim, x.data() + n * dim, w.attn_norm.data(), int(dim), c.norm_eps);
+    for (std::size_t n = 0; n < N; ++n)
+      rmsnorm(xn.data() + n * dim, x.data() + n * dim, w.attn_norm.data(), int(dim), c.norm_eps);
     mm(w.wq, xn.data(), q.data());
     mm(w.wk, xn.data(), K.data());
     mm(w.wv, xn.data(), V.data());
@@ -402,8 +413,10 @@ void GgufModel::forward(std::span<const TreeJob> batch, std::vector<Matrix>& out
         for (std::size_t i = 0; i < kv_dim; ++i) K[n * kv_dim + i] += w.bk[i];
         for (std::size_t i = 0; i < kv_dim; ++i) V[n * kv_dim + i] += w.bv[i];
       }
-      for (int h = 0; h < c.n_heads; ++h) rope(q.data() + n * q_dim + h * hd, c.n_rot, impl_->rope_freq.data(), nodes[n].pos, c.rope_neox);
-      for (int h = 0; h < c.n_kv_heads; ++h) rope(K.data() + n * kv_dim + h * hd, c.n_rot, impl_->rope_freq.data(), nodes[n].pos, c.rope_neox);
+      for (int h = 0; h < c.n_heads; ++h)
+        rope(q.data() + n * q_dim + h * hd, c.n_rot, impl_->rope_freq.data(), nodes[n].pos, c.rope_neox);
+      for (int h = 0; h < c.n_kv_heads; ++h)
+        rope(K.data() + n * kv_dim + h * hd, c.n_rot, impl_->rope_freq.data(), nodes[n].pos, c.rope_neox);
     }
     // Attention: each (node, head) sees the committed prefix and its own ancestors-or-self.
     const float inv_sqrt = 1.0f / std::sqrt(float(hd));
@@ -455,14 +468,16 @@ void GgufModel::forward(std::span<const TreeJob> batch, std::vector<Matrix>& out
     mm(w.wo, att.data(), proj.data());
     for (std::size_t i = 0; i < N * dim; ++i) x[i] += proj[i];
     // SwiGLU feed-forward.
-    for (std::size_t n = 0; n < N; ++n) rmsnorm(xn.data() + n * dim, x.data() + n * dim, w.ffn_norm.data(), int(dim), c.norm_eps);
+    for (std::size_t n = 0; n < N; ++n)
+      rmsnorm(xn.data() + n * dim, x.data() + n * dim, w.ffn_norm.data(), int(dim), c.norm_eps);
     mm(w.w_gate, xn.data(), gate.data());
     mm(w.w_up, xn.data(), up.data());
     for (std::size_t i = 0; i < N * hidden; ++i) gate[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
     mm(w.w_down, gate.data(), proj.data());
     for (std::size_t i = 0; i < N * dim; ++i) x[i] += proj[i];
   }
-  for (std::size_t n = 0; n < N; ++n) rmsnorm(xn.data() + n * dim, x.data() + n * dim, impl_->output_norm.data(), int(dim), c.norm_eps);
+  for (std::size_t n = 0; n < N; ++n)
+    rmsnorm(xn.data() + n * dim, x.data() + n * dim, impl_->output_norm.data(), int(dim), c.norm_eps);
   std::vector<float> logits(N * vocab);
   mm(impl_->output, xn.data(), logits.data());
 
@@ -487,12 +502,16 @@ const RegisterModelLoader reg_gguf({
     .doc = "A Llama or Qwen2 GGUF model (F32/F16/BF16/Q4_0/Q4_1/Q5_0/Q8_0/Q4_K/Q6_K weights) on the CPU.",
     .params = {ParamSpec::string("path", "", "path of the .gguf file"),
                ParamSpec::string("backend", "cpu", "where to run: cpu, or cuda when built with CUDA", {"cpu", "cuda"}),
-               ParamSpec::integer("context", 4096, 1, 1 << 24, "cap on tokens per sequence (also capped by the model's context_length)"),
+               ParamSpec::integer("context", 4096, 1, 1 << 24,
+                                  "cap on tokens per sequence (also capped by the model's context_length)"),
                ParamSpec::integer("threads", 0, 0, 1024, "CPU threads; 0 = all"),
-               ParamSpec::string("precision", "q8", "products with quantized weights: q8 = 8-bit activations, integer dot products "
-                                 "(llama.cpp's numerics, fast); f32 = fp32 dot products with dequantized weights (HF's numerics)",
-                                 {"q8", "f32"}),
-               ParamSpec::integer("layers", 0, 0, 4096, "run only the first N transformer blocks, then the output head "
+               ParamSpec::string(
+                   "precision", "q8",
+                   "products with quantized weights: q8 = 8-bit activations, integer dot products "
+                   "(llama.cpp's numerics, fast); f32 = fp32 dot products with dequantized weights (HF's numerics)",
+                   {"q8", "f32"}),
+               ParamSpec::integer("layers", 0, 0, 4096,
+                                  "run only the first N transformer blocks, then the output head "
                                   "(an early-exit self-draft sharing the weights); 0 = all"),
                ParamSpec::integer("device", 0, 0, 1024, "CUDA device index (backend=cuda)"),
                ParamSpec::string("dtype", "f16", "weight type on the device (backend=cuda)", {"f16", "bf16", "f32"})},
@@ -502,7 +521,9 @@ const RegisterModelLoader reg_gguf({
         for (const ModelLoader* l : ModelLoaderRegistry::instance().list()) {
           if (l->name == "gguf-cuda") return l->load(p, target);
         }
-        fail(ErrorCode::unsupported, "model 'gguf': backend=cuda, but this build has no CUDA backend (configure with a CUDA toolkit, DECODELAB_CUDA=ON)");
+        fail(ErrorCode::unsupported,
+             "model 'gguf': backend=cuda, but this build has no CUDA backend (configure with a CUDA toolkit, "
+             "DECODELAB_CUDA=ON)");
       }
       if (p.get_string("path").empty()) fail(ErrorCode::invalid_argument, "model 'gguf': parameter 'path' is required");
       GgufModelOptions options{int(p.get_int("context")), int(p.get_int("threads")),

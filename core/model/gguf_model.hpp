@@ -16,9 +16,9 @@
 #include <string>
 #include <vector>
 
-#include "core/sequence_table.hpp"
 #include "core/model/gguf.hpp"
 #include "core/model/quants.hpp"
+#include "core/sequence_table.hpp"
 
 namespace decodelab {
 

@@ -195,7 +195,8 @@ float avx2_block32(GgmlType type, const uint8_t* w, const Q8Block* x, std::size_
         const float d = half(w);
         uint32_t qh;
         std::memcpy(&qh, w + 2, 4);
-        const __m256i v = _mm256_or_si256(unpack_nibbles(w + 6), _mm256_and_si256(spread_bits(qh), _mm256_set1_epi8(0x10)));
+        const __m256i v =
+            _mm256_or_si256(unpack_nibbles(w + 6), _mm256_and_si256(spread_bits(qh), _mm256_set1_epi8(0x10)));
         const __m256i p = dot_u8_i8(v, load256(x[b].q));
         acc = _mm256_fmadd_ps(_mm256_set1_ps(d * x[b].d), _mm256_cvtepi32_ps(p), acc);
         offset -= 16.0f * d * x[b].s;
@@ -206,7 +207,8 @@ float avx2_block32(GgmlType type, const uint8_t* w, const Q8Block* x, std::size_
         const __m256i wq = load256(w + 2);
         const __m256i xq = load256(x[b].q);
         // maddubs wants one unsigned operand: |w| times x with w's sign.
-        const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(wq, wq), _mm256_sign_epi8(xq, wq)), _mm256_set1_epi16(1));
+        const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(wq, wq), _mm256_sign_epi8(xq, wq)),
+                                            _mm256_set1_epi16(1));
         acc = _mm256_fmadd_ps(_mm256_set1_ps(half(w) * x[b].d), _mm256_cvtepi32_ps(p), acc);
       }
       break;
@@ -240,7 +242,8 @@ float avx2_q4k(const uint8_t* w, const Q8KBlock* x, std::size_t nb) {
     for (int c = 0; c < 4; ++c) {
       const __m256i q4 = load256(qs + 32 * c);
       const __m256i lo = _mm256_maddubs_epi16(_mm256_and_si256(q4, m4), load256(q8 + 64 * c));
-      const __m256i hi = _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(q4, 4), m4), load256(q8 + 64 * c + 32));
+      const __m256i hi =
+          _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(q4, 4), m4), load256(q8 + 64 * c + 32));
       sum = _mm256_add_epi32(sum, _mm256_madd_epi16(lo, _mm256_set1_epi16(sc[2 * c])));
       sum = _mm256_add_epi32(sum, _mm256_madd_epi16(hi, _mm256_set1_epi16(sc[2 * c + 1])));
     }
@@ -250,7 +253,8 @@ float avx2_q4k(const uint8_t* w, const Q8KBlock* x, std::size_t nb) {
     const __m128i mn16 = _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(mn32)));
     const __m256i mn_pairs = _mm256_set_m128i(_mm_unpackhi_epi16(mn16, mn16), _mm_unpacklo_epi16(mn16, mn16));
     const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].bsums));
-    acc_min = _mm256_fmadd_ps(_mm256_set1_ps(half(w + 2) * dx), _mm256_cvtepi32_ps(_mm256_madd_epi16(bs, mn_pairs)), acc_min);
+    acc_min =
+        _mm256_fmadd_ps(_mm256_set1_ps(half(w + 2) * dx), _mm256_cvtepi32_ps(_mm256_madd_epi16(bs, mn_pairs)), acc_min);
   }
   return hsum(_mm256_sub_ps(acc, acc_min));
 }
@@ -281,12 +285,15 @@ void avx2_q4k_multi(const uint8_t* w, const Q8KBlock* const* x, int n, std::size
       const Q8KBlock& xb = x[t][b];
       __m256i sum = _mm256_setzero_si256();
       for (int c = 0; c < 4; ++c) {
-        sum = _mm256_add_epi32(sum, _mm256_madd_epi16(_mm256_maddubs_epi16(lo[c], load256(xb.q + 64 * c)), scale[2 * c]));
-        sum = _mm256_add_epi32(sum, _mm256_madd_epi16(_mm256_maddubs_epi16(hi[c], load256(xb.q + 64 * c + 32)), scale[2 * c + 1]));
+        sum =
+            _mm256_add_epi32(sum, _mm256_madd_epi16(_mm256_maddubs_epi16(lo[c], load256(xb.q + 64 * c)), scale[2 * c]));
+        sum = _mm256_add_epi32(
+            sum, _mm256_madd_epi16(_mm256_maddubs_epi16(hi[c], load256(xb.q + 64 * c + 32)), scale[2 * c + 1]));
       }
       acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * xb.d), _mm256_cvtepi32_ps(sum), acc[t]);
       const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb.bsums));
-      acc_min[t] = _mm256_fmadd_ps(_mm256_set1_ps(dmin * xb.d), _mm256_cvtepi32_ps(_mm256_madd_epi16(bs, mn_pairs)), acc_min[t]);
+      acc_min[t] =
+          _mm256_fmadd_ps(_mm256_set1_ps(dmin * xb.d), _mm256_cvtepi32_ps(_mm256_madd_epi16(bs, mn_pairs)), acc_min[t]);
     }
   }
   for (int t = 0; t < n; ++t) out[t] = hsum(_mm256_sub_ps(acc[t], acc_min[t]));
@@ -306,7 +313,8 @@ float avx2_q6k(const uint8_t* w, const Q8KBlock* x, std::size_t nb) {
     for (int h = 0; h < 2; ++h) {
       const __m256i l0 = load256(ql), l1 = load256(ql + 32), hb = load256(qh);
       const __m256i q1 = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(hb, m2), 4));
-      const __m256i q2 = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), m2), 4));
+      const __m256i q2 = _mm256_or_si256(_mm256_and_si256(l1, m4),
+                                         _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), m2), 4));
       const __m256i q3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
                                          _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), m2), 4));
       const __m256i q4 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
@@ -343,7 +351,8 @@ void avx2_q6k_multi(const uint8_t* w, const Q8KBlock* const* x, int n, std::size
       const uint8_t* qh = w + 128 + 32 * h;
       const __m256i l0 = load256(ql), l1 = load256(ql + 32), hb = load256(qh);
       q[4 * h + 0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(hb, m2), 4));
-      q[4 * h + 1] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), m2), 4));
+      q[4 * h + 1] = _mm256_or_si256(_mm256_and_si256(l1, m4),
+                                     _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), m2), 4));
       q[4 * h + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
                                      _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), m2), 4));
       q[4 * h + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
@@ -372,9 +381,11 @@ void avx2_q6k_multi(const uint8_t* w, const Q8KBlock* const* x, int n, std::size
 
 void check_args(GgmlType type, std::size_t cols, const Q8Activations& x) {
   const std::size_t block = is_k_quant(type) ? 256 : 32;
-  if (!q8_dot_supported(type)) fail(ErrorCode::unsupported, std::string("q8_dot: tensor type ") + ggml_type_name(type) + " has no integer path");
+  if (!q8_dot_supported(type))
+    fail(ErrorCode::unsupported, std::string("q8_dot: tensor type ") + ggml_type_name(type) + " has no integer path");
   if (cols % block != 0 || (is_k_quant(type) ? x.b256.size() : x.b32.size()) != cols / block) {
-    fail(ErrorCode::invalid_argument, "q8_dot: " + std::to_string(cols) + " columns do not match the quantized activations");
+    fail(ErrorCode::invalid_argument,
+         "q8_dot: " + std::to_string(cols) + " columns do not match the quantized activations");
   }
 }
 
@@ -382,17 +393,23 @@ void check_args(GgmlType type, std::size_t cols, const Q8Activations& x) {
 
 bool q8_dot_supported(GgmlType type) {
   switch (type) {
-    case GgmlType::Q4_0: case GgmlType::Q4_1: case GgmlType::Q5_0: case GgmlType::Q8_0: case GgmlType::Q4_K: case GgmlType::Q6_K:
-      return true;
-    default:
-      return false;
+    case GgmlType::Q4_0:
+    case GgmlType::Q4_1:
+    case GgmlType::Q5_0:
+    case GgmlType::Q8_0:
+    case GgmlType::Q4_K:
+    case GgmlType::Q6_K: return true;
+    default: return false;
   }
 }
 
 void quantize_activations(GgmlType type, const float* x, std::size_t cols, Q8Activations& out) {
-  if (!q8_dot_supported(type)) fail(ErrorCode::unsupported, std::string("quantize_activations: tensor type ") + ggml_type_name(type) + " has no integer path");
+  if (!q8_dot_supported(type))
+    fail(ErrorCode::unsupported,
+         std::string("quantize_activations: tensor type ") + ggml_type_name(type) + " has no integer path");
   if (is_k_quant(type)) {
-    if (cols % 256 != 0) fail(ErrorCode::invalid_argument, "quantize_activations: " + std::to_string(cols) + " is not a multiple of 256");
+    if (cols % 256 != 0)
+      fail(ErrorCode::invalid_argument, "quantize_activations: " + std::to_string(cols) + " is not a multiple of 256");
     out.b32.clear();
     out.b256.resize(cols / 256);
     for (std::size_t b = 0; b < out.b256.size(); ++b) {
@@ -405,7 +422,8 @@ void quantize_activations(GgmlType type, const float* x, std::size_t cols, Q8Act
       }
     }
   } else {
-    if (cols % 32 != 0) fail(ErrorCode::invalid_argument, "quantize_activations: " + std::to_string(cols) + " is not a multiple of 32");
+    if (cols % 32 != 0)
+      fail(ErrorCode::invalid_argument, "quantize_activations: " + std::to_string(cols) + " is not a multiple of 32");
     out.b256.clear();
     out.b32.resize(cols / 32);
     for (std::size_t b = 0; b < out.b32.size(); ++b) {

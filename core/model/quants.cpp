@@ -157,24 +157,35 @@ float bf16_to_float(uint16_t h) {
 
 bool quant_supported(GgmlType type) {
   switch (type) {
-    case GgmlType::F32: case GgmlType::F16: case GgmlType::BF16: case GgmlType::Q4_0: case GgmlType::Q4_1:
-    case GgmlType::Q5_0: case GgmlType::Q8_0: case GgmlType::Q4_K: case GgmlType::Q6_K:
-      return true;
-    default:
-      return false;
+    case GgmlType::F32:
+    case GgmlType::F16:
+    case GgmlType::BF16:
+    case GgmlType::Q4_0:
+    case GgmlType::Q4_1:
+    case GgmlType::Q5_0:
+    case GgmlType::Q8_0:
+    case GgmlType::Q4_K:
+    case GgmlType::Q6_K: return true;
+    default: return false;
   }
 }
 
 void dequantize_row(GgmlType type, const uint8_t* src, float* dst, std::size_t n) {
   const GgmlTypeTraits t = ggml_type_traits(uint32_t(type));
-  if (!quant_supported(type)) fail(ErrorCode::unsupported, std::string("dequantize: tensor type ") + ggml_type_name(type) + " is not supported");
+  if (!quant_supported(type))
+    fail(ErrorCode::unsupported, std::string("dequantize: tensor type ") + ggml_type_name(type) + " is not supported");
   if (n % t.block_elems != 0) {
-    fail(ErrorCode::invalid_argument, "dequantize: " + std::to_string(n) + " elements is not a whole number of " + t.name + " blocks");
+    fail(ErrorCode::invalid_argument,
+         "dequantize: " + std::to_string(n) + " elements is not a whole number of " + t.name + " blocks");
   }
   switch (type) {
     case GgmlType::F32: std::memcpy(dst, src, n * 4); return;
-    case GgmlType::F16: for (std::size_t i = 0; i < n; ++i) dst[i] = fp16_to_float(load_u16(src + 2 * i)); return;
-    case GgmlType::BF16: for (std::size_t i = 0; i < n; ++i) dst[i] = bf16_to_float(load_u16(src + 2 * i)); return;
+    case GgmlType::F16:
+      for (std::size_t i = 0; i < n; ++i) dst[i] = fp16_to_float(load_u16(src + 2 * i));
+      return;
+    case GgmlType::BF16:
+      for (std::size_t i = 0; i < n; ++i) dst[i] = bf16_to_float(load_u16(src + 2 * i));
+      return;
     default: break;
   }
   void (*block)(const uint8_t*, float*) = nullptr;
@@ -192,7 +203,8 @@ void dequantize_row(GgmlType type, const uint8_t* src, float* dst, std::size_t n
 
 void matmul(GgmlType type, const uint8_t* W, std::size_t rows, std::size_t cols, const float* x, std::size_t tokens,
             float* y, int threads, MatmulPrecision precision) {
-  if (!quant_supported(type)) fail(ErrorCode::unsupported, std::string("matmul: tensor type ") + ggml_type_name(type) + " is not supported");
+  if (!quant_supported(type))
+    fail(ErrorCode::unsupported, std::string("matmul: tensor type ") + ggml_type_name(type) + " is not supported");
   const std::size_t stride = ggml_row_bytes(type, cols);
 #ifdef _OPENMP
   const int n_threads = threads > 0 ? threads : omp_get_max_threads();

@@ -31,7 +31,6 @@ const ByteAlphabet& byte_alphabet() {
   return alphabet;
 }
 
-
 // Length of the UTF-8 sequence starting at s[i] (1 for invalid lead or truncated sequences).
 std::size_t utf8_length(std::string_view s, std::size_t i) {
   const unsigned char c = (unsigned char)s[i];
@@ -152,13 +151,21 @@ Tokenizer::Tokenizer(TokenizerVocab vocab) : vocab_(std::move(vocab)) {
   const std::size_t n = vocab_.tokens.size();
   if (n == 0) fail(ErrorCode::bad_format, "tokenizer: the vocabulary is empty (tokenizer.ggml.tokens)");
   if (!vocab_.scores.empty() && vocab_.scores.size() != n) {
-    fail(ErrorCode::bad_format, "tokenizer: " + std::to_string(vocab_.scores.size()) + " scores for " + std::to_string(n) + " tokens");
+    fail(ErrorCode::bad_format,
+         "tokenizer: " + std::to_string(vocab_.scores.size()) + " scores for " + std::to_string(n) + " tokens");
   }
   if (!vocab_.token_types.empty() && vocab_.token_types.size() != n) {
-    fail(ErrorCode::bad_format, "tokenizer: " + std::to_string(vocab_.token_types.size()) + " token types for " + std::to_string(n) + " tokens");
+    fail(ErrorCode::bad_format, "tokenizer: " + std::to_string(vocab_.token_types.size()) + " token types for " +
+                                    std::to_string(n) + " tokens");
   }
-  for (auto [name, id] : {std::pair{"bos", vocab_.bos}, {"eos", vocab_.eos}, {"eot", vocab_.eot}, {"pad", vocab_.pad}, {"unk", vocab_.unk}}) {
-    if (id < -1 || id >= int32_t(n)) fail(ErrorCode::bad_format, std::string("tokenizer: ") + name + " id " + std::to_string(id) + " outside the vocabulary");
+  for (auto [name, id] : {std::pair{"bos", vocab_.bos},
+                          {"eos", vocab_.eos},
+                          {"eot", vocab_.eot},
+                          {"pad", vocab_.pad},
+                          {"unk", vocab_.unk}}) {
+    if (id < -1 || id >= int32_t(n))
+      fail(ErrorCode::bad_format,
+           std::string("tokenizer: ") + name + " id " + std::to_string(id) + " outside the vocabulary");
   }
   token_ids_.reserve(n);
   for (std::size_t i = 0; i < n; ++i) token_ids_.emplace(vocab_.tokens[i], int32_t(i));  // first id wins for duplicates
@@ -169,7 +176,8 @@ Tokenizer::Tokenizer(TokenizerVocab vocab) : vocab_(std::move(vocab)) {
     for (std::size_t r = 0; r < vocab_.merges.size(); ++r) {
       const std::string& m = vocab_.merges[r];
       const std::size_t space = m.find(' ');
-      if (space == std::string::npos || space == 0 || space + 1 == m.size() || m.find(' ', space + 1) != std::string::npos) {
+      if (space == std::string::npos || space == 0 || space + 1 == m.size() ||
+          m.find(' ', space + 1) != std::string::npos) {
         fail(ErrorCode::bad_format, "tokenizer: merge " + std::to_string(r) + " ('" + m + "') is not 'left right'");
       }
       merge_ranks_.emplace(m, int32_t(r));
@@ -185,7 +193,8 @@ Tokenizer::Tokenizer(TokenizerVocab vocab) : vocab_(std::move(vocab)) {
     } else if (pre == "gpt-2" || pre == "gpt2" || pre == "default" || pre.empty()) {
       pre_ = std::make_unique<PreTokenizer>(std::vector<const char*>{kGpt2});
     } else {
-      fail(ErrorCode::unsupported, "tokenizer: pre-tokenizer '" + pre + "' is not supported (known: llama-bpe, qwen2, smollm, gpt2, default)");
+      fail(ErrorCode::unsupported,
+           "tokenizer: pre-tokenizer '" + pre + "' is not supported (known: llama-bpe, qwen2, smollm, gpt2, default)");
     }
   } else if (vocab_.model == "llama") {
     for (std::size_t i = 0; i < n; ++i) {
@@ -204,7 +213,8 @@ Tokenizer::Tokenizer(TokenizerVocab vocab) : vocab_(std::move(vocab)) {
     const int32_t type = vocab_.token_types[i];
     if ((type == 3 || type == 4) && !vocab_.tokens[i].empty()) specials.emplace_back(vocab_.tokens[i], int32_t(i));
   }
-  std::stable_sort(specials.begin(), specials.end(), [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
+  std::stable_sort(specials.begin(), specials.end(),
+                   [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
   for (auto& [text, id] : specials) {
     specials_.push_back(text);
     special_ids_.push_back(id);
@@ -351,7 +361,8 @@ void Tokenizer::spm_fragment(std::string_view text, bool first, std::vector<int3
 
 std::string Tokenizer::token_text(int32_t token) const {
   if (token < 0 || token >= vocab_size()) {
-    fail(ErrorCode::invalid_argument, "token " + std::to_string(token) + " outside the vocabulary (size " + std::to_string(vocab_size()) + ")");
+    fail(ErrorCode::invalid_argument,
+         "token " + std::to_string(token) + " outside the vocabulary (size " + std::to_string(vocab_size()) + ")");
   }
   const std::string& t = vocab_.tokens[std::size_t(token)];
   const int32_t type = vocab_.token_types.empty() ? 1 : vocab_.token_types[std::size_t(token)];

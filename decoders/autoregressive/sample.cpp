@@ -53,10 +53,13 @@ class SampleDecoder final : public Decoder {
 
 const RegisterDecoder reg_sample({
     .name = "sample",
-    .doc = "Autoregressive sampling from the target through a sampler chain (temperature, top-k, top-p, min-p, typical).",
+    .doc =
+        "Autoregressive sampling from the target through a sampler chain (temperature, top-k, top-p, min-p, typical).",
     .params = sampling_param_specs(),
     .roles = {"target"},
-    .make = [](const Params& p) -> std::unique_ptr<Decoder> { return std::make_unique<SampleDecoder>(chain_from_params(p)); },
+    .make = [](const Params& p) -> std::unique_ptr<Decoder> {
+      return std::make_unique<SampleDecoder>(chain_from_params(p));
+    },
 });
 
 const RegisterDecoder reg_greedy({
@@ -64,7 +67,9 @@ const RegisterDecoder reg_greedy({
     .doc = "Autoregressive greedy decoding: the most likely token at every step (ties: lowest id).",
     .params = {},
     .roles = {"target"},
-    .make = [](const Params&) -> std::unique_ptr<Decoder> { return std::make_unique<SampleDecoder>(parse_chain("temperature(t=0)")); },
+    .make = [](const Params&) -> std::unique_ptr<Decoder> {
+      return std::make_unique<SampleDecoder>(parse_chain("temperature(t=0)"));
+    },
 });
 
 }  // namespace

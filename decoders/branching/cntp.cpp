@@ -10,19 +10,21 @@ namespace decodelab {
 
 void CntpSchedule::validate() const {
   const std::string owner = "decoder 'cntp': ";
-  if (max_trials < 1) fail(ErrorCode::invalid_argument, owner + "max_trials must be >= 1, got " + std::to_string(max_trials));
+  if (max_trials < 1)
+    fail(ErrorCode::invalid_argument, owner + "max_trials must be >= 1, got " + std::to_string(max_trials));
   if (!std::isfinite(entropy_low)) fail(ErrorCode::invalid_argument, owner + "entropy_threshold_low must be finite");
   if (!std::isfinite(entropy_high)) fail(ErrorCode::invalid_argument, owner + "entropy_threshold_high must be finite");
   if (!(entropy_high > entropy_low)) {
     fail(ErrorCode::invalid_argument, owner + "entropy_threshold_high (" + std::to_string(entropy_high) +
-                                          ") must be greater than entropy_threshold_low (" + std::to_string(entropy_low) + ")");
+                                          ") must be greater than entropy_threshold_low (" +
+                                          std::to_string(entropy_low) + ")");
   }
 }
 
 double CntpSchedule::threshold(int k) const {
   if (k < 1 || k > max_trials) {
-    fail(ErrorCode::invalid_argument, "cntp: no threshold for " + std::to_string(k) + " trials (max_trials " +
-                                          std::to_string(max_trials) + ")");
+    fail(ErrorCode::invalid_argument,
+         "cntp: no threshold for " + std::to_string(k) + " trials (max_trials " + std::to_string(max_trials) + ")");
   }
   if (k == 1) return -std::numeric_limits<double>::infinity();
   if (k == max_trials) return entropy_high;
@@ -51,7 +53,8 @@ double cntp_entropy(std::span<const float> q) {
 PunctuationRule parse_punctuation_rule(std::string_view name) {
   if (name == "token") return PunctuationRule::first_token;
   if (name == "text") return PunctuationRule::text_suffix;
-  fail(ErrorCode::invalid_argument, "decoder 'cntp': punctuation must be 'token' or 'text', got '" + std::string(name) + "'");
+  fail(ErrorCode::invalid_argument,
+       "decoder 'cntp': punctuation must be 'token' or 'text', got '" + std::string(name) + "'");
 }
 
 std::vector<bool> punctuation_mask(const LanguageModel& model, PunctuationRule rule) {

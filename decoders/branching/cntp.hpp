@@ -23,9 +23,9 @@ namespace decodelab {
 
 // How many trials a step runs, from the entropy of its processed distribution.
 struct CntpSchedule {
-  double entropy_low = 0.01;   // H_low: at or below it a step never branches
-  double entropy_high = 1.5;   // H_high: at or above it a step runs max_trials trials
-  int max_trials = 10;         // N_max (N_min is 1, as in the reference)
+  double entropy_low = 0.01;  // H_low: at or below it a step never branches
+  double entropy_high = 1.5;  // H_high: at or above it a step runs max_trials trials
+  int max_trials = 10;        // N_max (N_min is 1, as in the reference)
   // The reference's "same_num_trials" ablation: a step that branches at all (N(H) > 1) runs
   // N_max trials, so the entropy decides only whether to branch, not how wide.
   bool constant = false;

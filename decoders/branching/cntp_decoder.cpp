@@ -29,17 +29,17 @@
 #include <algorithm>
 #include <cmath>
 
-#include "decoders/decode_loop.hpp"
 #include "core/error.hpp"
 #include "core/random.hpp"
 #include "decoders/branching/cntp.hpp"
+#include "decoders/decode_loop.hpp"
 #include "samplers/sampler.hpp"
 
 namespace decodelab {
 namespace {
 
 struct Trial {
-  SeqId seq = -1;  // fork of the main sequence; -1 while the trial needs no forward pass
+  SeqId seq = -1;                  // fork of the main sequence; -1 while the trial needs no forward pass
   std::unique_ptr<Sampler> chain;  // the sampler chain's state along this trial
   PhiloxStream rng{0, 0};
   std::vector<TokenId> tokens;
@@ -57,7 +57,8 @@ class CntpDecoder final : public Decoder {
     DecodeLoop loop(models, options, stream);
     LanguageModel& target = loop.target();
     Stats& stats = loop.stats();
-    if (stream.empty()) fail(ErrorCode::invalid_argument, "cntp: the prompt is empty (the first token needs a context)");
+    if (stream.empty())
+      fail(ErrorCode::invalid_argument, "cntp: the prompt is empty (the first token needs a context)");
     loop_ = &loop;
     target_ = &target;
     options_ = &options;
@@ -169,14 +170,14 @@ class CntpDecoder final : public Decoder {
 
   // N > 1: runs the trials in lock-step, commits the lowest-perplexity one. Returns whether
   // generation stops; `sampled` counts every token drawn.
-  bool step_branch(std::span<const float> logits, const std::vector<float>& q, int n_trials, TokenStream& stream, Stats& stats,
-                   int64_t& sampled) {
+  bool step_branch(std::span<const float> logits, const std::vector<float>& q, int n_trials, TokenStream& stream,
+                   Stats& stats, int64_t& sampled) {
     std::vector<Trial> trials(static_cast<std::size_t>(n_trials));  // their forks belong to the loop
     return run_trials(logits, q, trials, stream, stats, sampled);
   }
 
-  bool run_trials(std::span<const float> logits, const std::vector<float>& q, std::vector<Trial>& trials, TokenStream& stream,
-                  Stats& stats, int64_t& sampled) {
+  bool run_trials(std::span<const float> logits, const std::vector<float>& q, std::vector<Trial>& trials,
+                  TokenStream& stream, Stats& stats, int64_t& sampled) {
     const int n_trials = int(trials.size());
     const std::size_t start = stream.size();
     // > 0: should_stop passed. A trial's tokens but its last are evaluated on a fork of the main
@@ -254,7 +255,7 @@ class CntpDecoder final : public Decoder {
   PunctuationRule rule_;
   std::unique_ptr<SamplerChain> chain_;
   // Per-generate state.
-  DecodeLoop* loop_ = nullptr;  // owns the sequences: the main one and the trials' forks
+  DecodeLoop* loop_ = nullptr;            // owns the sequences: the main one and the trials' forks
   std::unique_ptr<Sampler> chain_state_;  // the chain's state along the committed stream
   LanguageModel* target_ = nullptr;
   const DecodeOptions* options_ = nullptr;
@@ -264,16 +265,20 @@ class CntpDecoder final : public Decoder {
 
 const RegisterDecoder reg_cntp({
     .name = "cntp",
-    .doc = "Cautious next-token prediction (Wang et al. 2025): when the processed distribution's entropy is high, run N "
-           "trials to the next punctuation as forked sequences in one batch and commit the lowest-perplexity one.",
+    .doc =
+        "Cautious next-token prediction (Wang et al. 2025): when the processed distribution's entropy is high, run N "
+        "trials to the next punctuation as forked sequences in one batch and commit the lowest-perplexity one.",
     .params = with_sampling_params({
-        ParamSpec::real("entropy_threshold_low", 0.01, 0.0, 1e6, "H_low (nats): below H_low + (H_high - H_low)/(N_max - 1) a step samples one token"),
-        ParamSpec::real("entropy_threshold_high", 1.5, 0.0, 1e6, "H_high (nats): at or above it a step runs max_trials trials; must exceed H_low"),
+        ParamSpec::real("entropy_threshold_low", 0.01, 0.0, 1e6,
+                        "H_low (nats): below H_low + (H_high - H_low)/(N_max - 1) a step samples one token"),
+        ParamSpec::real("entropy_threshold_high", 1.5, 0.0, 1e6,
+                        "H_high (nats): at or above it a step runs max_trials trials; must exceed H_low"),
         ParamSpec::integer("max_trials", 10, 1, 1024, "N_max, trials at the highest entropy (1 = the sample decoder)"),
-        ParamSpec::string("punctuation", "token",
-                          "what ends a trial: token = the first token of each of . , \\n ? ! : ; ) ] } (the reference); "
-                          "text = any token whose text ends in one of them",
-                          {"token", "text"}),
+        ParamSpec::string(
+            "punctuation", "token",
+            "what ends a trial: token = the first token of each of . , \\n ? ! : ; ) ] } (the reference); "
+            "text = any token whose text ends in one of them",
+            {"token", "text"}),
         ParamSpec::string("trials", "adaptive",
                           "adaptive = N(H) trials (the method); constant = N_max whenever N(H) > 1 (the reference's "
                           "same_num_trials ablation)",
@@ -287,7 +292,8 @@ const RegisterDecoder reg_cntp({
       s.max_trials = int(p.get_int("max_trials"));
       s.constant = p.get_string("trials") == "constant";
       s.validate();
-      return std::make_unique<CntpDecoder>(s, parse_punctuation_rule(p.get_string("punctuation")), chain_from_params(p));
+      return std::make_unique<CntpDecoder>(s, parse_punctuation_rule(p.get_string("punctuation")),
+                                           chain_from_params(p));
     },
 });
 

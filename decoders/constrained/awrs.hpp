@@ -23,15 +23,16 @@
 namespace decodelab {
 
 struct AwrsDraw {
-  TokenId token = -1;          // -1: every token with mass was rejected (dead end)
-  double log_weight = 0.0;     // log Z-hat; -inf on a dead end; 0 without proper weights
-  int64_t evaluations = 0;     // constraint checks this draw paid for
-  int64_t rejections = 0;      // tokens rejected before the first acceptance
+  TokenId token = -1;       // -1: every token with mass was rejected (dead end)
+  double log_weight = 0.0;  // log Z-hat; -inf on a dead end; 0 without proper weights
+  int64_t evaluations = 0;  // constraint checks this draw paid for
+  int64_t rejections = 0;   // tokens rejected before the first acceptance
 };
 
 // `probs`: nonnegative weights over the vocabulary (normalized or not; Z-hat estimates the allowed
 // fraction of their total). The Gumbel keys come from `rng`. With proper_weights = false the extra
 // check after the acceptance is skipped and log_weight is 0 (plain LCD sampling).
-AwrsDraw awrs_sample(std::span<const float> probs, Constraint& constraint, PhiloxStream& rng, bool proper_weights = true);
+AwrsDraw awrs_sample(std::span<const float> probs, Constraint& constraint, PhiloxStream& rng,
+                     bool proper_weights = true);
 
 }  // namespace decodelab

@@ -36,14 +36,19 @@ class AwrsDecoder final : public Decoder {
 
 const RegisterDecoder reg_awrs({
     .name = "awrs",
-    .doc = "Locally constrained decoding by adaptive weighted rejection sampling (Lipkin et al. 2025): lazy Gumbel-order "
-           "rejection, exact LCD token law, unbiased per-step normalizer estimate in metrics.",
-    .params = with_sampling_params({constraint_param_spec(true),
-                                    ParamSpec::boolean("proper_weights", true, "estimate the step normalizer (one extra constraint check per step)")}),
+    .doc =
+        "Locally constrained decoding by adaptive weighted rejection sampling (Lipkin et al. 2025): lazy Gumbel-order "
+        "rejection, exact LCD token law, unbiased per-step normalizer estimate in metrics.",
+    .params = with_sampling_params(
+        {constraint_param_spec(true),
+         ParamSpec::boolean("proper_weights", true,
+                            "estimate the step normalizer (one extra constraint check per step)")}),
     .roles = {"target"},
     .make = [](const Params& p) -> std::unique_ptr<Decoder> {
-      if (p.get_string("constraint").empty()) fail(ErrorCode::invalid_argument, "decoder 'awrs': parameter 'constraint' is required");
-      return std::make_unique<AwrsDecoder>(chain_from_params(p), p.get_string("constraint"), p.get_bool("proper_weights"));
+      if (p.get_string("constraint").empty())
+        fail(ErrorCode::invalid_argument, "decoder 'awrs': parameter 'constraint' is required");
+      return std::make_unique<AwrsDecoder>(chain_from_params(p), p.get_string("constraint"),
+                                           p.get_bool("proper_weights"));
     },
 });
 

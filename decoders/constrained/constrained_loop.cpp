@@ -8,8 +8,8 @@
 
 namespace decodelab {
 
-Stats run_constrained(const ModelSet& models, const DecodeOptions& options, TokenStream& stream, const SamplerChain& chain_proto,
-                      const std::string& constraint_spec, const PickFn& pick) {
+Stats run_constrained(const ModelSet& models, const DecodeOptions& options, TokenStream& stream,
+                      const SamplerChain& chain_proto, const std::string& constraint_spec, const PickFn& pick) {
   DecodeLoop loop(models, options, stream);
   LanguageModel& target = loop.target();
   Stats& stats = loop.stats();

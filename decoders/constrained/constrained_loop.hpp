@@ -15,15 +15,16 @@
 namespace decodelab {
 
 struct ConstrainedPick {
-  TokenId token = -1;        // -1: dead end
-  double log_weight = 0.0;   // this step's log weight (awrs), 0 for masking
+  TokenId token = -1;       // -1: dead end
+  double log_weight = 0.0;  // this step's log weight (awrs), 0 for masking
 };
 
 // Called once per step with the processed distribution, the constraint state, and the position
 // being decided (the stream size), which keys the step's random numbers.
-using PickFn = std::function<ConstrainedPick(std::span<const float> probs, Constraint& constraint, std::size_t position)>;
+using PickFn =
+    std::function<ConstrainedPick(std::span<const float> probs, Constraint& constraint, std::size_t position)>;
 
-Stats run_constrained(const ModelSet& models, const DecodeOptions& options, TokenStream& stream, const SamplerChain& chain,
-                      const std::string& constraint_spec, const PickFn& pick);
+Stats run_constrained(const ModelSet& models, const DecodeOptions& options, TokenStream& stream,
+                      const SamplerChain& chain, const std::string& constraint_spec, const PickFn& pick);
 
 }  // namespace decodelab

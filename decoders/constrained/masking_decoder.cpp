@@ -26,7 +26,8 @@ double mask(std::span<const float> probs, Constraint& constraint, std::vector<fl
 
 class MaskingDecoder final : public Decoder {
  public:
-  MaskingDecoder(std::unique_ptr<SamplerChain> chain, std::string constraint) : chain_(std::move(chain)), constraint_(std::move(constraint)) {}
+  MaskingDecoder(std::unique_ptr<SamplerChain> chain, std::string constraint)
+      : chain_(std::move(chain)), constraint_(std::move(constraint)) {}
 
   Stats generate(const ModelSet& models, const DecodeOptions& options, TokenStream& stream) override {
     std::vector<float> masked;
@@ -34,7 +35,8 @@ class MaskingDecoder final : public Decoder {
                            [&](std::span<const float> probs, Constraint& constraint, std::size_t position) {
                              ConstrainedPick pick;
                              if (mask(probs, constraint, masked) <= 0.0) return pick;
-                             const double u = random_stream(options.seed, RandomStream::sample, position).uniform_double();
+                             const double u =
+                                 random_stream(options.seed, RandomStream::sample, position).uniform_double();
                              pick.token = sample_from_weights(masked, u);
                              return pick;
                            });
@@ -52,7 +54,8 @@ const RegisterDecoder reg_masking({
     .params = with_sampling_params({constraint_param_spec(true)}),
     .roles = {"target"},
     .make = [](const Params& p) -> std::unique_ptr<Decoder> {
-      if (p.get_string("constraint").empty()) fail(ErrorCode::invalid_argument, "decoder 'masking': parameter 'constraint' is required");
+      if (p.get_string("constraint").empty())
+        fail(ErrorCode::invalid_argument, "decoder 'masking': parameter 'constraint' is required");
       return std::make_unique<MaskingDecoder>(chain_from_params(p), p.get_string("constraint"));
     },
 });

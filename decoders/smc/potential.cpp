@@ -113,7 +113,8 @@ class RewardPotential final : public Potential {
                                             " values for " + std::to_string(particles.size()) + " particles");
     for (std::size_t i = 0; i < r.size(); ++i) {
       if (std::isnan(r[i]) || r[i] == std::numeric_limits<double>::infinity())
-        fail(ErrorCode::numeric, "smc: reward '" + name_ + "' returned " + std::to_string(r[i]) + " for particle " + std::to_string(i));
+        fail(ErrorCode::numeric,
+             "smc: reward '" + name_ + "' returned " + std::to_string(r[i]) + " for particle " + std::to_string(i));
       out[i] = r[i];
     }
   }
@@ -142,7 +143,8 @@ RewardFn find_reward_provider(const std::string& name) {
   if (it == providers().end()) {
     std::string known;
     for (const auto& [n, f] : providers()) known += " " + n;
-    fail(ErrorCode::not_found, "smc: unknown reward provider '" + name + "'; registered:" + (known.empty() ? " none" : known));
+    fail(ErrorCode::not_found,
+         "smc: unknown reward provider '" + name + "'; registered:" + (known.empty() ? " none" : known));
   }
   return it->second;
 }

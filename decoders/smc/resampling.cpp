@@ -12,7 +12,8 @@ ResamplingScheme parse_resampling_scheme(const std::string& name) {
   if (name == "systematic") return ResamplingScheme::systematic;
   if (name == "stratified") return ResamplingScheme::stratified;
   if (name == "multinomial") return ResamplingScheme::multinomial;
-  fail(ErrorCode::invalid_argument, "unknown resampling scheme '" + name + "'; known: systematic stratified multinomial");
+  fail(ErrorCode::invalid_argument,
+       "unknown resampling scheme '" + name + "'; known: systematic stratified multinomial");
 }
 
 std::vector<int> resample(std::span<const double> weights, int n, ResamplingScheme scheme, PhiloxStream& rng) {

@@ -61,11 +61,11 @@ struct Particle {
   std::vector<float> log_m;  // raw target log-probability per generated token
   std::vector<float> log_q;  // proposal log-probability per generated token
   std::string text;
-  bool stopped = false;      // drew a stop token, or its text reached a stop string
+  bool stopped = false;  // drew a stop token, or its text reached a stop string
   double log_w = 0.0;
   double log_psi = 0.0;
-  double log_v = 0.0;        // lookahead: log of the carried estimate of V_t (0 = prefix-only or finished)
-  double log_awrs = 0.0;     // proposal=awrs: log Z-hat of the newest token's draw, not yet in the weight
+  double log_v = 0.0;     // lookahead: log of the carried estimate of V_t (0 = prefix-only or finished)
+  double log_awrs = 0.0;  // proposal=awrs: log Z-hat of the newest token's draw, not yet in the weight
   std::shared_ptr<Constraint> constraint;  // proposal=awrs: the constraint state of the generated text
 };
 
@@ -76,7 +76,8 @@ struct Settings {
   ResamplingScheme scheme = ResamplingScheme::systematic;
   int mh_steps = 0;
   int lookahead = 0;
-  bool awrs = false;  // proposal: AWRS under the constraint instead of plain sampling from q  // rollouts per particle for the lookahead twist V_t (0 = prefix-only)
+  bool awrs = false;  // proposal: AWRS under the constraint instead of plain sampling from q  // rollouts per particle
+                      // for the lookahead twist V_t (0 = prefix-only)
   double alpha = 1.0;
   std::string constraint;
   std::string reward;
@@ -85,7 +86,8 @@ struct Settings {
 
 class SmcDecoder final : public Decoder, public RewardSettable {
  public:
-  SmcDecoder(Settings settings, std::unique_ptr<SamplerChain> chain) : s_(std::move(settings)), chain_(std::move(chain)) {}
+  SmcDecoder(Settings settings, std::unique_ptr<SamplerChain> chain)
+      : s_(std::move(settings)), chain_(std::move(chain)) {}
 
   void set_reward(RewardFn fn) override { reward_fn_ = std::move(fn); }
 
@@ -147,9 +149,12 @@ class SmcDecoder final : public Decoder, public RewardSettable {
         PhaseTimer timer(stats, "sample");
         for (std::size_t k = 0; k < live.size(); ++k) {
           Particle& p = ps[live[k]];
-          const double u = random_stream(options.seed, RandomStream::sample, prompt.size() + p.tokens.size(), live[k] + 1).uniform_double();
+          const double u =
+              random_stream(options.seed, RandomStream::sample, prompt.size() + p.tokens.size(), live[k] + 1)
+                  .uniform_double();
           if (s_.awrs) {
-            PhiloxStream rng = random_stream(options.seed, RandomStream::proposal, prompt.size() + p.tokens.size(), live[k] + 1);
+            PhiloxStream rng =
+                random_stream(options.seed, RandomStream::proposal, prompt.size() + p.tokens.size(), live[k] + 1);
             draw_awrs(p, rows[k].row(0), rng);
             if (p.tokens.empty() || !std::isfinite(p.log_awrs)) {
               block_log_ratio[live[k]] = kMinusInf;  // dead end: no allowed token had mass
@@ -175,7 +180,8 @@ class SmcDecoder final : public Decoder, public RewardSettable {
         }
         if (s_.lookahead > 0) {
           PhaseTimer lookahead_timer(stats, "lookahead");
-          const std::vector<double> lv = last ? std::vector<double>(moved.size(), 0.0) : log_values(ps, moved, max_new, 0, stats);
+          const std::vector<double> lv =
+              last ? std::vector<double>(moved.size(), 0.0) : log_values(ps, moved, max_new, 0, stats);
           for (std::size_t k = 0; k < moved.size(); ++k) {
             Particle& p = ps[moved[k]];
             if (!std::isfinite(p.log_w)) continue;
@@ -214,10 +220,10 @@ class SmcDecoder final : public Decoder, public RewardSettable {
       std::vector<double> w(lw.size());
       for (std::size_t i = 0; i < w.size(); ++i) w[i] = std::exp(lw[i] - lse);
       PhiloxStream rng = random_stream(options.seed, RandomStream::resample, prompt.size() + std::size_t(generated), 1);
-      const Particle& chosen = ps[std::size_t(sample_from_weights(std::vector<float>(w.begin(), w.end()), rng.uniform_double()))];
+      const Particle& chosen =
+          ps[std::size_t(sample_from_weights(std::vector<float>(w.begin(), w.end()), rng.uniform_double()))];
       for (std::size_t k = 0; k < chosen.tokens.size(); ++k) {
-        if (loop.emit({chosen.tokens[k], chosen.log_m[k], TokenOrigin::sampled, uint32_t(stats.steps)}))
-          break;
+        if (loop.emit({chosen.tokens[k], chosen.log_m[k], TokenOrigin::sampled, uint32_t(stats.steps)})) break;
       }
       if (stats.stop_reason.empty()) stats.stop_reason = length_bound ? "length" : "max_tokens";
     }
@@ -315,7 +321,8 @@ class SmcDecoder final : public Decoder, public RewardSettable {
     potentials_.clear();
     if (s_.alpha != 1.0) potentials_.push_back(tempering_potential(s_.alpha));
     if (!s_.constraint.empty()) potentials_.push_back(constraint_potential(s_.constraint, target));
-    if (s_.reward_model_weight != 0.0) potentials_.push_back(model_potential(models.get("reward_model"), s_.reward_model_weight));
+    if (s_.reward_model_weight != 0.0)
+      potentials_.push_back(model_potential(models.get("reward_model"), s_.reward_model_weight));
     if (reward_fn_) potentials_.push_back(reward_potential("set_reward", reward_fn_));
     else if (!s_.reward.empty()) potentials_.push_back(reward_potential(s_.reward, find_reward_provider(s_.reward)));
   }
@@ -337,7 +344,8 @@ class SmcDecoder final : public Decoder, public RewardSettable {
   // estimated by `lookahead` rollouts from m to the end (stop token or max length), all particles'
   // rollouts advancing in one batched forward pass per token. Stopped particles get V = 1 (log 0).
   // The estimate is unbiased, so carrying it with the particle keeps SMC exact (random weights).
-  std::vector<double> log_values(const std::vector<Particle>& ps, const std::vector<std::size_t>& which, int max_new, uint64_t salt, Stats& stats) {
+  std::vector<double> log_values(const std::vector<Particle>& ps, const std::vector<std::size_t>& which, int max_new,
+                                 uint64_t salt, Stats& stats) {
     std::vector<Particle> rollouts;
     std::vector<std::size_t> owner;  // index into `which`
     for (std::size_t k = 0; k < which.size(); ++k) {
@@ -352,14 +360,16 @@ class SmcDecoder final : public Decoder, public RewardSettable {
     }
     std::vector<PhiloxStream> rngs;
     for (std::size_t j = 0; j < rollouts.size(); ++j)
-      rngs.push_back(random_stream(options_->seed, RandomStream::user, prompt_.size() + rollouts[j].tokens.size(), 1 + (salt << 32) + which[owner[j]] * 4096 + j % std::size_t(s_.lookahead)));
+      rngs.push_back(random_stream(options_->seed, RandomStream::user, prompt_.size() + rollouts[j].tokens.size(),
+                                   1 + (salt << 32) + which[owner[j]] * 4096 + j % std::size_t(s_.lookahead)));
     for (;;) {
       std::vector<std::size_t> live;
       for (std::size_t j = 0; j < rollouts.size(); ++j)
         if (!rollouts[j].stopped && int(rollouts[j].tokens.size()) < max_new) live.push_back(j);
       if (live.empty()) break;
       const std::vector<Matrix> rows = evaluate_pending(rollouts, live, stats);
-      for (std::size_t k = 0; k < live.size(); ++k) draw(rollouts[live[k]], rows[k].row(0), rngs[live[k]].uniform_double(), true);
+      for (std::size_t k = 0; k < live.size(); ++k)
+        draw(rollouts[live[k]], rows[k].row(0), rngs[live[k]].uniform_double(), true);
     }
     std::vector<std::size_t> all(rollouts.size());
     for (std::size_t j = 0; j < all.size(); ++j) all[j] = j;
@@ -411,8 +421,12 @@ class SmcDecoder final : public Decoder, public RewardSettable {
       const Particle& p = ps[i];
       if (p.stopped || p.tokens.empty() || !std::isfinite(p.log_w)) continue;
       const std::size_t position = prompt_.size() + p.tokens.size();
-      Move m{i, random_stream(options_->seed, kMoveStream, position, 1 + i + 65536 * uint64_t(sweep)), {}, p.tokens.size()};
-      const std::size_t cut = std::min(p.tokens.size() - 1, std::size_t(m.rng.uniform_double() * double(p.tokens.size())));
+      Move m{i,
+             random_stream(options_->seed, kMoveStream, position, 1 + i + 65536 * uint64_t(sweep)),
+             {},
+             p.tokens.size()};
+      const std::size_t cut =
+          std::min(p.tokens.size() - 1, std::size_t(m.rng.uniform_double() * double(p.tokens.size())));
       Particle& q = m.proposal;
       q = p;
       q.tokens.resize(cut);
@@ -457,7 +471,8 @@ class SmcDecoder final : public Decoder, public RewardSettable {
     std::vector<double> psi = log_psi(proposals, all, false);
     for (std::size_t j = 0; j < proposals.size(); ++j) proposals[j].log_psi = psi[j];
     // Pseudo-marginal lookahead: a fresh V-hat for the proposal, the carried one for the current state.
-    const std::vector<double> lv = s_.lookahead > 0 ? log_values(proposals, all, max_new, 1 + uint64_t(sweep), stats) : std::vector<double>(all.size(), 0.0);
+    const std::vector<double> lv = s_.lookahead > 0 ? log_values(proposals, all, max_new, 1 + uint64_t(sweep), stats)
+                                                    : std::vector<double>(all.size(), 0.0);
     for (std::size_t k = 0; k < moves.size(); ++k) {
       Move& m = moves[k];
       proposed += 1;
@@ -503,21 +518,33 @@ class SmcDecoder final : public Decoder, public RewardSettable {
 
 const RegisterDecoder reg_smc({
     .name = "smc",
-    .doc = "Reward-guided sequential Monte Carlo (prefix-only): N forked particles, potentials (power tempering, constraint, "
-           "reward model, external reward), ESS-triggered resampling, MH rejuvenation; returns a particle drawn by weight and "
+    .doc = "Reward-guided sequential Monte Carlo (prefix-only): N forked particles, potentials (power tempering, "
+           "constraint, "
+           "reward model, external reward), ESS-triggered resampling, MH rejuvenation; returns a particle drawn by "
+           "weight and "
            "metrics log_evidence, resamples, min_ess, mh_accepted.",
     .params = with_sampling_params({
         ParamSpec::integer("particles", 8, 1, 4096, "number of particles N"),
         ParamSpec::integer("block", 1, 1, 4096, "tokens per SMC step (weights and resampling at block boundaries)"),
-        ParamSpec::real("ess_threshold", 0.5, 0.0, 1.0, "resample when ESS < ess_threshold * N (0 = never, 1 = always)"),
+        ParamSpec::real("ess_threshold", 0.5, 0.0, 1.0,
+                        "resample when ESS < ess_threshold * N (0 = never, 1 = always)"),
         ParamSpec::string("resampling", "systematic", "resampling scheme", {"systematic", "stratified", "multinomial"}),
         ParamSpec::integer("mh_steps", 0, 0, 64, "Metropolis-Hastings rejuvenation sweeps after each resampling"),
-        ParamSpec::string("proposal", "model", "model: draw from the processed target; awrs: adaptive weighted rejection sampling under `constraint` (AWRS-SMC)", {"model", "awrs"}),
-        ParamSpec::integer("lookahead", 0, 0, 1024, "lookahead SMC: rollouts per particle estimating the future potential V_t (0 = prefix-only)"),
+        ParamSpec::string("proposal", "model",
+                          "model: draw from the processed target; awrs: adaptive weighted rejection sampling under "
+                          "`constraint` (AWRS-SMC)",
+                          {"model", "awrs"}),
+        ParamSpec::integer(
+            "lookahead", 0, 0, 1024,
+            "lookahead SMC: rollouts per particle estimating the future potential V_t (0 = prefix-only)"),
         ParamSpec::real("alpha", 1.0, 0.0, 64.0, "power-tempering exponent: target m(x)^alpha (1 = off)"),
-        ParamSpec::string("constraint", "", "constraint potential: a constraint spec (regex(pattern=...), json, stop(...)); empty = none"),
-        ParamSpec::string("reward", "", "name of a registered external reward provider (register_reward_provider); empty = none"),
-        ParamSpec::real("reward_model_weight", 0.0, -1e6, 1e6, "beta: adds beta * log-likelihood under role 'reward_model' (0 = off)"),
+        ParamSpec::string(
+            "constraint", "",
+            "constraint potential: a constraint spec (regex(pattern=...), json, stop(...)); empty = none"),
+        ParamSpec::string("reward", "",
+                          "name of a registered external reward provider (register_reward_provider); empty = none"),
+        ParamSpec::real("reward_model_weight", 0.0, -1e6, 1e6,
+                        "beta: adds beta * log-likelihood under role 'reward_model' (0 = off)"),
     }),
     .roles = {"target"},
     .make = [](const Params& p) -> std::unique_ptr<Decoder> {
@@ -531,7 +558,8 @@ const RegisterDecoder reg_smc({
       s.awrs = p.get_string("proposal") == "awrs";
       s.alpha = p.get_real("alpha");
       s.constraint = p.get_string("constraint");
-      if (s.awrs && s.constraint.empty()) fail(ErrorCode::invalid_argument, "decoder 'smc': proposal=awrs needs a 'constraint'");
+      if (s.awrs && s.constraint.empty())
+        fail(ErrorCode::invalid_argument, "decoder 'smc': proposal=awrs needs a 'constraint'");
       s.reward = p.get_string("reward");
       s.reward_model_weight = p.get_real("reward_model_weight");
       return std::make_unique<SmcDecoder>(std::move(s), chain_from_params(p));

@@ -42,7 +42,8 @@ void DraftContext::evaluate(DraftTree& tree) {
     trunk = 0;
   }
   TreeEval eval{seq, {}};
-  for (int i = trunk; i < n; ++i) eval.nodes.push_back({tree.token(i), tree.parent(i) < trunk ? -1 : tree.parent(i) - trunk});
+  for (int i = trunk; i < n; ++i)
+    eval.nodes.push_back({tree.token(i), tree.parent(i) < trunk ? -1 : tree.parent(i) - trunk});
   std::vector<Matrix> out;
   draft->evaluate({&eval, 1}, out);
   for (int i = trunk; i < n; ++i)

@@ -26,7 +26,7 @@ struct DraftContext {
   SeqId seq;
   SamplerChain& chain;
   uint64_t seed;
-  std::size_t base;  // stream position decided by depth-1 nodes (= the draft's committed length)
+  std::size_t base;                  // stream position decided by depth-1 nodes (= the draft's committed length)
   std::span<const TokenId> history;  // the stream so far (prompt and generated tokens)
   // The most nodes the tree may have: the room left in the target's and the draft's contexts.
   // Drafters cap their own size parameters by it up front, never by what they drew, so the

@@ -47,7 +47,8 @@ class DynamicTreeDrafter final : public TreeDrafter {
         if (best == -2 || open.at(best).key < best_unevaluated) break;
         Expandable& e = open.at(best);
         const int index = tree.size();
-        const TokenId x = sample_from_weights(e.remaining, context.rng(tree.depth(best) + 1, uint64_t(index)).uniform_double());
+        const TokenId x =
+            sample_from_weights(e.remaining, context.rng(tree.depth(best) + 1, uint64_t(index)).uniform_double());
         const int child = tree.add_node(best, x);
         tree.propose(child);
         value[child] = value[best] * double(tree.q(best)[std::size_t(x)]);
@@ -94,17 +95,20 @@ const RegisterTreeSpeculation reg({
     .name = "dyspec",
     .doc = "DySpec dynamic draft tree: grow greedily by estimated acceptance (path product of draft probabilities), "
            "children drawn without replacement, one target pass, RRS without replacement. Exactly target-distributed.",
-    .params = {
-        ParamSpec::integer("budget", 16, 1, 4096, "draft tree size (nodes) per step"),
-        ParamSpec::integer("max_depth", 6, 1, 64, "deepest draft token per step"),
-        ParamSpec::integer("width", 4, 1, 64, "children one node may get per round (one draft pass per round)"),
-        log_optimum_param(),
-    },
-    .make = [](const Params& p) {
-      return TreeSpeculationMethod{std::make_unique<DynamicTreeDrafter>(int(p.get_int("budget")), int(p.get_int("max_depth")),
-                                                                        int(p.get_int("width"))),
-                                   verify_rrs_wor};
-    },
+    .params =
+        {
+            ParamSpec::integer("budget", 16, 1, 4096, "draft tree size (nodes) per step"),
+            ParamSpec::integer("max_depth", 6, 1, 64, "deepest draft token per step"),
+            ParamSpec::integer("width", 4, 1, 64, "children one node may get per round (one draft pass per round)"),
+            log_optimum_param(),
+        },
+    .make =
+        [](const Params& p) {
+          return TreeSpeculationMethod{
+              std::make_unique<DynamicTreeDrafter>(int(p.get_int("budget")), int(p.get_int("max_depth")),
+                                                   int(p.get_int("width"))),
+              verify_rrs_wor};
+        },
 });
 
 }  // namespace

@@ -20,7 +20,8 @@ class NgramDrafter final : public TreeDrafter {
     for (std::size_t n = std::min<std::size_t>(std::size_t(max_ngram_), size - 1); n >= 1; --n) {
       // Latest start s < size - n with h[s, s + n) == the last n tokens.
       for (std::size_t s = size - n; s-- > 0;) {
-        if (!std::equal(h.begin() + std::ptrdiff_t(s), h.begin() + std::ptrdiff_t(s + n), h.end() - std::ptrdiff_t(n))) continue;
+        if (!std::equal(h.begin() + std::ptrdiff_t(s), h.begin() + std::ptrdiff_t(s + n), h.end() - std::ptrdiff_t(n)))
+          continue;
         int parent = -1;
         for (std::size_t i = s + n; i < size && i < s + n + std::size_t(std::min(length_, context.max_nodes)); ++i) {
           parent = tree.add_node(parent, h[i]);
@@ -40,14 +41,17 @@ const RegisterTreeSpeculation reg({
     .name = "ngram",
     .doc = "Model-free speculative decoding: draft the continuation of the latest earlier match of the last n tokens "
            "(prompt lookup), verify with the target-only rule. Exactly target-distributed; no draft model.",
-    .params = {
-        ParamSpec::integer("L", 4, 1, 64, "longest draft (tokens copied after the match)"),
-        ParamSpec::integer("n", 3, 1, 16, "longest n-gram matched (tries n, n - 1, ..., 1)"),
-    },
+    .params =
+        {
+            ParamSpec::integer("L", 4, 1, 64, "longest draft (tokens copied after the match)"),
+            ParamSpec::integer("n", 3, 1, 16, "longest n-gram matched (tries n, n - 1, ..., 1)"),
+        },
     .needs_draft_model = false,
-    .make = [](const Params& p) {
-      return TreeSpeculationMethod{std::make_unique<NgramDrafter>(int(p.get_int("L")), int(p.get_int("n"))), verify_target_only};
-    },
+    .make =
+        [](const Params& p) {
+          return TreeSpeculationMethod{std::make_unique<NgramDrafter>(int(p.get_int("L")), int(p.get_int("n"))),
+                                       verify_target_only};
+        },
 });
 
 }  // namespace

@@ -193,8 +193,8 @@ void check_tokens(const char* what, const DraftLaw& draws, std::size_t vocab) {
   for (const DraftTuple& t : draws)
     for (TokenId x : t.tokens)
       if (x < 0 || std::size_t(x) >= vocab)
-        fail(ErrorCode::invalid_argument,
-             std::string(what) + ": draft token " + std::to_string(x) + " outside the vocabulary of " + std::to_string(vocab));
+        fail(ErrorCode::invalid_argument, std::string(what) + ": draft token " + std::to_string(x) +
+                                              " outside the vocabulary of " + std::to_string(vocab));
 }
 
 }  // namespace
@@ -202,7 +202,8 @@ void check_tokens(const char* what, const DraftLaw& draws, std::size_t vocab) {
 std::size_t iid_tuple_count(std::size_t vocab, int k) {
   std::size_t n = 1;
   for (int i = 0; i < k; ++i) {
-    if (vocab != 0 && n > std::numeric_limits<std::size_t>::max() / vocab) return std::numeric_limits<std::size_t>::max();
+    if (vocab != 0 && n > std::numeric_limits<std::size_t>::max() / vocab)
+      return std::numeric_limits<std::size_t>::max();
     n *= vocab;
   }
   return n;
@@ -255,8 +256,8 @@ const char* to_string(Rule rule) {
   return "?";
 }
 
-ExactVerification exact_verification(Rule rule, std::span<const float> p, std::span<const float> q, const DraftLaw& draws,
-                                     double rho) {
+ExactVerification exact_verification(Rule rule, std::span<const float> p, std::span<const float> q,
+                                     const DraftLaw& draws, double rho) {
   if (rule != Rule::target_only) check_same_size("exact_verification", p, q);
   check_tokens("exact_verification", draws, p.size());
   if (rule == Rule::kseq && !(rho >= 1.0))
@@ -281,8 +282,8 @@ ExactVerification exact_verification(Rule rule, std::span<const float> p, std::s
 
 double max_abs_difference(std::span<const double> law, std::span<const float> p) {
   if (law.size() != p.size())
-    fail(ErrorCode::invalid_argument, "max_abs_difference: sizes differ (" + std::to_string(law.size()) + " vs " +
-                                          std::to_string(p.size()) + ")");
+    fail(ErrorCode::invalid_argument,
+         "max_abs_difference: sizes differ (" + std::to_string(law.size()) + " vs " + std::to_string(p.size()) + ")");
   double worst = 0.0;
   for (std::size_t x = 0; x < p.size(); ++x) worst = std::max(worst, std::abs(law[x] - double(p[x])));
   return worst;
@@ -314,7 +315,8 @@ double optimal_acceptance_iid(std::span<const float> p, std::span<const float> q
 double optimal_acceptance_bruteforce(std::span<const float> p, const DraftLaw& draws) {
   const std::size_t V = p.size();
   if (V > 20)
-    fail(ErrorCode::invalid_argument, "optimal_acceptance_bruteforce: 2^" + std::to_string(V) + " subsets is too many (V <= 20)");
+    fail(ErrorCode::invalid_argument,
+         "optimal_acceptance_bruteforce: 2^" + std::to_string(V) + " subsets is too many (V <= 20)");
   check_tokens("optimal_acceptance_bruteforce", draws, V);
   const std::vector<double> pn = normalized(p, "optimal_acceptance_bruteforce (p)");
   const std::size_t subsets = std::size_t(1) << V;
@@ -435,8 +437,8 @@ std::vector<RuleGap> rule_gaps(std::span<const float> p, std::span<const float> 
   const bool affordable = tuples <= 200'000 && double(tuples) * double(k) * double(p.size()) <= 5e7;
   if (affordable) {
     const DraftLaw wor = wor_draft_law(q, k);
-    row("rrs_wor", "wor, " + ks, exact_verification(Rule::rrs_wor, p, q, wor).acceptance, optimal_acceptance_maxflow(p, wor),
-        "enumeration; optimum by max-flow");
+    row("rrs_wor", "wor, " + ks, exact_verification(Rule::rrs_wor, p, q, wor).acceptance,
+        optimal_acceptance_maxflow(p, wor), "enumeration; optimum by max-flow");
   } else {
     const double nan = std::numeric_limits<double>::quiet_NaN();
     row("rrs_wor", "wor, " + ks, nan, nan, "not computed: too many ordered tuples to enumerate");
@@ -456,11 +458,12 @@ std::vector<RuleGap> rule_gaps(std::span<const float> p, std::span<const float> 
 std::string format_rule_gaps(std::span<const RuleGap> rows) {
   std::string out;
   char line[256];
-  std::snprintf(line, sizeof line, "%-18s %-14s %10s %10s %10s  %s\n", "rule", "drafts", "accept", "optimum", "gap", "method");
+  std::snprintf(line, sizeof line, "%-18s %-14s %10s %10s %10s  %s\n", "rule", "drafts", "accept", "optimum", "gap",
+                "method");
   out += line;
   for (const RuleGap& r : rows) {
-    std::snprintf(line, sizeof line, "%-18s %-14s %10.6f %10.6f %10.6f  %s\n", r.rule.c_str(), r.drafts.c_str(), r.acceptance,
-                  r.optimum, r.gap, r.method.c_str());
+    std::snprintf(line, sizeof line, "%-18s %-14s %10.6f %10.6f %10.6f  %s\n", r.rule.c_str(), r.drafts.c_str(),
+                  r.acceptance, r.optimum, r.gap, r.method.c_str());
     out += line;
   }
   return out;

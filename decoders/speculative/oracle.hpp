@@ -60,8 +60,8 @@ enum class Rule { rrs_iid, rrs_wor, kseq, target_only };
 const char* to_string(Rule rule);
 
 struct ExactVerification {
-  std::vector<double> law;      // P(emitted token = x)
-  double acceptance = 0.0;      // P(some candidate is accepted)
+  std::vector<double> law;          // P(emitted token = x)
+  double acceptance = 0.0;          // P(some candidate is accepted)
   std::vector<double> accepted_at;  // P(candidate i is the accepted one), i < longest tuple
 };
 
@@ -70,8 +70,8 @@ struct ExactVerification {
 // choice, or anything >= 1 to study other choices (an infeasible rho shows as a law != p).
 // Throws Error(invalid_argument) for mismatched sizes, tokens outside the vocabulary, or a residual
 // with no mass that the rule would have to sample from.
-ExactVerification exact_verification(Rule rule, std::span<const float> p, std::span<const float> q, const DraftLaw& draws,
-                                     double rho = 1.0);
+ExactVerification exact_verification(Rule rule, std::span<const float> p, std::span<const float> q,
+                                     const DraftLaw& draws, double rho = 1.0);
 
 // max_x |law(x) - p(x)|, the figure the exactness tests bound by 1e-12.
 double max_abs_difference(std::span<const double> law, std::span<const float> p);

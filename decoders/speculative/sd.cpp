@@ -14,10 +14,11 @@ const RegisterTreeSpeculation reg({
     .doc = "Chain speculative sampling: L draft tokens from q, one target pass, accept with min(1, p/q), "
            "residual norm((p - q)_+) on rejection, bonus token when all are accepted. Exactly target-distributed.",
     .params = {ParamSpec::integer("L", 4, 1, 64, "draft length (tokens drafted per step)"), log_optimum_param()},
-    .make = [](const Params& p) {
-      // One sequence: a chain.
-      return TreeSpeculationMethod{std::make_unique<IidSequencesDrafter>(1, int(p.get_int("L"))), verify_rrs_iid};
-    },
+    .make =
+        [](const Params& p) {
+          // One sequence: a chain.
+          return TreeSpeculationMethod{std::make_unique<IidSequencesDrafter>(1, int(p.get_int("L"))), verify_rrs_iid};
+        },
 });
 
 }  // namespace

@@ -10,7 +10,8 @@ namespace {
 
 // Brings the sequences' current nodes to the draft law: forks per node for several sequences,
 // the committed trunk for one (a chain).
-void advance_sequences(DraftContext& context, DraftTree& tree, std::optional<NodeForks>& forks, std::span<const int> at) {
+void advance_sequences(DraftContext& context, DraftTree& tree, std::optional<NodeForks>& forks,
+                       std::span<const int> at) {
   if (!forks) return context.evaluate(tree);
   std::vector<int> nodes;
   for (int node : at)
@@ -21,7 +22,7 @@ void advance_sequences(DraftContext& context, DraftTree& tree, std::optional<Nod
 }  // namespace
 
 void IidSequencesDrafter::build(DraftContext& context, DraftTree& tree) {
-  std::vector<int> at(std::size_t(k_), -1);  // each sequence's current node
+  std::vector<int> at(std::size_t(k_), -1);                      // each sequence's current node
   const int length = std::min(length_, context.max_nodes / k_);  // at most k nodes per depth
   std::optional<NodeForks> forks;
   if (k_ > 1 && length > 1) forks.emplace(context);
@@ -39,7 +40,7 @@ void IidSequencesDrafter::build(DraftContext& context, DraftTree& tree) {
 }
 
 void WorSequencesDrafter::build(DraftContext& context, DraftTree& tree) {
-  std::vector<int> at(std::size_t(k_), -1);  // each sequence's current node; -2 once it ended
+  std::vector<int> at(std::size_t(k_), -1);                      // each sequence's current node; -2 once it ended
   const int length = std::min(length_, context.max_nodes / k_);  // at most k nodes per depth
   std::optional<NodeForks> forks;
   if (k_ > 1 && length > 1) forks.emplace(context);

@@ -16,18 +16,22 @@ const RegisterTreeSpeculation reg({
     .name = "specinfer",
     .doc = "SpecInfer multi-draft speculative sampling: k draft sequences of length L as a token tree, one target "
            "pass, recursive rejection sampling across siblings with residual updates. Exactly target-distributed.",
-    .params = {
-        ParamSpec::integer("k", 2, 1, 64, "draft sequences per step"),
-        ParamSpec::integer("L", 3, 1, 64, "draft length"),
-        ParamSpec::boolean("replacement", true,
-                           "true: i.i.d. drafts; false: siblings drawn without replacement and verified in draw order"),
-        log_optimum_param(),
-    },
-    .make = [](const Params& p) {
-      const int k = int(p.get_int("k")), length = int(p.get_int("L"));
-      if (p.get_bool("replacement")) return TreeSpeculationMethod{std::make_unique<IidSequencesDrafter>(k, length), verify_rrs_iid};
-      return TreeSpeculationMethod{std::make_unique<WorSequencesDrafter>(k, length), verify_rrs_wor};
-    },
+    .params =
+        {
+            ParamSpec::integer("k", 2, 1, 64, "draft sequences per step"),
+            ParamSpec::integer("L", 3, 1, 64, "draft length"),
+            ParamSpec::boolean(
+                "replacement", true,
+                "true: i.i.d. drafts; false: siblings drawn without replacement and verified in draw order"),
+            log_optimum_param(),
+        },
+    .make =
+        [](const Params& p) {
+          const int k = int(p.get_int("k")), length = int(p.get_int("L"));
+          if (p.get_bool("replacement"))
+            return TreeSpeculationMethod{std::make_unique<IidSequencesDrafter>(k, length), verify_rrs_iid};
+          return TreeSpeculationMethod{std::make_unique<WorSequencesDrafter>(k, length), verify_rrs_wor};
+        },
 });
 
 }  // namespace

@@ -20,14 +20,17 @@ const RegisterTreeSpeculation reg({
     .name = "spectr",
     .doc = "SpecTr: k i.i.d. draft sequences of length L as a prefix tree, one target pass, K-SEQ selection with "
            "its division factor level by level. Exactly target-distributed.",
-    .params = {
-        ParamSpec::integer("k", 2, 1, 64, "draft sequences per step"),
-        ParamSpec::integer("L", 3, 1, 64, "draft length"),
-        log_optimum_param(),
-    },
-    .make = [](const Params& p) {
-      return TreeSpeculationMethod{std::make_unique<IidSequencesDrafter>(int(p.get_int("k")), int(p.get_int("L"))), kseq_rule};
-    },
+    .params =
+        {
+            ParamSpec::integer("k", 2, 1, 64, "draft sequences per step"),
+            ParamSpec::integer("L", 3, 1, 64, "draft length"),
+            log_optimum_param(),
+        },
+    .make =
+        [](const Params& p) {
+          return TreeSpeculationMethod{std::make_unique<IidSequencesDrafter>(int(p.get_int("k")), int(p.get_int("L"))),
+                                       kseq_rule};
+        },
 });
 
 }  // namespace

@@ -13,7 +13,8 @@ DraftTree::DraftTree(std::vector<float> root_q) {
 }
 
 int DraftTree::add_node(int parent, TokenId token) {
-  if (parent < -1 || parent >= size()) fail(ErrorCode::internal, "DraftTree: parent " + std::to_string(parent) + " does not exist");
+  if (parent < -1 || parent >= size())
+    fail(ErrorCode::internal, "DraftTree: parent " + std::to_string(parent) + " does not exist");
   nodes_.push_back({token, parent});
   depths_.push_back(depth(parent) + 1);
   proposals_.emplace_back();

@@ -47,7 +47,8 @@ struct Verdict {
 // One generate() call: both models' sequences, the chains, and the step's four phases.
 class Speculation {
  public:
-  Speculation(DecodeLoop& loop, const SamplerChain& chain, TreeSpeculationMethod& method, const SpeculationOptions& research)
+  Speculation(DecodeLoop& loop, const SamplerChain& chain, TreeSpeculationMethod& method,
+              const SpeculationOptions& research)
       : loop_(loop), stats_(loop.stats()), target_(loop.target()), method_(method), research_(research) {
     draft_ = method.drafter->needs_draft_model() ? &loop.models().get("draft") : nullptr;
     if (draft_ && target_.vocab_size() != draft_->vocab_size())
@@ -55,7 +56,8 @@ class Speculation {
                                             std::to_string(target_.vocab_size()) + " tokens but the draft model '" +
                                             draft_->info().name + "' has " + std::to_string(draft_->vocab_size()));
     const std::vector<TokenId> prompt = loop.stream().tokens();
-    if (prompt.empty()) fail(ErrorCode::invalid_argument, "speculative decoding: the prompt is empty (it needs at least one token)");
+    if (prompt.empty())
+      fail(ErrorCode::invalid_argument, "speculative decoding: the prompt is empty (it needs at least one token)");
     target_chain_ = clone_chain(chain);
     draft_chain_ = clone_chain(chain);
     // Samplers that need their model (top_w's embedding geometry) see the model whose logits they
@@ -92,7 +94,12 @@ class Speculation {
     }
     DraftTree tree(draft_ ? processed_probs(*draft_chain_, draft_->next_logits(draft_seq_)) : std::vector<float>{});
     const std::vector<TokenId> history = loop_.stream().tokens();
-    DraftContext context{draft_, draft_seq_, *draft_chain_, loop_.options().seed, base(), history,
+    DraftContext context{draft_,
+                         draft_seq_,
+                         *draft_chain_,
+                         loop_.options().seed,
+                         base(),
+                         history,
                          int(std::min<std::size_t>(max_nodes, 1 << 20))};
     method_.drafter->build(context, tree);
     return tree;
@@ -150,7 +157,8 @@ class Speculation {
       const int node = v.path[emitted_path_];
       const TokenId token = tree.token(node);
       accept(token);
-      stop = loop_.emit({token, raw_logprob(v.logits.row(tree.parent(node) + 1), token), TokenOrigin::draft_accepted, step});
+      stop = loop_.emit(
+          {token, raw_logprob(v.logits.row(tree.parent(node) + 1), token), TokenOrigin::draft_accepted, step});
     }
     final_emitted_ = !stop;
     if (final_emitted_) {
@@ -296,7 +304,8 @@ RegisterTreeSpeculation::RegisterTreeSpeculation(TreeSpeculationEntry entry) {
       .name = entry.name,
       .doc = entry.doc,
       .params = with_sampling_params(entry.params),
-      .roles = entry.needs_draft_model ? std::vector<std::string>{"target", "draft"} : std::vector<std::string>{"target"},
+      .roles =
+          entry.needs_draft_model ? std::vector<std::string>{"target", "draft"} : std::vector<std::string>{"target"},
       .make = [make](const Params& p) -> std::unique_ptr<Decoder> {
         return std::make_unique<TreeSpeculativeDecoder>(chain_from_params(p), make(p), speculation_options(p));
       },

@@ -24,7 +24,8 @@
 //       .name = "my_method",
 //       .doc = "...",
 //       .params = {ParamSpec::integer("k", 2, 1, 64, "drafts per step")},
-//       .make = [](const Params& p) { return TreeSpeculationMethod{std::make_unique<MyDrafter>(...), verify_rrs_iid}; },
+//       .make = [](const Params& p) { return TreeSpeculationMethod{std::make_unique<MyDrafter>(...), verify_rrs_iid};
+//       },
 //   });
 #include <functional>
 #include <memory>
@@ -40,9 +41,9 @@ namespace decodelab::speculative {
 // The rule that decides a node: p the target law there, q the draft law (empty for model-free
 // drafts), the proposed tokens in verification order with one acceptance uniform each, and a
 // uniform for the residual or bonus draw.
-using VerifyRule = std::function<VerifyOutcome(std::span<const float> p, std::span<const float> q,
-                                               std::span<const TokenId> candidates,
-                                               std::span<const double> accept_u, double residual_u)>;
+using VerifyRule =
+    std::function<VerifyOutcome(std::span<const float> p, std::span<const float> q, std::span<const TokenId> candidates,
+                                std::span<const double> accept_u, double residual_u)>;
 
 // How a method drafts and verifies.
 struct TreeSpeculationMethod {
@@ -66,7 +67,8 @@ SpeculationOptions speculation_options(const Params& params);
 // mean_tree_depth, tokens_per_step (and the research metrics above).
 class TreeSpeculativeDecoder final : public Decoder {
  public:
-  TreeSpeculativeDecoder(std::unique_ptr<SamplerChain> chain, TreeSpeculationMethod method, SpeculationOptions research = {});
+  TreeSpeculativeDecoder(std::unique_ptr<SamplerChain> chain, TreeSpeculationMethod method,
+                         SpeculationOptions research = {});
   Stats generate(const ModelSet& models, const DecodeOptions& options, TokenStream& stream) override;
 
  private:

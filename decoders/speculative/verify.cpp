@@ -20,7 +20,8 @@ void check_inputs(const char* rule, std::span<const float> p, std::span<const fl
     fail(ErrorCode::invalid_argument, std::string(rule) + ": fewer accept uniforms than candidates");
   for (TokenId x : candidates)
     if (x < 0 || std::size_t(x) >= p.size())
-      fail(ErrorCode::invalid_argument, std::string(rule) + ": candidate token " + std::to_string(x) + " outside the vocabulary");
+      fail(ErrorCode::invalid_argument,
+           std::string(rule) + ": candidate token " + std::to_string(x) + " outside the vocabulary");
 }
 
 bool accepts(double u, float q_x, float p_x) { return u * double(q_x) <= double(p_x) && p_x > 0.0f; }

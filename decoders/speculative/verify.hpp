@@ -48,7 +48,8 @@ VerifyOutcome verify_kseq(std::span<const float> p, std::span<const float> q, st
 
 // Deterministic candidates: q is not used (may be empty). Acceptance is p(candidates), the best
 // possible when the candidates carry no draft law.
-VerifyOutcome verify_target_only(std::span<const float> p, std::span<const float> q, std::span<const TokenId> candidates,
-                                 std::span<const double> accept_u, double residual_u);
+VerifyOutcome verify_target_only(std::span<const float> p, std::span<const float> q,
+                                 std::span<const TokenId> candidates, std::span<const double> accept_u,
+                                 double residual_u);
 
 }  // namespace decodelab::speculative

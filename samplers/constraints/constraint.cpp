@@ -26,7 +26,8 @@ const Vocabulary& Constraint::vocabulary() const {
 bool Constraint::allows(TokenId token) {
   const Vocabulary& v = vocabulary();
   if (token < 0 || std::size_t(token) >= v.texts.size())
-    fail(ErrorCode::invalid_argument, "constraint '" + name() + "': token " + std::to_string(token) + " outside the vocabulary");
+    fail(ErrorCode::invalid_argument,
+         "constraint '" + name() + "': token " + std::to_string(token) + " outside the vocabulary");
   *evaluations_ += 1;
   if (ended_) return false;
   if (token == v.eos) return is_complete();
@@ -36,11 +37,12 @@ bool Constraint::allows(TokenId token) {
 void Constraint::extend(TokenId token) {
   const Vocabulary& v = vocabulary();
   if (token < 0 || std::size_t(token) >= v.texts.size())
-    fail(ErrorCode::invalid_argument, "constraint '" + name() + "': token " + std::to_string(token) + " outside the vocabulary");
+    fail(ErrorCode::invalid_argument,
+         "constraint '" + name() + "': token " + std::to_string(token) + " outside the vocabulary");
   const bool ok = ended_ ? false : token == v.eos ? is_complete() : viable_after(v.texts[std::size_t(token)]);
   if (!ok)
-    fail(ErrorCode::invalid_argument, "constraint '" + name() + "': token " + std::to_string(token) +
-                                          " cannot follow text \"" + text_ + "\"");
+    fail(ErrorCode::invalid_argument,
+         "constraint '" + name() + "': token " + std::to_string(token) + " cannot follow text \"" + text_ + "\"");
   if (token == v.eos) {
     ended_ = true;
     return;

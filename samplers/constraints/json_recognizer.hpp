@@ -20,12 +20,12 @@ class JsonRecognizer {
 
  private:
   enum class State : uint8_t {
-    value,            // a value must start (whitespace allowed)
-    first_item,       // after '[': a value or ']'
-    first_key,        // after '{': a key or '}'
-    key,              // after ',' in an object: a key
-    colon,            // after a key
-    after_value,      // ',' or a closing bracket (or the end, at top level)
+    value,        // a value must start (whitespace allowed)
+    first_item,   // after '[': a value or ']'
+    first_key,    // after '{': a key or '}'
+    key,          // after ',' in an object: a key
+    colon,        // after a key
+    after_value,  // ',' or a closing bracket (or the end, at top level)
     string,
     string_escape,
     string_unicode,   // inside \uXXXX; `pending_` hex digits left

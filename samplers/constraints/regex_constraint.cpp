@@ -47,13 +47,15 @@ class CompiledPattern {
   // partial: may `text` be extended into a full match? Otherwise: does `text` match fully?
   bool match(std::string_view text, bool partial) const {
     const uint32_t options = PCRE2_ANCHORED | (partial ? PCRE2_PARTIAL_HARD : 0);
-    const int rc = pcre2_match(code_, reinterpret_cast<PCRE2_SPTR>(text.data()), text.size(), 0, options, data_, nullptr);
+    const int rc =
+        pcre2_match(code_, reinterpret_cast<PCRE2_SPTR>(text.data()), text.size(), 0, options, data_, nullptr);
     if (rc >= 0) return true;
     if (rc == PCRE2_ERROR_PARTIAL) return partial;
     if (rc == PCRE2_ERROR_NOMATCH) return false;
     PCRE2_UCHAR message[256];
     pcre2_get_error_message(rc, message, sizeof message);
-    fail(ErrorCode::invalid_argument, "regex constraint: matching '" + pattern_ + "' failed: " + reinterpret_cast<const char*>(message));
+    fail(ErrorCode::invalid_argument,
+         "regex constraint: matching '" + pattern_ + "' failed: " + reinterpret_cast<const char*>(message));
   }
   const std::string& pattern() const { return pattern_; }
 
@@ -86,11 +88,13 @@ class RegexConstraint final : public Constraint {
 
 const RegisterConstraint reg_regex({
     .name = "regex",
-    .doc = "The decoded text matches the whole regular expression (PCRE2 syntax, UTF-8); prefixes are checked by partial matching.",
+    .doc = "The decoded text matches the whole regular expression (PCRE2 syntax, UTF-8); prefixes are checked by "
+           "partial matching.",
     .params = {ParamSpec::string("pattern", "", "PCRE2 regular expression the whole text must match")},
     .roles = {},
     .make = [](const Params& p) -> std::unique_ptr<Constraint> {
-      if (p.get_string("pattern").empty()) fail(ErrorCode::invalid_argument, "regex constraint: parameter 'pattern' is empty");
+      if (p.get_string("pattern").empty())
+        fail(ErrorCode::invalid_argument, "regex constraint: parameter 'pattern' is empty");
       return std::make_unique<RegexConstraint>(p.get_string("pattern"));
     },
 });

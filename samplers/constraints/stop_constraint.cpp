@@ -44,7 +44,8 @@ class StopConstraint final : public Constraint {
 
 const RegisterConstraint reg_stop({
     .name = "stop",
-    .doc = "Ends the text at the first occurrence of a stop string (only eos may follow) and caps its length in characters.",
+    .doc = "Ends the text at the first occurrence of a stop string (only eos may follow) and caps its length in "
+           "characters.",
     .params = {ParamSpec::string("text", "", "stop string (empty: none)"),
                ParamSpec::integer("max_chars", 0, 0, 1e9, "maximum text length in bytes (0: unlimited)")},
     .roles = {},

@@ -30,8 +30,8 @@ std::shared_ptr<TableModel> text_model() {
 }
 
 // Exact locally constrained law of the generated tokens (up to `depth` tokens or eos).
-void lcd_law(const TableModel& model, Constraint& c, std::vector<TokenId> context, std::vector<TokenId> generated, double mass,
-             int depth, std::map<std::vector<TokenId>, double>& law) {
+void lcd_law(const TableModel& model, Constraint& c, std::vector<TokenId> context, std::vector<TokenId> generated,
+             double mass, int depth, std::map<std::vector<TokenId>, double>& law) {
   if (depth == 0) {
     law[generated] += mass;
     return;
@@ -101,7 +101,8 @@ Step one_step(const std::string& allowed_class, double sharpness, uint64_t seed)
 }
 
 TEST(Awrs, WeightIsUnbiasedAndProper) {
-  for (const auto& [cls, seed] : std::vector<std::pair<std::string, uint64_t>>{{"[ceh]", 3}, {"[b]", 4}, {"[a-g]", 5}, {"[ah]", 6}}) {
+  for (const auto& [cls, seed] :
+       std::vector<std::pair<std::string, uint64_t>>{{"[ceh]", 3}, {"[b]", 4}, {"[a-g]", 5}, {"[ah]", 6}}) {
     Step s = one_step(cls, 1.5, seed);
     const int n = 200000;
     std::vector<double> sum(8, 0.0), sum_sq(8, 0.0);
@@ -229,7 +230,8 @@ TEST(Awrs, ReproducibleAndReportsDeadEnds) {
   ModelSet m2{{"target", no_eos.get()}};
   const std::vector<TokenId> prompt0 = {0};
   TokenStream s3(prompt0);
-  const Stats st3 = make_decoder("masking", {{"constraint", std::string("regex(pattern=ab)")}}, &m2)->generate(m2, options, s3);
+  const Stats st3 =
+      make_decoder("masking", {{"constraint", std::string("regex(pattern=ab)")}}, &m2)->generate(m2, options, s3);
   EXPECT_EQ(st3.stop_reason, "constraint_complete");
   EXPECT_EQ(s3.generated_tokens(), (std::vector<TokenId>{0, 1}));
   EXPECT_THROW(make_decoder("awrs", {}, &models), Error);

@@ -15,7 +15,8 @@ namespace {
 
 TEST(FlatJson, ReadsStringsNumbersBooleansNullsAndNumberArrays) {
   const FlatObject o = parse_flat_json(
-      R"( {"s":"a\"b\\c\n\u00e9\ud83d\ude00", "n":-1.5e3, "t":true, "f":false, "z":null, "a":[1, 2.5,null], "e":[]} )", "x:1");
+      R"( {"s":"a\"b\\c\n\u00e9\ud83d\ude00", "n":-1.5e3, "t":true, "f":false, "z":null, "a":[1, 2.5,null], "e":[]} )",
+      "x:1");
   EXPECT_EQ(o.at("s").kind, FlatValue::Kind::string);
   EXPECT_EQ(o.at("s").text, "a\"b\\c\n\xc3\xa9\xf0\x9f\x98\x80");
   EXPECT_EQ(o.at("n").number, -1500.0);
@@ -31,16 +32,16 @@ TEST(FlatJson, ReadsStringsNumbersBooleansNullsAndNumberArrays) {
 }
 
 TEST(FlatJson, BadLinesNameWhereAndWhat) {
-  for (const auto& [line, what] : std::vector<std::pair<std::string, std::string>>{
-           {R"({"a":{"b":1}})", "nested objects"},
-           {R"({"a":"x)", "unterminated string"},
-           {R"({"a":1,})", "expected a string"},
-           {R"({"a" 1})", "expected ':'"},
-           {R"({"a":1} x)", "text after the object"},
-           {R"({"a":[1,"x"]})", "expected a number"},
-           {R"({"a":"\q"})", "unknown escape"},
-           {R"({"a":"\ud800"})", "lone surrogate"},
-           {"", "expected '{'"}}) {
+  for (const auto& [line, what] :
+       std::vector<std::pair<std::string, std::string>>{{R"({"a":{"b":1}})", "nested objects"},
+                                                        {R"({"a":"x)", "unterminated string"},
+                                                        {R"({"a":1,})", "expected a string"},
+                                                        {R"({"a" 1})", "expected ':'"},
+                                                        {R"({"a":1} x)", "text after the object"},
+                                                        {R"({"a":[1,"x"]})", "expected a number"},
+                                                        {R"({"a":"\q"})", "unknown escape"},
+                                                        {R"({"a":"\ud800"})", "lone surrogate"},
+                                                        {"", "expected '{'"}}) {
     try {
       parse_flat_json(line, "file.jsonl:7");
       ADD_FAILURE() << "accepted " << line;
@@ -155,7 +156,8 @@ TEST(SpecRecords, AMalformedRecordNamesFileLineAndField) {
   }
   {
     std::ofstream out(path);
-    out << R"({"type":"spec_run","target":"t"})" << "\n";
+    out << R"({"type":"spec_run","target":"t"})"
+        << "\n";
   }
   try {
     read_records(path.string());

@@ -95,7 +95,8 @@ TEST(CntpEntropy, IsTheReferenceFormula) {
 }
 
 TEST(CntpSelection, LowestPerplexityFirstOnTies) {
-  const TrialScore a{std::log(0.5) * 2, 2}, b{std::log(0.5), 1}, c{std::log(0.6) + std::log(0.9), 2}, d{std::log(0.1), 1};
+  const TrialScore a{std::log(0.5) * 2, 2}, b{std::log(0.5), 1}, c{std::log(0.6) + std::log(0.9), 2},
+      d{std::log(0.1), 1};
   EXPECT_NEAR(a.perplexity(), 2.0, 1e-12);
   EXPECT_EQ(lowest_perplexity(std::vector<TrialScore>{a, b}), 0u);  // equal perplexity 2: the first
   EXPECT_EQ(lowest_perplexity(std::vector<TrialScore>{b, a}), 0u);
@@ -121,14 +122,14 @@ TEST(CntpPunctuation, FaithfulFirstTokenRuleAndTextVariant) {
 
 struct Segment {
   std::vector<TokenId> tokens;
-  double p = 1.0;         // probability under the processed distribution
-  double sum_log_q = 0.0; // accumulated exactly as the decoder does
+  double p = 1.0;          // probability under the processed distribution
+  double sum_log_q = 0.0;  // accumulated exactly as the decoder does
 };
 
 // Every segment from `context` under `chain`: tokens up to and including the first one in
 // `ends`, or `budget` tokens.
-void enumerate(const TableModel& m, const std::string& chain, std::vector<TokenId> context, const std::vector<bool>& ends, std::size_t budget,
-               Segment current, std::vector<Segment>& out) {
+void enumerate(const TableModel& m, const std::string& chain, std::vector<TokenId> context,
+               const std::vector<bool>& ends, std::size_t budget, Segment current, std::vector<Segment>& out) {
   const std::vector<float> q = parse_chain(chain)->probs(m.exact_logits(context));
   double z = 0.0;  // the fp32 q sums to 1 only up to rounding; sampling normalizes by the sum
   for (float p : q) z += double(p);
@@ -201,7 +202,8 @@ void check_selection_law(const LawCase& c, int runs, uint64_t seed0, bool expect
     base.push_back(segs[i].p);
     total += law[i];
     for (std::size_t j = 0; j < i; ++j) {
-      const double a = segs[i].sum_log_q / double(segs[i].tokens.size()), b = segs[j].sum_log_q / double(segs[j].tokens.size());
+      const double a = segs[i].sum_log_q / double(segs[i].tokens.size()),
+                   b = segs[j].sum_log_q / double(segs[j].tokens.size());
       if (a == b) {
         ties = true;
       } else {  // distinct perplexities are far apart, so float rounding in the decoder cannot reorder them
@@ -213,7 +215,9 @@ void check_selection_law(const LawCase& c, int runs, uint64_t seed0, bool expect
   ASSERT_EQ(ties, expect_ties);
 
   ModelSet models{{"target", c.model.get()}};
-  ParamMap params{{"max_trials", int64_t(c.trials)}, {"entropy_threshold_low", 0.0}, {"entropy_threshold_high", 0.05},
+  ParamMap params{{"max_trials", int64_t(c.trials)},
+                  {"entropy_threshold_low", 0.0},
+                  {"entropy_threshold_high", 0.05},
                   {"chain", c.chain}};
   auto decoder = make_decoder("cntp", params, &models);
   DecodeOptions options;
@@ -231,20 +235,20 @@ void check_selection_law(const LawCase& c, int runs, uint64_t seed0, bool expect
   const testing::FitResult against_base = testing::goodness_of_fit(counts, std::span<const double>(base), 1e-3);
   EXPECT_LT(against_base.p_value, 1e-3) << "the base sampler's law should be rejected: " << against_base.describe();
   // It also tells N - 1 trials from N.
-  const testing::FitResult against_fewer = testing::goodness_of_fit(counts, std::span<const double>(selection_law(segs, c.trials - 1)), 1e-3);
+  const testing::FitResult against_fewer =
+      testing::goodness_of_fit(counts, std::span<const double>(selection_law(segs, c.trials - 1)), 1e-3);
   EXPECT_LT(against_fewer.p_value, 1e-3) << "the law of N - 1 trials should be rejected: " << against_fewer.describe();
-  std::printf("%zu segments, N=%d: vs the selection law %s; vs the base law p=%.3g, vs N - 1 trials p=%.3g\n", segs.size(), c.trials,
-              testing::goodness_of_fit(counts, std::span<const double>(law), 1e-3).describe().c_str(), against_base.p_value,
-              against_fewer.p_value);
+  std::printf("%zu segments, N=%d: vs the selection law %s; vs the base law p=%.3g, vs N - 1 trials p=%.3g\n",
+              segs.size(), c.trials,
+              testing::goodness_of_fit(counts, std::span<const double>(law), 1e-3).describe().c_str(),
+              against_base.p_value, against_fewer.p_value);
 }
 
 TEST(CntpLaw, LowestPerplexityOfThreeTrialsOnAnOrderOneModel) {
   // Vocabulary a, b, '.'; the next token depends on the last one; the chain tempers it.
-  auto m = TableModel::from_table(3, 1,
-                                  {{{0}, {0.22f, 0.43f, 0.35f}},
-                                   {{1}, {0.51f, 0.17f, 0.32f}},
-                                   {{2}, {0.46f, 0.31f, 0.23f}}},
-                                  {0.3f, 0.3f, 0.4f});
+  auto m = TableModel::from_table(
+      3, 1, {{{0}, {0.22f, 0.43f, 0.35f}}, {{1}, {0.51f, 0.17f, 0.32f}}, {{2}, {0.46f, 0.31f, 0.23f}}},
+      {0.3f, 0.3f, 0.4f});
   m->set_token_texts({"a", "b", "."});
   check_selection_law({m, {2}, "temperature(t=0.8)", 3}, 20000, 1, /*expect_ties=*/false);
 }
@@ -293,7 +297,8 @@ TEST(CntpTrials, EveryCommittedSegmentEndsAtPunctuationAndNowhereElse) {
       for (std::size_t i = s.prompt_size(); i < r.size();) {
         std::size_t j = i;
         while (j + 1 < r.size() && r[j + 1].step == r[i].step) ++j;
-        for (std::size_t k = i; k < j; ++k) ASSERT_FALSE(ends[std::size_t(r[k].id)] || r[k].id == 23) << "interior end token, seed " << seed;
+        for (std::size_t k = i; k < j; ++k)
+          ASSERT_FALSE(ends[std::size_t(r[k].id)] || r[k].id == 23) << "interior end token, seed " << seed;
         if (j + 1 < r.size()) {
           ASSERT_TRUE(ends[std::size_t(r[j].id)]) << "a non-final segment must end at punctuation, seed " << seed;
         }
@@ -350,14 +355,16 @@ void expect_same_as(const std::string& other, const ParamMap& other_params, cons
 
 TEST(CntpReductions, OneTrialIsTheSampleDecoder) {
   expect_same_as("sample", {}, {{"max_trials", int64_t(1)}});
-  expect_same_as("sample", {{"top_k", int64_t(5)}, {"temperature", 0.8}}, {{"max_trials", int64_t(1)}, {"top_k", int64_t(5)}, {"temperature", 0.8}});
+  expect_same_as("sample", {{"top_k", int64_t(5)}, {"temperature", 0.8}},
+                 {{"max_trials", int64_t(1)}, {"top_k", int64_t(5)}, {"temperature", 0.8}});
   expect_same_as("sample", {{"chain", std::string("top_p(p=0.9),temperature(t=1.5)")}},
                  {{"max_trials", int64_t(1)}, {"chain", std::string("top_p(p=0.9),temperature(t=1.5)")}});
 }
 
 TEST(CntpReductions, UnreachableThresholdIsTheSampleDecoder) {
   // H <= log|V| always, so H_low >= log|V| never branches.
-  expect_same_as("sample", {}, {{"entropy_threshold_low", std::log(30.0)}, {"entropy_threshold_high", std::log(30.0) + 1.0}});
+  expect_same_as("sample", {},
+                 {{"entropy_threshold_low", std::log(30.0)}, {"entropy_threshold_high", std::log(30.0) + 1.0}});
 }
 
 TEST(CntpReductions, TemperatureZeroIsGreedy) {
@@ -383,8 +390,8 @@ TEST(CntpReductions, DefaultsDoBranchOnThisModel) {
 TEST(CntpCost, TrialsShareTheStepsLogitsAndRunAsOneBatch) {
   // After '.', a and b are equally likely (H = ln 2 -> 5 trials with the defaults); after a or b
   // the next token is '.', so every trial is two tokens long.
-  auto m = TableModel::from_table(3, 1, {{{0}, {0.0f, 0.0f, 1.0f}}, {{1}, {0.0f, 0.0f, 1.0f}}, {{2}, {0.5f, 0.5f, 0.0f}}},
-                                  {0.0f, 0.0f, 1.0f});
+  auto m = TableModel::from_table(
+      3, 1, {{{0}, {0.0f, 0.0f, 1.0f}}, {{1}, {0.0f, 0.0f, 1.0f}}, {{2}, {0.5f, 0.5f, 0.0f}}}, {0.0f, 0.0f, 1.0f});
   m->set_token_texts({"a", "b", "."});
   ModelSet models{{"target", m.get()}};
   auto d = make_decoder("cntp", {}, &models);
@@ -420,8 +427,8 @@ TEST(CntpCost, ConstantTrialsAblationRunsNMaxWheneverItBranches) {
   EXPECT_EQ(s.trials(0.0), 1);
   EXPECT_EQ(s.trials(0.693), 10);
   // The toy of the test above: two branching steps at H = ln 2, now 10 trials each, not 5.
-  auto m = TableModel::from_table(3, 1, {{{0}, {0.0f, 0.0f, 1.0f}}, {{1}, {0.0f, 0.0f, 1.0f}}, {{2}, {0.5f, 0.5f, 0.0f}}},
-                                  {0.0f, 0.0f, 1.0f});
+  auto m = TableModel::from_table(
+      3, 1, {{{0}, {0.0f, 0.0f, 1.0f}}, {{1}, {0.0f, 0.0f, 1.0f}}, {{2}, {0.5f, 0.5f, 0.0f}}}, {0.0f, 0.0f, 1.0f});
   m->set_token_texts({"a", "b", "."});
   ModelSet models{{"target", m.get()}};
   DecodeOptions options;
@@ -429,7 +436,8 @@ TEST(CntpCost, ConstantTrialsAblationRunsNMaxWheneverItBranches) {
   options.seed = 3;
   TokenStream adaptive(std::vector<TokenId>{2}), constant(std::vector<TokenId>{2});
   const Stats a = make_decoder("cntp", {}, &models)->generate(models, options, adaptive);
-  const Stats c = make_decoder("cntp", {{"trials", std::string("constant")}}, &models)->generate(models, options, constant);
+  const Stats c =
+      make_decoder("cntp", {{"trials", std::string("constant")}}, &models)->generate(models, options, constant);
   EXPECT_EQ(a.metrics.at("trials"), 10.0);
   EXPECT_EQ(c.metrics.at("trials"), 20.0);
   EXPECT_EQ(c.metrics.at("branching_steps"), 2.0);
@@ -446,7 +454,8 @@ class WatchedModel final : public LanguageModel {
     std::vector<TokenId> tokens;
     std::vector<float> next;
   };
-  WatchedModel(LanguageModel& inner, std::function<std::string(TokenId)> text) : inner_(inner), text_(std::move(text)) {}
+  WatchedModel(LanguageModel& inner, std::function<std::string(TokenId)> text)
+      : inner_(inner), text_(std::move(text)) {}
 
   const ModelInfo& info() const override { return inner_.info(); }
   std::string token_text(TokenId t) const override { return text_(t); }
@@ -472,8 +481,8 @@ class WatchedModel final : public LanguageModel {
 
   std::vector<Freed> freed;
   std::vector<std::size_t> batch_sizes;
-  int live = 0;             // sequences created and not freed
-  int fail_at_batch = -1;   // evaluate() number that throws, as a model error would (-1: none)
+  int live = 0;            // sequences created and not freed
+  int fail_at_batch = -1;  // evaluate() number that throws, as a model error would (-1: none)
 
  protected:
   void do_evaluate(std::span<const TreeEval> batch, std::vector<Matrix>& out) override {
@@ -489,7 +498,8 @@ class WatchedModel final : public LanguageModel {
 
 // Runs CNTP for several lengths and checks the main sequence's cache against a fresh evaluation
 // of the committed text; returns the largest relative logit difference seen.
-double check_cache(LanguageModel& inner, std::function<std::string(TokenId)> text, const std::vector<TokenId>& prompt, int max_trials) {
+double check_cache(LanguageModel& inner, std::function<std::string(TokenId)> text, const std::vector<TokenId>& prompt,
+                   int max_trials) {
   WatchedModel watched(inner, std::move(text));
   ModelSet models{{"target", &watched}};
   auto d = make_decoder("cntp", {{"punctuation", std::string("text")}, {"max_trials", int64_t(max_trials)}}, &models);
@@ -514,7 +524,8 @@ double check_cache(LanguageModel& inner, std::function<std::string(TokenId)> tex
       const WatchedModel::Freed& main = watched.freed.back();
       std::vector<TokenId> want = s.tokens();
       want.pop_back();
-      EXPECT_EQ(main.tokens, want) << "committed cache != committed text (seed " << seed << ", length " << length << ")";
+      EXPECT_EQ(main.tokens, want) << "committed cache != committed text (seed " << seed << ", length " << length
+                                   << ")";
       const SeqId fresh = inner.new_sequence();
       const std::span<const float> ref = inner.append(fresh, want);
       double diff = 0.0, scale = 0.0;
@@ -532,14 +543,16 @@ double check_cache(LanguageModel& inner, std::function<std::string(TokenId)> tex
 
 TEST(CntpCache, CommittedCacheEqualsAFreshEvaluationOnATableModel) {
   auto m = text_model();
-  const double err = check_cache(*m, [&](TokenId t) { return m->token_text(t); }, {0, 1}, 10);
+  const double err = check_cache(
+      *m, [&](TokenId t) { return m->token_text(t); }, {0, 1}, 10);
   EXPECT_EQ(err, 0.0);
 }
 
 TEST(CntpCache, CommittedCacheEqualsAFreshEvaluationOnATinyLlama) {
   GgufModel m(std::string(DECODELAB_SOURCE_DIR) + "/tests/data/tiny-llama.gguf", GgufModelOptions{256, 2});
   // Give one token in five a punctuation text, so trials end after a few tokens.
-  const double err = check_cache(m, [&](TokenId t) { return m.token_text(t) + (t % 5 == 0 ? "." : ""); }, {1, 7, 42, 99}, 6);
+  const double err = check_cache(
+      m, [&](TokenId t) { return m.token_text(t) + (t % 5 == 0 ? "." : ""); }, {1, 7, 42, 99}, 6);
   std::printf("tiny llama: committed-cache logits vs a fresh evaluation, max relative difference %.3g\n", err);
   EXPECT_LE(err, 1e-4);
 }

@@ -12,8 +12,8 @@
 namespace decodelab {
 namespace {
 
-const std::vector<std::string> kTexts = {"{", "}", "[", "]", "\"", "a", "1", "0", ",", ":", " ",
-                                         "true", "nu", "ll", ".", "e", "-", "\\", "ab1", "\"a\":", "<eos>"};
+const std::vector<std::string> kTexts = {"{",    "}",  "[",  "]", "\"", "a", "1",  "0",   ",",      ":",    " ",
+                                         "true", "nu", "ll", ".", "e",  "-", "\\", "ab1", "\"a\":", "<eos>"};
 constexpr TokenId kEos = 20;
 
 std::shared_ptr<TableModel> text_model() {
@@ -32,16 +32,17 @@ bool json_complete(std::string_view s) {
 }
 
 TEST(Json, CompleteDocuments) {
-  for (const char* ok : {"{}", "[]", " 0 ", "-0.5e+3", "1E7", "\"x\\n\\u00e9\"", "true", "null", "{\"a\":[1,2,{\"b\":false}]}",
-                         "[ 1 , \"a\" , null ]\n", "{ \"k\" : { } }"}) {
+  for (const char* ok : {"{}", "[]", " 0 ", "-0.5e+3", "1E7", "\"x\\n\\u00e9\"", "true", "null",
+                         "{\"a\":[1,2,{\"b\":false}]}", "[ 1 , \"a\" , null ]\n", "{ \"k\" : { } }"}) {
     EXPECT_TRUE(json_complete(ok)) << ok;
   }
-  for (const char* prefix : {"{", "[1,", "{\"a\"", "{\"a\":", "-", "1.", "1e", "1e-", "\"abc", "\"\\u00", "tr", "[[[", "{\"a\":1,"}) {
+  for (const char* prefix :
+       {"{", "[1,", "{\"a\"", "{\"a\":", "-", "1.", "1e", "1e-", "\"abc", "\"\\u00", "tr", "[[[", "{\"a\":1,"}) {
     EXPECT_TRUE(json_viable(prefix)) << prefix;
     EXPECT_FALSE(json_complete(prefix)) << prefix;
   }
-  for (const char* bad : {"}", "[1,]", "{,", "{\"a\" 1", "01", "1.e", "-a", "tru e", "{1:2}", "[1 2]", "\"\x01\"", "1 2",
-                          "{\"a\":1}}", "\"\\x\"", "+1", "nul1", "[1}", "{]"}) {
+  for (const char* bad : {"}", "[1,]", "{,", "{\"a\" 1", "01", "1.e", "-a", "tru e", "{1:2}", "[1 2]", "\"\x01\"",
+                          "1 2", "{\"a\":1}}", "\"\\x\"", "+1", "nul1", "[1}", "{]"}) {
     EXPECT_FALSE(json_viable(bad)) << bad;
   }
 }
@@ -60,7 +61,8 @@ void check_incremental(const std::string& spec, uint64_t seed, int sequences, in
         if (t == kEos) {
           ASSERT_EQ(ok, c->is_complete()) << spec << " text '" << c->text() << "'";
         } else {
-          ASSERT_EQ(ok, c->viable_text(c->text() + kTexts[std::size_t(t)])) << spec << " text '" << c->text() << "' + '" << kTexts[std::size_t(t)] << "'";
+          ASSERT_EQ(ok, c->viable_text(c->text() + kTexts[std::size_t(t)]))
+              << spec << " text '" << c->text() << "' + '" << kTexts[std::size_t(t)] << "'";
         }
         if (ok && t != kEos) allowed.push_back(t);
       }
@@ -81,11 +83,11 @@ TEST(Constraints, IncrementalEqualsFromScratch) {
 TEST(Constraints, RegexExactAnswers) {
   auto model = text_model();
   auto c = make_constraint("regex(pattern=(a|1)*0)", *model);
-  EXPECT_TRUE(c->allows(5));       // "a"
-  EXPECT_TRUE(c->allows(7));       // "0" completes
-  EXPECT_FALSE(c->allows(0));      // "{"
-  EXPECT_FALSE(c->allows(18));     // "ab1": 'b' cannot appear
-  EXPECT_FALSE(c->allows(kEos));   // "" is not a match
+  EXPECT_TRUE(c->allows(5));      // "a"
+  EXPECT_TRUE(c->allows(7));      // "0" completes
+  EXPECT_FALSE(c->allows(0));     // "{"
+  EXPECT_FALSE(c->allows(18));    // "ab1": 'b' cannot appear
+  EXPECT_FALSE(c->allows(kEos));  // "" is not a match
 }
 
 TEST(Constraints, RegexRejectsAndCompletes) {
@@ -114,7 +116,7 @@ TEST(Constraints, EvaluationsAreCountedAndSharedByClones) {
   EXPECT_EQ(c->evaluations(), 3);
   EXPECT_EQ(d->evaluations(), 3);
   c->extend(0);
-  EXPECT_EQ(d->text(), "");  // clones do not share text
+  EXPECT_EQ(d->text(), "");        // clones do not share text
   EXPECT_EQ(c->evaluations(), 3);  // extend() is not an evaluation
 }
 
@@ -122,7 +124,7 @@ TEST(Constraints, StopAndLength) {
   auto model = text_model();
   auto c = make_constraint("stop(text=ll,max_chars=5)", *model);
   EXPECT_FALSE(c->is_complete());
-  c->extend(12);  // "nu"
+  c->extend(12);                // "nu"
   EXPECT_TRUE(c->allows(13));   // "null" ends with the stop text within 5 chars
   EXPECT_FALSE(c->allows(11));  // "nutrue": 6 chars
   c->extend(13);

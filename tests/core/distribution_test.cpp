@@ -65,9 +65,7 @@ TEST(Distribution, InverseCdfSampling) {
   EXPECT_THROW(sample_from_weights(std::vector<float>{-1.0f, 2.0f}, 0.5), Error);
 }
 
-TEST(Distribution, ArgmaxTiesToLowestIndex) {
-  EXPECT_EQ(argmax(std::vector<float>{1.0f, 3.0f, 3.0f, 2.0f}), 1);
-}
+TEST(Distribution, ArgmaxTiesToLowestIndex) { EXPECT_EQ(argmax(std::vector<float>{1.0f, 3.0f, 3.0f, 2.0f}), 1); }
 
 TEST(Distribution, TotalVariationAndResidual) {
   const std::vector<float> p{0.5f, 0.3f, 0.2f}, q{0.6f, 0.3f, 0.1f};

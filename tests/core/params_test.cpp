@@ -94,7 +94,8 @@ TEST(Params, ValuesHoldNestedSpecs) {
 
 TEST(Params, UnbalancedParenthesesAreClearErrors) {
   const std::string unclosed = parse_error([] { parse_assignments("chain=top_k(k=3,temperature(t=0.6)", "--param"); });
-  EXPECT_NE(unclosed.find("--param 'chain=top_k(k=3,temperature(t=0.6)': the '(' at position 11 is never closed"), std::string::npos)
+  EXPECT_NE(unclosed.find("--param 'chain=top_k(k=3,temperature(t=0.6)': the '(' at position 11 is never closed"),
+            std::string::npos)
       << unclosed;
   const std::string stray = parse_error([] { parse_assignments("chain=top_k(k=3)),t=1", "--param"); });
   EXPECT_NE(stray.find("the ')' at position 16 has no matching '('"), std::string::npos) << stray;
@@ -110,17 +111,23 @@ TEST(Params, UnbalancedParenthesesAreClearErrors) {
 }
 
 TEST(Params, OneSpecNotAList) {
-  EXPECT_NE(parse_error([] { parse_spec("top_k(k=3),temperature(t=0.6)"); }).find("unexpected ',temperature(t=0.6)' after the ')'"),
+  EXPECT_NE(parse_error([] {
+              parse_spec("top_k(k=3),temperature(t=0.6)");
+            }).find("unexpected ',temperature(t=0.6)' after the ')'"),
             std::string::npos);
   EXPECT_NE(parse_error([] { parse_spec("top_k(k=3)x"); }).find("unexpected 'x'"), std::string::npos);
   EXPECT_NE(parse_error([] { parse_spec("greedy,sample"); }).find("one spec, not a list"), std::string::npos);
   EXPECT_NE(parse_error([] { parse_spec("(k=3)"); }).find("no name"), std::string::npos);
   // A part that is neither name=value nor the continuation of a spec list.
-  EXPECT_NE(parse_error([] { parse_assignments("k=1,oops", "--param"); }).find("--param: expected name=value, got 'oops'"),
+  EXPECT_NE(
+      parse_error([] { parse_assignments("k=1,oops", "--param"); }).find("--param: expected name=value, got 'oops'"),
+      std::string::npos);
+  EXPECT_NE(parse_error([] { parse_assignments("k=1, =2", "--param"); }).find("expected name=value, got '=2'"),
             std::string::npos);
-  EXPECT_NE(parse_error([] { parse_assignments("k=1, =2", "--param"); }).find("expected name=value, got '=2'"), std::string::npos);
   // A spec where an assignment belongs.
-  EXPECT_NE(parse_error([] { parse_assignments("top_k(k=3)", "--param"); }).find("--param: expected name=value, got 'top_k(k=3)'"),
+  EXPECT_NE(parse_error([] {
+              parse_assignments("top_k(k=3)", "--param");
+            }).find("--param: expected name=value, got 'top_k(k=3)'"),
             std::string::npos);
 }
 

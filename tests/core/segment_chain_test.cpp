@@ -13,7 +13,8 @@ using Chain = SegmentChain<std::vector<int>>;
 
 std::vector<std::tuple<std::size_t, std::size_t>> shared_stretches(const Chain& c) {
   std::vector<std::tuple<std::size_t, std::size_t>> out;
-  c.for_each_shared([&](std::size_t start, std::size_t count, const std::vector<int>&) { out.emplace_back(start, count); });
+  c.for_each_shared(
+      [&](std::size_t start, std::size_t count, const std::vector<int>&) { out.emplace_back(start, count); });
   return out;
 }
 

@@ -20,11 +20,16 @@ INSTANTIATE_TEST_SUITE_P(
                       table_case("random_order0", [] { return TableModel::random(12, 0, 8, 2.0); }),
                       // Order 9: longer than most contexts in the suite, so they are never cut.
                       table_case("random_order9", [] { return TableModel::random(16, 9, 9, 1.0); }),
-                      table_case("derived_draft", [] { return TableModel::derive_draft(*TableModel::random(24, 2, 10, 2.0), 1.3, 0.2, 11); }),
+                      table_case("derived_draft",
+                                 [] {
+                                   return TableModel::derive_draft(*TableModel::random(24, 2, 10, 2.0), 1.3, 0.2, 11);
+                                 }),
                       // Zero probabilities: -inf logits must compare equal too.
-                      table_case("explicit_with_zeros", [] {
-                        return TableModel::from_table(8, 1, {{{3}, {0.5f, 0.5f, 0, 0, 0, 0, 0, 0}}}, {0.1f, 0.2f, 0.3f, 0.4f, 0, 0, 0.5f, 0.5f});
-                      })),
+                      table_case("explicit_with_zeros",
+                                 [] {
+                                   return TableModel::from_table(8, 1, {{{3}, {0.5f, 0.5f, 0, 0, 0, 0, 0, 0}}},
+                                                                 {0.1f, 0.2f, 0.3f, 0.4f, 0, 0, 0.5f, 0.5f});
+                                 })),
     conformance_case_name);
 
 }  // namespace

@@ -146,8 +146,8 @@ TEST(TableModel, BadInputIsAClearError) {
   auto m = TableModel::random(10, 2, 1, 1.0);
   const SeqId s = m->new_sequence();
   std::vector<Matrix> out;
-  EXPECT_THROW(m->evaluate(std::vector<TreeEval>{{s, {{10, -1}}}}, out), Error);   // token out of range
-  EXPECT_THROW(m->evaluate(std::vector<TreeEval>{{s, {{1, 0}}}}, out), Error);     // parent not earlier
+  EXPECT_THROW(m->evaluate(std::vector<TreeEval>{{s, {{10, -1}}}}, out), Error);     // token out of range
+  EXPECT_THROW(m->evaluate(std::vector<TreeEval>{{s, {{1, 0}}}}, out), Error);       // parent not earlier
   EXPECT_THROW(m->evaluate(std::vector<TreeEval>{{s + 5, {{1, -1}}}}, out), Error);  // unknown sequence
   EXPECT_THROW(TableModel::random(1, 2, 1, 1.0), Error);
   EXPECT_THROW(m->tokenize("a zz", false), Error);

@@ -18,8 +18,9 @@ namespace decodelab::testing {
 namespace {
 
 ConformanceCase cuda_case(std::string name, std::string file, std::string dtype) {
-  const Agreement agree = dtype == "f32" ? Agreement{1e-4, "cuBLAS kernels chosen by batch shape: fp32 summation order"}
-                                         : Agreement{1e-2, "cuBLAS kernels chosen by batch shape, rounded to fp16 weights and KV"};
+  const Agreement agree = dtype == "f32"
+                              ? Agreement{1e-4, "cuBLAS kernels chosen by batch shape: fp32 summation order"}
+                              : Agreement{1e-2, "cuBLAS kernels chosen by batch shape, rounded to fp16 weights and KV"};
   auto make = [file, dtype]() -> std::shared_ptr<LanguageModel> {
     if (cuda::device_count() == 0) return nullptr;
     CudaModelOptions o;

@@ -73,7 +73,8 @@ TEST_P(Parity, PrefillLogitsMatchTransformersAndCpu) {
     cpu.evaluate({{TreeEval{cpu.new_sequence(), chain_nodes(seq)}}}, c);
     const double vs_hf = max_rel_error(g[0].data, std::span<const float>(want + offset * V, std::size_t(len) * V));
     const double vs_cpu = max_rel_error(g[0].data, c[0].data);
-    std::printf("%s %s: %lld tokens, relative error vs HF %.3g, vs CPU %.3g\n", file.c_str(), dtype.c_str(), (long long)len, vs_hf, vs_cpu);
+    std::printf("%s %s: %lld tokens, relative error vs HF %.3g, vs CPU %.3g\n", file.c_str(), dtype.c_str(),
+                (long long)len, vs_hf, vs_cpu);
     EXPECT_LE(vs_hf, budget(dtype));
     EXPECT_LE(vs_cpu, budget(dtype));
     offset += std::size_t(len);
@@ -81,7 +82,9 @@ TEST_P(Parity, PrefillLogitsMatchTransformersAndCpu) {
 }
 
 TEST_P(Parity, GreedyDecodingMatchesCpuFor64Steps) {
-  if (dtype == "bf16") GTEST_SKIP() << "bf16 (3 significant digits) is not expected to keep near-tied argmaxes; its logits are checked by prefill";
+  if (dtype == "bf16")
+    GTEST_SKIP()
+        << "bf16 (3 significant digits) is not expected to keep near-tied argmaxes; its logits are checked by prefill";
   CudaModel gpu(file, opts(dtype));
   GgufModel cpu(file, GgufModelOptions{4096, 2});
   const std::vector<TokenId> prompt = random_tokens(5, gpu.vocab_size(), 1);
@@ -94,8 +97,8 @@ TEST_P(Parity, GreedyDecodingMatchesCpuFor64Steps) {
       std::vector<float> sorted(cl.begin(), cl.end());
       std::partial_sort(sorted.begin(), sorted.begin() + 2, sorted.end(), std::greater<float>());
       const float scale = std::max(std::fabs(sorted[0]), 1.0f);
-      ADD_FAILURE() << dtype << " step " << step << ": cuda " << gt << " cpu " << ct << " (cpu top-2 gap " << (sorted[0] - sorted[1]) / scale
-                    << " of the top logit)";
+      ADD_FAILURE() << dtype << " step " << step << ": cuda " << gt << " cpu " << ct << " (cpu top-2 gap "
+                    << (sorted[0] - sorted[1]) / scale << " of the top logit)";
       return;
     }
     gl = gpu.append(gs, std::vector<TokenId>{gt});
@@ -163,13 +166,16 @@ TEST_P(Parity, ForkCommitRollbackEqualFreshEvaluation) {
   // Rollback into the shared prefix, then grow again: equals a fresh run of the new tokens.
   gpu.rollback(s, 7);
   EXPECT_EQ(gpu.length(s), 7u);
-  EXPECT_LE(max_rel_error(gpu.next_logits(s), fresh(std::vector<TokenId>(prefix.begin(), prefix.begin() + 7))), same(dtype));
+  EXPECT_LE(max_rel_error(gpu.next_logits(s), fresh(std::vector<TokenId>(prefix.begin(), prefix.begin() + 7))),
+            same(dtype));
   gpu.append(s, b);
-  EXPECT_LE(max_rel_error(gpu.next_logits(s), fresh(cat(std::vector<TokenId>(prefix.begin(), prefix.begin() + 7), b))), same(dtype));
+  EXPECT_LE(max_rel_error(gpu.next_logits(s), fresh(cat(std::vector<TokenId>(prefix.begin(), prefix.begin() + 7), b))),
+            same(dtype));
   // The child is untouched by the parent's rollback and rewrite.
   EXPECT_LE(max_rel_error(gpu.next_logits(child), want_c), same(dtype));
   gpu.free_sequence(child);
-  EXPECT_LE(max_rel_error(gpu.next_logits(s), fresh(cat(std::vector<TokenId>(prefix.begin(), prefix.begin() + 7), b))), same(dtype));
+  EXPECT_LE(max_rel_error(gpu.next_logits(s), fresh(cat(std::vector<TokenId>(prefix.begin(), prefix.begin() + 7), b))),
+            same(dtype));
 }
 
 TEST_P(Parity, AnEvaluationReplacesThePendingTreeAsOnTheCpu) {
@@ -242,10 +248,12 @@ TEST_P(Parity, GraphReplayEqualsEagerEvaluation) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Golden, Parity,
-                         ::testing::Combine(::testing::Values("tiny-llama.gguf", "tiny-qwen2.gguf"), ::testing::Values("f32", "f16", "bf16")),
+                         ::testing::Combine(::testing::Values("tiny-llama.gguf", "tiny-qwen2.gguf"),
+                                            ::testing::Values("f32", "f16", "bf16")),
                          [](const auto& info) {
                            std::string n = std::get<0>(info.param).substr(5, 5) + "_" + std::get<1>(info.param);
-                           for (char& ch : n) if (ch == '.' || ch == '-') ch = '_';
+                           for (char& ch : n)
+                             if (ch == '.' || ch == '-') ch = '_';
                            return n;
                          });
 

@@ -33,7 +33,8 @@ TokenId cpu_sample(const std::vector<float>& logits, const cuda::SamplingParams&
   if (p.top_k > 0) spec += "top_k(k=" + std::to_string(p.top_k) + "),";
   if (p.top_p < 1.0) spec += "top_p(p=" + std::to_string(p.top_p) + "),";
   if (p.min_p > 0.0) spec += "min_p(p=" + std::to_string(p.min_p) + "),";
-  spec += p.temperature == 0.0 ? "greedy" : "dist(seed=" + std::to_string(p.seed) + ",stream=" + std::to_string(p.stream) + ")";
+  spec += p.temperature == 0.0 ? "greedy"
+                               : "dist(seed=" + std::to_string(p.seed) + ",stream=" + std::to_string(p.stream) + ")";
   auto chain = parse_chain(spec);
   for (uint64_t i = 0; i < step; ++i) chain->accept(0);  // dist draws from step `step`
   Candidates c = Candidates::from_logits(logits);
@@ -47,9 +48,9 @@ TEST_P(DeviceSampling, MatchesTheCpuChain) {
   DECODELAB_REQUIRE_GPU();
   const int vocab = GetParam();
   const std::vector<cuda::SamplingParams> cases = {
-      {1.0, 0, 1.0, 0.0, 1, 0},  {0.7, 0, 1.0, 0.0, 2, 0},   {1.0, 40, 1.0, 0.0, 3, 1}, {0.8, 0, 0.9, 0.0, 4, 0},
-      {1.3, 50, 0.95, 0.05, 5, 7}, {1.0, 0, 1.0, 0.1, 6, 0}, {0.0, 0, 1.0, 0.0, 7, 0}, {1.0, 1, 1.0, 0.0, 8, 0},
-      {2.0, 0, 0.5, 0.0, 9, 3},
+      {1.0, 0, 1.0, 0.0, 1, 0}, {0.7, 0, 1.0, 0.0, 2, 0},    {1.0, 40, 1.0, 0.0, 3, 1},
+      {0.8, 0, 0.9, 0.0, 4, 0}, {1.3, 50, 0.95, 0.05, 5, 7}, {1.0, 0, 1.0, 0.1, 6, 0},
+      {0.0, 0, 1.0, 0.0, 7, 0}, {1.0, 1, 1.0, 0.0, 8, 0},    {2.0, 0, 0.5, 0.0, 9, 3},
   };
   cudaStream_t stream = nullptr;
   ASSERT_EQ(cudaStreamCreate(&stream), cudaSuccess);
@@ -70,7 +71,8 @@ TEST_P(DeviceSampling, MatchesTheCpuChain) {
       const std::vector<TokenId> got = sampler.sample(d_logits.as<float>(), rows, p, steps, stream);
       for (int r = 0; r < rows; ++r) {
         EXPECT_EQ(got[std::size_t(r)], cpu_sample(logits[std::size_t(r)], p, steps[std::size_t(r)]))
-            << "vocab " << vocab << " t " << p.temperature << " k " << p.top_k << " p " << p.top_p << " min_p " << p.min_p << " row " << r;
+            << "vocab " << vocab << " t " << p.temperature << " k " << p.top_k << " p " << p.top_p << " min_p "
+            << p.min_p << " row " << r;
         ++compared;
       }
     }

@@ -12,12 +12,14 @@
 
 namespace decodelab::testing {
 
-#define DECODELAB_REQUIRE_GPU()                                                              \
-  do {                                                                                       \
+#define DECODELAB_REQUIRE_GPU()                                                                   \
+  do {                                                                                            \
     if (::decodelab::cuda::device_count() == 0) GTEST_SKIP() << "no CUDA device on this machine"; \
   } while (0)
 
-inline std::string golden_path(const std::string& file) { return std::string(DECODELAB_SOURCE_DIR) + "/tests/data/" + file; }
+inline std::string golden_path(const std::string& file) {
+  return std::string(DECODELAB_SOURCE_DIR) + "/tests/data/" + file;
+}
 
 inline double max_rel_error(std::span<const float> got, std::span<const float> want) {
   double err = 0.0, scale = 0.0;

@@ -19,8 +19,14 @@ struct Key {
 };
 
 const std::vector<Key> kKeys = {
-    {0, 0, 0},         {1, 0, 0},          {0xdeadbeefcafef00dull, 0, 0}, {5, 3, 7},
-    {5, 3, 1ull << 32}, {42, 16, (9ull << 32) + 3}, {7, 0x0000000500000003ull, 6}, {123, 1ull << 40, 0xfffffffffffffffdull},
+    {0, 0, 0},
+    {1, 0, 0},
+    {0xdeadbeefcafef00dull, 0, 0},
+    {5, 3, 7},
+    {5, 3, 1ull << 32},
+    {42, 16, (9ull << 32) + 3},
+    {7, 0x0000000500000003ull, 6},
+    {123, 1ull << 40, 0xfffffffffffffffdull},
 };
 
 TEST(PhiloxCurand, WordsAreBitIdenticalOnTheHost) {
@@ -29,7 +35,8 @@ TEST(PhiloxCurand, WordsAreBitIdenticalOnTheHost) {
     curand_init(k.seed, k.subsequence, k.offset, &s);
     PhiloxStream ours(k.seed, k.subsequence, k.offset);
     for (int i = 0; i < 37; ++i) {
-      ASSERT_EQ(ours.next_u32(), curand(&s)) << "seed " << k.seed << " sub " << k.subsequence << " off " << k.offset << " word " << i;
+      ASSERT_EQ(ours.next_u32(), curand(&s))
+          << "seed " << k.seed << " sub " << k.subsequence << " off " << k.offset << " word " << i;
     }
   }
 }
@@ -47,7 +54,8 @@ TEST(PhiloxCurand, UniformUsesTheSameWordsAndFormula) {
   }
 }
 
-__global__ void draw(unsigned long long seed, unsigned long long sub, unsigned long long off, unsigned* words, float* uniforms) {
+__global__ void draw(unsigned long long seed, unsigned long long sub, unsigned long long off, unsigned* words,
+                     float* uniforms) {
   curandStatePhilox4_32_10_t s;
   curand_init(seed, sub, off, &s);
   for (int i = 0; i < 8; ++i) words[i] = curand(&s);

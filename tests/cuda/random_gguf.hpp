@@ -95,10 +95,12 @@ inline void write_random_gguf(const std::string& path, const LlamaConfig& c, uin
     uint32_t type;               // 0 = F32, 1 = F16
     float scale, shift;
   };
-  const uint64_t dim = uint64_t(c.dim), q_dim = uint64_t(c.n_heads) * c.head_dim, kv_dim = uint64_t(c.n_kv_heads) * c.head_dim,
-                 hidden = uint64_t(c.hidden_dim), vocab = uint64_t(c.vocab);
+  const uint64_t dim = uint64_t(c.dim), q_dim = uint64_t(c.n_heads) * c.head_dim,
+                 kv_dim = uint64_t(c.n_kv_heads) * c.head_dim, hidden = uint64_t(c.hidden_dim),
+                 vocab = uint64_t(c.vocab);
   auto inv_sqrt = [](uint64_t n) { return float(1.0 / std::sqrt(double(n))); };
-  std::vector<T> ts = {{"token_embd.weight", {dim, vocab}, 1, 1.0f, 0.0f}, {"output_norm.weight", {dim}, 0, 0.0f, 1.0f}};
+  std::vector<T> ts = {{"token_embd.weight", {dim, vocab}, 1, 1.0f, 0.0f},
+                       {"output_norm.weight", {dim}, 0, 0.0f, 1.0f}};
   for (int l = 0; l < c.n_layers; ++l) {
     const std::string p = "blk." + std::to_string(l) + ".";
     ts.push_back({p + "attn_norm.weight", {dim}, 0, 0.0f, 1.0f});
@@ -122,9 +124,19 @@ inline void write_random_gguf(const std::string& path, const LlamaConfig& c, uin
   w.put<uint32_t>(3);
   w.put<uint64_t>(ts.size());
   w.put<uint64_t>(9);
-  auto kv_u32 = [&](const std::string& k, uint32_t v) { w.str(k); w.put<uint32_t>(4); w.put<uint32_t>(v); };
-  auto kv_f32 = [&](const std::string& k, float v) { w.str(k); w.put<uint32_t>(6); w.put<float>(v); };
-  w.str("general.architecture"); w.put<uint32_t>(8); w.str(c.arch);
+  auto kv_u32 = [&](const std::string& k, uint32_t v) {
+    w.str(k);
+    w.put<uint32_t>(4);
+    w.put<uint32_t>(v);
+  };
+  auto kv_f32 = [&](const std::string& k, float v) {
+    w.str(k);
+    w.put<uint32_t>(6);
+    w.put<float>(v);
+  };
+  w.str("general.architecture");
+  w.put<uint32_t>(8);
+  w.str(c.arch);
   kv_u32(a + "embedding_length", uint32_t(c.dim));
   kv_u32(a + "block_count", uint32_t(c.n_layers));
   kv_u32(a + "feed_forward_length", uint32_t(c.hidden_dim));

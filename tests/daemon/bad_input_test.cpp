@@ -24,7 +24,7 @@ constexpr int64_t kMaxMessageBytes = 65536;
 
 // One malformed request: its bytes and the error it must get.
 struct BadRequest {
-  std::string name;   // for failure messages
+  std::string name;  // for failure messages
   std::string bytes;
   uint64_t reply_id;  // the id the error must carry (0 when the message has no readable one)
   std::string field;  // the field it must name ("" when the message as a whole is at fault)
@@ -67,9 +67,9 @@ std::vector<std::pair<Value, std::string>> not_string() {
 
 struct OpCase {
   std::string op;
-  Value::Map valid;                     // a valid request body (never sent as is)
-  std::vector<std::string> required;    // fields whose absence is an error
-  std::vector<FieldCase> fields;        // replaced one at a time by invalid values
+  Value::Map valid;                   // a valid request body (never sent as is)
+  std::vector<std::string> required;  // fields whose absence is an error
+  std::vector<FieldCase> fields;      // replaced one at a time by invalid values
 };
 
 std::vector<OpCase> op_cases() {
@@ -80,10 +80,11 @@ std::vector<OpCase> op_cases() {
                  {{"name", "bad_input_model"}, {"spec", kTarget}},
                  {"name", "spec"},
                  {{"name", {{7, ""}, {"", ""}, {std::string(300, 'n'), ""}, {Value::Array{}, ""}}},
-                  {"spec", [] {
+                  {"spec",
+                   [] {
                      auto v = not_string();
-                     for (const char* bad : {"((", "warp(drive=1)", "table(vocab=-4)", "table(nonsense=1)", "gguf(path=)",
-                                             "gguf(path=/etc/passwd)"}) {
+                     for (const char* bad : {"((", "warp(drive=1)", "table(vocab=-4)", "table(nonsense=1)",
+                                             "gguf(path=)", "gguf(path=/etc/passwd)"}) {
                        v.emplace_back(bad, "");
                      }
                      v.emplace_back("draft(temper=1)", "target");  // a draft names its target
@@ -92,72 +93,103 @@ std::vector<OpCase> op_cases() {
                      return v;
                    }()},
                   {"target", {{7, ""}, {"t", ""}, {"nope", ""}, {Value::Map{}, ""}}}}});
-  ops.push_back({"unload_model", {{"name", "t"}}, {"name"}, {{"name", {{7, ""}, {"", ""}, {"bad_input_none", ""}, {kInvalidUtf8, ""}}}}});
+  ops.push_back({"unload_model",
+                 {{"name", "t"}},
+                 {"name"},
+                 {{"name", {{7, ""}, {"", ""}, {"bad_input_none", ""}, {kInvalidUtf8, ""}}}}});
   ops.push_back({"cancel", {{"request_id", 1}}, {"request_id"}, {{"request_id", not_unsigned()}}});
   ops.push_back({"reward",
                  {{"call", 1}, {"scores", Value::Array{0.5}}},
                  {"call", "scores"},
                  {{"call", not_unsigned()},
                   {"scores",
-                   {{"x", ""}, {Value::Map{}, ""}, {Value::Array{"a"}, "scores[0]"}, {Value::Array{kNan}, "scores[0]"},
-                    {Value::Array{0.5, kInf}, "scores[1]"}, {Value::Array{Value::Array{1}}, "scores[0]"}}}}});
-  ops.push_back({"generate",
-                 generate,
-                 {"models"},
-                 {{"models",
-                   {{"t", ""}, {Value::Array{}, ""}, {Value::Map{}, "models.target"},
-                    {Value::Map{{"target", 5}}, "models.target"}, {Value::Map{{"target", Value::Map{}}}, "models.target"},
-                    {Value::Map{{"target", "nope"}}, "models.target"}, {Value::Map{{"target", kInvalidUtf8}}, "models.target"},
-                    {Value::Map{{"target", "t"}, {"foo", "t"}}, "models.foo"},
-                    {Value::Map{{"target", "t"}, {"draft", "t"}}, "models.draft"},
-                    {Value::Map{{"target", "t"}, {kInvalidUtf8, "t"}}, "models." + daemon::sanitize_utf8(kInvalidUtf8)}}},
-                  {"decoder", [] {
-                     auto v = not_string();
-                     v.emplace_back("nope", "");
-                     v.emplace_back(kHuge, "");
-                     v.emplace_back(kInvalidUtf8, "");
-                     v.emplace_back("sd", "models.draft");
-                     return v;
-                   }()},
-                  {"params",
-                   {{"x", ""}, {Value::Array{}, ""}, {Value::Map{{"temperature", Value::Array{}}}, "params.temperature"},
-                    {Value::Map{{"temperature", Value::Map{}}}, "params.temperature"},
-                    {Value::Map{{"temperature", -1.0}}, ""}, {Value::Map{{"temperature", "hot"}}, ""},
-                    {Value::Map{{"temperature", kNan}}, "params.temperature"}, {Value::Map{{"warp", 1}}, ""},
-                    {Value::Map{{kInvalidUtf8, 1}}, ""}, {Value::Map{{"top_k", int64_t(1) << 40}}, ""},
-                    {Value::Map{{"temperature", nested(10)}}, "params.temperature"}}},
-                  {"prompt", [] {
-                     auto v = not_string();
-                     v.emplace_back("zebra", "");
-                     v.emplace_back("", "");
-                     v.emplace_back(kInvalidUtf8, "");
-                     v.emplace_back(kHuge, "");
-                     return v;
-                   }()},
-                  {"seed", not_unsigned()},
-                  {"max_tokens", {{-1, ""}, {int64_t(1) << 40, ""}, {"ten", ""}, {1.5, ""}, {Value::Array{}, ""}}},
-                  {"stop",
-                   {{"x", ""}, {Value::Array{1}, "stop[0]"}, {Value::Array{""}, "stop[0]"},
-                    {Value::Array{"a", Value::Array{"b"}}, "stop[1]"}, {Value::Map{}, ""}}},
-                  {"stop_token_ids",
-                   {{5, ""}, {Value::Array{-1}, "stop_token_ids[0]"}, {Value::Array{"a"}, "stop_token_ids[0]"},
-                    {Value::Array{1, 999}, "stop_token_ids[1]"}, {Value::Array{int64_t(1) << 40}, "stop_token_ids[0]"}}},
-                  {"stop_at_eos", not_bool()},
-                  {"stream", not_bool()},
-                  {"logprobs", not_bool()},
-                  {"client_reward", [] {
-                     auto v = not_bool();
-                     v.emplace_back(true, "");  // sample takes no external reward
-                     return v;
-                   }()},
-                  {"deadline_s", {{-1.0, ""}, {1e7, ""}, {"soon", ""}, {kNan, ""}, {kInf, ""}, {Value::Array{}, ""}}},
-                  {"reward_timeout_s", {{0, ""}, {-1.0, ""}, {1e6, ""}, {"x", ""}, {kInf, ""}}}}});
+                   {{"x", ""},
+                    {Value::Map{}, ""},
+                    {Value::Array{"a"}, "scores[0]"},
+                    {Value::Array{kNan}, "scores[0]"},
+                    {Value::Array{0.5, kInf}, "scores[1]"},
+                    {Value::Array{Value::Array{1}}, "scores[0]"}}}}});
+  ops.push_back(
+      {"generate",
+       generate,
+       {"models"},
+       {{"models",
+         {{"t", ""},
+          {Value::Array{}, ""},
+          {Value::Map{}, "models.target"},
+          {Value::Map{{"target", 5}}, "models.target"},
+          {Value::Map{{"target", Value::Map{}}}, "models.target"},
+          {Value::Map{{"target", "nope"}}, "models.target"},
+          {Value::Map{{"target", kInvalidUtf8}}, "models.target"},
+          {Value::Map{{"target", "t"}, {"foo", "t"}}, "models.foo"},
+          {Value::Map{{"target", "t"}, {"draft", "t"}}, "models.draft"},
+          {Value::Map{{"target", "t"}, {kInvalidUtf8, "t"}}, "models." + daemon::sanitize_utf8(kInvalidUtf8)}}},
+        {"decoder",
+         [] {
+           auto v = not_string();
+           v.emplace_back("nope", "");
+           v.emplace_back(kHuge, "");
+           v.emplace_back(kInvalidUtf8, "");
+           v.emplace_back("sd", "models.draft");
+           return v;
+         }()},
+        {"params",
+         {{"x", ""},
+          {Value::Array{}, ""},
+          {Value::Map{{"temperature", Value::Array{}}}, "params.temperature"},
+          {Value::Map{{"temperature", Value::Map{}}}, "params.temperature"},
+          {Value::Map{{"temperature", -1.0}}, ""},
+          {Value::Map{{"temperature", "hot"}}, ""},
+          {Value::Map{{"temperature", kNan}}, "params.temperature"},
+          {Value::Map{{"warp", 1}}, ""},
+          {Value::Map{{kInvalidUtf8, 1}}, ""},
+          {Value::Map{{"top_k", int64_t(1) << 40}}, ""},
+          {Value::Map{{"temperature", nested(10)}}, "params.temperature"}}},
+        {"prompt",
+         [] {
+           auto v = not_string();
+           v.emplace_back("zebra", "");
+           v.emplace_back("", "");
+           v.emplace_back(kInvalidUtf8, "");
+           v.emplace_back(kHuge, "");
+           return v;
+         }()},
+        {"seed", not_unsigned()},
+        {"max_tokens", {{-1, ""}, {int64_t(1) << 40, ""}, {"ten", ""}, {1.5, ""}, {Value::Array{}, ""}}},
+        {"stop",
+         {{"x", ""},
+          {Value::Array{1}, "stop[0]"},
+          {Value::Array{""}, "stop[0]"},
+          {Value::Array{"a", Value::Array{"b"}}, "stop[1]"},
+          {Value::Map{}, ""}}},
+        {"stop_token_ids",
+         {{5, ""},
+          {Value::Array{-1}, "stop_token_ids[0]"},
+          {Value::Array{"a"}, "stop_token_ids[0]"},
+          {Value::Array{1, 999}, "stop_token_ids[1]"},
+          {Value::Array{int64_t(1) << 40}, "stop_token_ids[0]"}}},
+        {"stop_at_eos", not_bool()},
+        {"stream", not_bool()},
+        {"logprobs", not_bool()},
+        {"client_reward",
+         [] {
+           auto v = not_bool();
+           v.emplace_back(true, "");  // sample takes no external reward
+           return v;
+         }()},
+        {"deadline_s", {{-1.0, ""}, {1e7, ""}, {"soon", ""}, {kNan, ""}, {kInf, ""}, {Value::Array{}, ""}}},
+        {"reward_timeout_s", {{0, ""}, {-1.0, ""}, {1e6, ""}, {"x", ""}, {kInf, ""}}}}});
   // prompt_ids replaces prompt.
   OpCase ids{"generate", {{"models", Value::Map{{"target", "t"}}}, {"prompt_ids", Value::Array{1, 2}}}, {}, {}};
   ids.fields.push_back({"prompt_ids",
-                        {{"1 2", ""}, {Value::Map{}, ""}, {Value::Array{"a"}, "prompt_ids[0]"}, {Value::Array{-1}, "prompt_ids[0]"},
-                         {Value::Array{1, int64_t(1) << 40}, "prompt_ids[1]"}, {Value::Array{1, 40}, "prompt_ids[1]"},
-                         {Value::Array{Value::Array{1}}, "prompt_ids[0]"}, {Value::Array{}, ""}}});
+                        {{"1 2", ""},
+                         {Value::Map{}, ""},
+                         {Value::Array{"a"}, "prompt_ids[0]"},
+                         {Value::Array{-1}, "prompt_ids[0]"},
+                         {Value::Array{1, int64_t(1) << 40}, "prompt_ids[1]"},
+                         {Value::Array{1, 40}, "prompt_ids[1]"},
+                         {Value::Array{Value::Array{1}}, "prompt_ids[0]"},
+                         {Value::Array{}, ""}}});
   ids.fields.push_back({"prompt", {{"a", ""}}});  // both prompt and prompt_ids
   ops.push_back(ids);
   return ops;
@@ -181,7 +213,8 @@ std::vector<BadRequest> bad_requests() {
         add(op.op + "." + f.field + " invalid", request, id, field.empty() ? f.field : field);
       }
       const uint64_t id = next_id++;
-      out.push_back({op.op + "." + f.field + " as binary", with_bin_field(with_id(id, op.op, op.valid), f.field), id, f.field});
+      out.push_back(
+          {op.op + "." + f.field + " as binary", with_bin_field(with_id(id, op.op, op.valid), f.field), id, f.field});
     }
     // Every required field missing, or nil (nil counts as absent).
     for (const std::string& field : op.required) {
@@ -195,7 +228,8 @@ std::vector<BadRequest> bad_requests() {
       }
     }
     // Unknown keys, and a known one given twice.
-    for (const std::string& key : {std::string("bogus"), std::string("max_token"), kInvalidUtf8, kHuge.substr(0, 2000)}) {
+    for (const std::string& key :
+         {std::string("bogus"), std::string("max_token"), kInvalidUtf8, kHuge.substr(0, 2000)}) {
       const uint64_t id = next_id++;
       Value::Map request = with_id(id, op.op, op.valid);
       request.emplace_back(key, 1);
@@ -207,7 +241,8 @@ std::vector<BadRequest> bad_requests() {
     add(op.op + " with op twice", twice, id, "op");
   }
   // The envelope: id, op, auth.
-  for (const auto& [value, field] : not_unsigned()) add("id invalid", Value::Map{{"id", value}, {"op", "hello"}}, 0, "id");
+  for (const auto& [value, field] : not_unsigned())
+    add("id invalid", Value::Map{{"id", value}, {"op", "hello"}}, 0, "id");
   add("id missing", Value::Map{{"op", "hello"}}, 0, "id");
   for (const auto& [value, field] : not_string()) {
     const uint64_t id = next_id++;
@@ -240,7 +275,11 @@ std::vector<BadRequest> bad_requests() {
   raw("empty", "", 0, "");
   raw("truncated array", std::string("\x92\x01", 2), 0, "");
   raw("truncated map", std::string("\x82\xa2id", 4), 0, "");
-  raw("truncated string", std::string("\xdb\xff\xff\xff\xff" "abc", 8), 0, "");
+  raw("truncated string",
+      std::string("\xdb\xff\xff\xff\xff"
+                  "abc",
+                  8),
+      0, "");
   raw("text", "hello", 0, "");
   raw("trailing bytes", daemon::pack(with_id(7, "hello", {})) + "x", 0, "");
   raw("two values", daemon::pack(with_id(7, "hello", {})) + daemon::pack(with_id(8, "hello", {})), 0, "");
@@ -252,7 +291,8 @@ std::vector<BadRequest> bad_requests() {
   raw("map with a non-string key", std::string("\x81\x01\x01", 3), 0, "");
   {
     const uint64_t id = next_id++;
-    raw("too large", daemon::pack(with_id(id, "generate", {{"prompt", std::string(kMaxMessageBytes + 100, 'a')}})), id, "");
+    raw("too large", daemon::pack(with_id(id, "generate", {{"prompt", std::string(kMaxMessageBytes + 100, 'a')}})), id,
+        "");
   }
   return out;
 }

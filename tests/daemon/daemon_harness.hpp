@@ -30,7 +30,8 @@ using client::Value;
 
 // Client options by assignment: GCC 12 warns (-Wmissing-field-initializers) on designated
 // initializers that leave members to their defaults.
-inline client::ClientOptions client_options(double timeout_s, std::string auth = {}, std::string curve_server_key = {}) {
+inline client::ClientOptions client_options(double timeout_s, std::string auth = {},
+                                            std::string curve_server_key = {}) {
   client::ClientOptions o;
   o.timeout_s = timeout_s;
   o.auth = std::move(auth);
@@ -50,7 +51,7 @@ class Daemon {
     dir_ = mkdtemp(dir_template);
     endpoint_ = "ipc://" + dir_ + "/d.sock";
     std::vector<std::string> args{DECODELABD_PATH, "--bind", endpoint_, "--load", std::string("t=") + kTarget,
-                                  "--log-level", "warn"};
+                                  "--log-level",   "warn"};
     args.insert(args.end(), extra.begin(), extra.end());
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
@@ -100,7 +101,8 @@ class RawClient {
   std::string receive_bytes(int timeout_ms = 10000) {
     while (true) {
       zmq::pollitem_t item{socket_.handle(), 0, ZMQ_POLLIN, 0};
-      if (zmq::poll(&item, 1, std::chrono::milliseconds(timeout_ms)) == 0) fail(ErrorCode::cancelled, "no reply in time");
+      if (zmq::poll(&item, 1, std::chrono::milliseconds(timeout_ms)) == 0)
+        fail(ErrorCode::cancelled, "no reply in time");
       zmq::message_t m;
       (void)socket_.recv(m, zmq::recv_flags::none);
       std::string bytes = m.to_string();
@@ -140,7 +142,8 @@ class RawClient {
 inline std::string describe(const Value& reply) {
   std::string out;
   for (const char* key : {"type", "code", "field", "message", "stop_reason"}) {
-    if (const Value* v = reply.get(key); v && std::holds_alternative<std::string>(v->v)) out += std::string(key) + "=" + v->as_string() + " ";
+    if (const Value* v = reply.get(key); v && std::holds_alternative<std::string>(v->v))
+      out += std::string(key) + "=" + v->as_string() + " ";
   }
   return out;
 }

@@ -1,34 +1,34 @@
 // decodelabd end to end: the test starts the real binary on an ipc endpoint in a temporary
 // directory and talks to it through the C++ client (and raw ZeroMQ for malformed input).
 #include <signal.h>
+#include <spawn.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <limits>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <limits>
 #include <thread>
 
 #include <gtest/gtest.h>
 #include <zmq.hpp>
 
 #include "clients/cpp/client.hpp"
-#include "tests/daemon/daemon_harness.hpp"
 #include "core/decoder.hpp"
 #include "core/model_factory.hpp"
 #include "core/reward.hpp"
 #include "daemon/generation.hpp"
+#include "tests/daemon/daemon_harness.hpp"
 
 namespace decodelab {
 namespace {
@@ -61,7 +61,9 @@ TokenStream library_generation(const std::string& decoder, const ParamMap& param
 
 class DaemonTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() { daemon_ = new Daemon({"--workers", "2", "--max-message-bytes", "4096", "--allow-shutdown"}); }
+  static void SetUpTestSuite() {
+    daemon_ = new Daemon({"--workers", "2", "--max-message-bytes", "4096", "--allow-shutdown"});
+  }
   static void TearDownTestSuite() {
     delete daemon_;
     daemon_ = nullptr;
@@ -82,7 +84,8 @@ TEST_F(DaemonTest, HelloAndSchemas) {
     saw_sd = true;
     ASSERT_FALSE(d.get("params")->as_array().empty());
     const Value& p = d.get("params")->as_array()[0];
-    for (const char* key : {"name", "type", "default", "min", "max", "doc", "choices"}) EXPECT_NE(p.get(key), nullptr) << key;
+    for (const char* key : {"name", "type", "default", "min", "max", "doc", "choices"})
+      EXPECT_NE(p.get(key), nullptr) << key;
     EXPECT_EQ(d.get("roles")->as_array().size(), 2u);
   }
   EXPECT_TRUE(saw_sd);
@@ -299,7 +302,8 @@ bool all_valid_utf8(const Value& v) {
     return std::all_of(a->begin(), a->end(), [](const Value& x) { return all_valid_utf8(x); });
   }
   if (const auto* m = std::get_if<Value::Map>(&v.v)) {
-    return std::all_of(m->begin(), m->end(), [](const auto& kv) { return daemon::is_valid_utf8(kv.first) && all_valid_utf8(kv.second); });
+    return std::all_of(m->begin(), m->end(),
+                       [](const auto& kv) { return daemon::is_valid_utf8(kv.first) && all_valid_utf8(kv.second); });
   }
   return true;
 }
@@ -308,12 +312,13 @@ TEST_F(DaemonTest, RepliesAreValidUtf8WhateverTheRequestEchoes) {
   RawClient raw(daemon_->endpoint());
   const std::string bad = "x\xff\xc3(";
   std::vector<Value::Map> requests{
-      with_id(1, "hello", {{bad, 1}}),                                               // an unknown key
-      with_id(2, bad, {}),                                                           // an unknown op
+      with_id(1, "hello", {{bad, 1}}),                                                     // an unknown key
+      with_id(2, bad, {}),                                                                 // an unknown op
       with_id(3, "generate", {{"models", Value::Map{{"target", bad}}}, {"prompt", "a"}}),  // an unknown model
       with_id(4, "generate", {{"models", Value::Map{{"target", "t"}, {bad, "t"}}}, {"prompt", "a"}}),  // a role
       with_id(5, "generate", {{"models", Value::Map{{"target", "t"}}}, {"prompt", "a"}, {"decoder", bad}}),
-      with_id(6, "generate", {{"models", Value::Map{{"target", "t"}}}, {"prompt", "a"}, {"params", Value::Map{{bad, 1}}}}),
+      with_id(6, "generate",
+              {{"models", Value::Map{{"target", "t"}}}, {"prompt", "a"}, {"params", Value::Map{{bad, 1}}}}),
       with_id(7, "load_model", {{"name", "u"}, {"spec", bad}}),
       with_id(8, "unload_model", {{"name", bad}}),
       with_id(9, "load_model", {{"name", bad}, {"spec", kTarget}}),  // loads: its name is listed below
@@ -557,8 +562,11 @@ TEST(DaemonAlone, LocalhostAndIpv6LoopbackEndpoints) {
   const bool v6 = has_ipv6_loopback();
   if (v6) args.insert(args.end(), {"--bind", "tcp://[::1]:" + std::to_string(port + 1)});
   Daemon d(args);
-  std::vector<std::string> endpoints{"tcp://localhost:" + std::to_string(port), "tcp://127.0.0.1:" + std::to_string(port)};
-  if (v6) endpoints.insert(endpoints.end(), {"tcp://[::1]:" + std::to_string(port), "tcp://[::1]:" + std::to_string(port + 1)});
+  std::vector<std::string> endpoints{"tcp://localhost:" + std::to_string(port),
+                                     "tcp://127.0.0.1:" + std::to_string(port)};
+  if (v6)
+    endpoints.insert(endpoints.end(),
+                     {"tcp://[::1]:" + std::to_string(port), "tcp://[::1]:" + std::to_string(port + 1)});
   for (const auto& e : endpoints) {
     Client c(e, client_options(5.0));
     EXPECT_EQ(c.hello().get("protocol")->as_int(), 1) << e;
@@ -600,7 +608,8 @@ TEST_F(DaemonTest, ClientRewardSteersSmcExactlyAsInTheLibrary) {
     options.max_new_tokens = 12;
     const Stats stats = d->generate(models, options, stream);
     EXPECT_EQ(remote.tokens, stream.generated_tokens()) << "seed " << seed;
-    EXPECT_DOUBLE_EQ(remote.stats.get("metrics")->get("log_evidence")->as_double(), stats.metrics.at("log_evidence")) << "seed " << seed;
+    EXPECT_DOUBLE_EQ(remote.stats.get("metrics")->get("log_evidence")->as_double(), stats.metrics.at("log_evidence"))
+        << "seed " << seed;
   }
 }
 
@@ -621,13 +630,19 @@ TEST_F(DaemonTest, BadClientRewardsFailTheGenerationOnly) {
     }
     EXPECT_EQ(c.hello().get("protocol")->as_int(), 1);  // still serving
   };
-  expect_failure([](const std::vector<std::string>&) { return std::vector<double>{1.0}; }, "invalid_argument", "scores");
-  expect_failure([](const std::vector<std::string>& t) { return std::vector<double>(t.size(), std::numeric_limits<double>::quiet_NaN()); },
-                 "invalid_argument", "scores[0]");
+  expect_failure([](const std::vector<std::string>&) { return std::vector<double>{1.0}; }, "invalid_argument",
+                 "scores");
+  expect_failure(
+      [](const std::vector<std::string>& t) {
+        return std::vector<double>(t.size(), std::numeric_limits<double>::quiet_NaN());
+      },
+      "invalid_argument", "scores[0]");
   // -inf is a score (it rules a particle out); all particles ruled out is a result, not an error.
   {
     Client c = connect();
-    g.reward = [](const std::vector<std::string>& t) { return std::vector<double>(t.size(), -std::numeric_limits<double>::infinity()); };
+    g.reward = [](const std::vector<std::string>& t) {
+      return std::vector<double>(t.size(), -std::numeric_limits<double>::infinity());
+    };
     const auto r = c.generate(g);
     EXPECT_TRUE(r.tokens.empty());
     EXPECT_EQ(r.stop_reason, "all_particles_dead");
@@ -794,9 +809,9 @@ TEST(DaemonAlone, StreamedChunksConcatenateToTheResultWithStopStrings) {
   Daemon d({"--stream-interval-ms", "0"});
   Client c(d.endpoint(), client_options(20.0));
   c.load_model("d", kDraft, "t");
-  const std::vector<std::pair<std::string, bool>> decoders = {{"sample", false}, {"greedy", false}, {"sd", true},
+  const std::vector<std::pair<std::string, bool>> decoders = {{"sample", false}, {"greedy", false},   {"sd", true},
                                                               {"spectr", true},  {"specinfer", true}, {"dyspec", true},
-                                                              {"ngram", false},  {"cntp", false},  {"smc", false}};
+                                                              {"ngram", false},  {"cntp", false},     {"smc", false}};
   for (const auto& [decoder, with_draft] : decoders) {
     GenerateOptions g = sample_request(7, 40);
     g.decoder = decoder;
@@ -903,7 +918,8 @@ TEST(DaemonAlone, LoadModelReadsOnlyRegularFilesInsideTheModelDir) {
   Daemon d({"--workers", "1", "--model-dir", models.path()});
   Client c(d.endpoint(), client_options(5.0));
   // A FIFO used to block the only worker in open() for good.
-  for (const std::string& spec : std::vector<std::string>{"gguf(path=fifo.gguf)", "fifo.gguf", models.path() + "/fifo.gguf", "gguf(path=sub.gguf)"}) {
+  for (const std::string& spec : std::vector<std::string>{"gguf(path=fifo.gguf)", "fifo.gguf",
+                                                          models.path() + "/fifo.gguf", "gguf(path=sub.gguf)"}) {
     const RemoteError e = load_error(c, spec);
     EXPECT_EQ(e.code(), "invalid_argument") << e.what();
     EXPECT_EQ(e.field(), "spec") << e.what();
@@ -939,7 +955,8 @@ TEST(DaemonAlone, ModelDirSlashAllowsAnyFile) {
 
 TEST(DaemonAlone, LoadModelOfARealFileInTheModelDir) {
   const char* env = std::getenv("DECODELAB_MODELS");
-  const std::string dir = env && *env ? env : std::string(std::getenv("HOME") ? std::getenv("HOME") : "") + "/.cache/decodelab/models";
+  const std::string dir =
+      env && *env ? env : std::string(std::getenv("HOME") ? std::getenv("HOME") : "") + "/.cache/decodelab/models";
   const std::string file = "SmolLM2-135M-Instruct.Q4_1.gguf";
   if (!std::filesystem::exists(dir + "/" + file)) GTEST_SKIP() << "no " << file << " in " << dir;
   Daemon d({"--model-dir", dir});
@@ -1036,9 +1053,9 @@ TEST(DaemonAlone, TheSecretIsCheckedBeforeAnythingElse) {
   // get the same answer, so a client without the secret learns nothing.
   Value::Map big = with_id(5, "hello", {});
   big.emplace_back("pad", std::string(5000, 'a'));
-  for (const Value::Map& request : {with_id(1, "teleport", {}), with_id(2, "generate", {{"max_tokens", "x"}}),
-                                    with_id(3, "hello", {{"bogus", 1}}), with_id(4, "load_model", {{"name", "x"}, {"spec", "/etc/passwd"}}),
-                                    big}) {
+  for (const Value::Map& request :
+       {with_id(1, "teleport", {}), with_id(2, "generate", {{"max_tokens", "x"}}), with_id(3, "hello", {{"bogus", 1}}),
+        with_id(4, "load_model", {{"name", "x"}, {"spec", "/etc/passwd"}}), big}) {
     raw.send(request);
     const Value reply = raw.receive();
     EXPECT_EQ(reply.get("code")->as_string(), "unauthorized") << describe(reply);
@@ -1060,7 +1077,8 @@ TEST(DaemonAlone, RemoteEndpointsNeedAuthenticatedClients) {
   const auto [server_public, server_secret] = curve_keypair();
   // CURVE without an allow-list encrypts, but admits anyone who knows the (public) server key.
   // Quoted for the shell: Z85 keys may hold < > & and the like (never a single quote).
-  const auto [status, output] = run_decodelabd("--bind tcp://0.0.0.0:0 --allow-remote --curve-secret-key '" + server_secret + "'");
+  const auto [status, output] =
+      run_decodelabd("--bind tcp://0.0.0.0:0 --allow-remote --curve-secret-key '" + server_secret + "'");
   EXPECT_EQ(status, 2) << output;
   EXPECT_NE(output.find("--curve-clients"), std::string::npos) << output;
 }

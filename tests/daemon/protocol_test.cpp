@@ -32,9 +32,12 @@ Value::Map generate(Value::Map extra) {
 }
 
 TEST(Protocol, DecodesAGenerateRequest) {
-  const Request r = decode_request(packed(generate({{"seed", 5}, {"max_tokens", 9}, {"stream", true},
+  const Request r = decode_request(packed(generate({{"seed", 5},
+                                                    {"max_tokens", 9},
+                                                    {"stream", true},
                                                     {"params", Value::Map{{"top_k", 3}, {"temperature", 0.5}}},
-                                                    {"stop", Value::Array{"x"}}, {"stop_token_ids", Value::Array{4}}})),
+                                                    {"stop", Value::Array{"x"}},
+                                                    {"stop_token_ids", Value::Array{4}}})),
                                    {});
   EXPECT_EQ(r.id, 7u);
   EXPECT_EQ(r.op, "generate");
@@ -98,7 +101,8 @@ TEST(Protocol, TheProtocolDocHasAHeadingPerOp) {
       }
     }
   }
-  for (const std::string& name : op_names()) EXPECT_TRUE(documented.count(name)) << "docs/protocol.md has no heading for op " << name;
+  for (const std::string& name : op_names())
+    EXPECT_TRUE(documented.count(name)) << "docs/protocol.md has no heading for op " << name;
 }
 
 TEST(Protocol, MalformedMessagesAreBadFormat) {
@@ -130,10 +134,13 @@ TEST(Protocol, MissingUnknownAndDuplicateFields) {
   EXPECT_EQ(e.field(), "op");
   EXPECT_EQ(decode_error(packed(generate({{"max_token", 3}}))).field(), "max_token");
   EXPECT_EQ(decode_error(packed(Value::Map{{"id", 1}, {"op", "generate"}, {"prompt", "a"}})).field(), "models");
-  EXPECT_EQ(decode_error(packed(Value::Map{{"id", 1}, {"op", "generate"}, {"models", Value::Map{}}, {"prompt", "a"}})).field(),
+  EXPECT_EQ(decode_error(packed(Value::Map{{"id", 1}, {"op", "generate"}, {"models", Value::Map{}}, {"prompt", "a"}}))
+                .field(),
             "models.target");
   EXPECT_EQ(decode_error(packed(generate({{"prompt_ids", Value::Array{1}}}))).field(), "prompt");
-  EXPECT_EQ(decode_error(packed(Value::Map{{"id", 1}, {"op", "generate"}, {"models", Value::Map{{"target", "t"}}},
+  EXPECT_EQ(decode_error(packed(Value::Map{{"id", 1},
+                                           {"op", "generate"},
+                                           {"models", Value::Map{{"target", "t"}}},
                                            {"prompt_ids", Value::Array{1, -2}}}))
                 .field(),
             "prompt_ids[1]");
@@ -163,22 +170,26 @@ TEST(Protocol, RepliesRoundTrip) {
 
 TEST(Protocol, Utf8Handling) {
   EXPECT_EQ(sanitize_utf8("ok \xc3\xa9"), "ok \xc3\xa9");
-  EXPECT_EQ(sanitize_utf8("a\xff" "b"), "a\xEF\xBF\xBD" "b");
+  EXPECT_EQ(sanitize_utf8("a\xff"
+                          "b"),
+            "a\xEF\xBF\xBD"
+            "b");
   EXPECT_EQ(sanitize_utf8("\xc0\xaf"), "\xEF\xBF\xBD\xEF\xBF\xBD");  // overlong
-  EXPECT_EQ(complete_utf8_prefix("ab\xe2\x82"), 2u);               // euro sign cut after 2 bytes
+  EXPECT_EQ(complete_utf8_prefix("ab\xe2\x82"), 2u);                 // euro sign cut after 2 bytes
   EXPECT_EQ(complete_utf8_prefix("ab\xe2\x82\xac"), 5u);
   EXPECT_EQ(complete_utf8_prefix("abc"), 3u);
 }
 
 TEST(Protocol, PackReplyMakesEveryStringValidUtf8) {
-  const Value reply = Value::Map{{"a\xff", Value::Array{"b\xc3", "ok \xc3\xa9"}}, {"c", Value::Map{{"d", "\xed\xa0\x80"}}}};
+  const Value reply =
+      Value::Map{{"a\xff", Value::Array{"b\xc3", "ok \xc3\xa9"}}, {"c", Value::Map{{"d", "\xed\xa0\x80"}}}};
   const Value back = unpack(pack_reply(reply));
   const auto& m = back.as_map();
   EXPECT_EQ(m[0].first, "a\xEF\xBF\xBD");
   EXPECT_EQ(m[0].second.as_array()[0].as_string(), "b\xEF\xBF\xBD");
   EXPECT_EQ(m[0].second.as_array()[1].as_string(), "ok \xc3\xa9");
   EXPECT_TRUE(is_valid_utf8(m[1].second.get("d")->as_string()));
-  EXPECT_FALSE(is_valid_utf8("\xed\xa0\x80"));  // a surrogate
+  EXPECT_FALSE(is_valid_utf8("\xed\xa0\x80"));                // a surrogate
   EXPECT_EQ(unpack(pack(reply)).as_map()[0].first, "a\xff");  // pack() keeps bytes (client requests)
 }
 

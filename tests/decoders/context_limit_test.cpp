@@ -14,10 +14,17 @@
 namespace decodelab {
 namespace {
 
-const std::vector<std::string> kDecoders = {
-    "sample", "greedy", "sd(L=4)", "spectr(k=3,L=3)", "specinfer(k=2,L=4,replacement=false)", "dyspec(budget=12)",
-    "ngram(L=8)", "cntp(max_trials=4)", "smc(particles=4)", "awrs(constraint=regex(pattern=( [a-z])+))",
-    "masking(constraint=regex(pattern=( [a-z])+))"};
+const std::vector<std::string> kDecoders = {"sample",
+                                            "greedy",
+                                            "sd(L=4)",
+                                            "spectr(k=3,L=3)",
+                                            "specinfer(k=2,L=4,replacement=false)",
+                                            "dyspec(budget=12)",
+                                            "ngram(L=8)",
+                                            "cntp(max_trials=4)",
+                                            "smc(particles=4)",
+                                            "awrs(constraint=regex(pattern=( [a-z])+))",
+                                            "masking(constraint=regex(pattern=( [a-z])+))"};
 
 std::vector<TokenId> repetitive_prompt(std::size_t n) {
   std::vector<TokenId> p;
@@ -25,7 +32,8 @@ std::vector<TokenId> repetitive_prompt(std::size_t n) {
   return p;
 }
 
-Stats run(const std::string& spec, const ModelSet& models, std::span<const TokenId> prompt, int max_tokens, TokenStream& out) {
+Stats run(const std::string& spec, const ModelSet& models, std::span<const TokenId> prompt, int max_tokens,
+          TokenStream& out) {
   auto [name, params] = parse_spec(spec);
   DecodeOptions options;
   options.seed = 3;

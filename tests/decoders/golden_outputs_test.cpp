@@ -102,11 +102,14 @@ std::string run_case(const GoldenCase& c, const ModelSet& models, std::span<cons
   }
   line << " | steps=" << stats.steps << " target_calls=" << stats.target_calls << " draft_calls=" << stats.draft_calls
        << " target_nodes=" << stats.target_nodes << " draft_nodes=" << stats.draft_nodes
-       << " proposed=" << stats.tokens_proposed << " accepted=" << stats.tokens_accepted << " stop=" << stats.stop_reason;
+       << " proposed=" << stats.tokens_proposed << " accepted=" << stats.tokens_accepted
+       << " stop=" << stats.stop_reason;
   return line.str();
 }
 
-std::string golden_path(const std::string& file) { return std::string(DECODELAB_SOURCE_DIR) + "/tests/data/golden/" + file; }
+std::string golden_path(const std::string& file) {
+  return std::string(DECODELAB_SOURCE_DIR) + "/tests/data/golden/" + file;
+}
 
 // Where a line of run_case differs from the golden one beyond `logprob_tolerance` ("" if not).
 std::string difference(const std::string& expected, const std::string& actual, double logprob_tolerance) {
@@ -175,7 +178,8 @@ TEST(Golden, DecodersOnSmolLM2) {
   auto target = load_model("gguf(path=" + path + ",threads=1,precision=f32)");
   auto draft = load_model("gguf(path=" + path + ",threads=1,precision=f32,layers=24)");
   ModelSet models{{"target", target.get()}, {"draft", draft.get()}};
-  const std::vector<TokenId> prompt = target->tokenize("def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.", false);
+  const std::vector<TokenId> prompt =
+      target->tokenize("def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.", false);
   std::vector<std::string> lines;
   for (const auto& c : kSmolCases) lines.push_back(run_case(c, models, prompt));
   compare_or_write("decoders_smollm2.txt", lines, 1e-4);

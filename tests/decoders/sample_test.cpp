@@ -8,8 +8,8 @@
 #include "core/error.hpp"
 #include "core/table_model.hpp"
 #include "samplers/sampler.hpp"
-#include "tests/support/stats.hpp"
 #include "tests/support/seeded_runs.hpp"
+#include "tests/support/stats.hpp"
 
 namespace decodelab {
 namespace {
@@ -29,8 +29,9 @@ TEST(SampleDecoder, FirstTwoTokensFollowTheExactJointLaw) {
   }
   DecodeOptions options;
   options.max_new_tokens = 2;
-  const std::vector<int64_t> counts = testing::seeded_outcome_counts(
-      *decoder, models, prompt, options, 30000, 36, [](const TokenStream& s) { return std::size_t(s.token(2) * 6 + s.token(3)); });
+  const std::vector<int64_t> counts =
+      testing::seeded_outcome_counts(*decoder, models, prompt, options, 30000, 36,
+                                     [](const TokenStream& s) { return std::size_t(s.token(2) * 6 + s.token(3)); });
   EXPECT_FITS_DISTRIBUTION(counts, std::span<const double>(joint), 1e-3);
 }
 

@@ -37,24 +37,27 @@ constexpr int kThreads = 1;
 
 const Agreement kExact{};
 const Agreement kFp32Order{1e-4, "fp32 attention sums over shared segments in another order than a fresh evaluation's"};
-const Agreement kQ8Order{0.15, "fp32 reordering noise flips 8-bit activation roundings; q8 against f32 is 2-6.4% on SmolLM2"};
+const Agreement kQ8Order{0.15,
+                         "fp32 reordering noise flips 8-bit activation roundings; q8 against f32 is 2-6.4% on SmolLM2"};
 
 ConformanceCase gguf_case(std::string name, std::string path, MatmulPrecision precision, Agreement cache) {
   auto make = [path, precision]() -> std::shared_ptr<LanguageModel> {
     if (path.empty()) return nullptr;
     return std::make_shared<GgufModel>(path, GgufModelOptions{kContext, kThreads, precision});
   };
-  return ConformanceCase{std::move(name), make, kExact, std::move(cache), kExact, std::string(kSmolLM2) + " is not in the models cache"};
+  return ConformanceCase{std::move(name),  make,   kExact,
+                         std::move(cache), kExact, std::string(kSmolLM2) + " is not in the models cache"};
 }
 
 std::string fixture(const std::string& file) { return std::string(DECODELAB_SOURCE_DIR) + "/tests/data/" + file; }
 
-INSTANTIATE_TEST_SUITE_P(Gguf, LanguageModelConformance,
-                         ::testing::Values(gguf_case("tiny_llama", fixture("tiny-llama.gguf"), MatmulPrecision::q8, kFp32Order),
-                                           gguf_case("tiny_qwen2", fixture("tiny-qwen2.gguf"), MatmulPrecision::q8, kFp32Order),
-                                           gguf_case("smollm2_q8", model_path(kSmolLM2), MatmulPrecision::q8, kQ8Order),
-                                           gguf_case("smollm2_f32", model_path(kSmolLM2), MatmulPrecision::f32, kFp32Order)),
-                         conformance_case_name);
+INSTANTIATE_TEST_SUITE_P(
+    Gguf, LanguageModelConformance,
+    ::testing::Values(gguf_case("tiny_llama", fixture("tiny-llama.gguf"), MatmulPrecision::q8, kFp32Order),
+                      gguf_case("tiny_qwen2", fixture("tiny-qwen2.gguf"), MatmulPrecision::q8, kFp32Order),
+                      gguf_case("smollm2_q8", model_path(kSmolLM2), MatmulPrecision::q8, kQ8Order),
+                      gguf_case("smollm2_f32", model_path(kSmolLM2), MatmulPrecision::f32, kFp32Order)),
+    conformance_case_name);
 
 }  // namespace
 }  // namespace decodelab::testing

@@ -2,13 +2,13 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
-#include <unistd.h>
 
 #include "core/error.hpp"
 #include "core/model_factory.hpp"
@@ -158,7 +158,8 @@ TEST(GgufModel, UnsupportedArchitectureIsNamed) {
   ASSERT_NE(key, std::string::npos);
   const std::size_t value = bytes.find("llama", key + 20);
   bytes.replace(value, 5, "mamba");
-  const std::string path = (std::filesystem::temp_directory_path() / ("decodelab_arch_" + std::to_string(::getpid()) + ".gguf")).string();
+  const std::string path =
+      (std::filesystem::temp_directory_path() / ("decodelab_arch_" + std::to_string(::getpid()) + ".gguf")).string();
   std::ofstream(path, std::ios::binary) << bytes;
   try {
     GgufModel m(path);
@@ -197,7 +198,8 @@ TEST(GgufModel, EarlyExitEqualsAFileWithFewerBlocks) {
   ASSERT_TRUE(type == 4 || type == 10) << "block_count of GGUF type " << type;  // uint32 or uint64
   const uint64_t one = 1;
   std::memcpy(bytes.data() + at + key.size() + 4, &one, type == 4 ? 4 : 8);
-  const std::string cut = (std::filesystem::temp_directory_path() / ("decodelab_blocks_" + std::to_string(::getpid()) + ".gguf")).string();
+  const std::string cut =
+      (std::filesystem::temp_directory_path() / ("decodelab_blocks_" + std::to_string(::getpid()) + ".gguf")).string();
   std::ofstream(cut, std::ios::binary) << bytes;
 
   GgufModelOptions first_block;
@@ -205,7 +207,8 @@ TEST(GgufModel, EarlyExitEqualsAFileWithFewerBlocks) {
   GgufModel early(src, first_block), truncated(cut);
   EXPECT_EQ(early.config().n_layers, 1);
   const std::vector<TokenId> tokens = {1, 5, 9, 2, 7};
-  const std::vector<float> a = fresh_logits(early, tokens), b = fresh_logits(truncated, tokens), c = fresh_logits(full, tokens);
+  const std::vector<float> a = fresh_logits(early, tokens), b = fresh_logits(truncated, tokens),
+                           c = fresh_logits(full, tokens);
   EXPECT_EQ(a, b) << "layers=1 differs from the file cut to one block";
   EXPECT_GT(max_abs_diff(a, c), 1e-3f) << "layers=1 gives the full model's logits";
   GgufModelOptions all_blocks;

@@ -16,7 +16,8 @@ namespace {
 using testing::RawTensor;
 
 std::string temp_path(const std::string& name) {
-  return (std::filesystem::temp_directory_path() / ("decodelab_gguf_" + std::to_string(::getpid()) + "_" + name)).string();
+  return (std::filesystem::temp_directory_path() / ("decodelab_gguf_" + std::to_string(::getpid()) + "_" + name))
+      .string();
 }
 
 std::vector<RawTensor> two_tensors() {
@@ -131,24 +132,38 @@ TEST(Gguf, BadMetadataValues) {
   expect_error(bad, "general.architecture", "valtype");
   // An array count far beyond the file.
   testing::GgufBytes g;
-  g.put<uint32_t>(0x46554747); g.put<uint32_t>(3); g.put<uint64_t>(0); g.put<uint64_t>(1);
-  g.str("big"); g.put<uint32_t>(9); g.put<uint32_t>(4); g.put<uint64_t>(uint64_t(1) << 60);
+  g.put<uint32_t>(0x46554747);
+  g.put<uint32_t>(3);
+  g.put<uint64_t>(0);
+  g.put<uint64_t>(1);
+  g.str("big");
+  g.put<uint32_t>(9);
+  g.put<uint32_t>(4);
+  g.put<uint64_t>(uint64_t(1) << 60);
   expect_error(g.b, "'big'", "bigarray");
   // A bool that is not 0/1.
   testing::GgufBytes h;
-  h.put<uint32_t>(0x46554747); h.put<uint32_t>(3); h.put<uint64_t>(0); h.put<uint64_t>(1);
-  h.str("flag"); h.put<uint32_t>(7); h.put<uint8_t>(2);
+  h.put<uint32_t>(0x46554747);
+  h.put<uint32_t>(3);
+  h.put<uint64_t>(0);
+  h.put<uint64_t>(1);
+  h.str("flag");
+  h.put<uint32_t>(7);
+  h.put<uint8_t>(2);
   expect_error(h.b, "'flag'", "bool");
   // Alignment that is not a power of two.
   testing::GgufBytes k;
-  k.put<uint32_t>(0x46554747); k.put<uint32_t>(3); k.put<uint64_t>(0); k.put<uint64_t>(1);
-  k.str("general.alignment"); k.put<uint32_t>(4); k.put<uint32_t>(24);
+  k.put<uint32_t>(0x46554747);
+  k.put<uint32_t>(3);
+  k.put<uint64_t>(0);
+  k.put<uint64_t>(1);
+  k.str("general.alignment");
+  k.put<uint32_t>(4);
+  k.put<uint32_t>(24);
   expect_error(k.b, "power of two", "align");
 }
 
-TEST(Gguf, MissingFileIsAnError) {
-  EXPECT_THROW(GgufFile("/nonexistent/model.gguf"), Error);
-}
+TEST(Gguf, MissingFileIsAnError) { EXPECT_THROW(GgufFile("/nonexistent/model.gguf"), Error); }
 
 TEST(Gguf, RealModelOpensAndTruncationsFail) {
   std::string path = testing::model_path(testing::kSmolLM2);

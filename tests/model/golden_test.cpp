@@ -36,14 +36,17 @@ void check_golden(const std::string& file) {
         max_ref = std::max(max_ref, std::fabs(w));
       }
     }
-    std::printf("%s: sequence of %lld, max relative error %.3g\n", file.c_str(), (long long)len, double(max_err / max_ref));
-    EXPECT_LE(max_err / max_ref, 1e-4f) << file << " sequence at " << offset << ": max error " << max_err << " of " << max_ref;
+    std::printf("%s: sequence of %lld, max relative error %.3g\n", file.c_str(), (long long)len,
+                double(max_err / max_ref));
+    EXPECT_LE(max_err / max_ref, 1e-4f) << file << " sequence at " << offset << ": max error " << max_err << " of "
+                                        << max_ref;
     // Token-by-token decoding reaches the same last-position logits.
     SeqId t = m.new_sequence();
     std::span<const float> last;
     for (TokenId tok : seq) last = m.append(t, std::vector<TokenId>{tok});
     float step_err = 0.0f;
-    for (int v = 0; v < V; ++v) step_err = std::max(step_err, std::fabs(last[v] - want[(offset + std::size_t(len) - 1) * V + v]));
+    for (int v = 0; v < V; ++v)
+      step_err = std::max(step_err, std::fabs(last[v] - want[(offset + std::size_t(len) - 1) * V + v]));
     EXPECT_LE(step_err / max_ref, 1e-4f) << file;
     offset += std::size_t(len);
   }

@@ -15,7 +15,9 @@
 namespace decodelab {
 namespace {
 
-std::size_t count_of(const std::vector<TokenId>& tokens, TokenId t) { return std::size_t(std::count(tokens.begin(), tokens.end(), t)); }
+std::size_t count_of(const std::vector<TokenId>& tokens, TokenId t) {
+  return std::size_t(std::count(tokens.begin(), tokens.end(), t));
+}
 
 // SmolLM2 with tokenizer.ggml.add_bos_token flipped to true (what `gguf-set-metadata` does): its
 // tokenizer now adds bos itself, and the CLI, benchmarks and daemon used to add a second one.

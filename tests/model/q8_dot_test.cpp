@@ -81,7 +81,8 @@ TEST(Q8Dot, KernelEqualsReference) {
     dequantize_row(raw.type, w, wf.data(), cols);
     double scale = 0.0;
     for (std::size_t c = 0; c < cols; ++c) scale += std::fabs(wf[c] * xd[c]);
-    ASSERT_NEAR(q8_dot(raw.type, w, xq, cols), q8_dot_reference(raw.type, w, xq, cols), 2e-6 * scale + 1e-30) << raw.name;
+    ASSERT_NEAR(q8_dot(raw.type, w, xq, cols), q8_dot_reference(raw.type, w, xq, cols), 2e-6 * scale + 1e-30)
+        << raw.name;
   });
 }
 
@@ -109,7 +110,8 @@ TEST(Q8Dot, MatmulWithinActivationRoundingOfF32) {
         dequantize_row(raw.type, raw.data + r * ggml_row_bytes(raw.type, cols), wf.data(), cols);
         double bound = 0.0, scale = 0.0;
         for (std::size_t c = 0; c < cols; ++c) {
-          const double d = raw.type == GgmlType::Q4_K || raw.type == GgmlType::Q6_K ? xq.b256[c / 256].d : xq.b32[c / 32].d;
+          const double d =
+              raw.type == GgmlType::Q4_K || raw.type == GgmlType::Q6_K ? xq.b256[c / 256].d : xq.b32[c / 32].d;
           bound += std::fabs(wf[c]) * d / 2;
           scale += std::fabs(wf[c] * x[t * cols + c]);
         }
@@ -132,7 +134,8 @@ TEST(Q8Dot, MultiEqualsSingleBitForBit) {
     }
     std::vector<float> out(6);
     q8_dot_multi(raw.type, w, xp.data(), 6, cols, out.data());
-    for (std::size_t t = 0; t < 6; ++t) ASSERT_EQ(out[t], q8_dot(raw.type, w, xq[t], cols)) << raw.name << " vector " << t;
+    for (std::size_t t = 0; t < 6; ++t)
+      ASSERT_EQ(out[t], q8_dot(raw.type, w, xq[t], cols)) << raw.name << " vector " << t;
   });
 }
 

@@ -35,7 +35,8 @@ double perplexity(GgufModel& m, const std::vector<TokenId>& tokens) {
   std::vector<Matrix> out;
   m.evaluate({{TreeEval{s, chain_nodes(tokens)}}}, out);
   double nll = 0.0;
-  for (std::size_t i = 0; i + 1 < tokens.size(); ++i) nll -= log_softmax(out[0].row(int(i)))[std::size_t(tokens[i + 1])];
+  for (std::size_t i = 0; i + 1 < tokens.size(); ++i)
+    nll -= log_softmax(out[0].row(int(i)))[std::size_t(tokens[i + 1])];
   m.free_sequence(s);
   return std::exp(nll / double(tokens.size() - 1));
 }

@@ -16,11 +16,12 @@ namespace decodelab {
 namespace {
 
 struct Bounds {
-  float rel_logit_error;    // max |ours - HF| over the top-k logits, relative to max |logit|
+  float rel_logit_error;      // max |ours - HF| over the top-k logits, relative to max |logit|
   std::size_t greedy_prefix;  // greedy tokens that must equal HF's
 };
 
-void check_against_transformers(const std::string& path, const std::string& fixture, MatmulPrecision precision, Bounds bounds) {
+void check_against_transformers(const std::string& path, const std::string& fixture, MatmulPrecision precision,
+                                Bounds bounds) {
   GgufFile golden(std::string(DECODELAB_SOURCE_DIR) + "/tests/data/" + fixture);
   std::vector<TokenId> prompt, greedy;
   for (int64_t t : golden.get_ints("golden.prompt")) prompt.push_back(TokenId(t));
@@ -44,7 +45,8 @@ void check_against_transformers(const std::string& path, const std::string& fixt
     }
   }
   const char* name = precision == MatmulPrecision::f32 ? "f32" : "q8";
-  std::printf("%s %s top-%zu logits: max abs error %.3g (max |logit| %.3g)\n", fixture.c_str(), name, k, double(max_err), double(max_ref));
+  std::printf("%s %s top-%zu logits: max abs error %.3g (max |logit| %.3g)\n", fixture.c_str(), name, k,
+              double(max_err), double(max_ref));
   EXPECT_LE(max_err, bounds.rel_logit_error * max_ref);
 
   std::vector<int32_t> path_all(prompt.size());
@@ -59,7 +61,8 @@ void check_against_transformers(const std::string& path, const std::string& fixt
   }
   std::size_t same = 0;
   while (same < ours.size() && ours[same] == greedy[same]) ++same;
-  std::printf("%s %s: first %zu of %zu greedy tokens equal transformers'\n", fixture.c_str(), name, same, greedy.size());
+  std::printf("%s %s: first %zu of %zu greedy tokens equal transformers'\n", fixture.c_str(), name, same,
+              greedy.size());
   EXPECT_GE(same, bounds.greedy_prefix);
 }
 

@@ -15,8 +15,8 @@
 #include "core/error.hpp"
 #include "core/philox.hpp"
 #include "core/table_model.hpp"
-#include "tests/support/stats.hpp"
 #include "tests/support/seeded_runs.hpp"
+#include "tests/support/stats.hpp"
 
 namespace decodelab {
 namespace {
@@ -66,7 +66,8 @@ std::vector<TokenId> top_m(std::span<const float> logits, std::size_t m) {
   for (std::size_t i = 0; i < logits.size(); ++i) {
     if (logits[i] != -kInf) ids.push_back(TokenId(i));
   }
-  std::stable_sort(ids.begin(), ids.end(), [&](TokenId a, TokenId b) { return logits[std::size_t(a)] > logits[std::size_t(b)]; });
+  std::stable_sort(ids.begin(), ids.end(),
+                   [&](TokenId a, TokenId b) { return logits[std::size_t(a)] > logits[std::size_t(b)]; });
   return {ids.begin(), ids.begin() + std::ptrdiff_t(std::min(m, ids.size()))};
 }
 
@@ -87,7 +88,8 @@ TEST(TopWCrop, ClosedFormEqualsBruteForceOverAllSubsets) {
     const int n = 1 + int(rng.next_u32() % 12);
     // A pool holding mass in (0.2, 1]: Γ is out of the full vocabulary, not renormalized.
     const double mass = 0.2 + 0.8 * rng.uniform_double();
-    std::vector<double> w(static_cast<std::size_t>(n)), log_p(static_cast<std::size_t>(n)), psi(static_cast<std::size_t>(n));
+    std::vector<double> w(static_cast<std::size_t>(n)), log_p(static_cast<std::size_t>(n)),
+        psi(static_cast<std::size_t>(n));
     double total = 0.0;
     for (double& x : w) total += (x = std::exp(2.0 * rng.normal()));
     for (int i = 0; i < n; ++i) {
@@ -200,7 +202,8 @@ TEST(TopWGeometry, StandardizedUnitRowsInvariantToAffineMapsAndCached) {
   for (int r = 0; r < 50; ++r) EXPECT_NEAR(g->similarity(r, r), 1.0, 1e-5);
   Matrix affine = e;
   for (int r = 0; r < e.rows; ++r) {
-    for (int d = 0; d < e.cols; ++d) affine.row(r)[std::size_t(d)] = float((0.25 + 0.7 * d) * e.row(r)[std::size_t(d)] + (3.0 - d));
+    for (int d = 0; d < e.cols; ++d)
+      affine.row(r)[std::size_t(d)] = float((0.25 + 0.7 * d) * e.row(r)[std::size_t(d)] + (3.0 - d));
   }
   const auto h = TokenGeometry::build(affine);
   for (int r = 0; r < 50; ++r) {

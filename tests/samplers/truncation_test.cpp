@@ -50,8 +50,8 @@ TEST(TopP, SmallestPrefixReachingP) {
   EXPECT_EQ(kept("top_p(p=0.5)", l), (std::set<TokenId>{1, 3}));
   EXPECT_EQ(kept("top_p(p=0.65)", l), (std::set<TokenId>{1, 3}));
   EXPECT_EQ(kept("top_p(p=0.75)", l), (std::set<TokenId>{1, 3, 2}));
-  EXPECT_EQ(kept("top_p(p=1)", l).size(), 4u);                  // off
-  EXPECT_EQ(kept("top_p(p=0)", l), (std::set<TokenId>{1}));     // always keeps one
+  EXPECT_EQ(kept("top_p(p=1)", l).size(), 4u);               // off
+  EXPECT_EQ(kept("top_p(p=0)", l), (std::set<TokenId>{1}));  // always keeps one
   EXPECT_EQ(kept("top_p(p=0.1,min_keep=3)", l), (std::set<TokenId>{1, 3, 2}));
 }
 
@@ -155,7 +155,8 @@ TEST(Greedy, SelectsFirstMax) {
   parse_chain("greedy")->apply(c);
   EXPECT_EQ(c.selected_token(), 1);
   EXPECT_EQ(c.dense_probs(3), (std::vector<float>{0.0f, 1.0f, 0.0f}));
-  EXPECT_EQ(parse_chain("top_k(k=2),greedy")->probs(std::vector<float>{1.0f, 3.0f, 2.0f}), (std::vector<float>{0.0f, 1.0f, 0.0f}));
+  EXPECT_EQ(parse_chain("top_k(k=2),greedy")->probs(std::vector<float>{1.0f, 3.0f, 2.0f}),
+            (std::vector<float>{0.0f, 1.0f, 0.0f}));
 }
 
 TEST(Dist, ReproducibleCloneAndReset) {

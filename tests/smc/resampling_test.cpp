@@ -27,7 +27,8 @@ TEST(Resampling, OffspringMeansAndVariances) {
   const std::vector<double> w = {0.31, 0.02, 0.17, 0.0, 0.25, 0.05, 0.2};
   const int n = 10, runs = 40000;
   std::map<ResamplingScheme, double> variance;
-  for (ResamplingScheme scheme : {ResamplingScheme::systematic, ResamplingScheme::stratified, ResamplingScheme::multinomial}) {
+  for (ResamplingScheme scheme :
+       {ResamplingScheme::systematic, ResamplingScheme::stratified, ResamplingScheme::multinomial}) {
     std::vector<double> sum(w.size(), 0.0), sum_sq(w.size(), 0.0);
     for (int r = 0; r < runs; ++r) {
       PhiloxStream rng = random_stream(42, RandomStream::resample, uint64_t(r));

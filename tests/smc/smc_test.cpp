@@ -5,16 +5,16 @@
 // sequences, and runs are reproducible.
 #include <gtest/gtest.h>
 
-#include <cmath>
 #include <algorithm>
+#include <cmath>
 #include <functional>
 #include <map>
 
 #include "core/decoder.hpp"
 #include "core/error.hpp"
 #include "core/table_model.hpp"
-#include "samplers/constraints/constraint.hpp"
 #include "decoders/smc/potential.hpp"
+#include "samplers/constraints/constraint.hpp"
 #include "tests/support/stats.hpp"
 
 namespace decodelab {
@@ -31,8 +31,8 @@ std::shared_ptr<TableModel> model(uint64_t seed = 5) {
 }
 
 // All sequences of kLength tokens with m(x) and a log-potential.
-std::map<std::vector<TokenId>, double> exact_target(const TableModel& m, const std::function<double(const std::vector<TokenId>&, double)>& log_psi,
-                                                    double* z_out) {
+std::map<std::vector<TokenId>, double> exact_target(
+    const TableModel& m, const std::function<double(const std::vector<TokenId>&, double)>& log_psi, double* z_out) {
   std::map<std::vector<TokenId>, double> law;
   double z = 0.0;
   const int count = int(std::pow(kVocab, kLength));
@@ -98,10 +98,12 @@ TEST(Smc, EvidenceIsUnbiasedForPowerTempering) {
   auto m = model();
   ModelSet models{{"target", m.get()}};
   double z = 0.0;
-  exact_target(*m, [](const std::vector<TokenId>&, double log_m) { return 2.0 * log_m; }, &z);
+  exact_target(
+      *m, [](const std::vector<TokenId>&, double log_m) { return 2.0 * log_m; }, &z);
   for (const std::string scheme : {"systematic", "multinomial"}) {
     for (int64_t mh : {0, 1}) {
-      auto d = make_decoder("smc", {{"particles", int64_t(4)}, {"alpha", 3.0}, {"resampling", scheme}, {"mh_steps", mh}}, &models);
+      auto d = make_decoder(
+          "smc", {{"particles", int64_t(4)}, {"alpha", 3.0}, {"resampling", scheme}, {"mh_steps", mh}}, &models);
       const Runs r = run_many(*d, models, 3000, 100);
       EXPECT_GT(r.resamples, 0);
       EXPECT_NEAR(r.z_mean, z, 4 * r.z_se) << scheme << " mh_steps=" << mh << " Z=" << z;
@@ -113,7 +115,8 @@ TEST(Smc, ManyParticlesSampleThePowerTarget) {
   auto m = model();
   ModelSet models{{"target", m.get()}};
   double z = 0.0;
-  const auto law = exact_target(*m, [](const std::vector<TokenId>&, double log_m) { return 2.0 * log_m; }, &z);
+  const auto law = exact_target(
+      *m, [](const std::vector<TokenId>&, double log_m) { return 2.0 * log_m; }, &z);
   auto d = make_decoder("smc", {{"particles", int64_t(128)}, {"alpha", 3.0}, {"mh_steps", int64_t(1)}}, &models);
   const int runs = 3000;
   expect_law(run_many(*d, models, runs, 7000), law, runs);
@@ -134,8 +137,10 @@ TEST(Smc, LookaheadIsExactToo) {
   auto m = model();
   ModelSet models{{"target", m.get()}};
   double z = 0.0;
-  const auto law = exact_target(*m, [](const std::vector<TokenId>&, double log_m) { return 2.0 * log_m; }, &z);
-  auto d = make_decoder("smc", {{"particles", int64_t(4)}, {"alpha", 3.0}, {"lookahead", int64_t(2)}, {"mh_steps", int64_t(1)}}, &models);
+  const auto law = exact_target(
+      *m, [](const std::vector<TokenId>&, double log_m) { return 2.0 * log_m; }, &z);
+  auto d = make_decoder(
+      "smc", {{"particles", int64_t(4)}, {"alpha", 3.0}, {"lookahead", int64_t(2)}, {"mh_steps", int64_t(1)}}, &models);
   const Runs r = run_many(*d, models, 3000, 4000);
   EXPECT_NEAR(r.z_mean, z, 4 * r.z_se) << "lookahead evidence, Z=" << z;
   auto many = make_decoder("smc", {{"particles", int64_t(64)}, {"alpha", 3.0}, {"lookahead", int64_t(2)}}, &models);
@@ -146,11 +151,12 @@ TEST(Smc, WithoutPotentialsItIsTheBaseSampler) {
   auto m = model();
   ModelSet models{{"target", m.get()}};
   double z = 0.0;
-  const auto law = exact_target(*m, [](const std::vector<TokenId>&, double) { return 0.0; }, &z);
+  const auto law = exact_target(
+      *m, [](const std::vector<TokenId>&, double) { return 0.0; }, &z);
   auto d = make_decoder("smc", {{"particles", int64_t(4)}}, &models);
   const int runs = 6000;
   const Runs r = run_many(*d, models, runs, 1);
-  EXPECT_EQ(r.resamples, 0);  // uniform weights: ESS = N throughout
+  EXPECT_EQ(r.resamples, 0);         // uniform weights: ESS = N throughout
   EXPECT_NEAR(r.z_mean, 1.0, 1e-6);  // log m - log q rounded through floats
   expect_law(r, law, runs);
 }
@@ -166,7 +172,8 @@ TEST(Smc, ExternalRewardAndRewardModelPotentials) {
     return out;
   });
   double z = 0.0;
-  exact_target(*m, [](const std::vector<TokenId>& x, double) { return 1.5 * double(std::count(x.begin(), x.end(), 0)); }, &z);
+  exact_target(
+      *m, [](const std::vector<TokenId>& x, double) { return 1.5 * double(std::count(x.begin(), x.end(), 0)); }, &z);
   auto d = make_decoder("smc", {{"particles", int64_t(4)}, {"reward", std::string("count_a")}}, &models);
   Runs r = run_many(*d, models, 3000, 300);
   EXPECT_NEAR(r.z_mean, z, 4 * r.z_se) << "reward provider";
@@ -181,21 +188,23 @@ TEST(Smc, ExternalRewardAndRewardModelPotentials) {
   r = run_many(*d2, models, 3000, 300);
   EXPECT_NEAR(r.z_mean, z, 4 * r.z_se) << "set_reward";
   unregister_reward_provider("count_a");
-  EXPECT_THROW(make_decoder("smc", {{"reward", std::string("count_a")}}, &models)->generate(models, {}, *std::make_unique<TokenStream>(kPrompt)),
+  EXPECT_THROW(make_decoder("smc", {{"reward", std::string("count_a")}}, &models)
+                   ->generate(models, {}, *std::make_unique<TokenStream>(kPrompt)),
                Error);
 
   // Reward model: Psi = m_reward(x), so Z = sum_x m(x) m_reward(x).
-  exact_target(*m,
-               [&](const std::vector<TokenId>& x, double) {
-                 std::vector<TokenId> ctx = kPrompt;
-                 double l = 0.0;
-                 for (TokenId t : x) {
-                   l += std::log(double(reward_model->exact_probs(ctx)[std::size_t(t)]));
-                   ctx.push_back(t);
-                 }
-                 return l;
-               },
-               &z);
+  exact_target(
+      *m,
+      [&](const std::vector<TokenId>& x, double) {
+        std::vector<TokenId> ctx = kPrompt;
+        double l = 0.0;
+        for (TokenId t : x) {
+          l += std::log(double(reward_model->exact_probs(ctx)[std::size_t(t)]));
+          ctx.push_back(t);
+        }
+        return l;
+      },
+      &z);
   auto d3 = make_decoder("smc", {{"particles", int64_t(4)}, {"reward_model_weight", 1.0}}, &models);
   r = run_many(*d3, models, 2000, 900);
   EXPECT_NEAR(r.z_mean, z, 4 * r.z_se) << "reward model";
@@ -236,13 +245,17 @@ TEST(Smc, AwrsProposalTargetsTheGlobalConstrainedLaw) {
   const std::string spec = "regex(pattern=a.*|bc.)";
   auto in_language = [](const std::vector<TokenId>& x) { return x[0] == 0 || (x[0] == 1 && x[1] == 2); };
   double z = 0.0;
-  const auto law = exact_target(*m, [&](const std::vector<TokenId>& x, double) { return in_language(x) ? 0.0 : -INFINITY; }, &z);
-  auto d = make_decoder("smc", {{"particles", int64_t(4)}, {"proposal", std::string("awrs")}, {"constraint", spec}}, &models);
+  const auto law = exact_target(
+      *m, [&](const std::vector<TokenId>& x, double) { return in_language(x) ? 0.0 : -INFINITY; }, &z);
+  auto d = make_decoder("smc", {{"particles", int64_t(4)}, {"proposal", std::string("awrs")}, {"constraint", spec}},
+                        &models);
   const Runs r = run_many(*d, models, 3000, 11000);
   EXPECT_NEAR(r.z_mean, z, 4 * r.z_se) << "AWRS-SMC evidence, Z = P(x in L) = " << z;
   for (const auto& [x, n] : r.counts) EXPECT_TRUE(in_language(x));
-  auto many = make_decoder("smc", {{"particles", int64_t(64)}, {"proposal", std::string("awrs")}, {"constraint", spec},
-                                   {"mh_steps", int64_t(1)}}, &models);
+  auto many = make_decoder(
+      "smc",
+      {{"particles", int64_t(64)}, {"proposal", std::string("awrs")}, {"constraint", spec}, {"mh_steps", int64_t(1)}},
+      &models);
   expect_law(run_many(*many, models, 3000, 12000), law, 3000);
   EXPECT_THROW(make_decoder("smc", {{"proposal", std::string("awrs")}}, &models), Error);
 }
@@ -285,8 +298,12 @@ TEST(Smc, StopStringsFinishParticles) {
 TEST(Smc, ReproducibleWithASeed) {
   auto m = model();
   ModelSet models{{"target", m.get()}};
-  auto d = make_decoder("smc", {{"particles", int64_t(8)}, {"alpha", 4.0}, {"block", int64_t(2)}, {"mh_steps", int64_t(2)},
-                                {"resampling", std::string("stratified")}},
+  auto d = make_decoder("smc",
+                        {{"particles", int64_t(8)},
+                         {"alpha", 4.0},
+                         {"block", int64_t(2)},
+                         {"mh_steps", int64_t(2)},
+                         {"resampling", std::string("stratified")}},
                         &models);
   DecodeOptions options;
   options.seed = 12;

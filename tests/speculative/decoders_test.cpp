@@ -5,17 +5,17 @@
 // a clear Error.
 #include <gtest/gtest.h>
 
-#include <cmath>
 #include <algorithm>
+#include <cmath>
 #include <map>
 
 #include "core/decoder.hpp"
 #include "core/error.hpp"
 #include "core/table_model.hpp"
-#include "samplers/sampler.hpp"
 #include "decoders/speculative/verify.hpp"
-#include "tests/support/stats.hpp"
+#include "samplers/sampler.hpp"
 #include "tests/support/seeded_runs.hpp"
+#include "tests/support/stats.hpp"
 
 namespace decodelab {
 namespace {
@@ -51,7 +51,8 @@ std::vector<double> exact_joint(const TableModel& target, const ParamMap& params
     std::vector<TokenId> context = prompt;
     context.push_back(a);
     const std::vector<float> p2 = chain->probs(target.exact_logits(context));
-    for (int b = 0; b < kVocab; ++b) joint[std::size_t(a * kVocab + b)] = double(p1[std::size_t(a)]) * p2[std::size_t(b)];
+    for (int b = 0; b < kVocab; ++b)
+      joint[std::size_t(a * kVocab + b)] = double(p1[std::size_t(a)]) * p2[std::size_t(b)];
   }
   return joint;
 }
@@ -72,7 +73,12 @@ const std::vector<Config> kConfigs = {
     {"spectr", {{"k", int64_t(8)}, {"L", int64_t(3)}}, 0.3, 1.0, 0.4, 100000},
     {"dyspec", {}, 1.0, 1.0, 0.3, 100000},
     // Truncation: p and q lose different tokens; without replacement, sequences outrun the support.
-    {"specinfer", {{"k", int64_t(4)}, {"L", int64_t(2)}, {"replacement", false}, {"top_k", int64_t(3)}}, 1.0, 1.6, 0.3, 100000},
+    {"specinfer",
+     {{"k", int64_t(4)}, {"L", int64_t(2)}, {"replacement", false}, {"top_k", int64_t(3)}},
+     1.0,
+     1.6,
+     0.3,
+     100000},
     {"spectr", {{"k", int64_t(3)}, {"L", int64_t(2)}, {"top_p", 0.8}}, 1.0, 0.6, 0.3, 100000},
     // Model-free n-gram drafts (the prompt repeats itself, so there are matches to propose).
     {"ngram", {{"L", int64_t(3)}, {"n", int64_t(2)}}, 1.0, 1.0, 0.0, 100000},
@@ -157,8 +163,9 @@ TEST(SpeculativeDecoders, ModelBoundSamplersWorkAndStayExact) {
     auto decoder = make_decoder(name, {{"chain", chain_spec}}, &models);
     DecodeOptions options;
     options.max_new_tokens = 1;
-    const std::vector<int64_t> counts = testing::seeded_outcome_counts(
-        *decoder, models, prompt, options, 30000, kVocab, [&](const TokenStream& s) { return std::size_t(s.token(prompt.size())); });
+    const std::vector<int64_t> counts =
+        testing::seeded_outcome_counts(*decoder, models, prompt, options, 30000, kVocab,
+                                       [&](const TokenStream& s) { return std::size_t(s.token(prompt.size())); });
     std::vector<double> want(p1.begin(), p1.end());
     SCOPED_TRACE(name);
     EXPECT_FITS_DISTRIBUTION(counts, std::span<const double>(want), 1e-3);
@@ -186,7 +193,9 @@ TEST(SpeculativeDecoders, LaterTokensFollowTheExactTargetLawAcrossSteps) {
     // Exact law of (x3, x4): sum over (x1, x2) of the chain of exact conditionals.
     ParamMap sampling{{"temperature", c.temperature}};
     auto chain = chain_from_params(resolve_params("test", sampling_param_specs(), sampling));
-    const auto cond = [&](TokenId a, TokenId b) { return chain->probs(target->exact_logits(std::vector<TokenId>{a, b})); };
+    const auto cond = [&](TokenId a, TokenId b) {
+      return chain->probs(target->exact_logits(std::vector<TokenId>{a, b}));
+    };
     std::vector<double> joint(kVocab * kVocab, 0.0);
     const std::vector<float> p1 = cond(prompt[0], prompt[1]);
     for (int a = 0; a < kVocab; ++a) {
@@ -196,7 +205,8 @@ TEST(SpeculativeDecoders, LaterTokensFollowTheExactTargetLawAcrossSteps) {
         for (int x = 0; x < kVocab; ++x) {
           const std::vector<float> p4 = cond(b, x);
           for (int y = 0; y < kVocab; ++y)
-            joint[std::size_t(x * kVocab + y)] += double(p1[std::size_t(a)]) * p2[std::size_t(b)] * p3[std::size_t(x)] * p4[std::size_t(y)];
+            joint[std::size_t(x * kVocab + y)] +=
+                double(p1[std::size_t(a)]) * p2[std::size_t(b)] * p3[std::size_t(x)] * p4[std::size_t(y)];
         }
       }
     }
@@ -230,7 +240,8 @@ TEST(SpeculativeDecoders, SpecTrAcceptanceIsKSeqs) {
     DecodeOptions options;
     options.max_new_tokens = 20000;
     TokenStream s(prompt);
-    const Stats stats = make_decoder("spectr", {{"k", int64_t(k)}, {"L", int64_t(1)}}, &models)->generate(models, options, s);
+    const Stats stats =
+        make_decoder("spectr", {{"k", int64_t(k)}, {"L", int64_t(1)}}, &models)->generate(models, options, s);
     EXPECT_LT(std::abs(testing::binomial_z(stats.tokens_accepted, stats.steps, expected)), 4.0)
         << "k=" << k << ": " << stats.tokens_accepted << "/" << stats.steps << " vs " << expected;
   }

@@ -19,9 +19,9 @@
 #include "core/error.hpp"
 #include "core/random.hpp"
 #include "core/table_model.hpp"
-#include "samplers/sampler.hpp"
 #include "decoders/speculative/oracle.hpp"
 #include "decoders/speculative/verify.hpp"
+#include "samplers/sampler.hpp"
 #include "tests/support/stats.hpp"
 
 namespace decodelab::speculative {
@@ -144,8 +144,10 @@ TEST(OracleExact, ClosedFormsEqualEnumeration) {
     SCOPED_TRACE(describe(c));
     const DraftLaw iid = iid_draft_law(c.q, c.k);
     const double rho = kseq_rho(c.p, c.q, c.k);
-    const double d1 = std::abs(rrs_iid_acceptance(c.p, c.q, c.k) - exact_verification(Rule::rrs_iid, c.p, c.q, iid).acceptance);
-    const double d2 = std::abs(kseq_acceptance(c.p, c.q, c.k, rho) - exact_verification(Rule::kseq, c.p, c.q, iid, rho).acceptance);
+    const double d1 =
+        std::abs(rrs_iid_acceptance(c.p, c.q, c.k) - exact_verification(Rule::rrs_iid, c.p, c.q, iid).acceptance);
+    const double d2 =
+        std::abs(kseq_acceptance(c.p, c.q, c.k, rho) - exact_verification(Rule::kseq, c.p, c.q, iid, rho).acceptance);
     const double d3 = std::abs(target_only_iid_acceptance(c.p, c.q, c.k) -
                                exact_verification(Rule::target_only, c.p, c.q, iid).acceptance);
     EXPECT_LE(d1, 1e-12);
@@ -183,7 +185,8 @@ TEST(OracleExact, NegativeControlsFailTheExactLawCheck) {
   const std::vector<float> p{0.5f, 0.3125f, 0.125f, 0.0625f}, q{0.0625f, 0.125f, 0.3125f, 0.5f};
   {  // i.i.d. drafts sorted by q before RRS (spec 4.6, consequence 1)
     DraftLaw sorted = iid_draft_law(q, 3);
-    for (DraftTuple& t : sorted) std::sort(t.tokens.begin(), t.tokens.end(), [&](TokenId a, TokenId b) { return q[a] > q[b]; });
+    for (DraftTuple& t : sorted)
+      std::sort(t.tokens.begin(), t.tokens.end(), [&](TokenId a, TokenId b) { return q[a] > q[b]; });
     EXPECT_GT(max_abs_difference(exact_verification(Rule::rrs_iid, p, q, sorted).law, p), 0.01);
   }
   {  // K-SEQ with rho = 1 where the residual needs rho > 1
@@ -289,7 +292,8 @@ TEST(OracleOptimum, SortedPrefixEqualsEveryOtherForm) {
     EXPECT_LE(tv_gap, 1e-12);
     worst_tv = std::max(worst_tv, tv_gap);
   }
-  std::printf("sorted vs brute force %.3g, max-flow vs brute force %.3g, k=1 vs 1-TV %.3g\n", worst_bf, worst_flow, worst_tv);
+  std::printf("sorted vs brute force %.3g, max-flow vs brute force %.3g, k=1 vs 1-TV %.3g\n", worst_bf, worst_flow,
+              worst_tv);
 }
 
 TEST(OracleOptimum, NoRuleBeatsItsOptimumAndKSeqReachesOneMinusOneOverE) {
@@ -324,7 +328,8 @@ TEST(OracleOptimum, NoRuleBeatsItsOptimumAndKSeqReachesOneMinusOneOverE) {
     const double row[6] = {a_rrs, a_kseq, a_to, opt_iid, a_wor, opt_wor};
     for (int j = 0; j < 6; ++j) mean[j] += row[j] / double(all.size());
   }
-  std::printf("worst acceptance - optimum %.3g; worst kseq / iid optimum %.4f (bound 0.632)\n", worst_slack, worst_ratio);
+  std::printf("worst acceptance - optimum %.3g; worst kseq / iid optimum %.4f (bound 0.632)\n", worst_slack,
+              worst_ratio);
   std::printf("means: rrs_iid %.4f kseq %.4f target_only %.4f | iid optimum %.4f | rrs_wor %.4f wor optimum %.4f\n",
               mean[0], mean[1], mean[2], mean[3], mean[4], mean[5]);
   std::printf("w/o-replacement optimum >= i.i.d. optimum on %d of %zu instances\n", wor_at_least_iid, all.size());
@@ -449,7 +454,10 @@ TEST(OracleDecoders, LogOptimumReportsTheRootOptimumAndAcceptance) {
     ParamMap params = c.params;
     params["L"] = int64_t(1);
     TokenStream plain(prompt);
-    EXPECT_EQ(make_decoder(c.decoder, params, &models)->generate(models, options, plain).metrics.count("optimal_acceptance_root"), 0u);
+    EXPECT_EQ(make_decoder(c.decoder, params, &models)
+                  ->generate(models, options, plain)
+                  .metrics.count("optimal_acceptance_root"),
+              0u);
     params["log_optimum"] = true;
     TokenStream s(prompt);
     const Stats stats = make_decoder(c.decoder, params, &models)->generate(models, options, s);
@@ -457,7 +465,8 @@ TEST(OracleDecoders, LogOptimumReportsTheRootOptimumAndAcceptance) {
     const int kk = std::string(c.decoder) == "sd" ? 1 : k;
     EXPECT_NEAR(stats.metrics.at("optimal_acceptance_root"), optimal_acceptance_iid(p, q, kk), 1e-6);
     const double root = stats.metrics.at("root_acceptance");
-    EXPECT_LT(std::abs(testing::binomial_z(int64_t(std::llround(root * double(stats.steps))), stats.steps, c.exact)), 4.0)
+    EXPECT_LT(std::abs(testing::binomial_z(int64_t(std::llround(root * double(stats.steps))), stats.steps, c.exact)),
+              4.0)
         << root << " over " << stats.steps << " steps vs exact " << c.exact;
     EXPECT_LE(c.exact, stats.metrics.at("optimal_acceptance_root") + 1e-9);
     EXPECT_EQ(s.tokens(), plain.tokens()) << "logging must not change the output";

@@ -21,8 +21,8 @@ enum class Draw { iid, wor };
 // Output law of `rule` with candidates drawn from q (i.i.d. or without replacement) and fresh
 // uniforms, counted over n draws. Returns counts and the acceptance count.
 template <class Rule>
-std::pair<std::vector<int64_t>, int64_t> simulate(const std::vector<float>& p, const std::vector<float>& q, int k, Draw draw,
-                                                  int n, Rule rule) {
+std::pair<std::vector<int64_t>, int64_t> simulate(const std::vector<float>& p, const std::vector<float>& q, int k,
+                                                  Draw draw, int n, Rule rule) {
   std::vector<int64_t> counts(p.size(), 0);
   int64_t accepted = 0;
   for (int t = 0; t < n; ++t) {

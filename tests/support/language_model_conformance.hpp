@@ -4,8 +4,8 @@
 //
 //   #include "tests/support/language_model_conformance.hpp"
 //   INSTANTIATE_TEST_SUITE_P(Table, LanguageModelConformance,
-//                            ::testing::Values(ConformanceCase{"order3", [] { return TableModel::random(40, 3, 7, 1.5); }}),
-//                            conformance_case_name);
+//                            ::testing::Values(ConformanceCase{"order3", [] { return TableModel::random(40, 3, 7, 1.5);
+//                            }}), conformance_case_name);
 //
 // Include this header in one source file per test executable (it defines the tests).
 //
@@ -54,13 +54,15 @@ struct ConformanceCase {
   std::string name;  // the test name suffix: letters, digits and '_'
   // A fresh model, or nullptr when it is not available here (skip_reason says why).
   std::function<std::shared_ptr<LanguageModel>()> make;
-  Agreement tree;    // a tree node against its path evaluated as a chain
-  Agreement cache;   // fork / commit / rollback against a fresh evaluation
-  Agreement batch;   // a batch of trees against one tree per evaluation
+  Agreement tree;   // a tree node against its path evaluated as a chain
+  Agreement cache;  // fork / commit / rollback against a fresh evaluation
+  Agreement batch;  // a batch of trees against one tree per evaluation
   std::string skip_reason = "the model is not available";
 };
 
-inline std::string conformance_case_name(const ::testing::TestParamInfo<ConformanceCase>& info) { return info.param.name; }
+inline std::string conformance_case_name(const ::testing::TestParamInfo<ConformanceCase>& info) {
+  return info.param.name;
+}
 // How GoogleTest prints a case (in failures and test listings): its name, not its bytes.
 inline void PrintTo(const ConformanceCase& c, std::ostream* os) { *os << c.name; }
 
@@ -116,27 +118,30 @@ class LanguageModelConformance : public ::testing::TestWithParam<ConformanceCase
     return out;
   }
 
-  static void expect_agree(std::span<const float> got, std::span<const float> want, const Agreement& a, const std::string& what) {
+  static void expect_agree(std::span<const float> got, std::span<const float> want, const Agreement& a,
+                           const std::string& what) {
     ASSERT_EQ(got.size(), want.size()) << what;
     if (a.tolerance == 0.0) {
       // Bit for bit: the first differing entry, rather than two long vectors.
       const auto diff = std::mismatch(got.begin(), got.end(), want.begin());
-      EXPECT_TRUE(diff.first == got.end()) << what << ": logit " << (diff.first - got.begin()) << " is " << *diff.first
-                                            << ", expected exactly " << *diff.second << " (relative error "
-                                            << relative_error(got, want) << ")";
+      EXPECT_TRUE(diff.first == got.end())
+          << what << ": logit " << (diff.first - got.begin()) << " is " << *diff.first << ", expected exactly "
+          << *diff.second << " (relative error " << relative_error(got, want) << ")";
     } else {
       EXPECT_LE(relative_error(got, want), a.tolerance) << what << " (bound: " << a.why << ")";
     }
   }
 
   // Runs f, expecting Error(invalid_argument) whose message contains every one of `names`.
-  static void expect_invalid(const std::function<void()>& f, std::initializer_list<std::string> names, const std::string& what) {
+  static void expect_invalid(const std::function<void()>& f, std::initializer_list<std::string> names,
+                             const std::string& what) {
     try {
       f();
       ADD_FAILURE() << what << ": no error";
     } catch (const Error& e) {
       EXPECT_EQ(e.code(), ErrorCode::invalid_argument) << what << ": " << e.what();
-      for (const std::string& n : names) EXPECT_NE(std::string(e.what()).find(n), std::string::npos) << what << ": '" << n << "' not in: " << e.what();
+      for (const std::string& n : names)
+        EXPECT_NE(std::string(e.what()).find(n), std::string::npos) << what << ": '" << n << "' not in: " << e.what();
     }
   }
 
@@ -193,7 +198,8 @@ TEST_P(LanguageModelConformance, ForkCommitRollbackEqualAFreshEvaluation) {
   EXPECT_EQ(model().committed_tokens(s), cat(prefix, a));
   EXPECT_EQ(model().committed_tokens(child), cat(prefix, b));
   expect_agree(model().next_logits(s), fresh(cat(prefix, a)), agree, "after commit");
-  expect_agree(model().next_logits(s), out[0].row(int(a.size()) - 1), Agreement{}, "next logits after commit are the committed node's row");
+  expect_agree(model().next_logits(s), out[0].row(int(a.size()) - 1), Agreement{},
+               "next logits after commit are the committed node's row");
   expect_agree(model().next_logits(child), fresh(cat(prefix, b)), agree, "the fork after append");
 
   // The child rolls back into the prefix it shares with the parent, then grows again.
@@ -219,7 +225,8 @@ TEST_P(LanguageModelConformance, ForkCommitRollbackEqualAFreshEvaluation) {
   model().rollback(s, prefix.size() + 1);
   model().evaluate({{TreeEval{s, {{c[0], -1}, {c[1], -1}}}}}, out);
   model().commit(s, std::vector<int32_t>{1});
-  const std::vector<TokenId> want = cat(cat(prefix, std::span<const TokenId>(a).first(1)), std::span<const TokenId>(c).subspan(1));
+  const std::vector<TokenId> want =
+      cat(cat(prefix, std::span<const TokenId>(a).first(1)), std::span<const TokenId>(c).subspan(1));
   EXPECT_EQ(model().committed_tokens(s), want);
   expect_agree(model().next_logits(s), fresh(want), agree, "after rollback into own tokens and commit");
   model().free_sequence(grandchild);
@@ -234,8 +241,7 @@ TEST_P(LanguageModelConformance, BatchOfTreesEqualsSeparateEvaluations) {
   model().append(s3, tokens(1, 9));
   const std::vector<TokenId> t = tokens(4, 10);
   const std::vector<TreeEval> batch = {TreeEval{s1, chain_nodes(tokens(4, 11))},
-                                       TreeEval{s2, {{t[0], -1}, {t[1], -1}, {t[2], 0}, {t[3], 2}}},
-                                       TreeEval{s3, {}}};
+                                       TreeEval{s2, {{t[0], -1}, {t[1], -1}, {t[2], 0}, {t[3], 2}}}, TreeEval{s3, {}}};
   std::vector<Matrix> together;
   model().evaluate(batch, together);
   ASSERT_EQ(together.size(), batch.size());
@@ -245,7 +251,8 @@ TEST_P(LanguageModelConformance, BatchOfTreesEqualsSeparateEvaluations) {
     model().evaluate({{batch[i]}}, alone);
     ASSERT_EQ(alone[0].rows, together[i].rows);
     for (int r = 0; r < alone[0].rows; ++r) {
-      expect_agree(together[i].row(r), alone[0].row(r), GetParam().batch, "tree " + std::to_string(i) + " node " + std::to_string(r));
+      expect_agree(together[i].row(r), alone[0].row(r), GetParam().batch,
+                   "tree " + std::to_string(i) + " node " + std::to_string(r));
     }
   }
   // Each sequence's pending tree is its own: commit on one leaves the others' committable.
@@ -267,7 +274,8 @@ TEST_P(LanguageModelConformance, AnEvaluationReplacesThePendingTree) {
   model().evaluate(tree, out);
   model().evaluate({{TreeEval{s, {}}}}, out);
   EXPECT_EQ(out[0].rows, 0);
-  expect_invalid([&] { model().commit(s, path); }, {"path[0]", "pending tree of 0 nodes"}, "commit after an empty evaluation");
+  expect_invalid([&] { model().commit(s, path); }, {"path[0]", "pending tree of 0 nodes"},
+                 "commit after an empty evaluation");
   model().evaluate(tree, out);
   model().commit(s, path);
   EXPECT_EQ(model().length(s), 6u);
@@ -291,9 +299,12 @@ TEST_P(LanguageModelConformance, InvalidInputIsAClearError) {
   expect_invalid(eval({TreeEval{s, {{t, 1}, {t, -1}}}}), {"tree node 0", "parent 1"}, "a parent after its child");
   expect_invalid(eval({TreeEval{s, {{t, -1}, {t, 1}}}}), {"tree node 1", "parent 1"}, "a node its own parent");
   expect_invalid(eval({TreeEval{s, {{t, -2}}}}), {"tree node 0", "parent -2"}, "a parent below -1");
-  expect_invalid(eval({TreeEval{s, {{TokenId(vocab_), -1}}}}), {"token " + std::to_string(vocab_), "vocabulary"}, "a token past the vocabulary");
-  expect_invalid(eval({TreeEval{s, {{t, -1}, {-1, 0}}}}), {"tree node 1", "token -1", "vocabulary"}, "a negative token");
-  expect_invalid(eval({TreeEval{s, {{t, -1}}}, TreeEval{s, {{t, -1}}}}), {"sequence " + std::to_string(s), "twice"}, "a sequence twice in a batch");
+  expect_invalid(eval({TreeEval{s, {{TokenId(vocab_), -1}}}}), {"token " + std::to_string(vocab_), "vocabulary"},
+                 "a token past the vocabulary");
+  expect_invalid(eval({TreeEval{s, {{t, -1}, {-1, 0}}}}), {"tree node 1", "token -1", "vocabulary"},
+                 "a negative token");
+  expect_invalid(eval({TreeEval{s, {{t, -1}}}, TreeEval{s, {{t, -1}}}}), {"sequence " + std::to_string(s), "twice"},
+                 "a sequence twice in a batch");
 
   const SeqId unknown = s + 1000;
   const std::string named = "sequence " + std::to_string(unknown);
@@ -307,18 +318,24 @@ TEST_P(LanguageModelConformance, InvalidInputIsAClearError) {
   expect_invalid([&] { model().free_sequence(unknown); }, {named}, "free of an unknown sequence");
   const SeqId freed = model().fork(s);
   model().free_sequence(freed);
-  expect_invalid(eval({TreeEval{freed, {{t, -1}}}}), {"sequence " + std::to_string(freed)}, "evaluate on a freed sequence");
+  expect_invalid(eval({TreeEval{freed, {{t, -1}}}}), {"sequence " + std::to_string(freed)},
+                 "evaluate on a freed sequence");
   expect_invalid([&] { model().free_sequence(freed); }, {"sequence " + std::to_string(freed)}, "a second free");
 
   // A tree of three nodes: 0 -> 1, and 2 a second root.
   model().evaluate({{TreeEval{s, {{t, -1}, {t, 0}, {t, -1}}}}}, out);
-  expect_invalid([&] { model().commit(s, std::vector<int32_t>{3}); }, {"sequence " + std::to_string(s), "path[0] = 3", "3 nodes"},
-                 "a path node past the tree");
-  expect_invalid([&] { model().commit(s, std::vector<int32_t>{1}); }, {"path[0]", "node 1"}, "a path not starting at a root");
-  expect_invalid([&] { model().commit(s, std::vector<int32_t>{0, 2}); }, {"path[1]", "node 2", "node 0"}, "a path through a non-child");
+  expect_invalid([&] { model().commit(s, std::vector<int32_t>{3}); },
+                 {"sequence " + std::to_string(s), "path[0] = 3", "3 nodes"}, "a path node past the tree");
+  expect_invalid([&] { model().commit(s, std::vector<int32_t>{1}); }, {"path[0]", "node 1"},
+                 "a path not starting at a root");
+  expect_invalid(
+      [&] {
+        model().commit(s, std::vector<int32_t>{0, 2});
+      },
+      {"path[1]", "node 2", "node 0"}, "a path through a non-child");
   expect_invalid([&] { model().commit(s, std::vector<int32_t>{-1}); }, {"path[0] = -1"}, "a negative path node");
-  expect_invalid([&] { model().rollback(s, prefix.size() + 1); }, {"sequence " + std::to_string(s), std::to_string(prefix.size() + 1)},
-                 "a rollback past the end");
+  expect_invalid([&] { model().rollback(s, prefix.size() + 1); },
+                 {"sequence " + std::to_string(s), std::to_string(prefix.size() + 1)}, "a rollback past the end");
 
   // Nothing of that changed the sequence: it still evaluates as a fresh one would.
   EXPECT_EQ(model().committed_tokens(s), prefix);
@@ -336,11 +353,17 @@ TEST_P(LanguageModelConformance, ContextOverflowIsAClearError) {
   const SeqId s = model().new_sequence();
   std::vector<Matrix> out;
   const std::string limit = "context length " + std::to_string(context);
-  expect_invalid([&] { model().evaluate({{TreeEval{s, chain_nodes(tokens(context + 1, 17))}}}, out); }, {"sequence " + std::to_string(s), limit},
-                 "one tree past the context");
+  expect_invalid(
+      [&] {
+        model().evaluate({{TreeEval{s, chain_nodes(tokens(context + 1, 17))}}}, out);
+      },
+      {"sequence " + std::to_string(s), limit}, "one tree past the context");
   model().append(s, tokens(2, 18));
-  expect_invalid([&] { model().evaluate({{TreeEval{s, chain_nodes(tokens(context - 1, 19))}}}, out); }, {"2 committed", limit},
-                 "committed + pending past the context");
+  expect_invalid(
+      [&] {
+        model().evaluate({{TreeEval{s, chain_nodes(tokens(context - 1, 19))}}}, out);
+      },
+      {"2 committed", limit}, "committed + pending past the context");
   EXPECT_EQ(model().length(s), 2u);
   model().evaluate({{TreeEval{s, chain_nodes(tokens(context - 2, 19))}}}, out);
   EXPECT_EQ(out[0].rows, context - 2);

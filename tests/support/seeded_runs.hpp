@@ -14,8 +14,9 @@ namespace decodelab::testing {
 
 // counts[outcome(stream)] over `runs` generations with options.seed = 0, 1, ...; `options` gives
 // everything else (max_new_tokens, ...). outcome() must return an index below `outcomes`.
-inline std::vector<int64_t> seeded_outcome_counts(Decoder& decoder, const ModelSet& models, std::span<const TokenId> prompt,
-                                                  DecodeOptions options, int runs, std::size_t outcomes,
+inline std::vector<int64_t> seeded_outcome_counts(Decoder& decoder, const ModelSet& models,
+                                                  std::span<const TokenId> prompt, DecodeOptions options, int runs,
+                                                  std::size_t outcomes,
                                                   const std::function<std::size_t(const TokenStream&)>& outcome) {
   std::vector<int64_t> counts(outcomes, 0);
   for (int n = 0; n < runs; ++n) {

@@ -48,9 +48,9 @@ double binomial_z(int64_t successes, int64_t trials, double p);
 }  // namespace decodelab::testing
 
 // Passes when both the chi-square and the TV test accept at false-alarm rate alpha.
-#define EXPECT_FITS_DISTRIBUTION(counts, probs, alpha)                                          \
-  do {                                                                                          \
-    const auto fit_ = ::decodelab::testing::goodness_of_fit((counts), (probs), (alpha));        \
-    EXPECT_GE(fit_.p_value, (alpha)) << fit_.describe();                                        \
-    EXPECT_LE(fit_.tv, fit_.tv_bound) << fit_.describe();                                       \
+#define EXPECT_FITS_DISTRIBUTION(counts, probs, alpha)                                   \
+  do {                                                                                   \
+    const auto fit_ = ::decodelab::testing::goodness_of_fit((counts), (probs), (alpha)); \
+    EXPECT_GE(fit_.p_value, (alpha)) << fit_.describe();                                 \
+    EXPECT_LE(fit_.tv, fit_.tv_bound) << fit_.describe();                                \
   } while (0)

@@ -141,7 +141,10 @@ void expect_round_trips(const std::string& fixture, const std::vector<unsigned c
     for (int i = 0; i < len; ++i) {
       const uint32_t r = rng.next_u32();
       // Mix raw bytes (invalid UTF-8 and the vocabulary's missing bytes included), spaces, letters and digits.
-      s += (r % 4 == 0) ? char((r >> 8) & 0xFF) : (r % 4 == 1) ? ' ' : (r % 4 == 2) ? char('a' + (r >> 8) % 26) : char('0' + (r >> 8) % 10);
+      s += (r % 4 == 0)   ? char((r >> 8) & 0xFF)
+           : (r % 4 == 1) ? ' '
+           : (r % 4 == 2) ? char('a' + (r >> 8) % 26)
+                          : char('0' + (r >> 8) % 10);
     }
     const std::vector<int32_t> ids = tok.encode(s, false, false);
     EXPECT_EQ(tok.decode(ids), without_bytes(s, dropped)) << "trial " << trial;
@@ -168,10 +171,14 @@ TEST(Tokenizer, SmolLM2DropsBytesWithoutATokenLikeLlamaCpp) {
   EXPECT_EQ(tok.encode("x\x04y", false, false), xy);
   EXPECT_TRUE(tok.encode("\xff\xfe\x1d", false, false).empty());
   // U+40000 (F1 80 80 80) and U+BFFFF (F2 BF BF BF): the lead byte has no token, the others do.
-  const std::string plane4 = "a\xF1\x80\x80\x80" "b\xF2\xBF\xBF\xBF";
+  const std::string plane4 =
+      "a\xF1\x80\x80\x80"
+      "b\xF2\xBF\xBF\xBF";
   const std::vector<int32_t> ids = tok.encode(plane4, false, true);
   EXPECT_EQ(std::count(ids.begin(), ids.end(), 0), 0);
-  EXPECT_EQ(tok.decode(ids), "a\x80\x80\x80" "b\xBF\xBF\xBF");
+  EXPECT_EQ(tok.decode(ids),
+            "a\x80\x80\x80"
+            "b\xBF\xBF\xBF");
   // The text of <|endoftext|> itself still becomes token 0 when special tokens are parsed.
   EXPECT_EQ(tok.encode("<|endoftext|>", false, true), (std::vector<int32_t>{0}));
 }
@@ -191,7 +198,8 @@ TEST(Tokenizer, SpecialTokensOnlyWhenParsed) {
 TokenizerVocab tiny_spm() {
   TokenizerVocab v;
   v.model = "llama";
-  v.tokens = {"<unk>", "<s>", "</s>", "\xE2\x96\x81", "h", "e", "l", "o", "\xE2\x96\x81h", "\xE2\x96\x81he", "ll", "llo", "<0x21>"};
+  v.tokens = {"<unk>", "<s>",           "</s>",           "\xE2\x96\x81", "h",   "e",     "l",
+              "o",     "\xE2\x96\x81h", "\xE2\x96\x81he", "ll",           "llo", "<0x21>"};
   v.scores = {0, 0, 0, -1, -2, -2, -2, -2, -3, -1, -4, -0.5};
   v.scores.push_back(0);
   v.token_types = {2, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 6};

@@ -1,6 +1,7 @@
 #include "core/decoder.hpp"
 
 #include <algorithm>
+#include <string>
 
 namespace decodelab {
 
@@ -51,12 +52,24 @@ std::unique_ptr<Decoder> make_decoder(const std::string& name, const ParamMap& p
   return DecoderRegistry::instance().create(name, params);
 }
 
-bool should_stop(const TokenStream& stream, const DecodeOptions& options, Stats& stats) {
+bool stop_requested(const DecodeOptions& options, Stats& stats) {
   if (!stats.stop_reason.empty()) return true;
   if (options.cancel && options.cancel->load(std::memory_order_relaxed)) {
     stats.stop_reason = "cancelled";
     return true;
   }
+  return false;
+}
+
+void check_decode_options(const DecodeOptions& options) {
+  if (options.prefill_chunk < 1) {
+    fail(ErrorCode::invalid_argument, "decode option prefill_chunk must be >= 1 (tokens per prefill call), got " +
+                                          std::to_string(options.prefill_chunk));
+  }
+}
+
+bool should_stop(const TokenStream& stream, const DecodeOptions& options, Stats& stats) {
+  if (stop_requested(options, stats)) return true;
   if (int64_t(stream.generated_size()) >= options.max_new_tokens) {
     stats.stop_reason = "max_tokens";
     return true;

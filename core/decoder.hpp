@@ -43,8 +43,17 @@ struct DecodeOptions {
   // generated text contains one of these; whoever reads the stream still cuts the output there
   // (the daemon's stop strings). Single-sequence decoders leave them to the reader.
   std::vector<std::string> stop_strings;
-  bool stop_at_eos = true;                    // the target's eos token stops generation
-  const std::atomic<bool>* cancel = nullptr;  // checked between steps; set it to stop early
+  bool stop_at_eos = true;  // the target's eos token stops generation
+  // Set it to stop early: read between steps and between prefill chunks, so a generation stops
+  // within one step or one chunk of the flag being set (stop reason "cancelled").
+  const std::atomic<bool>* cancel = nullptr;
+  // Prefill evaluates the prompt in model calls of at most this many tokens (>= 1), checking
+  // `cancel` between them: a long prompt's prefill can be stopped, and the time a stop takes is
+  // bounded by one chunk's call. Chunking gives the same logits as one call, up to the order of
+  // float sums in a backend's kernels (an analytic TableModel's are bit for bit the same).
+  int prefill_chunk = kDefaultPrefillChunk;
+
+  static constexpr int kDefaultPrefillChunk = 256;
 };
 
 struct Stats {
@@ -59,7 +68,7 @@ struct Stats {
   std::map<std::string, double> seconds;   // wall time per phase: prefill, draft, verify, sample, total
   std::map<std::string, double> metrics;   // decoder-specific figures (documented by each decoder)
   std::vector<int64_t> accepted_per_step;  // histogram: index = tokens accepted in a step
-  std::string stop_reason;                 // max_tokens, eos, stop_token, cancelled
+  std::string stop_reason;                 // max_tokens, eos, stop_token, cancelled, length, ...
 
   double acceptance_rate() const { return tokens_proposed ? double(tokens_accepted) / double(tokens_proposed) : 0.0; }
   double tokens_per_target_call() const { return target_calls ? double(tokens_generated) / double(target_calls) : 0.0; }
@@ -107,5 +116,10 @@ bool emit_token(TokenStream& stream, const TokenRecord& record, const DecodeOpti
                 const LanguageModel& target, Stats& stats);
 // Whether to stop before the next step (max tokens reached, cancelled); sets stats.stop_reason.
 bool should_stop(const TokenStream& stream, const DecodeOptions& options, Stats& stats);
+// Whether generation has stopped already or options.cancel is set (then stop_reason "cancelled"):
+// the check between prefill chunks, where max tokens does not apply yet.
+bool stop_requested(const DecodeOptions& options, Stats& stats);
+// Throws Error(invalid_argument) naming the field when an option is out of range.
+void check_decode_options(const DecodeOptions& options);
 
 }  // namespace decodelab

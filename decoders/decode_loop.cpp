@@ -1,5 +1,7 @@
 #include "decoders/decode_loop.hpp"
 
+#include <algorithm>
+
 namespace decodelab {
 
 DecodeLoop::DecodeLoop(const ModelSet& models, const DecodeOptions& options, TokenStream& stream)
@@ -8,6 +10,7 @@ DecodeLoop::DecodeLoop(const ModelSet& models, const DecodeOptions& options, Tok
       stream_(stream),
       target_(&models.get("target")),
       draft_(models.find("draft")) {
+  check_decode_options(options_);
   if (draft_ == target_) draft_ = nullptr;  // one object in both roles: its calls count as the target's
   target_start_ = target_->counters();
   if (draft_) draft_start_ = draft_->counters();
@@ -28,7 +31,16 @@ void DecodeLoop::free_all() noexcept {
 SeqId DecodeLoop::open(LanguageModel& model, std::span<const TokenId> tokens) {
   PhaseTimer timer(stats_, "prefill");
   const SeqId seq = adopt(model, model.new_sequence());
-  if (!tokens.empty()) model.append(seq, tokens);
+  // A chunk's logits depend only on the committed prefix and the chunk, so chunks give one call's
+  // logits; the flag is read before each call because a call cannot be interrupted.
+  const std::size_t chunk = std::size_t(options_.prefill_chunk);
+  for (std::size_t done = 0; done < tokens.size(); done += chunk) {
+    if (stop_requested(options_, stats_)) {
+      prefill_stopped_ = true;
+      break;
+    }
+    model.append(seq, tokens.subspan(done, std::min(chunk, tokens.size() - done)));
+  }
   return seq;
 }
 

@@ -13,7 +13,12 @@
 //   }
 //
 // It owns:
-//   * prefill: open() creates a sequence holding the given tokens, timed as "prefill";
+//   * prefill: open() creates a sequence holding the given tokens, timed as "prefill", evaluated in
+//     chunks of options.prefill_chunk tokens with the cancel flag read before each, so a cancel
+//     (the daemon's deadline, disconnect and shutdown too) stops a long prompt's prefill within a
+//     chunk. A stopped prefill leaves stop_reason "cancelled", running() false and the sequence
+//     holding only part of the tokens: the decoder ends without emitting (prefill_stopped() says
+//     so, for decoders that check their sequences against the stream at the end);
 //   * the stop conditions: running() before a step, emit() after each token (emit_token's rules);
 //   * freeing: every sequence opened or adopted is freed when the loop ends, however it ends;
 //   * the model-call counts: finish() sets Stats' target/draft calls and nodes from the models'
@@ -32,6 +37,7 @@ namespace decodelab {
 
 class DecodeLoop {
  public:
+  // Throws Error(invalid_argument) for options out of range (check_decode_options).
   DecodeLoop(const ModelSet& models, const DecodeOptions& options, TokenStream& stream);
   ~DecodeLoop();
   DecodeLoop(const DecodeLoop&) = delete;
@@ -44,7 +50,12 @@ class DecodeLoop {
   Stats& stats() { return stats_; }
 
   // A new sequence on `model` holding `tokens` (prefill, timed as "prefill"); freed with the loop.
+  // Evaluated options().prefill_chunk tokens per model call; when a stop is requested before a
+  // call (cancel, or a stop reason already set), the rest is skipped: the sequence then holds a
+  // prefix of `tokens` and prefill_stopped() is true.
   SeqId open(LanguageModel& model, std::span<const TokenId> tokens);
+  // Whether a stop cut an open() short, leaving a sequence without all its tokens.
+  bool prefill_stopped() const { return prefill_stopped_; }
   // Hands a sequence the decoder made (a fork) to the loop, which frees it at the end.
   SeqId adopt(LanguageModel& model, SeqId seq);
   // Frees an opened or adopted sequence now (a particle that died, a trial that lost).
@@ -75,6 +86,7 @@ class DecodeLoop {
   LanguageModel* draft_;
   ModelCounters target_start_, draft_start_;
   Stats stats_;
+  bool prefill_stopped_ = false;
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
   std::set<std::pair<LanguageModel*, SeqId>> owned_;  // a set: particle decoders release thousands
 };

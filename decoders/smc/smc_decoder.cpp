@@ -108,6 +108,7 @@ class SmcDecoder final : public Decoder, public RewardSettable {
     // token, so all steps look alike: one batched evaluate of the pending tokens, then sampling.
     const std::vector<TokenId> head(prompt.begin(), prompt.end() - 1);
     const SeqId root = loop.open(target, head);
+    if (loop.prefill_stopped()) return loop.finish();  // cancelled before a particle existed
     // Step k evaluates a particle's token k - 1 on top of the head, so k tokens need k slots.
     const std::size_t room = loop.room(target, root);
     std::vector<Particle> ps(std::size_t(s_.particles));

@@ -183,8 +183,11 @@ class Speculation {
 
   // Checks both models against the stream and writes the decoder's metrics.
   void finish() {
-    check_committed(target_, target_seq_, loop_.stream(), target_uncommitted_, "target");
-    if (draft_) check_committed(*draft_, draft_seq_, loop_.stream(), draft_uncommitted_, "draft");
+    // A stopped prefill leaves the sequences holding part of the prompt, by design.
+    if (!loop_.prefill_stopped()) {
+      check_committed(target_, target_seq_, loop_.stream(), target_uncommitted_, "target");
+      if (draft_) check_committed(*draft_, draft_seq_, loop_.stream(), draft_uncommitted_, "draft");
+    }
     if (stats_.steps > 0) {
       stats_.metrics["mean_accepted_length"] = double(stats_.tokens_accepted) / double(stats_.steps);
       stats_.metrics["mean_tree_size"] = double(stats_.tokens_proposed) / double(stats_.steps);

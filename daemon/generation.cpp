@@ -447,7 +447,8 @@ GenerationOutcome run_generation(PreparedGeneration& job, const GenerationContex
   options.stop_tokens = r.stop_token_ids;
   options.stop_strings = r.stop;
   options.stop_at_eos = r.stop_at_eos;
-  options.cancel = ctx.cancel->flag();
+  options.cancel = ctx.cancel->flag();  // cancel, deadline, disconnect, shutdown: between steps and prefill chunks
+  options.prefill_chunk = ctx.prefill_chunk;
 
   TokenStream stream(prompt);
   auto sink = std::make_shared<GenerationSink>(ctx, r, target, prompt.size());

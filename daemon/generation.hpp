@@ -90,6 +90,7 @@ struct GenerationContext {
   uint64_t request_id = 0;
   CancelState* cancel = nullptr;
   double stream_interval_s = 0.002;
+  int prefill_chunk = DecodeOptions::kDefaultPrefillChunk;  // stops act between prefill chunks
   std::chrono::steady_clock::time_point received;
   std::function<void(const Value&)> send;  // thread-safe
   RewardFn reward;  // asks the client (see reward_channel.hpp); required when the request has client_reward

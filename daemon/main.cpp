@@ -30,6 +30,8 @@ const char* kUsage = R"USAGE(usage: decodelabd [options]
   --stream-interval-ms X  tokens produced within X ms share one chunk (default 2)
   --heartbeat-ms X        heartbeat period for clients with work in flight (default 1000)
   --shutdown-grace-ms X   time in-flight work gets to stop on SIGTERM/SIGINT (default 2000)
+  --prefill-chunk N       tokens per prefill model call, 1 .. 1073741824 (default 256); cancels, deadlines
+                          and shutdown act between chunks, so smaller chunks stop a long prefill sooner
   --allow-shutdown        honor the "shutdown" op
   --load NAME=SPEC        load a model at start (repeatable), e.g. --load t='table(vocab=32)'; any file
   --model-dir DIR         load_model requests read model files only inside DIR, relative paths from it
@@ -132,6 +134,7 @@ int main(int argc, char** argv) {
         config.heartbeat_interval_s = parse_number(value, name, 1, kMaxMilliseconds) / 1e3;
       else if (name == "--shutdown-grace-ms")
         config.shutdown_grace_s = parse_number(value, name, 0, kMaxMilliseconds) / 1e3;
+      else if (name == "--prefill-chunk") config.prefill_chunk = int(parse_integer(value, name, 1, kMaxPrefillChunk));
       else if (name == "--log-level") config.log_level = parse_log_level(value);
       else if (name == "--model-dir") {
         std::error_code ec;

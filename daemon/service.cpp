@@ -79,7 +79,9 @@ void check_config(const ServiceConfig& config) {
   in_range("--max-queue", double(config.max_queue), 1, double(kMaxQueue));
   in_range("--max-message-bytes", double(config.max_message_bytes), double(kMinMessageBytes), double(kMaxMessageBytes));
   in_range("--max-tokens", double(config.max_tokens), 1, double(kMaxTokens));
+  in_range("--prefill-chunk", config.prefill_chunk, 1, kMaxPrefillChunk);
 }
+static_assert(ServiceConfig{}.prefill_chunk == DecodeOptions::kDefaultPrefillChunk);
 
 std::vector<std::string> read_curve_clients(const std::string& path) {
   std::ifstream in(path);
@@ -816,6 +818,7 @@ struct Service::Impl {
       ctx.request_id = j.id;
       ctx.cancel = &j.cancel;
       ctx.stream_interval_s = config.stream_interval_s;
+      ctx.prefill_chunk = config.prefill_chunk;
       ctx.received = j.received;
       ctx.send = [this, identity = j.identity](const Value& message) { post(identity, message); };
       if (j.reward) {

@@ -497,9 +497,10 @@ std::pair<int, std::string> run_decodelabd(const std::string& args) {
 
 TEST(DaemonAlone, NumericOptionsOutOfRangeAreRefused) {
   // --max-message-bytes 1e30 used to overflow (hello said -1 and ZeroMQ dropped messages over ~1 KB).
-  for (const std::string option : {"--max-message-bytes 1e30", "--max-message-bytes 12", "--max-message-bytes 1.5e3x",
-                                   "--workers 1e30", "--workers 0", "--max-queue 0", "--max-tokens 1e19",
-                                   "--heartbeat-ms nan", "--stream-interval-ms -1", "--workers 2.5"}) {
+  for (const std::string option :
+       {"--max-message-bytes 1e30", "--max-message-bytes 12", "--max-message-bytes 1.5e3x", "--workers 1e30",
+        "--workers 0", "--max-queue 0", "--max-tokens 1e19", "--heartbeat-ms nan", "--stream-interval-ms -1",
+        "--workers 2.5", "--prefill-chunk 0", "--prefill-chunk 2e9"}) {
     // The endpoint cannot be bound, so a daemon that accepted the option exits too, but with a
     // message that does not name it.
     const auto [status, output] = run_decodelabd(option + " --bind ipc:///nonexistent-dir/d.sock");

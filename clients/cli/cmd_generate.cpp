@@ -1,12 +1,16 @@
 // decodelab generate: load models, build a decoder by name, generate, print tokens as they come
-// and the decoder's stats.
+// and the decoder's stats. SIGINT/SIGTERM during generation stop it at the next step or prefill
+// chunk (stop reason "cancelled"); what was generated is printed, and the exit status is
+// 128 + the signal's number, as for a process the signal ended.
 #include <cmath>
 #include <cstdio>
 #include <iostream>
+#include <limits>
 #include <sstream>
 
 #include "clients/cli/command.hpp"
 #include "clients/cli/flat_json.hpp"
+#include "clients/cli/stop_signals.hpp"
 #include "core/decoder.hpp"
 #include "core/error.hpp"
 #include "core/model_factory.hpp"
@@ -26,6 +30,9 @@ const char* kUsage = R"USAGE(usage: decodelab generate [options]
   --seed N            random seed (default 0)
   --max-tokens N      tokens to generate (default 32)
   --stop-token ID     stop after this token (repeatable)
+  --prefill-chunk N   prompt tokens per prefill model call (default 256); Ctrl-C (SIGINT) or SIGTERM
+                      stops generation between steps and between prefill chunks, prints what was
+                      generated with stop reason "cancelled" and exits with 128 + the signal number
   --json              print one JSON object instead of text
 )USAGE";
 
@@ -41,8 +48,8 @@ int64_t parse_int(const std::string& text, const std::string& option) {
 
 int run_generate(const std::vector<std::string>& args) {
   Options opt(args, {"json"});
-  opt.check_known(
-      {"model", "draft", "decoder", "param", "prompt", "prompt-ids", "seed", "max-tokens", "stop-token", "json"});
+  opt.check_known({"model", "draft", "decoder", "param", "prompt", "prompt-ids", "seed", "max-tokens", "stop-token",
+                   "prefill-chunk", "json"});
   const bool json = opt.flag("json");
 
   auto target = load_model(opt.get("model", "table(vocab=32,order=2,seed=1,sharpness=2)"));
@@ -74,6 +81,14 @@ int run_generate(const std::vector<std::string>& args) {
   options.max_new_tokens = int(parse_int(opt.get("max-tokens", "32"), "max-tokens"));
   if (options.max_new_tokens < 0) fail(ErrorCode::invalid_argument, "--max-tokens must be >= 0");
   for (const std::string& s : opt.all("stop-token")) options.stop_tokens.push_back(TokenId(parse_int(s, "stop-token")));
+  const int64_t prefill_chunk =
+      parse_int(opt.get("prefill-chunk", std::to_string(DecodeOptions::kDefaultPrefillChunk)), "prefill-chunk");
+  if (prefill_chunk < 1 || prefill_chunk > std::numeric_limits<int>::max()) {
+    fail(ErrorCode::invalid_argument, "--prefill-chunk must be in [1, " +
+                                          std::to_string(std::numeric_limits<int>::max()) + "], got " +
+                                          std::to_string(prefill_chunk));
+  }
+  options.prefill_chunk = int(prefill_chunk);
 
   TokenStream stream(prompt);
   if (!json) {
@@ -81,6 +96,10 @@ int run_generate(const std::vector<std::string>& args) {
     stream.set_sink(std::make_shared<CallbackSink>(
         [&](std::size_t, const TokenRecord& r) { std::cout << target->token_text(r.id) << std::flush; }));
   }
+  // From here on a signal stops the generation instead of the process (also while printing, so
+  // the result is not cut off).
+  const StopOnSignals stop;
+  options.cancel = stop.flag();
   const Stats stats = decoder->generate(models, options, stream);
   const double seconds = stats.seconds.count("total") ? stats.seconds.at("total") : 0.0;
 
@@ -106,9 +125,12 @@ int run_generate(const std::vector<std::string>& args) {
     if (stats.tokens_proposed) std::cout << ", acceptance " << stats.acceptance_rate();
     std::cout << ", " << seconds * 1e3 << " ms";
     if (seconds > 0) std::cout << " (" << double(stats.tokens_generated) / seconds << " tok/s)";
-    std::cout << ", stop: " << stats.stop_reason << "\n";
+    std::cout << ", stop: " << stats.stop_reason;
+    if (stop.signal()) std::cout << " (" << signal_name(stop.signal()) << ")";
+    std::cout << "\n";
   }
-  return 0;
+  std::cout << std::flush;
+  return stop.signal() ? 128 + stop.signal() : 0;
 }
 
 const RegisterCommand reg({

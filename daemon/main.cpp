@@ -30,7 +30,7 @@ const char* kUsage = R"USAGE(usage: decodelabd [options]
   --stream-interval-ms X  tokens produced within X ms share one chunk (default 2)
   --heartbeat-ms X        heartbeat period for clients with work in flight (default 1000)
   --shutdown-grace-ms X   time in-flight work gets to stop on SIGTERM/SIGINT (default 2000)
-  --prefill-chunk N       tokens per prefill model call, 1 .. 1073741824 (default 256); cancels, deadlines
+  --prefill-chunk N       tokens per prefill model call, 1 .. 1073741824 (default 64); cancels, deadlines
                           and shutdown act between chunks, so smaller chunks stop a long prefill sooner
   --allow-shutdown        honor the "shutdown" op
   --load NAME=SPEC        load a model at start (repeatable), e.g. --load t='table(vocab=32)'; any file

@@ -38,7 +38,7 @@ struct ServiceConfig {
   // Tokens per prefill call (DecodeOptions::prefill_chunk): cancels, deadlines, disconnects and
   // shutdown act between prefill chunks, so this bounds how long a long prompt's prefill takes to
   // stop; larger chunks prefill a little faster on some backends.
-  int prefill_chunk = 256;
+  int prefill_chunk = 64;
   double heartbeat_interval_s = 1.0;
   double shutdown_grace_s = 2.0;  // how long in-flight work may take to stop on shutdown
   LogLevel log_level = LogLevel::info;

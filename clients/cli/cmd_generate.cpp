@@ -30,7 +30,7 @@ const char* kUsage = R"USAGE(usage: decodelab generate [options]
   --seed N            random seed (default 0)
   --max-tokens N      tokens to generate (default 32)
   --stop-token ID     stop after this token (repeatable)
-  --prefill-chunk N   prompt tokens per prefill model call (default 256); Ctrl-C (SIGINT) or SIGTERM
+  --prefill-chunk N   prompt tokens per prefill model call (default 64); Ctrl-C (SIGINT) or SIGTERM
                       stops generation between steps and between prefill chunks, prints what was
                       generated with stop reason "cancelled" and exits with 128 + the signal number
   --json              print one JSON object instead of text

@@ -115,7 +115,7 @@ TEST(Prefill, EachChunkIsOneModelCall) {
     EXPECT_EQ(r.stats.target_nodes, 40) << "prefill_chunk " << chunk;
     EXPECT_EQ(r.stats.stop_reason, "max_tokens");
   }
-  EXPECT_EQ(DecodeOptions{}.prefill_chunk, 256);
+  EXPECT_EQ(DecodeOptions{}.prefill_chunk, 64);
 }
 
 TEST(Prefill, AChunkSizeBelowOneIsRefusedNamingTheOption) {

@@ -43,6 +43,7 @@ extern "C" __SIZE_TYPE__ __sanitizer_get_current_allocated_bytes();
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
+#include "core/cpu_features.hpp"
 #include "core/decoder.hpp"
 #include "core/error.hpp"
 #include "core/model_factory.hpp"
@@ -629,6 +630,8 @@ struct Service::Impl {
 #endif
                   }},
         {"backends", backends},
+        // The CPU and the kernel path its quantized products take (DECODELAB_CPU_PATH forces one).
+        {"cpu", Value::Map{{"description", cpu_description()}, {"kernel_path", cpu_path_name(active_cpu_path())}}},
         {"ops", strings(op_names())},
         {"features", strings(op_features())},
         // True when a client must prove who it is: the shared secret, or a key on the CURVE allow-list.

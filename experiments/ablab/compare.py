@@ -14,7 +14,7 @@ and gives, for every metric both arms have:
 
 ``pair_by="prompt"`` pairs whole prompts instead (each arm's rows of a prompt pooled, whatever
 their seeds): for arms that ran different seeds, e.g. one seed of an expensive arm against four of
-sampling. McNemar then has no single outcome per pair and is left out.
+sampling. McNemar needs one outcome per arm and pair, so it is left out where a prompt has several.
 """
 
 from __future__ import annotations
@@ -217,8 +217,8 @@ def compare_arms(rows: Sequence[Dict[str, Any]], baseline: Optional[str] = None,
             ci = paired_bootstrap(a, b, confidence=confidence, **common)
             fw = paired_bootstrap(a, b, confidence=fw_confidence, **common) if m > 1 else ci
             test = None
-            if metric.binary and pair_by == "seed":
-                test = mcnemar([bool(x) for x in a], [bool(x) for x in b])
+            if metric.binary and all(len(bases) == 1 and len(mine) == 1 for _, bases, mine in matched):
+                test = mcnemar([bool(x) for x in a], [bool(x) for x in b])  # one outcome per arm and pair
             family.append(Comparison(
                 arm=arm, baseline=base, metric=metric.name, effect=metric.effect, baseline_value=base_value,
                 arm_value=arm_value, estimate=ci.estimate, low=ci.low, high=ci.high, fw_low=fw.low, fw_high=fw.high,

@@ -181,7 +181,7 @@ def test_speculative_plots_from_bench_spec_records(tmp_path):
     pytest.importorskip("matplotlib")
     records = []
     for prompt in range(6):
-        for decoder, steps, proposed, seconds in (("greedy", 32, 0, 2.0), ("sd(L=2)", 12, 24, 2.5),
+        for decoder, steps, proposed, seconds in (("sample", 32, 0, 2.0), ("sd(L=2)", 12, 24, 2.5),
                                                   ("sd(L=4)", 9, 36, 3.0 + 0.1 * prompt)):
             records.append({"type": "spec_run", "decoder": decoder, "temperature": 0, "prompt_id": f"p{prompt}",
                             "seed": prompt, "tokens": 32, "steps": steps, "proposed": proposed, "seconds": seconds,
@@ -190,10 +190,10 @@ def test_speculative_plots_from_bench_spec_records(tmp_path):
     path = tmp_path / "spec.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in records))
     rows = read_any_rows([path])
-    assert len(rows) == 18 and {r["arm"] for r in rows} == {"greedy@0", "sd(L=2)@0", "sd(L=4)@0"}
+    assert len(rows) == 18 and {r["arm"] for r in rows} == {"sample@0", "sd(L=2)@0", "sd(L=4)@0"}
     points = {p["arm"]: p for p in plots.speculative_points(rows, spec_baseline)}
     assert points["sd(L=2)@0"]["nodes"] == pytest.approx(2.0) and points["sd(L=2)@0"]["tok_per_step"] == pytest.approx(32 / 12)
-    assert points["sd(L=2)@0"]["speedup"] == pytest.approx(0.8) and points["greedy@0"]["speedup"] == 1.0
+    assert points["sd(L=2)@0"]["speedup"] == pytest.approx(0.8) and points["sample@0"]["speedup"] == 1.0
     assert points["sd(L=4)@0"]["low"] < points["sd(L=4)@0"]["speedup"] < points["sd(L=4)@0"]["high"]
     written = plots.write_plots(rows, path, baseline=spec_baseline)
     assert sorted(p.name for p in written) == ["spec.speedup.png", "spec.tok_per_step.png"]

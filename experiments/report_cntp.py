@@ -26,6 +26,7 @@ from collections import defaultdict
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 from ablab.compare import Metric, compare_arms, format_comparisons  # noqa: E402
+from ablab.stats import pass_at_k  # noqa: E402
 from humaneval_ab import read_rows, task_index, wilson  # noqa: E402
 
 METRICS = [Metric("pass@1", "passed", binary=True), Metric("forwards", "forwards", "problems", "ratio", fmt="{:.1f}"),
@@ -85,6 +86,10 @@ def main(argv) -> int:
         rows = [by_task[t] for t in tasks]
         print(line(arm, sum(r["passed"] for r in rows), n, sum(r["forwards"] for r in rows) / n,
                    sum(r["seconds"] for r in rows) / n))
+
+    ks = ", ".join(f"pass@{k} {sum(pass_at_k(len(samples[t]), sum(r['passed'] for r in samples[t]), k) for t in tasks) / n:.3f}"
+                   for k in range(1, seeds + 1))
+    print(f"\nsampling, unbiased pass@k over each problem's {seeds} samples (Chen et al. 2021): {ks}")
 
     # Paired comparisons. "problems" weighs each arm's rows of a problem as one problem in all.
     one = [dict(r, problems=1.0) for r in first] + [dict(r, problems=1.0) for v in cntp.values() for r in v.values()

@@ -44,6 +44,7 @@ from ablab import humaneval as he  # noqa: E402
 from ablab.cli import raise_on_sigterm  # noqa: E402
 from ablab.compare import HUMANEVAL_METRICS, Metric, compare_arms, format_comparisons  # noqa: E402
 from ablab.daemon import Daemon  # noqa: E402
+from ablab.stats import pass_at_k  # noqa: E402
 from humaneval_ab import DEFAULT_MODEL, portable_model, read_rows, task_index, wilson  # noqa: E402
 
 # Per-problem compute: forwards and wall time summed over an arm's rows of a problem (best-of-N spends its N samples).
@@ -133,6 +134,15 @@ def report(rows, ids, args) -> None:
     for s in summary:
         print(f"{s['arm']:12s} {s['problems']:8d} {s['pass@1']:7.3f}  [{s['ci95'][0]:.2f}, {s['ci95'][1]:.2f}] "
               f"{s['reward']:7.3f} {s['forwards_per_problem']:11.1f}")
+    outcomes = {}
+    for r in rows:
+        if r["arm"] == "sample" and r["task_id"] in set(ids):
+            outcomes.setdefault(r["task_id"], []).append(bool(r["passed"]))
+    if outcomes:
+        n = min(len(v) for v in outcomes.values())
+        ks = ", ".join(f"pass@{k} {sum(pass_at_k(len(v), sum(v), k) for v in outcomes.values()) / len(outcomes):.3f}"
+                       for k in range(1, n + 1))
+        print(f"sample (unbiased pass@k over each problem's {n} samples, Chen et al. 2021): {ks}")
     single, pooled = comparisons(rows, ids, args)
     print("\none run per problem:")
     print(format_comparisons(single, SMC_METRICS))

@@ -34,11 +34,12 @@ def format_seconds(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
-def eta_seconds(done: int, total: int, elapsed: float) -> Optional[float]:
-    """Remaining time at the mean rate so far (None before the first unit is done)."""
+def eta_seconds(done: int, remaining: int, elapsed: float) -> Optional[float]:
+    """Time for ``remaining`` units at the mean rate of the ``done`` units of ``elapsed`` seconds
+    (None before the first unit is done)."""
     if done <= 0 or elapsed <= 0:
         return None
-    return (total - done) * elapsed / done
+    return remaining * elapsed / done
 
 
 class Progress:
@@ -51,6 +52,7 @@ class Progress:
         self.desc = desc
         self.file = file if file is not None else sys.stderr
         self.done = int(initial)
+        self.initial = int(initial)  # done before this run (a resumed file): not part of the rate
         self.clock = clock
         self.start = clock()
         self.every = every
@@ -70,7 +72,7 @@ class Progress:
     def line(self, status: str = "") -> str:
         """The fallback's text: ``desc done/total [elapsed<eta] status``."""
         elapsed = self.clock() - self.start
-        eta = eta_seconds(self.done, self.total, elapsed)
+        eta = eta_seconds(self.done - self.initial, self.total - self.done, elapsed)
         left = format_seconds(eta) if eta is not None else "?"
         head = f"{self.desc}: " if self.desc else ""
         return f"{head}{self.done}/{self.total} [{format_seconds(elapsed)}<{left}] {status}".rstrip()

@@ -118,6 +118,15 @@ def test_progress_fallback_line_has_an_eta():
     assert eta_seconds(0, 10, 5.0) is None and format_seconds(59.6) == "1:00"
 
 
+def test_progress_of_a_resumed_run_rates_only_this_runs_work():
+    clock = FakeClock()
+    out = io.StringIO()
+    bar = Progress(100, file=out, use_tqdm=False, every=0.0, clock=clock, initial=90)  # 90 done before
+    clock.now += 20.0
+    bar.update(2)
+    assert out.getvalue().splitlines()[-1] == "92/100 [0:20<1:20]"  # 10 s each, 8 to go
+
+
 def test_progress_fallback_on_a_log_prints_every_few_seconds():
     clock = FakeClock()
     out = io.StringIO()

@@ -43,6 +43,7 @@ extern "C" __SIZE_TYPE__ __sanitizer_get_current_allocated_bytes();
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
+#include "core/cpu_features.hpp"
 #include "core/decoder.hpp"
 #include "core/error.hpp"
 #include "core/model_factory.hpp"
@@ -522,7 +523,7 @@ struct Service::Impl {
       if (job->cancel.request(CancelReason::disconnected)) {
         log(LogLevel::info, "client of request " + std::to_string(job->id) + " disconnected; cancelling it");
       }
-      if (queue.remove(job)) finish_job(*job);
+      if (queue.remove(job)) finish_job(job);
     }
   }
 
@@ -536,14 +537,15 @@ struct Service::Impl {
     }
   }
 
-  void finish_job(Job& job) {
+  void finish_job(const std::shared_ptr<Job>& job) {
     {
       std::lock_guard lock(jobs_mutex);
-      auto it = jobs.find({job.identity, job.id});
-      if (it != jobs.end() && it->second.get() == &job) jobs.erase(it);
+      auto it = jobs.find({job->identity, job->id});
+      if (it != jobs.end() && it->second == job) jobs.erase(it);
     }
-    asio::post(io, [timer = job.deadline_timer] {
-      if (timer) timer->cancel();
+    // The timer belongs to the control thread: read it there, not here (a worker calls this).
+    asio::post(io, [job] {
+      if (job->deadline_timer) job->deadline_timer->cancel();
     });
   }
 
@@ -559,7 +561,7 @@ struct Service::Impl {
         if (ec || !j) return;
         j->cancel.request(CancelReason::deadline);
         if (queue.remove(j)) {
-          finish_job(*j);
+          finish_job(j);
           post_error(j->identity, j->id, codes::deadline_exceeded,
                      "request " + std::to_string(j->id) + " waited in the queue past its deadline_s", "deadline_s");
         }
@@ -597,7 +599,7 @@ struct Service::Impl {
         reply = counted_error(job->id, to_string(ErrorCode::internal), e.what(), "");
       }
       // Out of the table first: once the client has the final reply, its id is free again.
-      finish_job(*job);
+      finish_job(job);
       post(job->identity, reply);
       running -= 1;
       wake();
@@ -607,7 +609,7 @@ struct Service::Impl {
   bool enqueue(const std::shared_ptr<Job>& job) {
     register_job(job);
     if (!queue.push(job)) {
-      finish_job(*job);
+      finish_job(job);
       return false;
     }
     arm_deadline(job);
@@ -631,6 +633,8 @@ struct Service::Impl {
 #endif
                   }},
         {"backends", backends},
+        // The CPU and the kernel path its quantized products take (DECODELAB_CPU_PATH forces one).
+        {"cpu", Value::Map{{"description", cpu_description()}, {"kernel_path", cpu_path_name(active_cpu_path())}}},
         {"ops", strings(op_names())},
         {"features", strings(op_features())},
         // True when a client must prove who it is: the shared secret, or a key on the CURVE allow-list.
@@ -736,7 +740,7 @@ struct Service::Impl {
     if (job) {
       job->cancel.request(CancelReason::client);
       if (queue.remove(job)) {
-        finish_job(*job);
+        finish_job(job);
         post_error(call.identity, job->id, to_string(ErrorCode::cancelled), "request cancelled before it started", "");
       }
     }
@@ -1048,7 +1052,7 @@ struct Service::Impl {
   void begin_stop() {
     log(LogLevel::info, "stopping: cancelling in-flight work");
     for (auto& job : queue.close()) {
-      finish_job(*job);
+      finish_job(job);
       post_error(job->identity, job->id, codes::shutting_down, "the daemon is shutting down", "");
     }
     std::lock_guard lock(jobs_mutex);

@@ -118,7 +118,8 @@ def run(args: argparse.Namespace) -> int:
         if not args.no_analytic:
             d.load("td", ANALYTIC_DRAFT, target="tt")
             analytic = argparse.Namespace(**{**vars(args), "target": "tt", "draft": "td", "max_tokens": args.analytic_tokens,
-                                             "baseline": None, "json": None, "csv": None, "show_text": 0})
+                                             "baseline": None, "json": None, "csv": None, "jsonl": None,
+                                             "show_text": 0})
             print()
             run_and_report(d.endpoint, ANALYTIC_ARMS, analytic, prompts=ANALYTIC_PROMPTS, template="none",
                            title=f"== draft-model decoders on an analytic pair: target {ANALYTIC_TARGET}, "

@@ -21,6 +21,12 @@ Arms, on the problems whose docstring shows examples (the others give every arm 
 
 Compute is reported as token forwards past the prompt (every token the target evaluated).
 Every particle stops at the same stop strings as a single sample (the end of the function).
+
+After the summary come paired comparisons over problems (ablab.compare): SMC against best-of-N,
+low temperature and sampling, the power target against low temperature, best-of-N against
+sampling; pass@1 differences with bootstrap intervals over problems, McNemar's exact test where
+each arm has one outcome per problem (Holm over those), and ratios of forwards and wall time.
+``--report-only`` reports on ``--out`` as it is (gzipped or not), with no daemon, model or data.
 """
 
 from __future__ import annotations
@@ -36,8 +42,17 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 from ablab import humaneval as he  # noqa: E402
 from ablab.cli import raise_on_sigterm  # noqa: E402
+from ablab.compare import HUMANEVAL_METRICS, Metric, compare_arms, format_comparisons  # noqa: E402
 from ablab.daemon import Daemon  # noqa: E402
-from humaneval_ab import DEFAULT_MODEL, read_rows, wilson  # noqa: E402
+from ablab.stats import pass_at_k  # noqa: E402
+from humaneval_ab import DEFAULT_MODEL, portable_model, read_rows, task_index, wilson  # noqa: E402
+
+# Per-problem compute: forwards and wall time summed over an arm's rows of a problem (best-of-N spends its N samples).
+SMC_METRICS = [m for m in HUMANEVAL_METRICS if m.name == "pass@1"] + [
+    Metric("reward", "reward", None, "diff"),
+    Metric("forwards", "forwards", "problems", "ratio", fmt="{:.1f}"),
+    Metric("wall s", "wall_s", "problems", "ratio", fmt="{:.2f}"),
+]
 
 
 def main(argv=None) -> int:
@@ -54,7 +69,16 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=pathlib.Path, required=True)
     p.add_argument("--summary", type=pathlib.Path)
     p.add_argument("--build-dir", type=pathlib.Path)
+    p.add_argument("--bootstrap", type=int, default=10000, metavar="N", help="bootstrap resamples (default %(default)s)")
+    p.add_argument("--report-only", action="store_true", help="report on --out as it is: run nothing")
     args = p.parse_args(argv)
+    if args.report_only:
+        if not args.out.exists():
+            raise SystemExit(f"--report-only: {args.out} does not exist")
+        rows = read_rows(args.out)
+        ids = sorted({r["task_id"] for r in rows}, key=task_index)[: args.problems]
+        report(rows, ids, args)
+        return 0
     raise_on_sigterm()  # so a kill stops the private daemon too
 
     problems = [q for q in he.load_problems() if q.examples][: args.problems]
@@ -100,19 +124,68 @@ def main(argv=None) -> int:
             run("smc-reward", problem, args.seed, "smc", smc, reward=True)
             run("smc-power", problem, args.seed, "smc", {**smc, "alpha": args.alpha})
 
-    summary = summarize(rows, problems, args)
+    report(rows, [q.task_id for q in problems], args)
+    return 0
+
+
+def report(rows, ids, args) -> None:
+    summary = summarize(rows, ids, args)
     print(f"{'arm':12s} {'problems':>8s} {'pass@1':>7s} {'95% CI':>13s} {'reward':>7s} {'fwd/problem':>11s}")
     for s in summary:
         print(f"{s['arm']:12s} {s['problems']:8d} {s['pass@1']:7.3f}  [{s['ci95'][0]:.2f}, {s['ci95'][1]:.2f}] "
               f"{s['reward']:7.3f} {s['forwards_per_problem']:11.1f}")
+    outcomes = {}
+    for r in rows:
+        if r["arm"] == "sample" and r["task_id"] in set(ids):
+            outcomes.setdefault(r["task_id"], []).append(bool(r["passed"]))
+    if outcomes:
+        n = min(len(v) for v in outcomes.values())
+        ks = ", ".join(f"pass@{k} {sum(pass_at_k(len(v), sum(v), k) for v in outcomes.values()) / len(outcomes):.3f}"
+                       for k in range(1, n + 1))
+        print(f"sample (unbiased pass@k over each problem's {n} samples, Chen et al. 2021): {ks}")
+    single, pooled = comparisons(rows, ids, args)
+    print("\none run per problem:")
+    print(format_comparisons(single, SMC_METRICS))
+    print(f"\nagainst sampling's {args.n} seeds (each problem's samples pooled):")
+    print(format_comparisons(pooled, SMC_METRICS))
+    found = single + pooled
     if args.summary:
-        args.summary.write_text(json.dumps({"model": str(args.model), "n": args.n, "block": args.block, "beta": args.beta,
-                                            "alpha": args.alpha, "summary": summary}, indent=1))
-    return 0
+        args.summary.write_text(json.dumps({"model": portable_model(args.model), "n": args.n, "block": args.block,
+                                            "beta": args.beta, "alpha": args.alpha, "summary": summary,
+                                            "comparisons": [c.to_dict() for c in found]}, indent=1) + "\n")
 
 
-def summarize(rows, problems, args):
-    ids = [q.task_id for q in problems]
+def best_of_rows(rows, ids, args):
+    """One row per problem for best-of-N: the pick among the problem's samples (highest reward, ties
+    by mean log-probability), with the forwards and wall time of all of them."""
+    out = []
+    for t in ids:
+        mine = [r for r in rows if r["arm"] == "sample" and r["task_id"] == t]
+        if mine:
+            pick = max(mine, key=lambda r: (r["reward"], r["mean_logprob"]))
+            out.append({**pick, "arm": f"best-of-{args.n}", "seed": args.seed, "forwards": sum(r["forwards"] for r in mine),
+                        "wall_s": sum(r["wall_s"] for r in mine)})
+    return out
+
+
+def comparisons(rows, ids, args):
+    """Paired over problems. Arms with one run per problem pair on (problem, seed) and get McNemar
+    (Holm over them); SMC and best-of-N against sampling's N seeds pool each problem's samples."""
+    keep = set(ids)
+    mine = [dict(r, problems=1.0 / sum(1 for x in rows if x["arm"] == r["arm"] and x["task_id"] == r["task_id"]))
+            for r in rows if r["task_id"] in keep]  # each arm's rows of a problem weigh 1 problem in all
+    best = [dict(r, problems=1.0) for r in best_of_rows(rows, ids, args)]
+    every = mine + best
+    options = dict(prompt_key="task_id", n_resamples=args.bootstrap)
+    bo = f"best-of-{args.n}"
+    single = compare_arms(every, metrics=SMC_METRICS, pairs=[("smc-reward", bo), ("smc-reward", "low-temp"),
+                                                             ("smc-power", "low-temp")], **options)
+    pooled = compare_arms(every, metrics=SMC_METRICS[:2], pairs=[("smc-reward", "sample"), (bo, "sample")],
+                          pair_by="prompt", **options)
+    return single, pooled
+
+
+def summarize(rows, ids, args):
     by = {}
     for r in rows:
         by.setdefault((r["arm"], r["task_id"]), []).append(r)

@@ -8,11 +8,13 @@
 #include <cstdio>
 #include <iomanip>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <regex>
 #include <sstream>
 
 #include "clients/cli/command.hpp"
+#include "core/cpu_features.hpp"
 #include "core/error.hpp"
 #include "core/model_factory.hpp"
 #include "core/philox.hpp"
@@ -28,7 +30,9 @@ const char* kUsage = R"USAGE(usage: decodelab bench runtime --model FILE.gguf [o
   --trees LIST        tree sizes to verify (default 1,4,16,64), each over a 64-token prefix
   --reps N            repetitions of each measurement; the mean is reported (default 3)
   --llama-bench PATH  also run llama.cpp's llama-bench on the same file, threads, pp and tg
-  --json              one JSON object instead of a table
+  --cpu-paths LIST    kernel paths to measure in turn, e.g. avx2,avx512vnni (default: the active
+                      one: the best this CPU has, or DECODELAB_CPU_PATH)
+  --json              one JSON object per path instead of a table
 )USAGE";
 
 using Clock = std::chrono::steady_clock;
@@ -139,9 +143,13 @@ std::vector<std::pair<std::pair<int64_t, int64_t>, double>> run_llama_bench(cons
   return out;
 }
 
+void print_figures(const LanguageModel& model, int threads, const std::string& precision, int reps, int pp, int tg,
+                   CpuPath path, const Figures& ours, double llama_pp, double llama_tg,
+                   std::map<int64_t, double>& llama_forward_ms, bool json);
+
 int run_bench_runtime(const std::vector<std::string>& args) {
   Options opt(args, {"json"});
-  opt.check_known({"model", "threads", "precision", "pp", "tg", "trees", "reps", "llama-bench", "json"});
+  opt.check_known({"model", "threads", "precision", "pp", "tg", "trees", "reps", "llama-bench", "cpu-paths", "json"});
   const std::string path = opt.get("model", "");
   if (path.empty()) fail(ErrorCode::invalid_argument, "bench runtime: --model FILE.gguf is required");
   const int threads = int(parse_list(opt.get("threads", "2"), "threads")[0]);
@@ -153,7 +161,18 @@ int run_bench_runtime(const std::vector<std::string>& args) {
   auto model =
       load_model("gguf(path=" + path + ",threads=" + std::to_string(threads) + ",precision=" + precision + ")");
 
-  const Figures ours = measure_ours(*model, pp, tg, trees, reps);
+  std::vector<CpuPath> paths;
+  if (opt.has("cpu-paths")) {
+    std::stringstream in(opt.get("cpu-paths", ""));
+    for (std::string name; std::getline(in, name, ',');) paths.push_back(parse_cpu_path(name, "--cpu-paths"));
+  } else {
+    paths.push_back(active_cpu_path());
+  }
+  std::vector<Figures> ours_by_path;
+  for (CpuPath p : paths) {
+    set_cpu_path(p);  // an error names a path this CPU lacks
+    ours_by_path.push_back(measure_ours(*model, pp, tg, trees, reps));
+  }
   double llama_pp = 0, llama_tg = 0;
   std::map<int64_t, double> llama_forward_ms;  // T -> ms for one forward over T tokens
   if (opt.has("llama-bench")) {
@@ -170,19 +189,30 @@ int run_bench_runtime(const std::vector<std::string>& args) {
     }
   }
 
-  if (opt.flag("json")) {
-    std::cout << "{\"model\":\"" << model->info().name << "\",\"threads\":" << threads << ",\"precision\":\""
-              << precision << "\",\"pp\":" << pp << ",\"pp_tok_per_s\":" << ours.pp_tps << ",\"tg\":" << tg
+  for (std::size_t i = 0; i < paths.size(); ++i) {
+    print_figures(*model, threads, precision, reps, pp, tg, paths[i], ours_by_path[i], llama_pp, llama_tg,
+                  llama_forward_ms, opt.flag("json"));
+  }
+  return 0;
+}
+
+void print_figures(const LanguageModel& model, int threads, const std::string& precision, int reps, int pp, int tg,
+                   CpuPath path, const Figures& ours, double llama_pp, double llama_tg,
+                   std::map<int64_t, double>& llama_forward_ms, bool json) {
+  if (json) {
+    std::cout << "{\"model\":\"" << model.info().name << "\",\"cpu\":\"" << cpu_description() << "\",\"cpu_path\":\""
+              << cpu_path_name(path) << "\",\"threads\":" << threads << ",\"precision\":\"" << precision
+              << "\",\"pp\":" << pp << ",\"pp_tok_per_s\":" << ours.pp_tps << ",\"tg\":" << tg
               << ",\"tg_tok_per_s\":" << ours.tg_tps << ",\"llama_pp_tok_per_s\":" << llama_pp
               << ",\"llama_tg_tok_per_s\":" << llama_tg << ",\"tree_ms\":{";
     for (std::size_t i = 0; i < ours.tree_ms.size(); ++i)
       std::cout << (i ? "," : "") << "\"" << ours.tree_ms[i].first << "\":" << ours.tree_ms[i].second;
     std::cout << "}}\n";
-    return 0;
+    return;
   }
   auto ratio = [](double a, double b) { return b > 0 ? a / b : 0.0; };
-  std::cout << std::fixed << "model " << model->info().name << ", " << threads << " threads, precision " << precision
-            << ", " << reps << " reps\n";
+  std::cout << std::fixed << "model " << model.info().name << ", " << threads << " threads, precision " << precision
+            << ", " << reps << " reps\ncpu " << cpu_description() << "; kernel path " << cpu_path_name(path) << "\n";
   std::cout << std::left << std::setw(24) << "test" << std::right << std::setw(14) << "decodelab" << std::setw(14)
             << "llama.cpp" << std::setw(9) << "ratio"
             << "\n";
@@ -202,7 +232,6 @@ int run_bench_runtime(const std::vector<std::string>& args) {
     const double theirs = llama_forward_ms.count(T) ? llama_forward_ms[T] : 0.0;
     line("tree T=" + std::to_string(T) + " (ms)", ms, theirs, "ms ");
   }
-  return 0;
 }
 
 const RegisterCommand reg({

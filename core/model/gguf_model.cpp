@@ -9,6 +9,7 @@
 #include "core/error.hpp"
 #include "core/model/quants.hpp"
 #include "core/model_factory.hpp"
+#include "core/thread_team.hpp"
 
 #if __has_include("core/text/tokenizer.hpp")
 #include "core/text/tokenizer.hpp"
@@ -110,6 +111,7 @@ struct GgufModel::Impl {
   std::vector<float> output_norm;
   std::vector<float> rope_freq;  // per rotated pair
   std::vector<std::string> vocab;
+  std::unique_ptr<ThreadTeam> team;  // the forward pass's threads (options.threads members)
 #ifdef DECODELAB_HAS_TOKENIZER
   std::unique_ptr<Tokenizer> tokenizer;
 #endif
@@ -182,6 +184,7 @@ int thread_count(int requested) {
 
 GgufModel::GgufModel(const std::string& path, GgufModelOptions options) : impl_(std::make_unique<Impl>()) {
   impl_->options = options;
+  impl_->team = std::make_unique<ThreadTeam>(thread_count(options.threads));
   impl_->file = std::make_unique<GgufFile>(path);
   const GgufFile& f = *impl_->file;
   cfg_.arch = f.get_string("general.architecture");
@@ -340,7 +343,7 @@ std::unique_ptr<SequenceStorage> GgufModel::new_storage() {
 
 void GgufModel::forward(std::span<const TreeJob> batch, std::vector<Matrix>& out) {
   const LlamaConfig& c = cfg_;
-  const int threads = thread_count(impl_->options.threads);
+  ThreadTeam& team = *impl_->team;
   const std::size_t dim = c.dim, hd = c.head_dim, q_dim = std::size_t(c.n_heads) * hd,
                     kv_dim = std::size_t(c.n_kv_heads) * hd, hidden = c.hidden_dim, vocab = c.vocab;
   const int group = c.n_heads / c.n_kv_heads;
@@ -393,7 +396,7 @@ void GgufModel::forward(std::span<const TreeJob> batch, std::vector<Matrix>& out
   }
   const MatmulPrecision precision = impl_->options.precision;
   auto mm = [&](const Weight& w, const float* in, float* o) {
-    matmul(w.type, w.data, w.rows, w.cols, in, N, o, threads, precision);
+    matmul(w.type, w.data, w.rows, w.cols, in, N, o, team, precision);
   };
 
   for (int l = 0; l < c.n_layers; ++l) {
@@ -420,51 +423,52 @@ void GgufModel::forward(std::span<const TreeJob> batch, std::vector<Matrix>& out
     }
     // Attention: each (node, head) sees the committed prefix and its own ancestors-or-self.
     const float inv_sqrt = 1.0f / std::sqrt(float(hd));
-#pragma omp parallel for num_threads(threads) schedule(dynamic) if (N * c.n_heads > 1)
-    for (std::ptrdiff_t job = 0; job < std::ptrdiff_t(N * c.n_heads); ++job) {
-      const std::size_t n = std::size_t(job) / c.n_heads;
-      const int h = int(std::size_t(job) % c.n_heads);
-      const std::size_t kvo = std::size_t(h / group) * hd;
-      const float* qh = q.data() + n * q_dim + h * hd;
-      const std::vector<KvChunk>& ch = chunks[nodes[n].tree][l];
-      std::vector<float> scores;
-      scores.reserve(batch[nodes[n].tree].committed + nodes[n].visible.size());
-      for (const KvChunk& k : ch) {
-        for (std::size_t p = 0; p < k.count; ++p) {
-          const float* kp = k.k + p * kv_dim + kvo;
+    team.parallel_for(N * c.n_heads, 1, [&](std::size_t first_job, std::size_t end_job) {
+      for (std::size_t job = first_job; job < end_job; ++job) {
+        const std::size_t n = std::size_t(job) / c.n_heads;
+        const int h = int(std::size_t(job) % c.n_heads);
+        const std::size_t kvo = std::size_t(h / group) * hd;
+        const float* qh = q.data() + n * q_dim + h * hd;
+        const std::vector<KvChunk>& ch = chunks[nodes[n].tree][l];
+        std::vector<float> scores;
+        scores.reserve(batch[nodes[n].tree].committed + nodes[n].visible.size());
+        for (const KvChunk& k : ch) {
+          for (std::size_t p = 0; p < k.count; ++p) {
+            const float* kp = k.k + p * kv_dim + kvo;
+            float s = 0.0f;
+            for (std::size_t i = 0; i < hd; ++i) s += qh[i] * kp[i];
+            scores.push_back(s * inv_sqrt);
+          }
+        }
+        for (std::size_t m : nodes[n].visible) {
+          const float* kp = K.data() + m * kv_dim + kvo;
           float s = 0.0f;
           for (std::size_t i = 0; i < hd; ++i) s += qh[i] * kp[i];
           scores.push_back(s * inv_sqrt);
         }
-      }
-      for (std::size_t m : nodes[n].visible) {
-        const float* kp = K.data() + m * kv_dim + kvo;
-        float s = 0.0f;
-        for (std::size_t i = 0; i < hd; ++i) s += qh[i] * kp[i];
-        scores.push_back(s * inv_sqrt);
-      }
-      const float mx = *std::max_element(scores.begin(), scores.end());
-      double sum = 0.0;
-      for (float& s : scores) {
-        s = std::exp(s - mx);
-        sum += s;
-      }
-      float* o = att.data() + n * q_dim + h * hd;
-      std::fill(o, o + hd, 0.0f);
-      std::size_t idx = 0;
-      for (const KvChunk& k : ch) {
-        for (std::size_t p = 0; p < k.count; ++p) {
+        const float mx = *std::max_element(scores.begin(), scores.end());
+        double sum = 0.0;
+        for (float& s : scores) {
+          s = std::exp(s - mx);
+          sum += s;
+        }
+        float* o = att.data() + n * q_dim + h * hd;
+        std::fill(o, o + hd, 0.0f);
+        std::size_t idx = 0;
+        for (const KvChunk& k : ch) {
+          for (std::size_t p = 0; p < k.count; ++p) {
+            const float a = float(scores[idx++] / sum);
+            const float* vp = k.v + p * kv_dim + kvo;
+            for (std::size_t i = 0; i < hd; ++i) o[i] += a * vp[i];
+          }
+        }
+        for (std::size_t m : nodes[n].visible) {
           const float a = float(scores[idx++] / sum);
-          const float* vp = k.v + p * kv_dim + kvo;
+          const float* vp = V.data() + m * kv_dim + kvo;
           for (std::size_t i = 0; i < hd; ++i) o[i] += a * vp[i];
         }
       }
-      for (std::size_t m : nodes[n].visible) {
-        const float a = float(scores[idx++] / sum);
-        const float* vp = V.data() + m * kv_dim + kvo;
-        for (std::size_t i = 0; i < hd; ++i) o[i] += a * vp[i];
-      }
-    }
+    });
     mm(w.wo, att.data(), proj.data());
     for (std::size_t i = 0; i < N * dim; ++i) x[i] += proj[i];
     // SwiGLU feed-forward.

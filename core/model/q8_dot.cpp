@@ -6,13 +6,10 @@
 #include <limits>
 #include <string>
 
+#include "core/cpu_features.hpp"
 #include "core/error.hpp"
+#include "core/model/q8_kernels.hpp"
 #include "core/model/quants.hpp"
-
-#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
-#include <immintrin.h>
-#define DECODELAB_Q8_AVX2 1
-#endif
 
 namespace decodelab {
 
@@ -24,14 +21,21 @@ constexpr std::size_t kQ4_0 = 18, kQ4_1 = 20, kQ5_0 = 22, kQ8_0 = 34, kQ4_K = 14
 float half(const uint8_t* p) {
   uint16_t h;
   std::memcpy(&h, p, 2);
-#ifdef DECODELAB_Q8_AVX2
-  return _cvtsh_ss(h);
-#else
   return fp16_to_float(h);
-#endif
 }
 
 bool is_k_quant(GgmlType type) { return type == GgmlType::Q4_K || type == GgmlType::Q6_K; }
+
+Block32Kind block32_kind(GgmlType type) {
+  switch (type) {
+    case GgmlType::Q4_0: return Block32Kind::q4_0;
+    case GgmlType::Q4_1: return Block32Kind::q4_1;
+    case GgmlType::Q5_0: return Block32Kind::q5_0;
+    case GgmlType::Q8_0: return Block32Kind::q8_0;
+    default:
+      fail(ErrorCode::internal, std::string("q8_dot: ") + ggml_type_name(type) + " is not a 32-element block type");
+  }
+}
 
 // Symmetric 8-bit quantization of n values with one scale: returns d, writes q.
 float quantize_run(const float* x, int n, int8_t* q) {
@@ -143,242 +147,6 @@ float ref_q6k(const uint8_t* b, const Q8KBlock& x) {
   return half(b + 208) * x.d * float(sum);
 }
 
-#ifdef DECODELAB_Q8_AVX2
-
-float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_hadd_ps(s, s);
-  s = _mm_hadd_ps(s, s);
-  return _mm_cvtss_f32(s);
-}
-
-__m256i load256(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
-
-// 16 bytes of packed nibbles -> 32 unsigned bytes in element order (low nibbles, then high).
-__m256i unpack_nibbles(const uint8_t* p) {
-  const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-  return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), _mm256_set1_epi8(0x0F));
-}
-
-// Byte i is 0xFF where bit i of `bits` is set.
-__m256i spread_bits(uint32_t bits) {
-  const __m256i pick = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0);
-  const __m256i mask = _mm256_set1_epi64x(int64_t(0x8040201008040201));
-  const __m256i v = _mm256_and_si256(_mm256_shuffle_epi8(_mm256_set1_epi32(int32_t(bits)), pick), mask);
-  return _mm256_cmpeq_epi8(v, mask);
-}
-
-// Sum of u[i] * s[i] over 32 unsigned (< 128) by signed bytes, as eight int32 lanes.
-__m256i dot_u8_i8(__m256i u, __m256i s) { return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)); }
-
-float avx2_block32(GgmlType type, const uint8_t* w, const Q8Block* x, std::size_t nb) {
-  __m256 acc = _mm256_setzero_ps();
-  float offset = 0.0f;  // the part carried by x.s: offsets (Q4_0, Q5_0) and minima (Q4_1)
-  switch (type) {
-    case GgmlType::Q4_0:
-      for (std::size_t b = 0; b < nb; ++b, w += kQ4_0) {
-        const float d = half(w);
-        const __m256i p = dot_u8_i8(unpack_nibbles(w + 2), load256(x[b].q));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d * x[b].d), _mm256_cvtepi32_ps(p), acc);
-        offset -= 8.0f * d * x[b].s;
-      }
-      break;
-    case GgmlType::Q4_1:
-      for (std::size_t b = 0; b < nb; ++b, w += kQ4_1) {
-        const __m256i p = dot_u8_i8(unpack_nibbles(w + 4), load256(x[b].q));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(half(w) * x[b].d), _mm256_cvtepi32_ps(p), acc);
-        offset += half(w + 2) * x[b].s;
-      }
-      break;
-    case GgmlType::Q5_0:
-      for (std::size_t b = 0; b < nb; ++b, w += kQ5_0) {
-        const float d = half(w);
-        uint32_t qh;
-        std::memcpy(&qh, w + 2, 4);
-        const __m256i v =
-            _mm256_or_si256(unpack_nibbles(w + 6), _mm256_and_si256(spread_bits(qh), _mm256_set1_epi8(0x10)));
-        const __m256i p = dot_u8_i8(v, load256(x[b].q));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d * x[b].d), _mm256_cvtepi32_ps(p), acc);
-        offset -= 16.0f * d * x[b].s;
-      }
-      break;
-    case GgmlType::Q8_0:
-      for (std::size_t b = 0; b < nb; ++b, w += kQ8_0) {
-        const __m256i wq = load256(w + 2);
-        const __m256i xq = load256(x[b].q);
-        // maddubs wants one unsigned operand: |w| times x with w's sign.
-        const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(wq, wq), _mm256_sign_epi8(xq, wq)),
-                                            _mm256_set1_epi16(1));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(half(w) * x[b].d), _mm256_cvtepi32_ps(p), acc);
-      }
-      break;
-    default: fail(ErrorCode::internal, "q8_dot: not a 32-element block type");
-  }
-  return hsum(acc) + offset;
-}
-
-// Q4_K's scales and minima, 8 bytes each, unpacked from their 12 bytes with word operations
-// (the byte loop of q4k_scales costs as much as the block's dot product).
-void q4k_scales_fast(const uint8_t* p, uint32_t sc[2], uint32_t mn[2]) {
-  uint32_t u[3];
-  std::memcpy(u, p, 12);
-  sc[0] = u[0] & 0x3f3f3f3fu;
-  mn[0] = u[1] & 0x3f3f3f3fu;
-  sc[1] = (u[2] & 0x0f0f0f0fu) | (((u[0] >> 6) & 0x03030303u) << 4);
-  mn[1] = ((u[2] >> 4) & 0x0f0f0f0fu) | (((u[1] >> 6) & 0x03030303u) << 4);
-}
-
-float avx2_q4k(const uint8_t* w, const Q8KBlock* x, std::size_t nb) {
-  const __m256i m4 = _mm256_set1_epi8(0x0F);
-  __m256 acc = _mm256_setzero_ps(), acc_min = _mm256_setzero_ps();
-  for (std::size_t b = 0; b < nb; ++b, w += kQ4_K) {
-    uint32_t sc32[2], mn32[2];
-    q4k_scales_fast(w + 4, sc32, mn32);
-    uint8_t sc[8];
-    std::memcpy(sc, sc32, 8);
-    const uint8_t* qs = w + 16;
-    const int8_t* q8 = x[b].q;
-    __m256i sum = _mm256_setzero_si256();
-    for (int c = 0; c < 4; ++c) {
-      const __m256i q4 = load256(qs + 32 * c);
-      const __m256i lo = _mm256_maddubs_epi16(_mm256_and_si256(q4, m4), load256(q8 + 64 * c));
-      const __m256i hi =
-          _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(q4, 4), m4), load256(q8 + 64 * c + 32));
-      sum = _mm256_add_epi32(sum, _mm256_madd_epi16(lo, _mm256_set1_epi16(sc[2 * c])));
-      sum = _mm256_add_epi32(sum, _mm256_madd_epi16(hi, _mm256_set1_epi16(sc[2 * c + 1])));
-    }
-    const float dx = x[b].d;
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(half(w) * dx), _mm256_cvtepi32_ps(sum), acc);
-    // Minima: sum_j mn[j] * (bsums[2j] + bsums[2j+1]), with each mn[j] paired to its two 16-runs.
-    const __m128i mn16 = _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(mn32)));
-    const __m256i mn_pairs = _mm256_set_m128i(_mm_unpackhi_epi16(mn16, mn16), _mm_unpacklo_epi16(mn16, mn16));
-    const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].bsums));
-    acc_min =
-        _mm256_fmadd_ps(_mm256_set1_ps(half(w + 2) * dx), _mm256_cvtepi32_ps(_mm256_madd_epi16(bs, mn_pairs)), acc_min);
-  }
-  return hsum(_mm256_sub_ps(acc, acc_min));
-}
-
-// One Q4_K row against up to 4 activation vectors: each block's nibbles, scales and minima are
-// unpacked once and reused for every vector (tree nodes, prompt tokens). Per vector the integer
-// sums and float accumulation run in avx2_q4k's order, so results equal it bit for bit.
-void avx2_q4k_multi(const uint8_t* w, const Q8KBlock* const* x, int n, std::size_t nb, float* out) {
-  const __m256i m4 = _mm256_set1_epi8(0x0F);
-  __m256 acc[4], acc_min[4];
-  for (int t = 0; t < n; ++t) acc[t] = acc_min[t] = _mm256_setzero_ps();
-  for (std::size_t b = 0; b < nb; ++b, w += kQ4_K) {
-    uint32_t sc32[2], mn32[2];
-    q4k_scales_fast(w + 4, sc32, mn32);
-    uint8_t sc[8];
-    std::memcpy(sc, sc32, 8);
-    __m256i scale[8], lo[4], hi[4];
-    for (int j = 0; j < 8; ++j) scale[j] = _mm256_set1_epi16(sc[j]);
-    for (int c = 0; c < 4; ++c) {
-      const __m256i q4 = load256(w + 16 + 32 * c);
-      lo[c] = _mm256_and_si256(q4, m4);
-      hi[c] = _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4);
-    }
-    const __m128i mn16 = _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(mn32)));
-    const __m256i mn_pairs = _mm256_set_m128i(_mm_unpackhi_epi16(mn16, mn16), _mm_unpacklo_epi16(mn16, mn16));
-    const float d = half(w), dmin = half(w + 2);
-    for (int t = 0; t < n; ++t) {
-      const Q8KBlock& xb = x[t][b];
-      __m256i sum = _mm256_setzero_si256();
-      for (int c = 0; c < 4; ++c) {
-        sum =
-            _mm256_add_epi32(sum, _mm256_madd_epi16(_mm256_maddubs_epi16(lo[c], load256(xb.q + 64 * c)), scale[2 * c]));
-        sum = _mm256_add_epi32(
-            sum, _mm256_madd_epi16(_mm256_maddubs_epi16(hi[c], load256(xb.q + 64 * c + 32)), scale[2 * c + 1]));
-      }
-      acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * xb.d), _mm256_cvtepi32_ps(sum), acc[t]);
-      const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb.bsums));
-      acc_min[t] =
-          _mm256_fmadd_ps(_mm256_set1_ps(dmin * xb.d), _mm256_cvtepi32_ps(_mm256_madd_epi16(bs, mn_pairs)), acc_min[t]);
-    }
-  }
-  for (int t = 0; t < n; ++t) out[t] = hsum(_mm256_sub_ps(acc[t], acc_min[t]));
-}
-
-float avx2_q6k(const uint8_t* w, const Q8KBlock* x, std::size_t nb) {
-  const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(0x03);
-  __m256 acc = _mm256_setzero_ps();
-  for (std::size_t b = 0; b < nb; ++b, w += kQ6_K) {
-    const uint8_t* ql = w;
-    const uint8_t* qh = w + 128;
-    const int8_t* sc = reinterpret_cast<const int8_t*>(w + 192);
-    const int8_t* q8 = x[b].q;
-    // Two 16-lane scales: sub-block a for the low 128 bits of a maddubs result, b for the high.
-    auto scales = [&](int a, int bb) { return _mm256_set_m128i(_mm_set1_epi16(sc[bb]), _mm_set1_epi16(sc[a])); };
-    __m256i sum = _mm256_setzero_si256();
-    for (int h = 0; h < 2; ++h) {
-      const __m256i l0 = load256(ql), l1 = load256(ql + 32), hb = load256(qh);
-      const __m256i q1 = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(hb, m2), 4));
-      const __m256i q2 = _mm256_or_si256(_mm256_and_si256(l1, m4),
-                                         _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), m2), 4));
-      const __m256i q3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
-                                         _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), m2), 4));
-      const __m256i q4 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
-                                         _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), m2), 4));
-      sum = _mm256_add_epi32(sum, _mm256_madd_epi16(_mm256_maddubs_epi16(q1, load256(q8)), scales(0, 1)));
-      sum = _mm256_add_epi32(sum, _mm256_madd_epi16(_mm256_maddubs_epi16(q2, load256(q8 + 32)), scales(2, 3)));
-      sum = _mm256_add_epi32(sum, _mm256_madd_epi16(_mm256_maddubs_epi16(q3, load256(q8 + 64)), scales(4, 5)));
-      sum = _mm256_add_epi32(sum, _mm256_madd_epi16(_mm256_maddubs_epi16(q4, load256(q8 + 96)), scales(6, 7)));
-      ql += 64;
-      qh += 32;
-      sc += 8;
-      q8 += 128;
-    }
-    // The stored values are q - 32: subtract 32 * sum_s scale_s * bsum_s.
-    const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 192)));
-    const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].bsums));
-    sum = _mm256_sub_epi32(sum, _mm256_slli_epi32(_mm256_madd_epi16(bs, sc16), 5));
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(half(w + 208) * x[b].d), _mm256_cvtepi32_ps(sum), acc);
-  }
-  return hsum(acc);
-}
-
-// One Q6_K row against up to 4 activation vectors, as avx2_q4k_multi: the 6-bit values and the
-// scales are unpacked once per block; per vector the sums run in avx2_q6k's order (bit-identical).
-void avx2_q6k_multi(const uint8_t* w, const Q8KBlock* const* x, int n, std::size_t nb, float* out) {
-  const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(0x03);
-  __m256 acc[4];
-  for (int t = 0; t < n; ++t) acc[t] = _mm256_setzero_ps();
-  for (std::size_t b = 0; b < nb; ++b, w += kQ6_K) {
-    const int8_t* sc = reinterpret_cast<const int8_t*>(w + 192);
-    __m256i q[8], scale[8];  // q[4h + i]: values i of half h, with the scales of its two 16-runs
-    for (int h = 0; h < 2; ++h) {
-      const uint8_t* ql = w + 64 * h;
-      const uint8_t* qh = w + 128 + 32 * h;
-      const __m256i l0 = load256(ql), l1 = load256(ql + 32), hb = load256(qh);
-      q[4 * h + 0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(hb, m2), 4));
-      q[4 * h + 1] = _mm256_or_si256(_mm256_and_si256(l1, m4),
-                                     _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), m2), 4));
-      q[4 * h + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
-                                     _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), m2), 4));
-      q[4 * h + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
-                                     _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), m2), 4));
-      for (int i = 0; i < 4; ++i) {
-        scale[4 * h + i] = _mm256_set_m128i(_mm_set1_epi16(sc[8 * h + 2 * i + 1]), _mm_set1_epi16(sc[8 * h + 2 * i]));
-      }
-    }
-    const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 192)));
-    const float d = half(w + 208);
-    for (int t = 0; t < n; ++t) {
-      const Q8KBlock& xb = x[t][b];
-      __m256i sum = _mm256_setzero_si256();
-      for (int k = 0; k < 8; ++k) {
-        sum = _mm256_add_epi32(sum, _mm256_madd_epi16(_mm256_maddubs_epi16(q[k], load256(xb.q + 32 * k)), scale[k]));
-      }
-      const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb.bsums));
-      sum = _mm256_sub_epi32(sum, _mm256_slli_epi32(_mm256_madd_epi16(bs, sc16), 5));
-      acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * xb.d), _mm256_cvtepi32_ps(sum), acc[t]);
-    }
-  }
-  for (int t = 0; t < n; ++t) out[t] = hsum(acc[t]);
-}
-
-#endif  // DECODELAB_Q8_AVX2
-
 void check_args(GgmlType type, std::size_t cols, const Q8Activations& x) {
   const std::size_t block = is_k_quant(type) ? 256 : 32;
   if (!q8_dot_supported(type))
@@ -454,33 +222,40 @@ float q8_dot_reference(GgmlType type, const uint8_t* w, const Q8Activations& x, 
   }
 }
 
-void q8_dot_multi(GgmlType type, const uint8_t* w, const Q8Activations* const* x, int n, std::size_t cols, float* out) {
-#ifdef DECODELAB_Q8_AVX2
-  if ((type == GgmlType::Q4_K || type == GgmlType::Q6_K) && n > 1) {
-    const auto kernel = type == GgmlType::Q4_K ? avx2_q4k_multi : avx2_q6k_multi;
-    for (int t0 = 0; t0 < n; t0 += 4) {
-      const Q8KBlock* blocks[4];
-      const int m = std::min(4, n - t0);
-      for (int t = 0; t < m; ++t) blocks[t] = x[t0 + t]->b256.data();
-      kernel(w, blocks, m, cols / 256, out + t0);
-    }
-    return;
-  }
+const Q8RowKernels& active_kernels() {
+  switch (active_cpu_path()) {
+#ifdef DECODELAB_X86_KERNELS
+    case CpuPath::avx512vnni: return q8_kernels_avx512vnni();
+    case CpuPath::avx2: return q8_kernels_avx2();
 #endif
-  for (int t = 0; t < n; ++t) out[t] = q8_dot(type, w, *x[t], cols);
+    default: return q8_kernels_scalar();
+  }
+}
+
+void q8_dot_multi(GgmlType type, const uint8_t* w, const Q8Activations* const* x, int n, std::size_t cols, float* out) {
+  // The hot path trusts its caller (matmul checks the shapes once per product).
+  (void)cols;
+  const Q8RowKernels& k = active_kernels();
+  for (int t0 = 0; t0 < n; t0 += k.tile) {
+    const int m = std::min(k.tile, n - t0);
+    if (is_k_quant(type)) {
+      const Q8KBlock* blocks[16];
+      for (int t = 0; t < m; ++t) blocks[t] = x[t0 + t]->b256.data();
+      const std::size_t nb = x[t0]->b256.size();
+      (type == GgmlType::Q4_K ? k.q4_k : k.q6_k)(w, blocks, m, nb, out + t0);
+    } else {
+      const Q8Block* blocks[16];
+      for (int t = 0; t < m; ++t) blocks[t] = x[t0 + t]->b32.data();
+      k.block32(block32_kind(type), w, blocks, m, x[t0]->b32.size(), out + t0);
+    }
+  }
 }
 
 float q8_dot(GgmlType type, const uint8_t* w, const Q8Activations& x, std::size_t cols) {
-#ifdef DECODELAB_Q8_AVX2
-  (void)cols;  // the hot path trusts its caller (matmul checks the shapes once)
-  switch (type) {
-    case GgmlType::Q4_K: return avx2_q4k(w, x.b256.data(), x.b256.size());
-    case GgmlType::Q6_K: return avx2_q6k(w, x.b256.data(), x.b256.size());
-    default: return avx2_block32(type, w, x.b32.data(), x.b32.size());
-  }
-#else
-  return q8_dot_reference(type, w, x, cols);
-#endif
+  const Q8Activations* one = &x;
+  float out = 0.0f;
+  q8_dot_multi(type, w, &one, 1, cols, &out);
+  return out;
 }
 
 }  // namespace decodelab

@@ -50,16 +50,17 @@ bool q8_dot_supported(GgmlType type);
 // Quantizes `cols` activations (a multiple of the type's block size) for weights of `type`.
 void quantize_activations(GgmlType type, const float* x, std::size_t cols, Q8Activations& out);
 
-// sum_c W[c] * x[c] for one weight row `w` of `cols` elements of `type`, with x quantized for it.
-// Uses AVX2 when the build targets it, else q8_dot_reference.
+// sum_c W[c] * x[c] for one weight row `w` of `cols` elements of `type`, with x quantized for it,
+// on the CPU path active_cpu_path() names (cpu_features.hpp). Every path gives the same bits.
 float q8_dot(GgmlType type, const uint8_t* w, const Q8Activations& x, std::size_t cols);
 
-// out[t] = q8_dot(type, w, *x[t], cols) for t < n, computed together: a weight block is unpacked
-// once for all n vectors (Q4_K and Q6_K; other types loop over q8_dot). Equal to q8_dot bit for bit.
+// out[t] = q8_dot(type, w, *x[t], cols) for t < n, computed together: each weight block is
+// unpacked once per tile of vectors (4 on AVX2, 8 on AVX-512 VNNI). Equal to q8_dot bit for bit,
+// whatever n and whichever other vectors share the call: a row's result is batch invariant.
 void q8_dot_multi(GgmlType type, const uint8_t* w, const Q8Activations* const* x, int n, std::size_t cols, float* out);
 
-// The same dot product in plain scalar integer code: the definition the SIMD kernels must equal
-// (up to float summation order).
+// The same dot product in plain scalar code summed block by block: the mathematical definition
+// the kernels equal up to float summation order (they sum in eight lanes, q8_kernels.hpp).
 float q8_dot_reference(GgmlType type, const uint8_t* w, const Q8Activations& x, std::size_t cols);
 
 }  // namespace decodelab

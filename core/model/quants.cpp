@@ -1,11 +1,13 @@
 #include "core/model/quants.hpp"
 
+#include <algorithm>
 #include <cstring>
 #include <string>
 #include <vector>
 
 #include "core/error.hpp"
 #include "core/model/q8_dot.hpp"
+#include "core/thread_team.hpp"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -202,49 +204,48 @@ void dequantize_row(GgmlType type, const uint8_t* src, float* dst, std::size_t n
 }
 
 void matmul(GgmlType type, const uint8_t* W, std::size_t rows, std::size_t cols, const float* x, std::size_t tokens,
-            float* y, int threads, MatmulPrecision precision) {
+            float* y, ThreadTeam& team, MatmulPrecision precision) {
   if (!quant_supported(type))
     fail(ErrorCode::unsupported, std::string("matmul: tensor type ") + ggml_type_name(type) + " is not supported");
   const std::size_t stride = ggml_row_bytes(type, cols);
-#ifdef _OPENMP
-  const int n_threads = threads > 0 ? threads : omp_get_max_threads();
-#else
-  (void)threads;
-#endif
+  // Chunks of rows: small enough that a member the OS deschedules holds up little (the others
+  // take the rest), large enough to pay for claiming them. Small products run on the caller.
+  const std::size_t grain =
+      rows * cols * tokens < 32768 ? rows : std::max<std::size_t>(8, rows / (std::size_t(team.size()) * 8));
   if (precision == MatmulPrecision::q8 && q8_dot_supported(type)) {
     std::vector<Q8Activations> xq(tokens);
     std::vector<const Q8Activations*> xp(tokens);
-    for (std::size_t t = 0; t < tokens; ++t) {
-      quantize_activations(type, x + t * cols, cols, xq[t]);
-      xp[t] = &xq[t];
-    }
-#pragma omp parallel num_threads(n_threads) if (rows * cols >= 32768)
-    {
+    team.parallel_for(tokens, tokens * cols < 65536 ? tokens : 1, [&](std::size_t begin, std::size_t end) {
+      for (std::size_t t = begin; t < end; ++t) quantize_activations(type, x + t * cols, cols, xq[t]);
+    });
+    for (std::size_t t = 0; t < tokens; ++t) xp[t] = &xq[t];
+    team.parallel_for(rows, grain, [&](std::size_t begin, std::size_t end) {
       std::vector<float> dots(tokens);
-#pragma omp for schedule(static)
-      for (std::ptrdiff_t r = 0; r < std::ptrdiff_t(rows); ++r) {
-        q8_dot_multi(type, W + std::size_t(r) * stride, xp.data(), int(tokens), cols, dots.data());
-        for (std::size_t t = 0; t < tokens; ++t) y[t * rows + std::size_t(r)] = dots[t];
+      for (std::size_t r = begin; r < end; ++r) {
+        q8_dot_multi(type, W + r * stride, xp.data(), int(tokens), cols, dots.data());
+        for (std::size_t t = 0; t < tokens; ++t) y[t * rows + r] = dots[t];
       }
-    }
+    });
     return;
   }
-  // Small products are cheaper on one thread than waking the team.
-#pragma omp parallel num_threads(n_threads) if (rows * cols >= 32768)
-  {
+  team.parallel_for(rows, grain, [&](std::size_t begin, std::size_t end) {
     std::vector<float> row(cols);
-#pragma omp for schedule(static)
-    for (std::ptrdiff_t r = 0; r < std::ptrdiff_t(rows); ++r) {
-      dequantize_row(type, W + std::size_t(r) * stride, row.data(), cols);
+    for (std::size_t r = begin; r < end; ++r) {
+      dequantize_row(type, W + r * stride, row.data(), cols);
       for (std::size_t t = 0; t < tokens; ++t) {
         const float* xt = x + t * cols;
         float acc = 0.0f;
 #pragma omp simd reduction(+ : acc)
         for (std::size_t c = 0; c < cols; ++c) acc += row[c] * xt[c];
-        y[t * rows + std::size_t(r)] = acc;
+        y[t * rows + r] = acc;
       }
     }
-  }
+  });
+}
+
+void matmul(GgmlType type, const uint8_t* W, std::size_t rows, std::size_t cols, const float* x, std::size_t tokens,
+            float* y, int threads, MatmulPrecision precision) {
+  matmul(type, W, rows, cols, x, tokens, y, shared_thread_team(threads), precision);
 }
 
 }  // namespace decodelab

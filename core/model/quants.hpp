@@ -11,6 +11,8 @@
 
 namespace decodelab {
 
+class ThreadTeam;
+
 float fp16_to_float(uint16_t h);
 float bf16_to_float(uint16_t h);
 
@@ -32,7 +34,12 @@ enum class MatmulPrecision { f32, q8 };
 // W: `rows` rows of `cols` elements of `type`, contiguous (row stride ggml_row_bytes(type, cols)).
 // x: tokens x cols row-major; y: tokens x rows row-major. Each weight row is decoded once and
 // reused for every token, so evaluating T tree nodes costs about one pass over the weights.
-// Rows are split across OpenMP threads (`threads` <= 0: the OpenMP default).
+// Rows are split in chunks across `team` (thread_team.hpp); each row's result does not depend on
+// the team's size or on which tokens share the call.
+void matmul(GgmlType type, const uint8_t* W, std::size_t rows, std::size_t cols, const float* x, std::size_t tokens,
+            float* y, ThreadTeam& team, MatmulPrecision precision = MatmulPrecision::f32);
+
+// The same on the process-wide team of `threads` members (shared_thread_team; 0 = all cores).
 void matmul(GgmlType type, const uint8_t* W, std::size_t rows, std::size_t cols, const float* x, std::size_t tokens,
             float* y, int threads = 0, MatmulPrecision precision = MatmulPrecision::f32);
 

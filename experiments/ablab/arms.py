@@ -7,10 +7,12 @@ or on a command line as ``NAME=DECODER[:k=v,k=v][@role=model,role=model]``, e.g.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import pathlib
+import re
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Union
+from typing import Any, Dict, List, Optional, Union
 
 
 @dataclass
@@ -89,3 +91,35 @@ def load_arms(source: Union[str, pathlib.Path, List[Any]]) -> List[Arm]:
     if duplicates:
         raise ValueError(f"arm names must be unique: {duplicates}")
     return arms
+
+
+def config_hash(arm: Arm, run_config: Dict[str, Any]) -> str:
+    """A short stable hash of what determines an arm's generations: its decoder, parameters and
+    models (``run_config["models"]``: role -> model spec, after the runner's defaults), and the
+    run's settings that reach the daemon (``max_tokens``, ``template``, ``stop_at_eos``, ``stop``).
+    The arm's name, note and ``optional`` flag are left out, so two names for one configuration
+    share a hash and rows of separate runs can be matched by configuration. ``cfg-`` and 16 hex
+    digits of the SHA-256 of the canonical JSON (the prefix keeps pandas from reading an all-digit
+    hash, or one like ``12e4...``, as a number)."""
+    payload = {"decoder": arm.decoder, "params": arm.params, "models": run_config.get("models", {}),
+               **{k: run_config.get(k) for k in ("max_tokens", "template", "stop_at_eos", "stop")}}
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return "cfg-" + hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+_CHAIN_TEMPERATURE = re.compile(r"(?:^|[,\s])temperature\(\s*t\s*=\s*([0-9.eE+-]+)\s*\)")
+
+
+def arm_temperature(arm: Arm) -> Optional[float]:
+    """The sampling temperature an arm names: 0 for ``greedy``, its ``temperature`` parameter, or
+    the ``t`` of a ``temperature(t=...)`` stage of its sampler chain; None when it names none (the
+    decoder's default applies)."""
+    if arm.decoder == "greedy":
+        return 0.0
+    if "temperature" in arm.params:
+        try:
+            return float(arm.params["temperature"])
+        except (TypeError, ValueError):
+            return None
+    match = _CHAIN_TEMPERATURE.search(str(arm.params.get("chain", "")))
+    return float(match.group(1)) if match else None

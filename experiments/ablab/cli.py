@@ -13,10 +13,14 @@ import sys
 from typing import Dict, List, Optional, Sequence
 
 from .arms import Arm, load_arms, parse_arm
+from .compare import AB_METRICS, compare_arms, format_comparisons
 from .daemon import Daemon
 from .metrics import summarize
+from .plots import write_plots
+from .progress import Progress
 from .prompts import TEMPLATES, load_prompts
 from .report import format_table, write_csv, write_json
+from .results import run_rows, write_jsonl
 from .runner import ABResult, run_ab
 
 HERE = pathlib.Path(__file__).resolve().parents[1]
@@ -40,9 +44,18 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--baseline", help="arm the =base column compares with (default the first)")
     p.add_argument("--json", type=pathlib.Path, help="write config, summary and every run here")
     p.add_argument("--csv", type=pathlib.Path, help="write the summary table here")
+    p.add_argument("--jsonl", type=pathlib.Path,
+                   help="write one row per (arm, prompt, seed) here (JSON Lines, for pandas), and PNG plots beside it")
+    p.add_argument("--no-plots", action="store_true", help="no PNG plots beside --jsonl")
+    p.add_argument("--no-stats", action="store_true", help="no comparison table (intervals and tests against the baseline)")
+    p.add_argument("--bootstrap", type=int, default=10000, metavar="N",
+                   help="bootstrap resamples of the comparison intervals (default %(default)s)")
+    p.add_argument("--stats-seed", type=int, default=0, help="seed of the bootstrap's random generator (default %(default)s)")
     p.add_argument("--show-text", type=int, default=0, metavar="N",
                    help="print the first N characters of each arm's output on the first prompt and seed")
-    p.add_argument("--quiet", action="store_true", help="no progress line (there is none when stderr is not a terminal)")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress bar (on a terminal: tqdm's bar, or a line when tqdm is missing; otherwise a line "
+                        "with the ETA every 30 s)")
 
 
 def parse_seeds(text: str) -> List[int]:
@@ -65,11 +78,24 @@ def arms_from_args(args: argparse.Namespace, default_arms: Optional[Sequence[Arm
     return load_arms([a.to_dict() for a in arms])  # checks that names are unique
 
 
-def _progress(done: int, total: int, run) -> None:
-    sys.stderr.write(f"\r  {done}/{total} generations ({run.arm}, {run.prompt_id}, seed {run.seed})".ljust(78)[:78])
-    if done == total:
-        sys.stderr.write("\n")
-    sys.stderr.flush()
+class _ProgressCallback:
+    """run_ab's progress callback: a Progress bar created at the first generation (when the total is known)."""
+
+    def __init__(self):
+        self.bar: Optional[Progress] = None
+
+    def __call__(self, done: int, total: int, run) -> None:
+        if self.bar is None:
+            tty = sys.stderr.isatty()
+            self.bar = Progress(total, "generations", use_tqdm=None if tty else False, every=30.0)
+        self.bar.update(done - self.bar.done, status=f"{run.arm} {run.prompt_id} seed {run.seed}")
+        if done >= total:
+            self.close()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
 
 def run_and_report(endpoint: str, arms: Sequence[Arm], args: argparse.Namespace, *, title: str = "",
@@ -80,10 +106,19 @@ def run_and_report(endpoint: str, arms: Sequence[Arm], args: argparse.Namespace,
     roles: Dict[str, str] = {"target": args.target}
     if args.draft:
         roles["draft"] = args.draft
-    result = run_ab(endpoint, arms, prompts, parse_seeds(args.seeds), max_tokens=args.max_tokens, models=roles,
-                    template=template if template is not None else args.template,
-                    stop_at_eos=not args.no_stop_at_eos, progress=None if args.quiet or not sys.stderr.isatty() else _progress)
+    progress = None if args.quiet else _ProgressCallback()
+    try:
+        result = run_ab(endpoint, arms, prompts, parse_seeds(args.seeds), max_tokens=args.max_tokens, models=roles,
+                        template=template if template is not None else args.template,
+                        stop_at_eos=not args.no_stop_at_eos, progress=progress)
+    finally:
+        if progress is not None:
+            progress.close()
     summaries = summarize(result, baseline=args.baseline)
+    comparisons = []
+    if not getattr(args, "no_stats", False):
+        comparisons = compare_arms(run_rows(result), baseline=args.baseline, metrics=AB_METRICS,
+                                   n_resamples=getattr(args, "bootstrap", 10000), seed=getattr(args, "stats_seed", 0))
     if title:
         print(title)
     print(f"{len(result.config['prompts'])} prompts x {len(result.config['seeds'])} seeds "
@@ -91,6 +126,9 @@ def run_and_report(endpoint: str, arms: Sequence[Arm], args: argparse.Namespace,
     print(format_table(summaries, baseline=args.baseline))
     for s in result.skipped:
         print(f"skipped optional arm '{s.arm}': {s.reason}")
+    if comparisons:
+        print(f"against '{comparisons[0].baseline}':")
+        print(format_comparisons(comparisons, AB_METRICS))
     if args.show_text and result.runs:
         first = (result.runs[0].prompt_id, result.runs[0].seed)
         print(f"outputs on prompt '{first[0]}', seed {first[1]}:")
@@ -99,9 +137,15 @@ def run_and_report(endpoint: str, arms: Sequence[Arm], args: argparse.Namespace,
                 text = r.text.replace("\n", "\\n")
                 print(f"  {r.arm:<14} {text[:args.show_text]}")
     if args.json:
-        write_json(args.json, result, summaries)
+        write_json(args.json, result, summaries, comparisons=comparisons)
     if args.csv:
         write_csv(args.csv, summaries)
+    if getattr(args, "jsonl", None):
+        write_jsonl(args.jsonl, result)
+        if not args.no_plots:
+            written = write_plots(run_rows(result), args.jsonl, baseline=args.baseline)
+            for path in written:
+                print(f"plot: {path}")
     return result
 
 

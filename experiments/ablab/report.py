@@ -7,6 +7,7 @@ import json
 import pathlib
 from typing import List, Optional, Sequence, Union
 
+from .compare import Comparison
 from .metrics import ArmSummary
 from .runner import ABResult
 
@@ -47,10 +48,14 @@ def format_table(summaries: Sequence[ArmSummary], *, baseline: Optional[str] = N
     return "\n".join(lines)
 
 
-def write_json(path: Union[str, pathlib.Path], result: ABResult, summaries: Sequence[ArmSummary]) -> None:
-    """Everything: configuration, arms, skipped arms, summaries and every run (tokens, text, logprobs, stats)."""
+def write_json(path: Union[str, pathlib.Path], result: ABResult, summaries: Sequence[ArmSummary],
+               comparisons: Sequence[Comparison] = ()) -> None:
+    """Everything: configuration, arms, skipped arms, summaries and every run (tokens, text, logprobs,
+    stats), and the comparisons with the baseline when given (compare.compare_arms)."""
     doc = result.to_dict()
     doc["summary"] = [s.to_dict() for s in summaries]
+    if comparisons:
+        doc["comparisons"] = [c.to_dict() for c in comparisons]
     pathlib.Path(path).write_text(json.dumps(doc, indent=1) + "\n")
 
 

@@ -7,12 +7,13 @@ Generations are interleaved: for each prompt, for each seed, every arm in turn. 
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 from ._client import decodelab
-from .arms import Arm
+from .arms import Arm, config_hash
 from .prompts import Prompt, apply_template
 
 
@@ -40,6 +41,7 @@ class Run:
     prompt_tokens: int
     stats: Dict[str, Any] = field(default_factory=dict)
     timings: Dict[str, float] = field(default_factory=dict)
+    passed: Optional[bool] = None  # the run_ab(score=...) verdict, when a scorer was given
 
 
 @dataclass
@@ -65,12 +67,23 @@ class ABResult:
                 "skipped": [asdict(s) for s in self.skipped], "runs": [asdict(r) for r in self.runs]}
 
 
-def _request(prompt: Prompt, arm: Arm, roles: Dict[str, str], seed: int, max_tokens: int, template: str,
-             options: Dict[str, Any], decoder_roles: Dict[str, set]) -> Dict[str, Any]:
+def _portable(spec: str) -> str:
+    """A model spec with the model directory written as $MODELS, so configuration hashes (and the
+    recorded specs) do not depend on where a machine keeps its models."""
+    models_dir = os.environ.get("DECODELAB_MODELS") or os.path.expanduser("~/.cache/decodelab/models")
+    return spec.replace(models_dir.rstrip("/") + "/", "$MODELS/") if models_dir else spec
+
+
+def _arm_models(arm: Arm, roles: Dict[str, str], decoder_roles: Dict[str, set]) -> Dict[str, str]:
     # Default roles go only to decoders that take them (the daemon refuses a role a decoder does not use).
     takes = decoder_roles.get(arm.decoder)
     defaults = {r: m for r, m in roles.items() if takes is None or r in takes}
-    request = dict(models={**defaults, **arm.models}, decoder=arm.decoder, params=dict(arm.params), seed=seed,
+    return {**defaults, **arm.models}
+
+
+def _request(prompt: Prompt, arm: Arm, roles: Dict[str, str], seed: int, max_tokens: int, template: str,
+             options: Dict[str, Any], decoder_roles: Dict[str, set]) -> Dict[str, Any]:
+    request = dict(models=_arm_models(arm, roles, decoder_roles), decoder=arm.decoder, params=dict(arm.params), seed=seed,
                    max_tokens=max_tokens, logprobs=True, **options)
     if prompt.text is not None:
         request["prompt"] = apply_template(prompt.text, template)
@@ -83,14 +96,17 @@ def run_ab(target: Union[str, "decodelab.Client"], arms: Sequence[Arm], prompts:
            seeds: Sequence[int], *, max_tokens: int = 32, models: Optional[Dict[str, str]] = None,
            template: str = "none", stop_at_eos: bool = True, stop: Optional[List[str]] = None,
            probe_tokens: int = 2, timeout: float = 300.0,
-           progress: Optional[Callable[[int, int, Run], None]] = None) -> ABResult:
+           progress: Optional[Callable[[int, int, Run], None]] = None,
+           score: Optional[Callable[[Prompt, Run], bool]] = None) -> ABResult:
     """Runs ``arms`` x ``prompts`` x ``seeds`` on the daemon at ``target`` (an endpoint or a Client).
 
     ``models`` are the default roles (``{"target": "t"}`` unless given); an arm's own ``models``
     override them. Each arm is first probed with a ``probe_tokens``-token generation (not
     recorded): it warms the model up (page cache, allocator) and turns a rejected arm into an
     :class:`ArmRejected` before anything is measured, or into a :class:`Skipped` for an optional
-    arm. ``progress(done, total, run)`` is called after each generation.
+    arm. ``progress(done, total, run)`` is called after each generation. ``score(prompt, run)``,
+    when given, judges each generation pass or fail (``Run.passed``): pass@1 then appears in the
+    comparisons (compare.AB_METRICS), tested with McNemar's test.
     """
     if not arms:
         raise ValueError("run_ab: no arms")
@@ -114,6 +130,10 @@ def run_ab(target: Union[str, "decodelab.Client"], arms: Sequence[Arm], prompts:
             raise RuntimeError(f"no decodelabd at {config['endpoint']}: {e}") from None
         decoder_roles = {d["name"]: set(d["roles"]) | set(d.get("optional_roles", [])) | {"target"}
                          for d in client.list_decoders()}
+        # The loaded models' specs, so a configuration hash names the models, not their local names.
+        specs = {m.get("name"): _portable(m.get("model") or m.get("spec") or m.get("name"))
+                 for m in client.list_models().get("models", [])}
+        config["model_specs"] = specs
         kept: List[Arm] = []
         skipped: List[Skipped] = []
         for arm in arms:
@@ -124,6 +144,10 @@ def run_ab(target: Union[str, "decodelab.Client"], arms: Sequence[Arm], prompts:
                 if not arm.optional:
                     raise ArmRejected(arm, e) from None
                 skipped.append(Skipped(arm.name, str(e)))
+        config["config_hashes"] = {}
+        for arm in kept:
+            models = {role: specs.get(name, name) for role, name in _arm_models(arm, roles, decoder_roles).items()}
+            config["config_hashes"][arm.name] = config_hash(arm, {**config, "models": models})
         runs: List[Run] = []
         total = len(prompts) * len(seeds) * len(kept)
         for prompt in prompts:
@@ -134,6 +158,8 @@ def run_ab(target: Union[str, "decodelab.Client"], arms: Sequence[Arm], prompts:
                               tokens=list(r.tokens), text=r.text, logprobs=list(r.logprobs or []),
                               stop_reason=r.stop_reason, prompt_tokens=r.prompt_tokens, stats=dict(r.stats),
                               timings=dict(r.timings))
+                    if score is not None:
+                        run.passed = bool(score(prompt, run))
                     runs.append(run)
                     if progress:
                         progress(len(runs), total, run)

@@ -3,6 +3,7 @@
 The daemon binary is $DECODELAB_BUILD_DIR/bin/decodelabd (scripts/test sets it; default build/).
 """
 
+import argparse
 import csv
 import json
 import math
@@ -21,7 +22,9 @@ sys.path.insert(0, str(EXPERIMENTS))
 
 import ablab  # noqa: E402
 from ablab import Arm, ArmRejected, Daemon, Prompt, load_arms, parse_arm, run_ab, summarize  # noqa: E402
+from ablab.cli import add_run_arguments, run_and_report  # noqa: E402
 from ablab.daemon import default_binary  # noqa: E402
+from ablab.results import COLUMNS  # noqa: E402
 
 TARGET = "table(vocab=32,order=2,seed=1,sharpness=2)"
 DRAFT = "draft(temper=1.5,noise=0.2,seed=3)"
@@ -145,6 +148,85 @@ def test_table_json_and_csv(result, tmp_path):
     assert [r["arm"] for r in rows] == [a.name for a in ARMS]
     assert float(rows[5]["tok_per_call"]) == pytest.approx(summaries[5].tok_per_call)
     assert rows[0]["acceptance"] == ""
+
+
+def test_jsonl_has_one_row_per_run_and_reads_back(result, tmp_path):
+    path = ablab.write_jsonl(tmp_path / "ab.jsonl", result)
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    assert len(rows) == len(ARMS) * len(PROMPTS) * len(SEEDS)
+    assert all(list(r) == COLUMNS for r in rows)  # the same columns on every line, for a data frame
+    assert {(r["arm"], r["prompt_id"], r["seed"]) for r in rows} == {(a.name, p.id, s) for a in ARMS for p in PROMPTS
+                                                                     for s in SEEDS}
+    sd = next(r for r in rows if r["arm"] == "sd")
+    assert sd["tokens"] == TOKENS and sd["tokens_per_step"] == pytest.approx(TOKENS / sd["steps"])
+    assert sd["nodes_per_step"] == pytest.approx(sd["proposed"] / sd["steps"]) and sd["proposed"] > 0
+    assert next(r for r in rows if r["arm"] == "t0.8")["temperature"] == 0.8
+    # Summaries recomputed from the file equal those of the run.
+    again = ablab.read_jsonl(path)
+    assert [s.to_dict() for s in summarize(again)] == [s.to_dict() for s in summarize(result)]
+
+
+def test_pandas_reads_the_jsonl(result, tmp_path):
+    pandas = pytest.importorskip("pandas")  # not a dependency of the project; checked where it is installed
+    path = ablab.write_jsonl(tmp_path / "ab.jsonl", result)
+    frame = pandas.read_json(path, lines=True)
+    assert list(frame.columns) == COLUMNS and len(frame) == len(result.runs)
+    assert frame.groupby("arm")["tokens"].sum()["sd"] == TOKENS * len(PROMPTS) * len(SEEDS)
+    assert frame["config_hash"].nunique() == 4  # greedy and t0.8 each under two names
+
+
+def test_configuration_hash(result):
+    hashes = result.config["config_hashes"]
+    assert hashes["greedy"] == hashes["greedy-again"] and hashes["t0.8"] == hashes["t0.8-again"]  # names do not count
+    assert len({hashes[a] for a in ("greedy", "t0.8", "ngram-t0", "sd")}) == 4
+    assert result.config["model_specs"]["t"] == TARGET
+    arm = Arm("t", "sample", {"temperature": 0.8})
+    base = {"models": {"target": TARGET}, "max_tokens": 24, "template": "none", "stop_at_eos": True, "stop": []}
+    assert ablab.config_hash(arm, base) == hashes["t0.8"]
+    for change in ({"max_tokens": 25}, {"models": {"target": "table(vocab=32)"}}, {"stop": ["x"]}):
+        assert ablab.config_hash(arm, {**base, **change}) != hashes["t0.8"], change
+    assert ablab.config_hash(Arm("t", "sample", {"temperature": 0.9}), base) != hashes["t0.8"]
+    for h in hashes.values():  # never a number to a JSON reader that guesses types
+        assert h.startswith("cfg-") and len(h) == 20
+        with pytest.raises(ValueError):
+            float(h)
+
+
+def test_scored_runs_get_mcnemar_against_the_baseline(daemon):
+    arms = [Arm("greedy", "greedy"), Arm("t1", "sample", {"temperature": 1.0}), Arm("t2", "sample", {"temperature": 2.0})]
+
+    def score(prompt, run):  # a made-up pass/fail verdict: the output repeats none of its first tokens
+        return len(set(run.tokens[:6])) == 6
+
+    r = run_ab(daemon.endpoint, arms, PROMPTS, list(range(1, 9)), max_tokens=8, score=score)
+    assert all(run.passed == score(None, run) for run in r.runs)
+    found = [c for c in ablab.compare_arms(ablab.run_rows(r), "greedy") if c.metric == "pass@1"]
+    assert [c.arm for c in found] == ["t1", "t2"]
+    for c in found:
+        base = {(x.prompt_id, x.seed): x.passed for x in r.runs_of("greedy")}
+        mine = {(x.prompt_id, x.seed): x.passed for x in r.runs_of(c.arm)}
+        only_arm = sum(1 for k in base if mine[k] and not base[k])
+        only_base = sum(1 for k in base if base[k] and not mine[k])
+        assert (c.mcnemar.first_only, c.mcnemar.second_only) == (only_base, only_arm)
+        assert c.estimate == pytest.approx((only_arm - only_base) / len(base))
+        assert c.p_adjusted >= c.p_value and c.family_size == 2
+
+
+def test_command_line_report_writes_jsonl_comparisons_and_plots(daemon, tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    p = argparse.ArgumentParser()
+    add_run_arguments(p)
+    args = p.parse_args(["--prompts", str(HERE / "table_prompts.jsonl"), "--seeds", "1,2", "--max-tokens", "12",
+                         "--draft", "d", "--jsonl", str(tmp_path / "ab.jsonl"), "--json", str(tmp_path / "ab.json"),
+                         "--bootstrap", "500", "--quiet"])
+    run_and_report(daemon.endpoint, [Arm("greedy", "greedy"), Arm("sd", "sd", {"L": 4})], args)
+    out = capsys.readouterr().out
+    assert "against 'greedy':" in out and "paired bootstrap over prompts (500 resamples, seed 0)" in out
+    assert any(line.split()[:3] == ["sd", "greedy", "tok/call"] for line in out.splitlines())
+    assert len((tmp_path / "ab.jsonl").read_text().splitlines()) == 2 * len(PROMPTS) * 2
+    assert {c["metric"] for c in json.loads((tmp_path / "ab.json").read_text())["comparisons"]} >= {"tok/s", "tok/call"}
+    for name in ("ab.tok_per_step.png", "ab.speedup.png"):
+        assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG", name
 
 
 def test_optional_arms_are_skipped_and_required_ones_fail(daemon):

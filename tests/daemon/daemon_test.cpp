@@ -24,6 +24,7 @@
 #include <zmq.hpp>
 
 #include "clients/cpp/client.hpp"
+#include "core/cpu_features.hpp"
 #include "core/decoder.hpp"
 #include "core/model_factory.hpp"
 #include "core/reward.hpp"
@@ -77,6 +78,9 @@ TEST_F(DaemonTest, HelloAndSchemas) {
   Client c = connect();
   const Value hello = c.hello();
   EXPECT_EQ(hello.get("protocol")->as_int(), 1);
+  ASSERT_NE(hello.get("cpu"), nullptr);
+  EXPECT_EQ(hello.get("cpu")->get("kernel_path")->as_string(), cpu_path_name(best_cpu_path()));
+  EXPECT_FALSE(hello.get("cpu")->get("description")->as_string().empty());
   const Value decoders = c.list_decoders();
   bool saw_sd = false;
   for (const Value& d : decoders.get("decoders")->as_array()) {

@@ -82,7 +82,6 @@ void check_config(const ServiceConfig& config) {
   in_range("--max-tokens", double(config.max_tokens), 1, double(kMaxTokens));
   in_range("--prefill-chunk", config.prefill_chunk, 1, kMaxPrefillChunk);
 }
-static_assert(ServiceConfig{}.prefill_chunk == DecodeOptions::kDefaultPrefillChunk);
 
 std::vector<std::string> read_curve_clients(const std::string& path) {
   std::ifstream in(path);

@@ -10,6 +10,8 @@
 //                        clients with work in flight (a heartbeat the ROUTER cannot route means the
 //                        client is gone, and its work is cancelled).
 
+#include "core/decoder.hpp"
+
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -38,7 +40,7 @@ struct ServiceConfig {
   // Tokens per prefill call (DecodeOptions::prefill_chunk): cancels, deadlines, disconnects and
   // shutdown act between prefill chunks, so this bounds how long a long prompt's prefill takes to
   // stop; larger chunks prefill a little faster on some backends.
-  int prefill_chunk = 64;
+  int prefill_chunk = DecodeOptions::kDefaultPrefillChunk;
   double heartbeat_interval_s = 1.0;
   double shutdown_grace_s = 2.0;  // how long in-flight work may take to stop on shutdown
   LogLevel log_level = LogLevel::info;

@@ -251,6 +251,25 @@ void q8_dot_multi(GgmlType type, const uint8_t* w, const Q8Activations* const* x
   }
 }
 
+void q8_dot_rows(GgmlType type, const uint8_t* w, std::size_t row_stride, std::size_t row_begin, std::size_t row_end,
+                 const Q8Activations* const* x, int n, std::size_t cols, float* y, std::size_t y_stride) {
+  const Q8RowKernels& k = active_kernels();
+  // Rows per group: their weights fit in about 32 KiB (half of a typical L2 slice's share is
+  // plenty; more rows gain nothing once a tile's activations are reused a few times).
+  const std::size_t group = std::clamp<std::size_t>((32u << 10) / std::max<std::size_t>(row_stride, 1), 1, 64);
+  float dots[16];
+  for (std::size_t g = row_begin; g < row_end; g += group) {
+    const std::size_t g_end = std::min(row_end, g + group);
+    for (int t0 = 0; t0 < n; t0 += k.tile) {
+      const int m = std::min(k.tile, n - t0);
+      for (std::size_t r = g; r < g_end; ++r) {
+        q8_dot_multi(type, w + r * row_stride, x + t0, m, cols, dots);
+        for (int t = 0; t < m; ++t) y[std::size_t(t0 + t) * y_stride + r] = dots[t];
+      }
+    }
+  }
+}
+
 float q8_dot(GgmlType type, const uint8_t* w, const Q8Activations& x, std::size_t cols) {
   const Q8Activations* one = &x;
   float out = 0.0f;

@@ -59,6 +59,15 @@ float q8_dot(GgmlType type, const uint8_t* w, const Q8Activations& x, std::size_
 // whatever n and whichever other vectors share the call: a row's result is batch invariant.
 void q8_dot_multi(GgmlType type, const uint8_t* w, const Q8Activations* const* x, int n, std::size_t cols, float* out);
 
+// y[t * y_stride + r] = q8_dot(type, row r, *x[t], cols) for rows [row_begin, row_end) of the
+// matrix at `w` (rows `row_stride` bytes apart) and tokens t < n: a block of a matrix product.
+// Rows go in groups and tokens in tiles so that a tile's activations stay in the L1 cache while
+// every row of a group meets them, and a group's rows stay in L2 while every tile meets them (a
+// row at a time, all n tokens' activations would stream from L2 once per row). The loop order
+// changes nothing in any single dot product, so y equals q8_dot bit for bit.
+void q8_dot_rows(GgmlType type, const uint8_t* w, std::size_t row_stride, std::size_t row_begin, std::size_t row_end,
+                 const Q8Activations* const* x, int n, std::size_t cols, float* y, std::size_t y_stride);
+
 // The same dot product in plain scalar code summed block by block: the mathematical definition
 // the kernels equal up to float summation order (they sum in eight lanes, q8_kernels.hpp).
 float q8_dot_reference(GgmlType type, const uint8_t* w, const Q8Activations& x, std::size_t cols);

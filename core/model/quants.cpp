@@ -220,11 +220,7 @@ void matmul(GgmlType type, const uint8_t* W, std::size_t rows, std::size_t cols,
     });
     for (std::size_t t = 0; t < tokens; ++t) xp[t] = &xq[t];
     team.parallel_for(rows, grain, [&](std::size_t begin, std::size_t end) {
-      std::vector<float> dots(tokens);
-      for (std::size_t r = begin; r < end; ++r) {
-        q8_dot_multi(type, W + r * stride, xp.data(), int(tokens), cols, dots.data());
-        for (std::size_t t = 0; t < tokens; ++t) y[t * rows + r] = dots[t];
-      }
+      q8_dot_rows(type, W, stride, begin, end, xp.data(), int(tokens), cols, y, rows);
     });
     return;
   }

@@ -1,5 +1,6 @@
 #include "core/language_model.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <set>
 #include <string>
@@ -48,13 +49,21 @@ std::string LanguageModel::detokenize(std::span<const TokenId> tokens) const {
 void LanguageModel::evaluate(std::span<const TreeEval> batch, std::vector<Matrix>& out) {
   out.resize(batch.size());
   do_evaluate(batch, out);
+  // A model that computed every row for a last_logits_only tree still answers with one.
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    if (batch[i].last_logits_only && out[i].rows > 1) {
+      const int last = out[i].rows - 1;
+      std::copy(out[i].row(last).begin(), out[i].row(last).end(), out[i].data.begin());
+      out[i].resize(1, out[i].cols);
+    }
+  }
   counters_.evaluate_calls += 1;
   for (const TreeEval& t : batch) counters_.nodes_evaluated += int64_t(t.nodes.size());
 }
 
 std::span<const float> LanguageModel::append(SeqId seq, std::span<const TokenId> tokens) {
   if (tokens.empty()) return next_logits(seq);
-  std::vector<TreeEval> batch{TreeEval{seq, chain_nodes(tokens)}};
+  std::vector<TreeEval> batch{TreeEval{seq, chain_nodes(tokens), true}};
   std::vector<Matrix> out;
   evaluate(batch, out);
   std::vector<int32_t> path(tokens.size());

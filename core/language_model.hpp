@@ -43,6 +43,11 @@ struct TreeNode {
 struct TreeEval {
   SeqId seq = 0;
   std::vector<TreeNode> nodes;
+  // Only the logits after the last node are wanted (a prompt's prefill): out gets that one row,
+  // and a backend may skip the output head for the other nodes, which is a large part of a
+  // prefill's work when the vocabulary is large. Committing a path that ends elsewhere leaves
+  // next_logits to be computed again.
+  bool last_logits_only = false;
 };
 
 // Row-major [rows x cols] fp32 matrix (logits: one row per tree node, cols = vocabulary size).
@@ -113,7 +118,8 @@ class LanguageModel {
   virtual std::vector<TokenId> committed_tokens(SeqId seq) const = 0;
 
   // Evaluates every tree in `batch` (one forward pass for all of them); out[i] gets one row of
-  // logits per node of batch[i]. A sequence may appear at most once in a batch.
+  // logits per node of batch[i] (one row, the last node's, when batch[i].last_logits_only). A
+  // sequence may appear at most once in a batch.
   void evaluate(std::span<const TreeEval> batch, std::vector<Matrix>& out);
   // Keeps the path of pending nodes `path` (root first, each the parent of the next) as committed
   // tokens and drops the other pending nodes.
@@ -124,7 +130,8 @@ class LanguageModel {
   // them unknown). Throws when the sequence is empty.
   virtual std::span<const float> next_logits(SeqId seq) = 0;
 
-  // Convenience: evaluate `tokens` as a chain on `seq` and commit them all; returns next_logits.
+  // Convenience: evaluate `tokens` as a chain on `seq` (last_logits_only) and commit them all;
+  // returns next_logits.
   std::span<const float> append(SeqId seq, std::span<const TokenId> tokens);
 
   const ModelCounters& counters() const { return counters_; }

@@ -24,6 +24,7 @@ const SequenceTable::Sequence& SequenceTable::sequence(SeqId seq) const {
 void SequenceTable::drop_pending(Sequence& s) {
   s.pending.clear();
   s.pending_logits = Matrix{};
+  s.pending_last_only = false;
   if (s.storage) s.storage->drop_pending();
 }
 
@@ -76,18 +77,27 @@ void SequenceTable::do_evaluate(std::span<const TreeEval> batch, std::vector<Mat
     // The new trees replace the pending ones before the forward pass can fail: it overwrites
     // pending rows, so a failed evaluation must not leave an old tree that a commit would copy.
     drop_pending(s);
-    jobs.push_back(TreeJob{t.seq, t.nodes, tree_depths(t.nodes), s.tokens.size(), s.storage.get()});
+    jobs.push_back(TreeJob{t.seq, t.nodes, tree_depths(t.nodes), s.tokens.size(), s.storage.get(), t.last_logits_only});
   }
   forward(jobs, out);
   for (std::size_t i = 0; i < batch.size(); ++i) {
-    if (out[i].rows != int(batch[i].nodes.size()) || out[i].cols != info().vocab_size) {
+    const bool one_row = batch[i].last_logits_only && out[i].rows == 1;
+    if ((out[i].rows != int(batch[i].nodes.size()) && !one_row) || out[i].cols != info().vocab_size) {
       fail(ErrorCode::internal, "model '" + info().name + "': the forward pass returned " +
                                     std::to_string(out[i].rows) + "x" + std::to_string(out[i].cols) +
                                     " logits for a tree of " + std::to_string(batch[i].nodes.size()) + " nodes");
     }
     Sequence& s = sequence(batch[i].seq);
     s.pending = batch[i].nodes;
-    s.pending_logits = out[i];
+    if (batch[i].last_logits_only) {
+      // Keep the one row a commit can use (LanguageModel::evaluate trims `out` to it as well).
+      s.pending_logits.resize(1, out[i].cols);
+      const std::span<const float> last = out[i].row(out[i].rows - 1);
+      std::copy(last.begin(), last.end(), s.pending_logits.data.begin());
+      s.pending_last_only = true;
+    } else {
+      s.pending_logits = out[i];
+    }
   }
 }
 
@@ -112,8 +122,14 @@ void SequenceTable::commit(SeqId seq, std::span<const int32_t> path) {
   if (!path.empty()) {
     if (s.storage) s.storage->commit(s.tokens.size(), path);
     for (int32_t node : path) s.tokens.tail().push_back(s.pending[std::size_t(node)].token);
-    const std::span<const float> row = s.pending_logits.row(path.back());
-    s.next.assign(row.begin(), row.end());
+    if (!s.pending_last_only) {
+      const std::span<const float> row = s.pending_logits.row(path.back());
+      s.next.assign(row.begin(), row.end());
+    } else if (std::size_t(path.back()) + 1 == s.pending.size()) {
+      s.next.assign(s.pending_logits.data.begin(), s.pending_logits.data.end());
+    } else {
+      s.next.clear();  // that node's logits were not computed: next_logits computes them
+    }
   }
   drop_pending(s);
 }

@@ -65,10 +65,12 @@ class SequenceTable : public LanguageModel {
     std::vector<int32_t> depth;          // node i sits at position committed + depth[i] (roots: depth 0)
     std::size_t committed = 0;           // committed tokens of the sequence
     SequenceStorage* storage = nullptr;  // the sequence's storage (nullptr when the backend keeps none)
+    bool last_logits_only = false;       // only the last node's logits are wanted (TreeEval's field)
   };
 
-  // Fills out[i] (out has batch.size() entries) with one row of logits per node of batch[i], and
-  // keeps the nodes' keys and values as the pending rows of batch[i].storage.
+  // Fills out[i] (out has batch.size() entries) with one row of logits per node of batch[i], or
+  // with the last node's row alone when batch[i].last_logits_only (a backend may also give every
+  // row then), and keeps the nodes' keys and values as the pending rows of batch[i].storage.
   virtual void forward(std::span<const TreeJob> batch, std::vector<Matrix>& out) = 0;
   virtual std::unique_ptr<SequenceStorage> new_storage() { return nullptr; }
   // The logits after `seq`'s committed prefix when none are cached (after a rollback, or the fork
@@ -86,7 +88,8 @@ class SequenceTable : public LanguageModel {
   struct Sequence {
     SegmentChain<std::vector<TokenId>> tokens;  // committed
     std::vector<TreeNode> pending;              // the last evaluated tree
-    Matrix pending_logits;                      // its logits, one row per node
+    Matrix pending_logits;                      // its logits: one row per node, or the last node's only
+    bool pending_last_only = false;             // pending_logits is the last node's row alone
     std::vector<float> next;                    // logits after the committed prefix; empty = unknown
     std::unique_ptr<SequenceStorage> storage;
   };

@@ -681,8 +681,9 @@ void CudaModel::forward(std::span<const TreeJob> batch, std::vector<Matrix>& out
   node = 0;
   for (std::size_t t = 0; t < batch.size(); ++t) {
     const std::size_t count = batch[t].nodes.size();
-    out[t].resize(int(count), c.vocab);
-    std::memcpy(out[t].data.data(), lh + node * std::size_t(c.vocab), count * std::size_t(c.vocab) * 4);
+    const std::size_t rows = batch[t].last_logits_only ? 1 : count;  // a prefill wants the last row only
+    out[t].resize(int(rows), c.vocab);
+    std::memcpy(out[t].data.data(), lh + (node + count - rows) * std::size_t(c.vocab), rows * std::size_t(c.vocab) * 4);
     node += count;
   }
 }

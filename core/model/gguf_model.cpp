@@ -480,16 +480,31 @@ void GgufModel::forward(std::span<const TreeJob> batch, std::vector<Matrix>& out
     mm(w.w_down, gate.data(), proj.data());
     for (std::size_t i = 0; i < N * dim; ++i) x[i] += proj[i];
   }
-  for (std::size_t n = 0; n < N; ++n)
-    rmsnorm(xn.data() + n * dim, x.data() + n * dim, impl_->output_norm.data(), int(dim), c.norm_eps);
-  std::vector<float> logits(N * vocab);
-  mm(impl_->output, xn.data(), logits.data());
+  // The output head, for the nodes whose logits are wanted: all of a tree's, or only its last
+  // node's (a prefill), which spares vocab x dim products per other node.
+  std::vector<std::size_t> head_first(batch.size());  // first row of tree t among the head's rows
+  std::size_t H = 0;
+  for (std::size_t t = 0; t < batch.size(); ++t) {
+    const std::size_t count = batch[t].nodes.size();
+    const std::size_t rows = batch[t].last_logits_only ? 1 : count;
+    for (std::size_t i = 0; i < rows; ++i) {
+      const std::size_t n = tree_first[t] + count - rows + i;
+      rmsnorm(xn.data() + (H + i) * dim, x.data() + n * dim, impl_->output_norm.data(), int(dim), c.norm_eps);
+    }
+    head_first[t] = H;
+    H += rows;
+  }
+  std::vector<float> logits(H * vocab);
+  const Weight& head = impl_->output;
+  matmul(head.type, head.data, head.rows, head.cols, xn.data(), H, logits.data(), team, precision);
 
   for (std::size_t t = 0; t < batch.size(); ++t) {
     GgufSequence& s = *seqs[t];
     const std::size_t first = tree_first[t], count = batch[t].nodes.size();
-    out[t].resize(int(count), int(vocab));
-    std::copy(logits.begin() + first * vocab, logits.begin() + (first + count) * vocab, out[t].data.begin());
+    const std::size_t rows = batch[t].last_logits_only ? 1 : count;
+    out[t].resize(int(rows), int(vocab));
+    std::copy(logits.begin() + head_first[t] * vocab, logits.begin() + (head_first[t] + rows) * vocab,
+              out[t].data.begin());
     s.pending_k.assign(c.n_layers, {});
     s.pending_v.assign(c.n_layers, {});
     for (int l = 0; l < c.n_layers; ++l) {

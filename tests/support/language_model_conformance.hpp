@@ -15,6 +15,7 @@
 //     with a fork), freeing a fork's parent, and re-evaluating next logits after a rollback leave
 //     the logits and tokens a fresh evaluation of the same tokens gives;
 //   - a batch of trees over several sequences equals evaluating each tree alone;
+//   - last_logits_only gives the last node's row alone, and commits keep or recompute next logits;
 //   - an evaluation replaces the pending tree (an empty tree too), and the counters count one call
 //     and every node per evaluate();
 //   - malformed trees (a parent index out of range, a parent after its child), unknown or freed
@@ -231,6 +232,50 @@ TEST_P(LanguageModelConformance, ForkCommitRollbackEqualAFreshEvaluation) {
   expect_agree(model().next_logits(s), fresh(want), agree, "after rollback into own tokens and commit");
   model().free_sequence(grandchild);
   model().free_sequence(s);
+}
+
+// last_logits_only (a prefill): one row, the full evaluation's last row bit for bit; committing
+// the whole chain keeps it as next logits, committing a shorter path computes them again; in a
+// batch beside a full tree, each tree gets what it asked for.
+TEST_P(LanguageModelConformance, LastLogitsOnlyIsTheLastRow) {
+  const std::vector<TokenId> prefix = tokens(5, 11), chunk = tokens(6, 12);
+  const SeqId s = model().new_sequence(), t = model().new_sequence();
+  model().append(s, prefix);
+  model().append(t, prefix);
+  std::vector<Matrix> full, last;
+  model().evaluate({{TreeEval{s, chain_nodes(chunk)}}}, full);
+  ASSERT_EQ(full[0].rows, int(chunk.size()));
+  const ModelCounters before = model().counters();
+  model().evaluate({{TreeEval{t, chain_nodes(chunk), true}}}, last);
+  EXPECT_EQ(model().counters().nodes_evaluated, before.nodes_evaluated + int64_t(chunk.size()))
+      << "every node is evaluated (its keys and values are needed), only the logits are spared";
+  ASSERT_EQ(last.size(), 1u);
+  ASSERT_EQ(last[0].rows, 1);
+  ASSERT_EQ(last[0].cols, vocab_);
+  expect_agree(last[0].row(0), full[0].row(int(chunk.size()) - 1), GetParam().batch, "the one row");
+  model().commit(t, iota_path(chunk.size()));
+  expect_agree(model().next_logits(t), last[0].row(0), Agreement{}, "next logits after committing the chain");
+
+  // A shorter path: its end's logits were not computed, so next_logits computes them.
+  model().rollback(t, prefix.size());
+  model().evaluate({{TreeEval{t, chain_nodes(chunk), true}}}, last);
+  model().commit(t, iota_path(3));
+  expect_agree(model().next_logits(t), full[0].row(2), GetParam().cache, "next logits after a shorter path");
+  EXPECT_EQ(model().committed_tokens(t), cat(prefix, std::span<const TokenId>(chunk).first(3)));
+
+  // Mixed in one batch.
+  model().rollback(s, prefix.size());
+  model().rollback(t, prefix.size());
+  std::vector<Matrix> mixed;
+  model().evaluate({{TreeEval{s, chain_nodes(chunk), true}, TreeEval{t, chain_nodes(chunk)}}}, mixed);
+  ASSERT_EQ(mixed.size(), 2u);
+  ASSERT_EQ(mixed[0].rows, 1);
+  ASSERT_EQ(mixed[1].rows, int(chunk.size()));
+  expect_agree(mixed[0].row(0), full[0].row(int(chunk.size()) - 1), GetParam().batch, "last-only tree in a batch");
+  for (std::size_t i = 0; i < chunk.size(); ++i)
+    expect_agree(mixed[1].row(int(i)), full[0].row(int(i)), GetParam().batch, "full tree beside a last-only one");
+  model().free_sequence(s);
+  model().free_sequence(t);
 }
 
 // Several trees on several sequences in one evaluate() equal one tree per evaluate().

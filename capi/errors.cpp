@@ -1,5 +1,7 @@
 // Status codes, the thread-local last-error message and the version functions of the C API.
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <string>
 
 #include "capi/guard.hpp"
@@ -43,6 +45,17 @@ void require_vocab(std::size_t n, const char* name) {
 }
 
 void require_probabilities(const float* values, std::size_t n, const char* name) {
+  // One branch-free pass over the bit patterns, which the compiler vectorizes (a loop of float
+  // comparisons it does not): a float is finite and >= 0 exactly when its bits are below +inf's
+  // (0x7f800000) or it is -0. The scalar search for the culprit runs only when something is wrong.
+  uint32_t bad = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    uint32_t bits;
+    std::memcpy(&bits, values + i, sizeof bits);
+    bad |= uint32_t(bits >= 0x7f800000u) & uint32_t(bits != 0x80000000u);
+  }
+  const bool valid = bad == 0;
+  if (valid) return;
   for (std::size_t i = 0; i < n; ++i) {
     const float v = values[i];
     if (!std::isfinite(v) || v < 0.0f)

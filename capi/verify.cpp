@@ -15,9 +15,12 @@ using namespace decodelab;
 namespace decodelab::capi {
 namespace {
 
-void require_uniform(double u, const std::string& name) {
-  if (!(u > 0.0 && u <= 1.0))
-    fail(ErrorCode::invalid_argument, name + " = " + std::to_string(u) + " is not a uniform in (0, 1]");
+// `index` < 0: the residual's uniform; otherwise accept_u[index]. The name is built only on failure,
+// so a valid call allocates nothing here.
+void require_uniform(double u, long index) {
+  if (u > 0.0 && u <= 1.0) return;
+  const std::string name = index < 0 ? std::string("residual_u") : "accept_u[" + std::to_string(index) + "]";
+  fail(ErrorCode::invalid_argument, name + " = " + std::to_string(u) + " is not a uniform in (0, 1]");
 }
 
 struct Laws {
@@ -91,8 +94,8 @@ decodelab_status decodelab_verify(decodelab_verify_rule rule, const float* p, co
     const capi::Laws laws = capi::check_laws(rule, p, q, n_vocab);
     const std::span<const TokenId> cands = capi::check_candidates(candidates, n_candidates, n_vocab);
     if (n_candidates > 0) capi::require_ptr(accept_u, "accept_u");
-    for (size_t i = 0; i < n_candidates; ++i) capi::require_uniform(accept_u[i], "accept_u[" + std::to_string(i) + "]");
-    capi::require_uniform(residual_u, "residual_u");
+    for (size_t i = 0; i < n_candidates; ++i) capi::require_uniform(accept_u[i], long(i));
+    capi::require_uniform(residual_u, -1);
     capi::write(capi::run_rule(rule, laws, cands, std::span(accept_u, n_candidates), residual_u, rho), out);
   });
 }

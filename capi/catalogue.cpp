@@ -43,6 +43,7 @@ const std::vector<ComponentText>& components(decodelab_kind kind) {
   switch (kind) {
     case DECODELAB_KIND_SAMPLER: return samplers;
     case DECODELAB_KIND_DECODER: return decoders;
+    case DECODELAB_KIND_MAX_ENUM: break;  // not a kind
   }
   fail(ErrorCode::invalid_argument, "kind = " + std::to_string(int(kind)) + " is not a decodelab_kind");
 }

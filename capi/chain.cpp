@@ -102,10 +102,11 @@ decodelab_status decodelab_chain_describe(const decodelab_chain* chain, char* bu
 decodelab_status decodelab_chain_apply(decodelab_chain* chain, float* logits, size_t n_vocab, int32_t* selected) {
   return capi::guarded(__func__, [&] {
     const Candidates c = capi::run_chain(chain, logits, n_vocab);
+    const int32_t chosen = c.selected >= 0 ? c.selected_token() : -1;
     // Everything that can fail is done: only now write the caller's array.
     std::fill(logits, logits + n_vocab, -std::numeric_limits<float>::infinity());
     for (const Candidate& k : c.data) logits[k.id] = k.logit;
-    if (selected) *selected = c.selected >= 0 ? c.selected_token() : -1;
+    if (selected) *selected = chosen;
   });
 }
 

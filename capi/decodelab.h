@@ -66,6 +66,10 @@
 extern "C" {
 #endif
 
+/* Every enum below ends with a *_MAX_ENUM = 0x7FFFFFFF member that is never a valid value: it
+ * keeps the enums 32 bits wide in every compiler, and makes any value in [0, 0x7FFFFFFF] that a C
+ * caller passes a well-defined one for the library to reject with DECODELAB_ERR_INVALID_ARGUMENT. */
+
 /* ---------------------------------------------------------------------------------------------
  * Versions
  * ------------------------------------------------------------------------------------------- */
@@ -95,7 +99,8 @@ typedef enum decodelab_status {
   DECODELAB_ERR_UNSUPPORTED = 4,      /* valid input the library does not implement here */
   DECODELAB_ERR_NUMERIC = 5,          /* NaN or +inf logits, a distribution with no mass */
   DECODELAB_ERR_OUT_OF_MEMORY = 6,    /* an allocation failed */
-  DECODELAB_ERR_INTERNAL = 7          /* a broken invariant: a bug in decodelab, please report it */
+  DECODELAB_ERR_INTERNAL = 7,         /* a broken invariant: a bug in decodelab, please report it */
+  DECODELAB_STATUS_MAX_ENUM = 0x7FFFFFFF
 } decodelab_status;
 
 /* "ok", "invalid_argument", ...; "unknown" for a value that is not a decodelab_status. */
@@ -189,7 +194,8 @@ typedef enum decodelab_stream_purpose {
   DECODELAB_STREAM_RESIDUAL = 3, /* the draw from the residual after every rejection */
   DECODELAB_STREAM_RESAMPLE = 4, /* particle resampling (SMC) */
   DECODELAB_STREAM_PROPOSAL = 5, /* decoder-specific proposals */
-  DECODELAB_STREAM_USER = 16     /* first purpose id free for the caller's own streams */
+  DECODELAB_STREAM_USER = 16,    /* first purpose id free for the caller's own streams */
+  DECODELAB_STREAM_MAX_ENUM = 0x7FFFFFFF
 } decodelab_stream_purpose;
 
 /* The stream id of a purpose and sub-stream: purpose + (substream << 8). */
@@ -227,7 +233,8 @@ typedef enum decodelab_verify_rule {
   DECODELAB_VERIFY_RRS_IID = 0,
   DECODELAB_VERIFY_RRS_WOR = 1,
   DECODELAB_VERIFY_KSEQ = 2,
-  DECODELAB_VERIFY_TARGET_ONLY = 3
+  DECODELAB_VERIFY_TARGET_ONLY = 3,
+  DECODELAB_VERIFY_MAX_ENUM = 0x7FFFFFFF
 } decodelab_verify_rule;
 
 typedef struct decodelab_verify_result {
@@ -269,7 +276,11 @@ DECODELAB_API decodelab_status decodelab_residual(const float* p, const float* q
  * does not cover (use the decodelab CLI or the decodelabd daemon).
  * ------------------------------------------------------------------------------------------- */
 
-typedef enum decodelab_kind { DECODELAB_KIND_SAMPLER = 0, DECODELAB_KIND_DECODER = 1 } decodelab_kind;
+typedef enum decodelab_kind {
+  DECODELAB_KIND_SAMPLER = 0,
+  DECODELAB_KIND_DECODER = 1,
+  DECODELAB_KIND_MAX_ENUM = 0x7FFFFFFF
+} decodelab_kind;
 
 typedef struct decodelab_component_info {
   const char* name;  /* "top_k": the name used in spec strings */

@@ -58,6 +58,7 @@ speculative::VerifyOutcome run_rule(decodelab_verify_rule rule, const Laws& laws
     case DECODELAB_VERIFY_KSEQ: return speculative::verify_kseq(laws.p, laws.q, candidates, accept_u, residual_u, rho);
     case DECODELAB_VERIFY_TARGET_ONLY:
       return speculative::verify_target_only(laws.p, {}, candidates, accept_u, residual_u);
+    case DECODELAB_VERIFY_MAX_ENUM: break;  // check_rule rejected it
   }
   fail(ErrorCode::internal, "unreachable verify rule");
 }
@@ -71,6 +72,7 @@ void check_rule(decodelab_verify_rule rule, double rho) {
       if (!(std::isfinite(rho) && rho >= 1.0))
         fail(ErrorCode::invalid_argument, "rho = " + std::to_string(rho) + " must be finite and >= 1 for K-SEQ");
       return;
+    case DECODELAB_VERIFY_MAX_ENUM: break;  // not a rule
   }
   fail(ErrorCode::invalid_argument, "rule = " + std::to_string(int(rule)) + " is not a decodelab_verify_rule");
 }

@@ -1,0 +1,316 @@
+/*
+ * decodelab C API: decodelab's samplers, sampler chains and speculative verification rules for
+ * other inference engines (HF transformers through ctypes/cffi, llama.cpp, your own).
+ *
+ * Link libdecodelab.so (CMake: find_package(decodelab) and decodelab::decodelab; pkg-config:
+ * decodelab) and include <decodelab/decodelab.h>. The header is C99 and C++ alike.
+ *
+ * What it covers
+ *   - Sampler chains named by spec strings, "top_k(k=40),top_p(p=0.95),temperature(t=0.7)",
+ *     used in the shape of llama.cpp's llama_sampler: apply / accept / reset / clone / free.
+ *     decodelab_chain_apply() processes one logits array in place.
+ *   - Sampling a token from a chain with Philox4x32-10 keyed by (seed, stream, step), the same
+ *     numbers decodelab's own decoders and cuRAND's curand_init(seed, stream, step << 32) give.
+ *   - The speculative verification rules (decodelab_verify): given the target law p, the draft
+ *     law q and the drafted candidates, accept one or draw from the residual, keeping the output
+ *     exactly p-distributed. An engine that drafts and scores on its own verifies with these.
+ *   - The catalogue: every sampler and decoder by name with its parameters' documentation.
+ *
+ * Errors
+ *   Every function that can fail returns a decodelab_status: DECODELAB_OK (0) or an error code.
+ *   On an error, decodelab_last_error() returns a message naming the function and what was wrong
+ *   ("decodelab_chain_apply: logits is NULL"); it is thread-local and stays valid until the next
+ *   failing call on the same thread. Successful calls leave it as it was. Nothing aborts and no
+ *   C++ exception leaves the library; output arguments are written only on success.
+ *
+ * Ownership
+ *   A decodelab_chain is created by decodelab_chain_create / _from_params / _clone and owned by
+ *   the caller until decodelab_chain_free. Arrays passed in (logits, p, q, candidates, uniforms)
+ *   are borrowed for the duration of the call only. Strings returned by the catalogue functions,
+ *   decodelab_version() and decodelab_status_name() belong to the library and live as long as it
+ *   is loaded; decodelab_last_error()'s string lives until that thread's next failing call.
+ *
+ * Threads
+ *   Every function may be called from any thread. A chain has state (dist's step counter, which
+ *   accept() advances), so one chain must not be used by two threads at once: give each thread or
+ *   each sequence its own chain (decodelab_chain_clone). Different chains are independent. The
+ *   catalogue, verification and random-number functions keep no state and are safe to call
+ *   concurrently.
+ *
+ * Example: sample a token from a chain, then tell the chain which token was emitted.
+ *
+ *   decodelab_chain* chain = NULL;
+ *   if (decodelab_chain_create("top_k(k=40),temperature(t=0.7)", &chain) != DECODELAB_OK) {
+ *     fprintf(stderr, "%s\n", decodelab_last_error());
+ *     return 1;
+ *   }
+ *   int32_t token;
+ *   if (decodelab_chain_sample(chain, logits, n_vocab, seed, DECODELAB_STREAM_SAMPLE, position,
+ *                              &token) != DECODELAB_OK) { ... }
+ *   decodelab_chain_accept(chain, token);
+ *   decodelab_chain_free(chain);
+ */
+#ifndef DECODELAB_DECODELAB_H
+#define DECODELAB_DECODELAB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(__GNUC__) || defined(__clang__)
+#define DECODELAB_API __attribute__((visibility("default")))
+#else
+#define DECODELAB_API
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Every enum below ends with a *_MAX_ENUM = 0x7FFFFFFF member that is never a valid value: it
+ * keeps the enums 32 bits wide in every compiler, and makes any value in [0, 0x7FFFFFFF] that a C
+ * caller passes a well-defined one for the library to reject with DECODELAB_ERR_INVALID_ARGUMENT. */
+
+/* ---------------------------------------------------------------------------------------------
+ * Versions
+ * ------------------------------------------------------------------------------------------- */
+
+/* The library's release (the CMake project version). */
+#define DECODELAB_VERSION_MAJOR 0
+#define DECODELAB_VERSION_MINOR 1
+#define DECODELAB_VERSION_PATCH 0
+/* The C ABI's version: it changes whenever a function, struct or enum value of this header changes
+ * incompatibly, and is the shared library's SONAME version (libdecodelab.so.1). */
+#define DECODELAB_ABI_VERSION 1
+
+/* "0.1.0": the version of the library actually loaded, which may differ from the header's. */
+DECODELAB_API const char* decodelab_version(void);
+/* DECODELAB_ABI_VERSION of the library actually loaded; compare it with the header's. */
+DECODELAB_API uint32_t decodelab_abi_version(void);
+
+/* ---------------------------------------------------------------------------------------------
+ * Errors
+ * ------------------------------------------------------------------------------------------- */
+
+typedef enum decodelab_status {
+  DECODELAB_OK = 0,
+  DECODELAB_ERR_INVALID_ARGUMENT = 1, /* a NULL pointer, a size that does not fit, a value out of range */
+  DECODELAB_ERR_NOT_FOUND = 2,        /* an unknown sampler, decoder or component index */
+  DECODELAB_ERR_BAD_FORMAT = 3,       /* a spec string that does not parse */
+  DECODELAB_ERR_UNSUPPORTED = 4,      /* valid input the library does not implement here */
+  DECODELAB_ERR_NUMERIC = 5,          /* NaN or +inf logits, a distribution with no mass */
+  DECODELAB_ERR_OUT_OF_MEMORY = 6,    /* an allocation failed */
+  DECODELAB_ERR_INTERNAL = 7,         /* a broken invariant: a bug in decodelab, please report it */
+  DECODELAB_STATUS_MAX_ENUM = 0x7FFFFFFF
+} decodelab_status;
+
+/* "ok", "invalid_argument", ...; "unknown" for a value that is not a decodelab_status. */
+DECODELAB_API const char* decodelab_status_name(decodelab_status status);
+/* The message of this thread's last failed call ("" when none has failed). Never NULL. Read it
+ * right after the failing call: the next failure on this thread overwrites it. */
+DECODELAB_API const char* decodelab_last_error(void);
+
+/* ---------------------------------------------------------------------------------------------
+ * Sampler chains
+ *
+ * A chain is a list of samplers applied in order to one position's logits. Truncation samplers
+ * (top_k, top_p, min_p, typical, top_w) drop tokens and never change the kept tokens' relative
+ * logits; temperature rescales; terminal samplers (greedy, dist) select one token. Equal logits
+ * rank by token id, lowest first. See decodelab_component_count(DECODELAB_KIND_SAMPLER, ...) for the
+ * samplers and their parameters. top_w with gamma > 0 needs the model's token embeddings, which
+ * this API cannot take: such a chain fails on apply with DECODELAB_ERR_INVALID_ARGUMENT, while
+ * top_w(gamma=0) works on logits alone.
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct decodelab_chain decodelab_chain;
+
+/* Creates a chain from a spec: "top_k(k=40),temperature(t=0.7)"; "" is the empty chain, which
+ * leaves logits as they are. Errors: BAD_FORMAT (unbalanced parentheses, a malformed part),
+ * NOT_FOUND (an unknown sampler), INVALID_ARGUMENT (an unknown or out-of-range parameter). */
+DECODELAB_API decodelab_status decodelab_chain_create(const char* spec, decodelab_chain** out);
+
+/* Creates the chain decodelab's sampling decoders build from their sampling parameters:
+ * "temperature=0.7,top_k=40,top_p=0.95,min_p=0.05,typical_p=1" (each optional; temperature 0 is
+ * greedy), in llama.cpp's default order: top_k, typical_p, top_p, min_p, then temperature.
+ * "chain=<spec>" gives an explicit chain instead. */
+DECODELAB_API decodelab_status decodelab_chain_from_params(const char* params, decodelab_chain** out);
+
+/* An independent copy with the same samplers in the same state (dist continues from the same step). */
+DECODELAB_API decodelab_status decodelab_chain_clone(const decodelab_chain* chain, decodelab_chain** out);
+
+/* Frees a chain; NULL is allowed and does nothing. */
+DECODELAB_API void decodelab_chain_free(decodelab_chain* chain);
+
+/* The number of samplers in the chain. */
+DECODELAB_API decodelab_status decodelab_chain_length(const decodelab_chain* chain, size_t* out);
+
+/* The chain's description, "top_k(k=40) -> temperature(t=0.7)", written NUL-terminated into buf.
+ * *length receives the description's length without the NUL. Pass buf = NULL and capacity = 0 to
+ * ask for the length only; a buf of fewer than *length + 1 bytes is INVALID_ARGUMENT. */
+DECODELAB_API decodelab_status decodelab_chain_describe(const decodelab_chain* chain, char* buf, size_t capacity,
+                                                        size_t* length);
+
+/* Applies the chain to one position's logits, in place. logits has n_vocab entries (token id =
+ * index), n_vocab in [1, INT32_MAX]. -inf marks an excluded token; NaN or +inf anywhere, or every
+ * entry -inf, is DECODELAB_ERR_NUMERIC. On return, tokens the chain dropped are -inf and kept
+ * tokens hold their processed logits (divided by the temperature, for instance), so
+ * softmax(logits) is the chain's distribution unless a terminal sampler selected a token.
+ * *selected receives that token, or -1 when no sampler of the chain selects one. selected may be
+ * NULL when the caller does not need it. On an error, logits are left unchanged. */
+DECODELAB_API decodelab_status decodelab_chain_apply(decodelab_chain* chain, float* logits, size_t n_vocab,
+                                                     int32_t* selected);
+
+/* The chain's distribution over the vocabulary: probs[i] = softmax of the kept logits, 0 for a
+ * dropped token, a point mass when a terminal sampler selected a token. probs has n_vocab entries
+ * and may be logits itself; otherwise logits are not modified. */
+DECODELAB_API decodelab_status decodelab_chain_probs(decodelab_chain* chain, const float* logits, size_t n_vocab,
+                                                     float* probs);
+
+/* Applies the chain and draws a token from its distribution by inverse CDF with the uniform
+ * decodelab_philox_uniforms(seed, stream, step) gives (the first number of that block). With
+ * stream DECODELAB_STREAM_SAMPLE and step = the position being decided this is exactly decodelab's
+ * `sample` decoder, so an engine reproduces its runs token for token. Does not call accept(). */
+DECODELAB_API decodelab_status decodelab_chain_sample(decodelab_chain* chain, const float* logits, size_t n_vocab,
+                                                      uint64_t seed, uint64_t stream, uint64_t step, int32_t* token);
+
+/* Tells the chain which token was emitted at this position (stateful samplers update: dist
+ * advances its step). token must be >= 0. */
+DECODELAB_API decodelab_status decodelab_chain_accept(decodelab_chain* chain, int32_t token);
+
+/* Returns every sampler of the chain to its state at creation. */
+DECODELAB_API decodelab_status decodelab_chain_reset(decodelab_chain* chain);
+
+/* ---------------------------------------------------------------------------------------------
+ * Random numbers: Philox4x32-10 keyed by (seed, stream, step), in cuRAND's layout
+ *
+ * Block `step` of stream `stream` is curand_init(seed, stream, step << 32): 2^32 numbers that no
+ * other (stream, step) shares. decodelab's decoders name streams by purpose, plus a sub-stream
+ * (a draft candidate, a particle) in the bits above the purpose: decodelab_stream(purpose, sub).
+ * ------------------------------------------------------------------------------------------- */
+
+typedef enum decodelab_stream_purpose {
+  DECODELAB_STREAM_SAMPLE = 0,   /* plain sampling of the next token */
+  DECODELAB_STREAM_DRAFT = 1,    /* sampling drafts from the draft model */
+  DECODELAB_STREAM_ACCEPT = 2,   /* accept / reject uniforms in verification (sub-stream: candidate) */
+  DECODELAB_STREAM_RESIDUAL = 3, /* the draw from the residual after every rejection */
+  DECODELAB_STREAM_RESAMPLE = 4, /* particle resampling (SMC) */
+  DECODELAB_STREAM_PROPOSAL = 5, /* decoder-specific proposals */
+  DECODELAB_STREAM_USER = 16,    /* first purpose id free for the caller's own streams */
+  DECODELAB_STREAM_MAX_ENUM = 0x7FFFFFFF
+} decodelab_stream_purpose;
+
+/* The stream id of a purpose and sub-stream: purpose + (substream << 8). */
+DECODELAB_API uint64_t decodelab_stream(decodelab_stream_purpose purpose, uint64_t substream);
+
+/* Writes the first n uniforms in (0, 1) of block (seed, stream, step), each from 53 random bits of
+ * two Philox words (cuRAND's curand_uniform2_double layout). n = 0 writes nothing; out may then be
+ * NULL. */
+DECODELAB_API decodelab_status decodelab_philox_uniforms(uint64_t seed, uint64_t stream, uint64_t step, double* out,
+                                                         size_t n);
+
+/* ---------------------------------------------------------------------------------------------
+ * Speculative verification
+ *
+ * One rule decides one position. p is the target's distribution and q the draft's (both
+ * normalized, n_vocab entries, finite and >= 0; after the same sampler chain, if any, since the
+ * guarantee holds for the processed laws). candidates are the drafted tokens in the order the rule
+ * consumes them; accept_u holds one uniform in (0, 1] per candidate and residual_u one for the
+ * draw after every candidate is rejected. The decided token is then exactly p-distributed,
+ * provided the candidates were drawn the way the rule assumes:
+ *
+ *   DECODELAB_VERIFY_RRS_IID     candidates i.i.d. from q. One candidate is standard speculative
+ *                                sampling (Leviathan et al.; Chen et al.): accept x when
+ *                                u * q(x) <= p(x), else draw from norm((p - q)_+). Several are
+ *                                SpecInfer's recursive rejection sampling.
+ *   DECODELAB_VERIFY_RRS_WOR     candidates drawn from q without replacement, in draw order (Sequoia).
+ *   DECODELAB_VERIFY_KSEQ        candidates i.i.d. from q, SpecTr's K-SEQ with division factor rho
+ *                                (decodelab_kseq_rho gives the smallest valid one).
+ *   DECODELAB_VERIFY_TARGET_ONLY candidates chosen by any rule that does not look at the uniforms
+ *                                (n-gram lookup, top-k of q): accept x with probability p(x), else
+ *                                remove x from p. q is not read and may be NULL.
+ * ------------------------------------------------------------------------------------------- */
+
+typedef enum decodelab_verify_rule {
+  DECODELAB_VERIFY_RRS_IID = 0,
+  DECODELAB_VERIFY_RRS_WOR = 1,
+  DECODELAB_VERIFY_KSEQ = 2,
+  DECODELAB_VERIFY_TARGET_ONLY = 3,
+  DECODELAB_VERIFY_MAX_ENUM = 0x7FFFFFFF
+} decodelab_verify_rule;
+
+typedef struct decodelab_verify_result {
+  int32_t accepted; /* index into candidates of the accepted one; -1 when the token is the residual's */
+  int32_t token;    /* the decided token */
+} decodelab_verify_result;
+
+/* Decides one position. n_candidates may be 0 (the token is then drawn from p with residual_u).
+ * rho is read by DECODELAB_VERIFY_KSEQ only (finite, >= 1) and ignored by the other rules. */
+DECODELAB_API decodelab_status decodelab_verify(decodelab_verify_rule rule, const float* p, const float* q,
+                                                size_t n_vocab, const int32_t* candidates, size_t n_candidates,
+                                                const double* accept_u, double residual_u, double rho,
+                                                decodelab_verify_result* out);
+
+/* decodelab_verify with the uniforms decodelab's speculative decoders draw at stream position
+ * `position`: candidate i's from stream decodelab_stream(DECODELAB_STREAM_ACCEPT, i), the
+ * residual's from decodelab_stream(DECODELAB_STREAM_RESIDUAL, 0), both at step = position. */
+DECODELAB_API decodelab_status decodelab_verify_seeded(decodelab_verify_rule rule, const float* p, const float* q,
+                                                       size_t n_vocab, const int32_t* candidates, size_t n_candidates,
+                                                       double rho, uint64_t seed, uint64_t position,
+                                                       decodelab_verify_result* out);
+
+/* The smallest K-SEQ division factor rho in [1, k] that keeps the residual nonnegative, for k
+ * i.i.d. drafts from q against p. k >= 1. */
+DECODELAB_API decodelab_status decodelab_kseq_rho(const float* p, const float* q, size_t n_vocab, int32_t k,
+                                                  double* rho);
+
+/* The residual law out = norm((p - q)_+) that speculative sampling draws from after a rejection.
+ * *mass receives sum (p - q)_+ before normalizing (may be NULL); when it is 0 (p == q) out is
+ * all zero and the caller should draw from p instead. out has n_vocab entries. */
+DECODELAB_API decodelab_status decodelab_residual(const float* p, const float* q, size_t n_vocab, float* out,
+                                                  double* mass);
+
+/* ---------------------------------------------------------------------------------------------
+ * Catalogue: the registered samplers and decoders with their parameters
+ *
+ * Components are listed in name order; index i stays the same for as long as the library is
+ * loaded. Decoders are listed for their documentation: running one needs models, which this API
+ * does not cover (use the decodelab CLI or the decodelabd daemon).
+ * ------------------------------------------------------------------------------------------- */
+
+typedef enum decodelab_kind {
+  DECODELAB_KIND_SAMPLER = 0,
+  DECODELAB_KIND_DECODER = 1,
+  DECODELAB_KIND_MAX_ENUM = 0x7FFFFFFF
+} decodelab_kind;
+
+typedef struct decodelab_component_info {
+  const char* name;  /* "top_k": the name used in spec strings */
+  const char* doc;   /* one line on what it does */
+  const char* roles; /* decoders: the model roles they need, comma-separated ("target,draft"); "" for samplers */
+  size_t n_params;   /* parameters, read with decodelab_component_param */
+} decodelab_component_info;
+
+typedef struct decodelab_param_info {
+  const char* name;          /* "k" */
+  const char* type;          /* "integer", "real", "boolean" or "string" */
+  const char* default_value; /* the default as a spec string would write it: "40" */
+  double min;                /* inclusive bounds of an integer or real; -inf / +inf when open */
+  double max;
+  const char* doc;         /* one line on what it means */
+  const char* description; /* all of it in one line: "k: integer in [1, 1000000], default 40 -- ..." */
+} decodelab_param_info;
+
+DECODELAB_API decodelab_status decodelab_component_count(decodelab_kind kind, size_t* count);
+/* Index in [0, count); NOT_FOUND otherwise. */
+DECODELAB_API decodelab_status decodelab_component_get(decodelab_kind kind, size_t index,
+                                                       decodelab_component_info* out);
+/* The index of the component called `name`; NOT_FOUND (with the known names) otherwise. */
+DECODELAB_API decodelab_status decodelab_component_find(decodelab_kind kind, const char* name, size_t* index);
+/* Parameter `param` in [0, n_params) of component `index`. */
+DECODELAB_API decodelab_status decodelab_component_param(decodelab_kind kind, size_t index, size_t param,
+                                                         decodelab_param_info* out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* DECODELAB_DECODELAB_H */

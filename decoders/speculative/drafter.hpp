@@ -20,6 +20,16 @@ namespace decodelab::speculative {
 // mass on the token a terminal sampler (greedy) selected.
 std::vector<float> processed_probs(SamplerChain& chain, std::span<const float> logits);
 
+// How a drafter picks a child from a law: a sample (the law is what verification assumes), or the
+// most probable token (deterministic: the candidates carry no draft law, so only rules exact for
+// any candidates apply, such as verify_target_only).
+enum class DraftDraw { sample, most_probable };
+// A sample from `law` with uniform u, or its most probable token (the lowest id among ties).
+TokenId draw_child(std::span<const float> law, DraftDraw how, double u);
+// The decoder parameter `deterministic` (for a method's ParamSpec list) and reading it back.
+ParamSpec deterministic_param();
+DraftDraw draft_draw(const Params& params);
+
 // What a drafter may use: the draft model positioned at the stream, the sampler chain, the seed.
 struct DraftContext {
   LanguageModel* draft;  // null for model-free drafters

@@ -8,6 +8,7 @@
 #include "core/error.hpp"
 #include "core/random.hpp"
 #include "decoders/decode_loop.hpp"
+#include "decoders/speculative/draft_sampling.hpp"
 #include "decoders/speculative/oracle.hpp"
 
 namespace decodelab::speculative {
@@ -47,8 +48,8 @@ struct Verdict {
 // One generate() call: both models' sequences, the chains, and the step's four phases.
 class Speculation {
  public:
-  Speculation(DecodeLoop& loop, const SamplerChain& chain, TreeSpeculationMethod& method,
-              const SpeculationOptions& research)
+  Speculation(DecodeLoop& loop, const SamplerChain& chain, const SamplerChain& draft_chain,
+              TreeSpeculationMethod& method, const SpeculationOptions& research)
       : loop_(loop), stats_(loop.stats()), target_(loop.target()), method_(method), research_(research) {
     draft_ = method.drafter->needs_draft_model() ? &loop.models().get("draft") : nullptr;
     if (draft_ && target_.vocab_size() != draft_->vocab_size())
@@ -59,7 +60,7 @@ class Speculation {
     if (prompt.empty())
       fail(ErrorCode::invalid_argument, "speculative decoding: the prompt is empty (it needs at least one token)");
     target_chain_ = clone_chain(chain);
-    draft_chain_ = clone_chain(chain);
+    draft_chain_ = clone_chain(draft_chain);
     // Samplers that need their model (top_w's embedding geometry) see the model whose logits they
     // process; verification is exact for any q, so the draft's geometry may differ from the target's.
     target_chain_->bind({.model = &target_});
@@ -105,7 +106,7 @@ class Speculation {
     return tree;
   }
 
-  // One target pass over [last] + tree (draft node i is target node i + 1), then the walk down.
+  // One target pass over [last] + tree (draft node i is target node i + 1), then the rule.
   Verdict verify(const DraftTree& tree) {
     PhaseTimer timer(stats_, "verify");
     Verdict v;
@@ -114,6 +115,12 @@ class Speculation {
     std::vector<Matrix> out;
     target_.evaluate({&eval, 1}, out);
     v.logits = std::move(out[0]);
+    verify_nodes(tree, v);
+    return v;
+  }
+
+  // Token-level: walk down from the root, the rule deciding each node over its proposals.
+  void verify_nodes(const DraftTree& tree, Verdict& v) {
     const uint64_t seed = loop_.options().seed;
     for (int node = -1;;) {
       const std::vector<float> p = processed_probs(*target_chain_, v.logits.row(node + 1));
@@ -145,7 +152,6 @@ class Speculation {
       node = proposals[std::size_t(outcome.accepted)];
       v.path.push_back(node);
     }
-    return v;
   }
 
   // Counts the step, then emits the accepted tokens and the final one; true when generation stops.
@@ -282,12 +288,12 @@ SpeculationOptions speculation_options(const Params& params) {
 }
 
 TreeSpeculativeDecoder::TreeSpeculativeDecoder(std::unique_ptr<SamplerChain> chain, TreeSpeculationMethod method,
-                                               SpeculationOptions research)
-    : chain_(std::move(chain)), method_(std::move(method)), research_(research) {}
+                                               SpeculationOptions research, std::unique_ptr<SamplerChain> draft_chain)
+    : chain_(std::move(chain)), draft_chain_(std::move(draft_chain)), method_(std::move(method)), research_(research) {}
 
 Stats TreeSpeculativeDecoder::generate(const ModelSet& models, const DecodeOptions& options, TokenStream& stream) {
   DecodeLoop loop(models, options, stream);
-  Speculation s(loop, *chain_, method_, research_);
+  Speculation s(loop, *chain_, draft_chain_ ? *draft_chain_ : *chain_, method_, research_);
   while (loop.running()) {
     const std::optional<DraftTree> drafted = s.draft();
     if (!drafted) break;
@@ -303,14 +309,22 @@ Stats TreeSpeculativeDecoder::generate(const ModelSet& models, const DecodeOptio
 
 RegisterTreeSpeculation::RegisterTreeSpeculation(TreeSpeculationEntry entry) {
   auto make = entry.make;
+  std::vector<ParamSpec> params = entry.params;
+  if (entry.needs_draft_model)
+    for (ParamSpec& spec : draft_sampling_params()) params.push_back(std::move(spec));
+  const bool draft_model = entry.needs_draft_model;
   DecoderRegistry::instance().add({
       .name = entry.name,
       .doc = entry.doc,
-      .params = with_sampling_params(entry.params),
+      .params = with_sampling_params(std::move(params)),
       .roles =
           entry.needs_draft_model ? std::vector<std::string>{"target", "draft"} : std::vector<std::string>{"target"},
-      .make = [make](const Params& p) -> std::unique_ptr<Decoder> {
-        return std::make_unique<TreeSpeculativeDecoder>(chain_from_params(p), make(p), speculation_options(p));
+      .make = [make, draft_model](const Params& p) -> std::unique_ptr<Decoder> {
+        std::unique_ptr<SamplerChain> draft_chain;
+        if (draft_model)
+          draft_chain = draft_chain_from_params(p, p.has("deterministic") && p.get_bool("deterministic"));
+        return std::make_unique<TreeSpeculativeDecoder>(chain_from_params(p), make(p), speculation_options(p),
+                                                        std::move(draft_chain));
       },
   });
 }

@@ -65,20 +65,24 @@ SpeculationOptions speculation_options(const Params& params);
 // The decoder. Needs role "target", and role "draft" with the same vocabulary when the drafter
 // uses a model, and a non-empty prompt. Stats metrics: mean_accepted_length, mean_tree_size,
 // mean_tree_depth, tokens_per_step (and the research metrics above).
+// `chain` gives the target law p; `draft_chain` the law drafts are drawn from (null: `chain`, see
+// draft_sampling.hpp).
 class TreeSpeculativeDecoder final : public Decoder {
  public:
   TreeSpeculativeDecoder(std::unique_ptr<SamplerChain> chain, TreeSpeculationMethod method,
-                         SpeculationOptions research = {});
+                         SpeculationOptions research = {}, std::unique_ptr<SamplerChain> draft_chain = nullptr);
   Stats generate(const ModelSet& models, const DecodeOptions& options, TokenStream& stream) override;
 
  private:
-  std::unique_ptr<SamplerChain> chain_;
+  std::unique_ptr<SamplerChain> chain_, draft_chain_;
   TreeSpeculationMethod method_;
   SpeculationOptions research_;
 };
 
 // Registers a speculative method under `name`: its parameters (the sampling parameters are
-// added), and roles target and draft, or target alone for model-free drafters.
+// added, and for draft-model methods the draft's own, draft_sampling.hpp; a method's boolean
+// `deterministic` parameter, when it has one, tells them the drafter ranks rather than samples),
+// and roles target and draft, or target alone for model-free drafters.
 struct TreeSpeculationEntry {
   std::string name;
   std::string doc;

@@ -23,8 +23,8 @@ std::unique_ptr<SamplerChain> draft_chain_from_params(const Params& params, bool
   const int64_t top_k = params.get_int("draft_top_k");
   const std::string& explicit_chain = params.get_string("draft_chain");
   if (temperature < 0.0 && temperature != -1.0)
-    fail(ErrorCode::invalid_argument, "draft_temperature must be -1 (the target's) or >= 0, got " +
-                                          std::to_string(temperature));
+    fail(ErrorCode::invalid_argument,
+         "draft_temperature must be -1 (the target's) or >= 0, got " + std::to_string(temperature));
   const bool overridden = temperature != -1.0 || top_k != -1;
   if (!explicit_chain.empty()) {
     if (overridden)

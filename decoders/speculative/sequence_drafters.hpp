@@ -6,6 +6,9 @@ namespace decodelab::speculative {
 
 // k sequences of length L drawn i.i.d. from q, merged into a prefix tree; every node proposes
 // one child per sequence through it, in sequence order (SpecInfer with replacement, SpecTr, SD).
+// Its nodes' children, in order of first occurrence, are draws without replacement with a stop
+// that never looks at the token it would draw (see sequence_verify.hpp), so sequence-level rules
+// verify it as such.
 class IidSequencesDrafter final : public TreeDrafter {
  public:
   IidSequencesDrafter(int k, int length) : k_(k), length_(length) {}

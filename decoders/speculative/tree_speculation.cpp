@@ -102,6 +102,7 @@ class Speculation {
                          base(),
                          history,
                          int(std::min<std::size_t>(max_nodes, 1 << 20))};
+    if (method_.sequence_rule) context.step_key = step_key(base());
     method_.drafter->build(context, tree);
     return tree;
   }
@@ -115,7 +116,8 @@ class Speculation {
     std::vector<Matrix> out;
     target_.evaluate({&eval, 1}, out);
     v.logits = std::move(out[0]);
-    verify_nodes(tree, v);
+    if (method_.sequence_rule) verify_sequences(tree, v);
+    else verify_nodes(tree, v);
     return v;
   }
 
@@ -152,6 +154,46 @@ class Speculation {
       node = proposals[std::size_t(outcome.accepted)];
       v.path.push_back(node);
     }
+  }
+
+  // Sequence-level: the rule sees the tree with each node's distinct children in the order they
+  // were first proposed and decides the whole step. Node n's test uses random_stream(accept,
+  // position, step_key + n): one uniform per node (several nodes share a depth, and the rule may
+  // test them all), fresh for every step (see step_key).
+  void verify_sequences(const DraftTree& tree, Verdict& v) {
+    const uint64_t seed = loop_.options().seed;
+    std::vector<std::vector<float>> p(std::size_t(tree.size()) + 1);  // target law after node i at i + 1
+    for (int i = -1; i < tree.size(); ++i) p[std::size_t(i + 1)] = processed_probs(*target_chain_, v.logits.row(i + 1));
+    const auto draft_law = [&](int node) { return tree.has_q(node) ? tree.q(node) : std::span<const float>{}; };
+    SequenceTree branches(p[0], draft_law(-1), method_.draws);
+    std::vector<int> draft_node{-1};  // draft node of each rule node
+    std::vector<int> rule_node(std::size_t(tree.size()) + 1, -1);
+    rule_node[0] = 0;
+    std::vector<double> accept_u{0.0};
+    std::size_t deepest = 0;
+    for (std::size_t at = 0; at < draft_node.size(); ++at) {  // breadth first: parents before children
+      const int node = draft_node[at];
+      for (int child : tree.proposals(node)) {
+        if (rule_node[std::size_t(child + 1)] >= 0) continue;  // a repeated proposal of the same child
+        const int n = branches.add(rule_node[std::size_t(node + 1)], tree.token(child), p[std::size_t(child + 1)],
+                                   draft_law(child));
+        rule_node[std::size_t(child + 1)] = n;
+        draft_node.push_back(child);
+        const std::size_t depth = std::size_t(tree.depth(child));
+        accept_u.push_back(random_stream(seed, RandomStream::accept, base() + depth - 1, step_key(base()) + uint64_t(n))
+                               .uniform_double());
+        deepest = std::max(deepest, depth);
+      }
+    }
+    std::vector<double> residual_u;
+    for (std::size_t d = 0; d <= deepest; ++d)
+      residual_u.push_back(random_stream(seed, RandomStream::residual, base() + d).uniform_double());
+    const SequenceOutcome outcome = method_.sequence_rule(branches, accept_u, residual_u);
+    if (outcome.accepted > 0) v.path = tree.path_to(draft_node[std::size_t(outcome.accepted)]);
+    v.final_token = outcome.token;
+    v.final_origin = !outcome.bonus   ? TokenOrigin::resampled
+                     : v.path.empty() ? TokenOrigin::sampled
+                                      : TokenOrigin::bonus;
   }
 
   // Counts the step, then emits the accepted tokens and the final one; true when generation stops.

@@ -38,7 +38,10 @@ std::string describe(const Config& c) {
 
 const std::vector<Config> kConfigs = {
     {"sd", {{"L", int64_t(3)}, {"temperature", 1.0}, {"draft_temperature", 0.5}}, 1.0, 0.3},
-    {"sd", {{"L", int64_t(2)}, {"temperature", 0.3}, {"draft_temperature", 1.5}, {"draft_top_k", int64_t(3)}}, 1.6, 0.2},
+    {"sd",
+     {{"L", int64_t(2)}, {"temperature", 0.3}, {"draft_temperature", 1.5}, {"draft_top_k", int64_t(3)}},
+     1.6,
+     0.2},
     {"specinfer", {{"k", int64_t(3)}, {"L", int64_t(2)}, {"temperature", 0.3}, {"draft_temperature", 1.4}}, 1.0, 0.4},
     {"specinfer",
      {{"k", int64_t(3)}, {"L", int64_t(2)}, {"replacement", false}, {"temperature", 1.0}, {"draft_top_k", int64_t(2)}},
@@ -49,7 +52,10 @@ const std::vector<Config> kConfigs = {
      {{"budget", int64_t(6)}, {"max_depth", int64_t(3)}, {"temperature", 0.3}, {"draft_temperature", 1.5}},
      1.6,
      0.3},
-    {"spectr", {{"k", int64_t(2)}, {"L", int64_t(2)}, {"draft_chain", std::string("top_k(k=4),temperature(t=0.8)")}}, 1.0, 0.3},
+    {"spectr",
+     {{"k", int64_t(2)}, {"L", int64_t(2)}, {"draft_chain", std::string("top_k(k=4),temperature(t=0.8)")}},
+     1.0,
+     0.3},
     // Deterministic drafts: the most probable draft tokens, verified with the target-only rule.
     {"sd", {{"L", int64_t(3)}, {"deterministic", true}, {"temperature", 1.0}}, 1.0, 0.3},
     {"specinfer", {{"k", int64_t(3)}, {"L", int64_t(2)}, {"deterministic", true}, {"temperature", 0.3}}, 1.6, 0.3},
@@ -117,8 +123,8 @@ TEST(DraftModes, TheSameCheckCatchesBrokenVariants) {
   }
   {
     speculative::TreeSpeculativeDecoder broken(
-        chain(), speculative::TreeSpeculationMethod{std::make_unique<MislabeledChainDrafter>(3),
-                                                    speculative::verify_rrs_iid});
+        chain(),
+        speculative::TreeSpeculationMethod{std::make_unique<MislabeledChainDrafter>(3), speculative::verify_rrs_iid});
     const auto fit = testing::first_two_fit(broken, models, *target, sampling, prompt, 60000);
     EXPECT_FALSE(testing::fits(fit)) << "drafted at one temperature, verified with another: " << fit.describe();
     std::printf("drafted from q^2, verified with q: %s\n", fit.describe().c_str());
@@ -190,8 +196,8 @@ TEST(DraftModes, DefaultsKeepTheTargetChainAndBadCombinationsFail) {
     options.seed = seed;
     TokenStream c(prompt), d(prompt);
     const Stats sc = make_decoder("sd", {{"temperature", 0.7}}, &models)->generate(models, options, c);
-    const Stats sd = make_decoder("sd", {{"temperature", 0.7}, {"draft_temperature", 2.0}}, &models)
-                         ->generate(models, options, d);
+    const Stats sd =
+        make_decoder("sd", {{"temperature", 0.7}, {"draft_temperature", 2.0}}, &models)->generate(models, options, d);
     differing += sc.tokens_accepted != sd.tokens_accepted || c.tokens() != d.tokens();
   }
   EXPECT_GT(differing, 10);

@@ -19,6 +19,21 @@ std::vector<float> processed_probs(SamplerChain& chain, std::span<const float> l
   return c.dense_probs(int(logits.size()));
 }
 
+TokenId draw_child(std::span<const float> law, DraftDraw how, double u) {
+  if (how == DraftDraw::sample) return sample_from_weights(law, u);
+  return TokenId(std::max_element(law.begin(), law.end()) - law.begin());
+}
+
+ParamSpec deterministic_param() {
+  return ParamSpec::boolean("deterministic", false,
+                            "draft the most probable tokens instead of sampling (the k most probable as distinct "
+                            "children, argmax below); verified by a rule exact for any candidates");
+}
+
+DraftDraw draft_draw(const Params& params) {
+  return params.has("deterministic") && params.get_bool("deterministic") ? DraftDraw::most_probable : DraftDraw::sample;
+}
+
 void DraftContext::evaluate(DraftTree& tree) {
   const int n = tree.size();
   int trunk = tree.draft_trunk();

@@ -20,6 +20,16 @@ namespace decodelab::speculative {
 // mass on the token a terminal sampler (greedy) selected.
 std::vector<float> processed_probs(SamplerChain& chain, std::span<const float> logits);
 
+// How a drafter picks a child from a law: a sample (the law is what verification assumes), or the
+// most probable token (deterministic: the candidates carry no draft law, so only rules exact for
+// any candidates apply, such as verify_target_only).
+enum class DraftDraw { sample, most_probable };
+// A sample from `law` with uniform u, or its most probable token (the lowest id among ties).
+TokenId draw_child(std::span<const float> law, DraftDraw how, double u);
+// The decoder parameter `deterministic` (for a method's ParamSpec list) and reading it back.
+ParamSpec deterministic_param();
+DraftDraw draft_draw(const Params& params);
+
 // What a drafter may use: the draft model positioned at the stream, the sampler chain, the seed.
 struct DraftContext {
   LanguageModel* draft;  // null for model-free drafters
@@ -33,10 +43,13 @@ struct DraftContext {
   // proposals stay distributed as the verification rule assumes.
   int max_nodes;
 
+  // Added to every substream (see step_key()); 0 keeps the draws keyed by position alone.
+  uint64_t step_key = 0;
+
   std::size_t position(int depth) const { return base + std::size_t(depth) - 1; }
   // The draft stream for a node at `depth` and a substream (draft sequence, node index).
   PhiloxStream rng(int depth, uint64_t substream) const {
-    return random_stream(seed, RandomStream::draft, position(depth), substream);
+    return random_stream(seed, RandomStream::draft, position(depth), substream + step_key);
   }
   // One draft forward that fills q for every node that lacked it. When the tree so far is a chain
   // the draft commits it and evaluates only the new nodes (chains cost one node per token);
@@ -61,6 +74,14 @@ class NodeForks {
   DraftContext& context_;
   std::map<int, SeqId> forks_;
 };
+
+// A substream offset unique to the step that starts at stream position `base` (substreams below
+// 2^20 stay distinct). Keying by position alone is safe for token-level rules: a step's output
+// depends on a deeper draft token or accept uniform only when it emitted the token before it, and
+// then the next step starts past that position. Sequence-level rules look at the whole tree, so a
+// step that ends early has used the draws of positions the next step decides again; drawing them
+// afresh per step keeps each step's draws independent of what came before.
+inline uint64_t step_key(std::size_t base) { return uint64_t(base) << 20; }
 
 class TreeDrafter {
  public:

@@ -21,7 +21,8 @@ namespace {
 
 class DynamicTreeDrafter final : public TreeDrafter {
  public:
-  DynamicTreeDrafter(int budget, int max_depth, int width) : budget_(budget), max_depth_(max_depth), width_(width) {}
+  DynamicTreeDrafter(int budget, int max_depth, int width, DraftDraw draw)
+      : budget_(budget), max_depth_(max_depth), width_(width), draw_(draw) {}
 
   void build(DraftContext& context, DraftTree& tree) override {
     const int budget = std::min(budget_, context.max_nodes);
@@ -48,7 +49,7 @@ class DynamicTreeDrafter final : public TreeDrafter {
         Expandable& e = open.at(best);
         const int index = tree.size();
         const TokenId x =
-            sample_from_weights(e.remaining, context.rng(tree.depth(best) + 1, uint64_t(index)).uniform_double());
+            draw_child(e.remaining, draw_, context.rng(tree.depth(best) + 1, uint64_t(index)).uniform_double());
         const int child = tree.add_node(best, x);
         tree.propose(child);
         value[child] = value[best] * double(tree.q(best)[std::size_t(x)]);
@@ -89,6 +90,7 @@ class DynamicTreeDrafter final : public TreeDrafter {
   int budget_;
   int max_depth_;
   int width_;
+  DraftDraw draw_;
 };
 
 const RegisterTreeSpeculation reg({
@@ -100,14 +102,18 @@ const RegisterTreeSpeculation reg({
             ParamSpec::integer("budget", 16, 1, 4096, "draft tree size (nodes) per step"),
             ParamSpec::integer("max_depth", 6, 1, 64, "deepest draft token per step"),
             ParamSpec::integer("width", 4, 1, 64, "children one node may get per round (one draft pass per round)"),
+            deterministic_param(),
             log_optimum_param(),
         },
     .make =
         [](const Params& p) {
+          // Deterministic children (EAGLE-2's choice: the most probable remaining token) carry no
+          // draft law: the target-only rule, exact for any candidates.
+          const DraftDraw draw = draft_draw(p);
           return TreeSpeculationMethod{
               std::make_unique<DynamicTreeDrafter>(int(p.get_int("budget")), int(p.get_int("max_depth")),
-                                                   int(p.get_int("width"))),
-              verify_rrs_wor};
+                                                   int(p.get_int("width")), draw),
+              draw == DraftDraw::sample ? VerifyRule(verify_rrs_wor) : VerifyRule(verify_target_only)};
         },
 });
 

@@ -469,4 +469,18 @@ std::string format_rule_gaps(std::span<const RuleGap> rows) {
   return out;
 }
 
+std::vector<TraversalEnding> exact_traversal(const SequenceTree& tree) {
+  std::vector<TraversalEnding> endings;
+  Traversal t(tree);
+  double reached = 1.0;  // probability that every earlier test rejected
+  for (;;) {
+    const double h = t.accept_probability();
+    if (reached * h > 0.0) endings.push_back({t.node(), reached * h, t.final_law()});
+    if (t.node() == 0 || h >= 1.0) break;
+    reached *= 1.0 - h;
+    t.reject();
+  }
+  return endings;
+}
+
 }  // namespace decodelab::speculative

@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "core/distribution.hpp"
+#include "decoders/speculative/sequence_verify.hpp"
 
 namespace decodelab::speculative {
 
@@ -75,6 +76,20 @@ ExactVerification exact_verification(Rule rule, std::span<const float> p, std::s
 
 // max_x |law(x) - p(x)|, the figure the exactness tests bound by 1e-12.
 double max_abs_difference(std::span<const double> law, std::span<const float> p);
+
+// --- Sequence-level rules --------------------------------------------------------------------
+
+// One way a Traversal Verification step over a fixed tree can end: the accepted node (0: the
+// root), the probability of ending there, and the law of the final token.
+struct TraversalEnding {
+  int node = 0;
+  double prob = 0.0;
+  std::vector<double> final_law;
+};
+// Every ending of verify_traversal on `tree`, exactly: the tests are taken in the order the rule
+// takes them, each accepting with its probability (a threshold on one uniform), so ending i has
+// probability h_i prod_{j<i} (1 - h_j). Endings of probability 0 are left out.
+std::vector<TraversalEnding> exact_traversal(const SequenceTree& tree);
 
 // --- Optimal acceptance ----------------------------------------------------------------------
 

@@ -60,7 +60,7 @@ void WorSequencesDrafter::build(DraftContext& context, DraftTree& tree) {
         at[std::size_t(j)] = -2;
         continue;
       }
-      const TokenId x = sample_from_weights(r, context.rng(depth, uint64_t(j)).uniform_double());
+      const TokenId x = draw_child(r, draw_, context.rng(depth, uint64_t(j)).uniform_double());
       r[std::size_t(x)] = 0.0f;
       const int child = tree.add_node(node, x);
       tree.propose(child);

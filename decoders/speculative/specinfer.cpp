@@ -6,6 +6,12 @@
 //   replacement = false: sequences through a node draw distinct children without replacement and
 //                        are verified in draw order, with Q renormalized after removing each
 //                        rejected child (Sequoia's verifier).
+//   deterministic = true: the k most probable draft tokens as children, argmax below (the usual
+//                        tree at temperature 0). These candidates were not drawn from q, so the
+//                        q-based rules would be biased (a rule that treated them as draws without
+//                        replacement would use laws they were never drawn from); they are verified
+//                        with the target-only rule, exact for any candidates chosen without the
+//                        verification uniforms.
 #include "decoders/speculative/sequence_drafters.hpp"
 #include "decoders/speculative/tree_speculation.hpp"
 
@@ -23,11 +29,15 @@ const RegisterTreeSpeculation reg({
             ParamSpec::boolean(
                 "replacement", true,
                 "true: i.i.d. drafts; false: siblings drawn without replacement and verified in draw order"),
+            deterministic_param(),
             log_optimum_param(),
         },
     .make =
         [](const Params& p) {
           const int k = int(p.get_int("k")), length = int(p.get_int("L"));
+          if (draft_draw(p) == DraftDraw::most_probable)
+            return TreeSpeculationMethod{std::make_unique<WorSequencesDrafter>(k, length, DraftDraw::most_probable),
+                                         verify_target_only};
           if (p.get_bool("replacement"))
             return TreeSpeculationMethod{std::make_unique<IidSequencesDrafter>(k, length), verify_rrs_iid};
           return TreeSpeculationMethod{std::make_unique<WorSequencesDrafter>(k, length), verify_rrs_wor};

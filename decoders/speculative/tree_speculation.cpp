@@ -8,6 +8,7 @@
 #include "core/error.hpp"
 #include "core/random.hpp"
 #include "decoders/decode_loop.hpp"
+#include "decoders/speculative/draft_sampling.hpp"
 #include "decoders/speculative/oracle.hpp"
 
 namespace decodelab::speculative {
@@ -47,8 +48,8 @@ struct Verdict {
 // One generate() call: both models' sequences, the chains, and the step's four phases.
 class Speculation {
  public:
-  Speculation(DecodeLoop& loop, const SamplerChain& chain, TreeSpeculationMethod& method,
-              const SpeculationOptions& research)
+  Speculation(DecodeLoop& loop, const SamplerChain& chain, const SamplerChain& draft_chain,
+              TreeSpeculationMethod& method, const SpeculationOptions& research)
       : loop_(loop), stats_(loop.stats()), target_(loop.target()), method_(method), research_(research) {
     draft_ = method.drafter->needs_draft_model() ? &loop.models().get("draft") : nullptr;
     if (draft_ && target_.vocab_size() != draft_->vocab_size())
@@ -59,7 +60,7 @@ class Speculation {
     if (prompt.empty())
       fail(ErrorCode::invalid_argument, "speculative decoding: the prompt is empty (it needs at least one token)");
     target_chain_ = clone_chain(chain);
-    draft_chain_ = clone_chain(chain);
+    draft_chain_ = clone_chain(draft_chain);
     // Samplers that need their model (top_w's embedding geometry) see the model whose logits they
     // process; verification is exact for any q, so the draft's geometry may differ from the target's.
     target_chain_->bind({.model = &target_});
@@ -101,11 +102,12 @@ class Speculation {
                          base(),
                          history,
                          int(std::min<std::size_t>(max_nodes, 1 << 20))};
+    if (method_.sequence_rule) context.step_key = step_key(base());
     method_.drafter->build(context, tree);
     return tree;
   }
 
-  // One target pass over [last] + tree (draft node i is target node i + 1), then the walk down.
+  // One target pass over [last] + tree (draft node i is target node i + 1), then the rule.
   Verdict verify(const DraftTree& tree) {
     PhaseTimer timer(stats_, "verify");
     Verdict v;
@@ -114,6 +116,13 @@ class Speculation {
     std::vector<Matrix> out;
     target_.evaluate({&eval, 1}, out);
     v.logits = std::move(out[0]);
+    if (method_.sequence_rule) verify_sequences(tree, v);
+    else verify_nodes(tree, v);
+    return v;
+  }
+
+  // Token-level: walk down from the root, the rule deciding each node over its proposals.
+  void verify_nodes(const DraftTree& tree, Verdict& v) {
     const uint64_t seed = loop_.options().seed;
     for (int node = -1;;) {
       const std::vector<float> p = processed_probs(*target_chain_, v.logits.row(node + 1));
@@ -145,7 +154,46 @@ class Speculation {
       node = proposals[std::size_t(outcome.accepted)];
       v.path.push_back(node);
     }
-    return v;
+  }
+
+  // Sequence-level: the rule sees the tree with each node's distinct children in the order they
+  // were first proposed and decides the whole step. Node n's test uses random_stream(accept,
+  // position, step_key + n): one uniform per node (several nodes share a depth, and the rule may
+  // test them all), fresh for every step (see step_key).
+  void verify_sequences(const DraftTree& tree, Verdict& v) {
+    const uint64_t seed = loop_.options().seed;
+    std::vector<std::vector<float>> p(std::size_t(tree.size()) + 1);  // target law after node i at i + 1
+    for (int i = -1; i < tree.size(); ++i) p[std::size_t(i + 1)] = processed_probs(*target_chain_, v.logits.row(i + 1));
+    const auto draft_law = [&](int node) { return tree.has_q(node) ? tree.q(node) : std::span<const float>{}; };
+    SequenceTree branches(p[0], draft_law(-1), method_.draws);
+    std::vector<int> draft_node{-1};  // draft node of each rule node
+    std::vector<int> rule_node(std::size_t(tree.size()) + 1, -1);
+    rule_node[0] = 0;
+    std::vector<double> accept_u{0.0};
+    std::size_t deepest = 0;
+    for (std::size_t at = 0; at < draft_node.size(); ++at) {  // breadth first: parents before children
+      const int node = draft_node[at];
+      for (int child : tree.proposals(node)) {
+        if (rule_node[std::size_t(child + 1)] >= 0) continue;  // a repeated proposal of the same child
+        const int n = branches.add(rule_node[std::size_t(node + 1)], tree.token(child), p[std::size_t(child + 1)],
+                                   draft_law(child));
+        rule_node[std::size_t(child + 1)] = n;
+        draft_node.push_back(child);
+        const std::size_t depth = std::size_t(tree.depth(child));
+        accept_u.push_back(random_stream(seed, RandomStream::accept, base() + depth - 1, step_key(base()) + uint64_t(n))
+                               .uniform_double());
+        deepest = std::max(deepest, depth);
+      }
+    }
+    std::vector<double> residual_u;
+    for (std::size_t d = 0; d <= deepest; ++d)
+      residual_u.push_back(random_stream(seed, RandomStream::residual, base() + d).uniform_double());
+    const SequenceOutcome outcome = method_.sequence_rule(branches, accept_u, residual_u);
+    if (outcome.accepted > 0) v.path = tree.path_to(draft_node[std::size_t(outcome.accepted)]);
+    v.final_token = outcome.token;
+    v.final_origin = !outcome.bonus   ? TokenOrigin::resampled
+                     : v.path.empty() ? TokenOrigin::sampled
+                                      : TokenOrigin::bonus;
   }
 
   // Counts the step, then emits the accepted tokens and the final one; true when generation stops.
@@ -282,12 +330,12 @@ SpeculationOptions speculation_options(const Params& params) {
 }
 
 TreeSpeculativeDecoder::TreeSpeculativeDecoder(std::unique_ptr<SamplerChain> chain, TreeSpeculationMethod method,
-                                               SpeculationOptions research)
-    : chain_(std::move(chain)), method_(std::move(method)), research_(research) {}
+                                               SpeculationOptions research, std::unique_ptr<SamplerChain> draft_chain)
+    : chain_(std::move(chain)), draft_chain_(std::move(draft_chain)), method_(std::move(method)), research_(research) {}
 
 Stats TreeSpeculativeDecoder::generate(const ModelSet& models, const DecodeOptions& options, TokenStream& stream) {
   DecodeLoop loop(models, options, stream);
-  Speculation s(loop, *chain_, method_, research_);
+  Speculation s(loop, *chain_, draft_chain_ ? *draft_chain_ : *chain_, method_, research_);
   while (loop.running()) {
     const std::optional<DraftTree> drafted = s.draft();
     if (!drafted) break;
@@ -303,14 +351,22 @@ Stats TreeSpeculativeDecoder::generate(const ModelSet& models, const DecodeOptio
 
 RegisterTreeSpeculation::RegisterTreeSpeculation(TreeSpeculationEntry entry) {
   auto make = entry.make;
+  std::vector<ParamSpec> params = entry.params;
+  if (entry.needs_draft_model)
+    for (ParamSpec& spec : draft_sampling_params()) params.push_back(std::move(spec));
+  const bool draft_model = entry.needs_draft_model;
   DecoderRegistry::instance().add({
       .name = entry.name,
       .doc = entry.doc,
-      .params = with_sampling_params(entry.params),
+      .params = with_sampling_params(std::move(params)),
       .roles =
           entry.needs_draft_model ? std::vector<std::string>{"target", "draft"} : std::vector<std::string>{"target"},
-      .make = [make](const Params& p) -> std::unique_ptr<Decoder> {
-        return std::make_unique<TreeSpeculativeDecoder>(chain_from_params(p), make(p), speculation_options(p));
+      .make = [make, draft_model](const Params& p) -> std::unique_ptr<Decoder> {
+        std::unique_ptr<SamplerChain> draft_chain;
+        if (draft_model)
+          draft_chain = draft_chain_from_params(p, p.has("deterministic") && p.get_bool("deterministic"));
+        return std::make_unique<TreeSpeculativeDecoder>(chain_from_params(p), make(p), speculation_options(p),
+                                                        std::move(draft_chain));
       },
   });
 }

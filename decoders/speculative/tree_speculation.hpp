@@ -5,10 +5,12 @@
 // Each step reads as the papers do:
 //
 //   draft:   the drafter grows a DraftTree with the draft model (drafter.hpp)
-//   verify:  one target evaluate() over [last emitted token] + tree; walk down from the root,
-//            at each node run the rule over its proposals; an accepted proposal moves the walk to
-//            that child, a rejection ends the step with the rule's residual token, and a node
-//            with no proposals ends it with a bonus token drawn from p
+//   verify:  one target evaluate() over [last emitted token] + tree; then either a token-level
+//            rule walks down from the root, running over each node's proposals (an accepted
+//            proposal moves the walk to that child, a rejection ends the step with the rule's
+//            residual token, a node with no proposals ends it with a bonus token drawn from p),
+//            or a sequence-level rule (sequence_verify.hpp) judges the whole tree, leaf to root,
+//            and returns the accepted path and the final token
 //   emit:    the accepted tokens, then the final token, stopping mid-step if a stop condition says so
 //   commit:  the emitted path on the target and on the draft, so both hold the same prefix
 //
@@ -34,6 +36,7 @@
 
 #include "core/decoder.hpp"
 #include "decoders/speculative/drafter.hpp"
+#include "decoders/speculative/sequence_verify.hpp"
 #include "decoders/speculative/verify.hpp"
 
 namespace decodelab::speculative {
@@ -45,10 +48,19 @@ using VerifyRule =
     std::function<VerifyOutcome(std::span<const float> p, std::span<const float> q, std::span<const TokenId> candidates,
                                 std::span<const double> accept_u, double residual_u)>;
 
-// How a method drafts and verifies.
+// A sequence-level rule: the draft tree with each node's distinct children in the order they were
+// first proposed, one accept uniform per node and one residual uniform per depth.
+using SequenceRule = std::function<SequenceOutcome(const SequenceTree& tree, std::span<const double> accept_u,
+                                                   std::span<const double> residual_u)>;
+
+// How a method drafts and verifies: a token-level `rule`, or a `sequence_rule` (then `rule` is
+// unused) told how the drafter drew the distinct children (`draws`; the merged tree of i.i.d.
+// sequences counts as drawn without replacement, see sequence_verify.hpp).
 struct TreeSpeculationMethod {
   std::unique_ptr<TreeDrafter> drafter;
   VerifyRule rule;
+  SequenceRule sequence_rule = nullptr;
+  DrawKind draws = DrawKind::iid;
 };
 
 // Research options of the step; all off by default, so nothing here costs a normal run.
@@ -65,20 +77,24 @@ SpeculationOptions speculation_options(const Params& params);
 // The decoder. Needs role "target", and role "draft" with the same vocabulary when the drafter
 // uses a model, and a non-empty prompt. Stats metrics: mean_accepted_length, mean_tree_size,
 // mean_tree_depth, tokens_per_step (and the research metrics above).
+// `chain` gives the target law p; `draft_chain` the law drafts are drawn from (null: `chain`, see
+// draft_sampling.hpp).
 class TreeSpeculativeDecoder final : public Decoder {
  public:
   TreeSpeculativeDecoder(std::unique_ptr<SamplerChain> chain, TreeSpeculationMethod method,
-                         SpeculationOptions research = {});
+                         SpeculationOptions research = {}, std::unique_ptr<SamplerChain> draft_chain = nullptr);
   Stats generate(const ModelSet& models, const DecodeOptions& options, TokenStream& stream) override;
 
  private:
-  std::unique_ptr<SamplerChain> chain_;
+  std::unique_ptr<SamplerChain> chain_, draft_chain_;
   TreeSpeculationMethod method_;
   SpeculationOptions research_;
 };
 
 // Registers a speculative method under `name`: its parameters (the sampling parameters are
-// added), and roles target and draft, or target alone for model-free drafters.
+// added, and for draft-model methods the draft's own, draft_sampling.hpp; a method's boolean
+// `deterministic` parameter, when it has one, tells them the drafter ranks rather than samples),
+// and roles target and draft, or target alone for model-free drafters.
 struct TreeSpeculationEntry {
   std::string name;
   std::string doc;

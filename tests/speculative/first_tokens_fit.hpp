@@ -1,0 +1,53 @@
+#pragma once
+// The exactness check the speculative decoder suites share: run a decoder once per seed on an
+// analytic target/draft pair and test the joint law of the first two generated tokens against the
+// target's exact law through the same sampler chain (chi-square + TV at a false-alarm rate).
+// Returning the fit (rather than asserting) lets negative controls require the same check to fail.
+#include <span>
+#include <vector>
+
+#include "core/decoder.hpp"
+#include "core/table_model.hpp"
+#include "samplers/sampler.hpp"
+#include "tests/support/seeded_runs.hpp"
+#include "tests/support/stats.hpp"
+
+namespace decodelab::testing {
+
+// Exact joint law of the first two generated tokens after `prompt`, through the chain that the
+// sampling parameters in `sampling` (temperature, top_k, top_p, min_p) describe.
+inline std::vector<double> exact_first_two(const TableModel& target, const ParamMap& sampling,
+                                           std::span<const TokenId> prompt) {
+  ParamMap chosen;
+  for (const char* name : {"temperature", "top_k", "top_p", "min_p"})
+    if (sampling.count(name)) chosen[name] = sampling.at(name);
+  auto chain = chain_from_params(resolve_params("test", sampling_param_specs(), chosen));
+  const int V = target.vocab_size();
+  const std::vector<float> p1 = chain->probs(target.exact_logits(prompt));
+  std::vector<double> joint(std::size_t(V * V), 0.0);
+  for (int a = 0; a < V; ++a) {
+    std::vector<TokenId> context(prompt.begin(), prompt.end());
+    context.push_back(a);
+    const std::vector<float> p2 = chain->probs(target.exact_logits(context));
+    for (int b = 0; b < V; ++b) joint[std::size_t(a * V + b)] = double(p1[std::size_t(a)]) * p2[std::size_t(b)];
+  }
+  return joint;
+}
+
+// Runs seeds 0..runs-1 and fits the first two generated tokens.
+inline FitResult first_two_fit(Decoder& decoder, const ModelSet& models, const TableModel& target,
+                               const ParamMap& sampling, std::span<const TokenId> prompt, int runs,
+                               double alpha = 1e-3) {
+  DecodeOptions options;
+  options.max_new_tokens = 2;
+  const std::size_t V = std::size_t(target.vocab_size()), n = prompt.size();
+  const std::vector<int64_t> counts = seeded_outcome_counts(
+      decoder, models, prompt, options, runs, V * V,
+      [&](const TokenStream& s) { return std::size_t(s.token(n)) * V + std::size_t(s.token(n + 1)); });
+  const std::vector<double> joint = exact_first_two(target, sampling, prompt);
+  return goodness_of_fit(counts, std::span<const double>(joint), alpha);
+}
+
+inline bool fits(const FitResult& fit, double alpha = 1e-3) { return fit.p_value >= alpha && fit.tv <= fit.tv_bound; }
+
+}  // namespace decodelab::testing

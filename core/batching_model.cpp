@@ -45,8 +45,8 @@ void ForwardGatherer::evaluate(Call& call) {
     leading_ = true;
     const auto window = std::max<Clock::duration>(
         policy_.min_window,
-        std::min<Clock::duration>(policy_.max_window, std::chrono::duration_cast<Clock::duration>(
-                                                          last_forward_ * policy_.window_fraction)));
+        std::min<Clock::duration>(
+            policy_.max_window, std::chrono::duration_cast<Clock::duration>(last_forward_ * policy_.window_fraction)));
     const auto deadline = Clock::now() + window;
     while (int(queued_.size()) < members_) {
       if (arrived_.wait_until(lock, deadline) == std::cv_status::timeout) break;

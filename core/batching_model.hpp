@@ -63,8 +63,8 @@ struct GatherPolicy {
 // What the gatherer has done: forward passes and how many calls (generations) each merged.
 struct GatherStats {
   int64_t forward_passes = 0;
-  int64_t calls = 0;  // evaluate() calls served (sum of batch sizes)
-  int64_t nodes = 0;  // tree nodes evaluated (tokens) over all passes
+  int64_t calls = 0;                   // evaluate() calls served (sum of batch sizes)
+  int64_t nodes = 0;                   // tree nodes evaluated (tokens) over all passes
   std::map<int, int64_t> batch_sizes;  // calls merged in one pass -> passes
 };
 
@@ -101,7 +101,7 @@ class ForwardGatherer {
   GatherPolicy policy_;
   std::mutex model_mutex_;  // the real model: forward passes and bookkeeping calls
 
-  mutable std::mutex mutex_;        // everything below
+  mutable std::mutex mutex_;         // everything below
   std::condition_variable arrived_;  // a call was queued or a member left (wakes the leader)
   std::condition_variable served_;   // a forward pass ended (wakes the callers it served)
   int members_ = 0;

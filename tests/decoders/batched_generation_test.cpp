@@ -150,7 +150,8 @@ TEST(BatchedGeneration, CancellingOneMemberLeavesTheOthersUnchanged) {
   auto target = TableModel::random(26, 2, 41, 1.5, /*eos=*/-1);
   auto draft = TableModel::derive_draft(*target, 1.3, 0.25, 5);
   const std::vector<TokenId> prompt = {0, 1, 2, 0, 1};
-  const std::vector<Case> others = {{"sample", 1, 32}, {"sd(L=4)", 5, 32}, {"smc(particles=4)", 15, 16}, {"greedy", 0, 32}};
+  const std::vector<Case> others = {
+      {"sample", 1, 32}, {"sd(L=4)", 5, 32}, {"smc(particles=4)", 15, 16}, {"greedy", 0, 32}};
   const Case victim{"sample(temperature=0.9)", 77, 200};
   std::vector<std::string> alone;
   std::string victim_alone;

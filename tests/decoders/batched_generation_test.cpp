@@ -280,5 +280,51 @@ TEST(BatchedGeneration, DecodersOnSmolLM2EqualTheirLoneRuns) {
   expect_merged(*gt, "target");
 }
 
+// The GGUF forward pass itself, below the decoders: a tree's logits are the same bit for bit when
+// it is evaluated alone and when other sequences' trees (a longer prefill, a branching tree) share
+// its forward pass, in either precision.
+TEST(BatchedGeneration, GgufLogitsDoNotDependOnTheOtherTreesInTheBatch) {
+  const std::string path = testing::model_path(testing::kSmolLM2);
+  if (path.empty()) GTEST_SKIP() << "SmolLM2 is not in the models cache (scripts/fetch-models)";
+  for (const char* precision : {"q8", "f32"}) {
+    auto model = load_model("gguf(path=" + path + ",precision=" + precision + ")");
+    const std::vector<TokenId> a = model->tokenize("The capital of France is", false);
+    const std::vector<TokenId> b = model->tokenize("def add(x, y):\n    return", false);
+    // a's prompt, then a small tree after it (two children of the prefix, one grandchild).
+    const std::vector<TreeNode> tree = {{a[1], -1}, {a[2], -1}, {a[3], 0}};
+    auto run = [&](bool with_others) {
+      std::vector<Matrix> rows;
+      const SeqId s = model->new_sequence();
+      const SeqId o = model->new_sequence();
+      std::vector<TreeEval> prefill{{s, chain_nodes(a)}};
+      if (with_others) prefill.push_back({o, chain_nodes(b)});
+      std::vector<Matrix> out;
+      model->evaluate(prefill, out);
+      rows.push_back(out[0]);
+      std::vector<int32_t> all(a.size());
+      for (std::size_t i = 0; i < all.size(); ++i) all[i] = int32_t(i);
+      model->commit(s, all);
+      std::vector<TreeEval> step{{s, tree}};
+      if (with_others) {
+        std::vector<int32_t> path_b(b.size());
+        for (std::size_t i = 0; i < path_b.size(); ++i) path_b[i] = int32_t(i);
+        model->commit(o, path_b);
+        step.insert(step.begin(), TreeEval{o, {{b[0], -1}, {b[1], 0}, {b[2], 0}, {b[3], 2}}});
+      }
+      model->evaluate(step, out);
+      rows.push_back(out[with_others ? 1 : 0]);
+      model->free_sequence(s);
+      model->free_sequence(o);
+      return rows;
+    };
+    const auto alone = run(false), batched = run(true);
+    ASSERT_EQ(alone.size(), 2u);
+    for (std::size_t i = 0; i < alone.size(); ++i) {
+      ASSERT_GT(alone[i].rows, 0);
+      EXPECT_EQ(alone[i].data, batched[i].data) << precision << ", evaluation " << i;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace decodelab

@@ -55,9 +55,8 @@ TEST(DaemonBatching, EachSeedOfARequestEqualsTheSingleRequestWithThatSeed) {
   Daemon d({"--workers", "4"});
   Client c(d.endpoint(), client_options(30.0));
   EXPECT_EQ(c.hello().get("protocol")->as_int(), 2);
-  for (const auto& [extra, seeds] :
-       std::vector<std::pair<Value::Map, std::vector<uint64_t>>>{{{{"n", int64_t(5)}}, {10, 11, 12, 13, 14}},
-                                                                 {{{"seeds", Value::Array{3, 99, 3}}}, {3, 99, 3}}}) {
+  for (const auto& [extra, seeds] : std::vector<std::pair<Value::Map, std::vector<uint64_t>>>{
+           {{{"n", int64_t(5)}}, {10, 11, 12, 13, 14}}, {{{"seeds", Value::Array{3, 99, 3}}}, {3, 99, 3}}}) {
     const Value r = c.wait(c.send("generate", many_fields(10, 40, extra)));
     ASSERT_EQ(r.get("type")->as_string(), "result") << describe(r);
     const auto& results = r.get("results")->as_array();
@@ -135,8 +134,8 @@ TEST(DaemonBatching, StatusAndMetricsReportBatchSizes) {
   Daemon d({"--workers", "4"});
   Client c(d.endpoint(), client_options(30.0));
   c.wait(c.send("generate", many_fields(1, 16, {{"n", int64_t(4)}})));
-  for (const Value& batching : {*c.status().get("models")->as_array()[0].get("batching"),
-                                *c.metrics().get("batching")->get("t")}) {
+  for (const Value& batching :
+       {*c.status().get("models")->as_array()[0].get("batching"), *c.metrics().get("batching")->get("t")}) {
     const int64_t passes = batching.get("forward_passes")->as_int();
     const int64_t calls = batching.get("calls")->as_int();
     EXPECT_GE(calls, 4 * 16);  // a prefill and 15 steps each (the last token needs no pass)

@@ -919,13 +919,17 @@ struct Service::Impl {
     std::optional<Value> error;
     int64_t tokens = 0;
     const uint64_t seed = prepared.seeds[member];
+    // Stopped before this member started (cancel, deadline, disconnect, shutdown): it generated
+    // nothing. (Not for `failed`: then the request's reply is the failing member's error.)
+    auto unstarted = [&] {
+      Value::Map r{
+          {"seed", seed}, {"tokens", Value::Array{}}, {"text", ""}, {"stop_reason", to_string(j.cancel.reason())}};
+      if (prepared.request.logprobs) r.emplace_back("logprobs", Value::Array{});
+      return Value(std::move(r));
+    };
     try {
       if (j.cancel.cancelled()) {
-        // Stopped before this member started (cancel, deadline, disconnect, shutdown): it
-        // generated nothing.
-        result = Value::Map{
-            {"seed", seed}, {"tokens", Value::Array{}}, {"text", ""}, {"stop_reason", to_string(j.cancel.reason())}};
-        if (prepared.request.logprobs) std::get<Value::Map>(result.v).emplace_back("logprobs", Value::Array{});
+        result = unstarted();
       } else {
         auto decoder = prepared.make_decoder();
         GenerationOutcome outcome = run_generation(prepared, *decoder, generation_context(j, prepared, member));
@@ -935,7 +939,10 @@ struct Service::Impl {
         tokens = outcome.tokens;
       }
     } catch (const ProtocolError& e) {
-      error = error_reply(j.id, e.code(), e.what(), e.field());
+      // A stop that came between the check above and the run's own check is not a failure.
+      const bool stopped = e.code() == to_string(ErrorCode::cancelled) || e.code() == codes::deadline_exceeded;
+      if (stopped && j.cancel.cancelled() && j.cancel.reason() != CancelReason::failed) result = unstarted();
+      else error = error_reply(j.id, e.code(), e.what(), e.field());
     } catch (const Error& e) {
       error = error_reply(j.id, to_string(e.code()), e.what(), "");
     } catch (const std::exception& e) {

@@ -21,6 +21,7 @@ const char* to_string(CancelReason reason) {
     case CancelReason::disconnected: return "disconnected";
     case CancelReason::shutdown: return "shutdown";
     case CancelReason::stop_string: return "stop_string";
+    case CancelReason::failed: return "failed";
   }
   return "unknown";
 }
@@ -83,8 +84,8 @@ std::shared_ptr<LoadedModel> ModelTable::load(const std::string& name, const std
   try {
     if (!target.empty()) {
       loaded->target_ref = get(target, "target");
-      // Deriving a draft reads the target, so it waits for the target's current user.
-      std::lock_guard use(loaded->target_ref->mutex);
+      // Deriving a draft reads the target, so it waits for the target's current forward pass.
+      auto use = loaded->target_ref->gatherer->lock();
       loaded->model = load_model(opened.spec(), loaded->target_ref->model.get());
     } else {
       loaded->model = load_model(opened.spec(), nullptr);
@@ -92,6 +93,7 @@ std::shared_ptr<LoadedModel> ModelTable::load(const std::string& name, const std
   } catch (const Error& e) {
     reject(to_string(e.code()), "spec", opened.client_message(e.what()));
   }
+  loaded->gatherer = std::make_shared<ForwardGatherer>(loaded->model);
   std::lock_guard lock(mutex_);
   if (!models_.emplace(name, loaded).second) {
     reject(to_string(ErrorCode::invalid_argument), "name", "a model named '" + name + "' was loaded meanwhile");
@@ -128,7 +130,27 @@ Value ModelTable::describe_one(const LoadedModel& m) {
                     {"context_length", info.context_length},
                     {"bos", info.bos},
                     {"eos", info.eos},
-                    {"has_tokenizer", m.model->has_tokenizer()}};
+                    {"has_tokenizer", m.model->has_tokenizer()},
+                    {"batching", batching_value(m.gatherer->stats())}};
+}
+
+Value batching_value(const GatherStats& stats) {
+  Value::Map sizes;
+  for (const auto& [size, passes] : stats.batch_sizes) sizes.emplace_back(std::to_string(size), passes);
+  const double passes = double(std::max<int64_t>(1, stats.forward_passes));
+  return Value::Map{{"forward_passes", stats.forward_passes},
+                    {"calls", stats.calls},
+                    {"tokens", stats.nodes},
+                    {"calls_per_forward", stats.forward_passes ? double(stats.calls) / passes : 0.0},
+                    {"tokens_per_forward", stats.forward_passes ? double(stats.nodes) / passes : 0.0},
+                    {"batch_sizes", sizes}};
+}
+
+Value ModelTable::batching() const {
+  std::lock_guard lock(mutex_);
+  Value::Map out;
+  for (const auto& [name, m] : models_) out.emplace_back(name, batching_value(m->gatherer->stats()));
+  return out;
 }
 
 Value ModelTable::describe() const {
@@ -197,6 +219,12 @@ std::vector<std::string> decoder_roles(const std::string& decoder) {
   return roles;
 }
 
+std::unique_ptr<Decoder> PreparedGeneration::make_decoder() {
+  std::lock_guard lock(*decoder_mutex_);
+  if (decoder) return std::move(decoder);
+  return DecoderRegistry::instance().create(request.decoder, request.params);
+}
+
 PreparedGeneration prepare_generation(const ModelTable& models, GenerateRequest request) {
   PreparedGeneration p;
   const auto& registry = DecoderRegistry::instance();
@@ -251,6 +279,15 @@ PreparedGeneration prepare_generation(const ModelTable& models, GenerateRequest 
     check_prompt_fits(info, request.prompt_ids->size(), "prompt_ids");
   }
   check_tokens(request.stop_token_ids, "stop_token_ids");
+  if (request.seeds) {
+    if (request.client_reward) {
+      reject(to_string(ErrorCode::invalid_argument), "client_reward",
+             "'client_reward' takes one generation per request; it cannot be combined with 'n' or 'seeds'");
+    }
+    p.seeds = *request.seeds;
+  } else {
+    p.seeds = {request.seed};
+  }
   p.request = std::move(request);
   return p;
 }
@@ -325,11 +362,12 @@ class GenerationSink final : public TokenSink {
       ids.emplace_back(int64_t(tokens_[i].id));
       logprobs.emplace_back(tokens_[i].logprob);
     }
-    Value::Map chunk{{"id", ctx_.request_id},
-                     {"type", "chunk"},
-                     {"index", int64_t(sent_)},
-                     {"tokens", ids},
-                     {"text", sanitize_utf8(std::string_view(text).substr(text_sent_, text_end - text_sent_))}};
+    Value::Map chunk{{"id", ctx_.request_id}, {"type", "chunk"}};
+    if (ctx_.tag_seed) chunk.emplace_back("seed", ctx_.seed);
+    chunk.insert(chunk.end(),
+                 {{"index", int64_t(sent_)},
+                  {"tokens", ids},
+                  {"text", sanitize_utf8(std::string_view(text).substr(text_sent_, text_end - text_sent_))}});
     if (request_.logprobs) chunk.emplace_back("logprobs", logprobs);
     ctx_.send(chunk);
     sent_ = tokens_.size();
@@ -399,7 +437,7 @@ Value stats_value(const Stats& stats) {
 
 }  // namespace
 
-GenerationOutcome run_generation(PreparedGeneration& job, const GenerationContext& ctx) {
+GenerationOutcome run_generation(const PreparedGeneration& job, Decoder& decoder, const GenerationContext& ctx) {
   const GenerateRequest& r = job.request;
   const auto started = Clock::now();
   if (ctx.cancel->cancelled()) {
@@ -410,23 +448,25 @@ GenerationOutcome run_generation(PreparedGeneration& job, const GenerationContex
                     : std::string("request stopped before it started: ") + to_string(why));
   }
 
-  // Lock each distinct model once, in address order, so two requests never wait on each other in
-  // opposite orders.
-  std::vector<LoadedModel*> distinct;
-  for (const auto& [role, m] : job.models) distinct.push_back(m.get());
-  std::sort(distinct.begin(), distinct.end());
-  distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
-  std::vector<std::unique_lock<std::mutex>> locks;
-  for (LoadedModel* m : distinct) locks.emplace_back(m->mutex);
+  // Each distinct model once, through a GatheringModel of this generation's own: its forward
+  // passes merge with those of the other generations on the model, and nothing here holds the
+  // model between steps.
+  std::map<const LoadedModel*, std::unique_ptr<GatheringModel>> gathering;
+  ModelSet set;
+  for (const auto& [role, m] : job.models) {
+    auto& g = gathering[m.get()];
+    if (!g) g = std::make_unique<GatheringModel>(m->gatherer);
+    set.set(role, g.get());
+  }
+  // Tokenizing and detokenizing read only the vocabulary (thread-safe), so they use the model
+  // itself: the sink can outlive this generation's GatheringModels.
+  const LanguageModel& target = *job.models.at("target")->model;
   const auto locked = Clock::now();
 
   if (r.client_reward) {
     if (!ctx.reward) fail(ErrorCode::internal, "client_reward requested but the service gave no reward channel");
-    set_reward(*job.decoder, ctx.reward);
+    set_reward(decoder, ctx.reward);
   }
-  LanguageModel& target = *job.models.at("target")->model;
-  ModelSet set;
-  for (const auto& [role, m] : job.models) set.set(role, m->model.get());
 
   std::vector<TokenId> prompt;
   if (r.prompt_ids) {
@@ -442,7 +482,7 @@ GenerationOutcome run_generation(PreparedGeneration& job, const GenerationContex
   }
 
   DecodeOptions options;
-  options.seed = r.seed;
+  options.seed = ctx.seed;
   options.max_new_tokens = int(r.max_tokens);
   options.stop_tokens = r.stop_token_ids;
   options.stop_strings = r.stop;
@@ -453,7 +493,8 @@ GenerationOutcome run_generation(PreparedGeneration& job, const GenerationContex
   TokenStream stream(prompt);
   auto sink = std::make_shared<GenerationSink>(ctx, r, target, prompt.size());
   stream.set_sink(sink);
-  const Stats stats = job.decoder->generate(set, options, stream);
+  const Stats stats = decoder.generate(set, options, stream);
+  gathering.clear();  // this generation leaves the gatherers: the others need not wait for it
   sink->flush(true);
 
   std::string stop_reason = stats.stop_reason;
@@ -468,17 +509,17 @@ GenerationOutcome run_generation(PreparedGeneration& job, const GenerationContex
   }
   const auto done = Clock::now();
   auto secs = [](Clock::duration d) { return std::chrono::duration<double>(d).count(); };
-  Value::Map result{{"id", ctx.request_id},
-                    {"type", "result"},
-                    {"tokens", ids},
-                    {"text", sanitize_utf8(sink->text())},
-                    {"prompt_tokens", int64_t(prompt.size())},
-                    {"stop_reason", stop_reason},
-                    {"stats", stats_value(stats)},
-                    {"timings", Value::Map{{"queue_s", secs(started - ctx.received)},
-                                           {"lock_s", secs(locked - started)},
-                                           {"run_s", secs(done - locked)},
-                                           {"total_s", secs(done - ctx.received)}}}};
+  Value::Map result{{"id", ctx.request_id}, {"type", "result"}};
+  if (ctx.tag_seed) result.emplace_back("seed", ctx.seed);
+  result.insert(result.end(), {{"tokens", ids},
+                               {"text", sanitize_utf8(sink->text())},
+                               {"prompt_tokens", int64_t(prompt.size())},
+                               {"stop_reason", stop_reason},
+                               {"stats", stats_value(stats)},
+                               {"timings", Value::Map{{"queue_s", secs(started - ctx.received)},
+                                                      {"lock_s", secs(locked - started)},
+                                                      {"run_s", secs(done - locked)},
+                                                      {"total_s", secs(done - ctx.received)}}}});
   if (r.logprobs) result.emplace_back("logprobs", logprobs);
   return GenerationOutcome{std::move(result), int64_t(records.size())};
 }

@@ -1,7 +1,8 @@
 #pragma once
 // What the daemon does for load_model and generate, apart from the sockets: the table of loaded
-// models (shared between requests, one mutex each), request validation against the registries,
-// and one generation run that streams chunks and ends with a result message.
+// models (shared between requests; each has a ForwardGatherer, so concurrent generations on it
+// share its forward passes), request validation against the registries, and one generation run
+// that streams chunks and ends with a result message.
 
 #include <atomic>
 #include <chrono>
@@ -11,6 +12,7 @@
 #include <mutex>
 #include <string>
 
+#include "core/batching_model.hpp"
 #include "core/decoder.hpp"
 #include "core/language_model.hpp"
 #include "core/reward.hpp"
@@ -19,7 +21,9 @@
 namespace decodelab::daemon {
 
 // Why a request was stopped early; the first reason given wins.
-enum class CancelReason : int { none = 0, client, deadline, disconnected, shutdown, stop_string };
+// `failed`: another member of the same request (n / seeds) failed, so the request's reply is that
+// error and the rest need not run.
+enum class CancelReason : int { none = 0, client, deadline, disconnected, shutdown, stop_string, failed };
 const char* to_string(CancelReason reason);
 
 class CancelState {
@@ -46,7 +50,9 @@ struct LoadedModel {
   std::string target;  // the model a draft derives from ("" otherwise)
   std::shared_ptr<LanguageModel> model;
   std::shared_ptr<LoadedModel> target_ref;  // keeps a draft's target alive after unload
-  std::mutex mutex;                         // held while a request uses the model
+  // Every generation reaches the model through its own GatheringModel on this gatherer: their
+  // evaluate calls merge into one forward pass per step (core/batching_model.hpp).
+  std::shared_ptr<ForwardGatherer> gatherer;
 };
 
 class ModelTable {
@@ -63,6 +69,8 @@ class ModelTable {
   std::shared_ptr<LoadedModel> get(const std::string& name, const std::string& field) const;
   Value describe() const;
   static Value describe_one(const LoadedModel& m);
+  // Per loaded model (by name): its batching figures (batching_value).
+  Value batching() const;
 
  private:
   mutable std::mutex mutex_;
@@ -73,7 +81,15 @@ class ModelTable {
 struct PreparedGeneration {
   GenerateRequest request;
   std::map<std::string, std::shared_ptr<LoadedModel>> models;  // by role
-  std::unique_ptr<Decoder> decoder;
+  std::unique_ptr<Decoder> decoder;                            // checked; make_decoder() makes more like it
+  // The seeds to run: {request.seed} for a single generation, else those `n` or `seeds` named.
+  std::vector<uint64_t> seeds;
+  // Takes `decoder` on the first call, then makes a new one from the same (checked) parameters:
+  // each concurrent member of a request needs its own. Thread-safe.
+  std::unique_ptr<Decoder> make_decoder();
+
+ private:
+  std::unique_ptr<std::mutex> decoder_mutex_ = std::make_unique<std::mutex>();
 };
 // Roles a decoder uses only when its parameters ask for them (smc: reward_model).
 std::vector<std::string> optional_roles(const std::string& decoder);
@@ -88,6 +104,8 @@ void check_prompt_fits(const ModelInfo& info, std::size_t prompt_tokens, const s
 
 struct GenerationContext {
   uint64_t request_id = 0;
+  uint64_t seed = 0;
+  bool tag_seed = false;  // a member of a request with several seeds: chunks carry "seed"
   CancelState* cancel = nullptr;
   double stream_interval_s = 0.002;
   int prefill_chunk = DecodeOptions::kDefaultPrefillChunk;  // stops act between prefill chunks
@@ -100,11 +118,15 @@ struct GenerationOutcome {
   Value result;        // the final "result" message
   int64_t tokens = 0;  // tokens generated
 };
-// Runs the generation (locking its models) and sends chunks when streaming. Returns the result
-// message for the caller to send once it has retired the request (so a client that reuses the id
-// as soon as it sees the result is not refused). Throws Error / ProtocolError for a generation
-// that fails.
-GenerationOutcome run_generation(PreparedGeneration& job, const GenerationContext& ctx);
+// Runs one generation (seed ctx.seed, with `decoder`) on its models, each through a GatheringModel
+// of its own, and sends chunks when streaming. Returns the result message for the caller to send
+// once it has retired the request (so a client that reuses the id as soon as it sees the result
+// is not refused). Throws Error / ProtocolError for a generation that fails. Several may run at
+// once on one PreparedGeneration (the members of a request with several seeds).
+GenerationOutcome run_generation(const PreparedGeneration& job, Decoder& decoder, const GenerationContext& ctx);
+
+// The batching figures of a gatherer, as status and metrics report them.
+Value batching_value(const GatherStats& stats);
 
 // How many bytes at the end of streamed `text` must wait: the longest suffix that is a proper
 // prefix of a stop string (it may still become one).

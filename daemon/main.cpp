@@ -23,7 +23,8 @@ const char* kUsage = R"USAGE(usage: decodelabd [options]
   --curve-secret-file PATH  read the CURVE server secret key from a file (first line)
   --curve-clients PATH    admit only CURVE clients whose Z85 public keys are listed in PATH, one a line
   --allow-remote          permit non-loopback tcp endpoints (requires --secret-file or --curve-clients)
-  --workers N             generation worker threads (default 2)
+  --workers N             generation worker threads (default 2); generations on one model run side by
+                          side and share forward passes, so this is also the largest batch
   --max-queue N           queued requests before replies say "busy" (default 64)
   --max-message-bytes N   largest request accepted, 256 .. 1073741824 (default 1048576)
   --max-tokens N          largest max_tokens a request may ask for, up to 2147483647 (default 1048576)

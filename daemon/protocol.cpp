@@ -414,6 +414,34 @@ GenerateRequest decode_generate(Fields& f, const DecodeLimits& limits) {
       g.prompt_ids->push_back(as_token(a.ptr[i], "prompt_ids[" + std::to_string(i) + "]"));
   }
   if (const auto* o = f.find("seed")) g.seed = as_uint(*o, "seed");
+  const auto* n = f.find("n");
+  const auto* seeds = f.find("seeds");
+  if (n && seeds) reject(to_string(ErrorCode::invalid_argument), "seeds", "give either 'n' or 'seeds', not both");
+  if (seeds && f.find("seed")) {
+    reject(to_string(ErrorCode::invalid_argument), "seed", "give either 'seed' (with 'n') or a 'seeds' list, not both");
+  }
+  if (n) {
+    const int64_t count = as_int(*n, "n");
+    if (count < 1 || count > kMaxSeeds) {
+      reject(to_string(ErrorCode::invalid_argument), "n",
+             "field 'n' must be in [1, " + std::to_string(kMaxSeeds) + "], got " + std::to_string(count));
+    }
+    if (g.seed > std::numeric_limits<uint64_t>::max() - uint64_t(count - 1)) {
+      reject(to_string(ErrorCode::invalid_argument), "n",
+             "seeds seed .. seed + n - 1 run past the largest seed (2^64 - 1)");
+    }
+    g.seeds.emplace();
+    for (int64_t i = 0; i < count; ++i) g.seeds->push_back(g.seed + uint64_t(i));
+  }
+  if (seeds) {
+    const auto& a = as_array(*seeds, "seeds");
+    if (a.size < 1 || int64_t(a.size) > kMaxSeeds) {
+      reject(to_string(ErrorCode::invalid_argument), "seeds",
+             "field 'seeds' must hold 1 to " + std::to_string(kMaxSeeds) + " seeds, got " + std::to_string(a.size));
+    }
+    g.seeds.emplace();
+    for (uint32_t i = 0; i < a.size; ++i) g.seeds->push_back(as_uint(a.ptr[i], "seeds[" + std::to_string(i) + "]"));
+  }
   if (const auto* o = f.find("max_tokens")) {
     g.max_tokens = as_int(*o, "max_tokens");
     if (g.max_tokens < 0 || g.max_tokens > limits.max_tokens) {

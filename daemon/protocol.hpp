@@ -25,7 +25,11 @@
 namespace decodelab::daemon {
 
 // Bumped on any incompatible change to request or reply fields.
-inline constexpr int kProtocolVersion = 1;
+// Version 2 added generate's `n` and `seeds` (several generations of one request, batched); every
+// version-1 request still means what it meant and gets the same reply.
+inline constexpr int kProtocolVersion = 2;
+// The most generations one generate request may ask for (`n`, or the length of `seeds`).
+inline constexpr int64_t kMaxSeeds = 65536;
 
 // A reply value: a plain msgpack tree the daemon builds and packs once. Maps keep insertion order.
 struct Value {
@@ -120,6 +124,9 @@ struct GenerateRequest {
   std::optional<std::string> prompt_text;  // exactly one of prompt_text / prompt_ids
   std::optional<std::vector<TokenId>> prompt_ids;
   uint64_t seed = 0;
+  // Several generations, one per seed (`n`: seed .. seed + n - 1, or an explicit `seeds` list);
+  // unset for a single generation with `seed`, whose reply is version 1's.
+  std::optional<std::vector<uint64_t>> seeds;
   int64_t max_tokens = 64;
   std::vector<std::string> stop;  // stop strings: generation ends once the text contains one
   std::vector<TokenId> stop_token_ids;
@@ -156,7 +163,7 @@ inline constexpr std::tuple kOps{
     OpSpec<UnloadModelRequest>{"unload_model", ""},
     OpSpec<ListModelsRequest>{"list_models", ""},
     OpSpec<ListDecodersRequest>{"list_decoders", ""},
-    OpSpec<GenerateRequest>{"generate", "stream deadline logprobs stop_strings"},
+    OpSpec<GenerateRequest>{"generate", "stream deadline logprobs stop_strings seeds"},
     OpSpec<CancelRequest>{"cancel", "cancel"},
     OpSpec<RewardReply>{"reward", "client_reward"},
     OpSpec<StatusRequest>{"status", ""},

@@ -167,16 +167,23 @@ struct Job {
   std::string op;
   Clock::time_point received;
   double deadline_s = 0;
-  // Runs the job and returns its final reply (a result or an error); the worker sends it after
-  // taking the job out of the table of jobs in flight.
-  std::function<Value(Job&)> work;
+  // A job runs as `members` runs (a generate with n / seeds: one per seed; else 1), each on a
+  // worker of its own. `work` runs one and returns the job's final reply (a result or an error)
+  // when it was the last to finish, nothing otherwise; the worker sends it after taking the job
+  // out of the table of jobs in flight.
+  std::size_t members = 1;
+  std::size_t handed_out = 0;  // members given to workers so far (FairQueue's mutex)
+  std::function<std::optional<Value>(Job&, std::size_t member)> work;
   CancelState cancel;
   std::shared_ptr<RewardChannel> reward;               // generations with client_reward only
   std::shared_ptr<asio::steady_timer> deadline_timer;  // touched only on the control thread
 };
 
 // Round-robin across clients: each client has its own FIFO, and workers take the head of the
-// next client's FIFO in turn, so one client's burst cannot starve another.
+// next client's FIFO in turn, so one client's burst cannot starve another. A job of several
+// members stays at the head of its client's FIFO until every member has been handed out, one
+// per turn: a request for n = 1000 generations takes one worker per round like any other
+// client's request, and another client's request starts as soon as a worker frees up.
 class FairQueue {
  public:
   explicit FairQueue(std::size_t capacity) : capacity_(capacity) {}
@@ -186,35 +193,41 @@ class FairQueue {
     if (closed_ || size_ >= capacity_) return false;
     auto& q = per_client_[job->identity];
     if (q.empty()) turn_.push_back(job->identity);
+    const bool several = job->members > 1;
     q.push_back(std::move(job));
     ++size_;
-    ready_.notify_one();
+    if (several) ready_.notify_all();  // a worker for each member
+    else ready_.notify_one();
     return true;
   }
 
-  // Blocks; nullptr once closed.
-  std::shared_ptr<Job> pop() {
+  // Blocks; returns a job and the member to run, or nullptr once closed and drained.
+  std::pair<std::shared_ptr<Job>, std::size_t> pop() {
     std::unique_lock lock(mutex_);
     ready_.wait(lock, [&] { return closed_ || size_ > 0; });
-    if (closed_) return nullptr;
+    if (size_ == 0) return {nullptr, 0};
     const std::string client = turn_.front();
     turn_.pop_front();
     auto& q = per_client_[client];
-    auto job = std::move(q.front());
-    q.pop_front();
-    --size_;
+    std::shared_ptr<Job> job = q.front();
+    const std::size_t member = job->handed_out++;
+    if (job->handed_out == job->members) {
+      q.pop_front();
+      --size_;
+    }
     if (q.empty()) per_client_.erase(client);
     else turn_.push_back(client);
-    return job;
+    return {std::move(job), member};
   }
 
+  // Takes a job out of the queue if none of its members has started.
   bool remove(const std::shared_ptr<Job>& job) {
     std::lock_guard lock(mutex_);
     auto it = per_client_.find(job->identity);
     if (it == per_client_.end()) return false;
     auto& q = it->second;
     auto pos = std::find(q.begin(), q.end(), job);
-    if (pos == q.end()) return false;
+    if (pos == q.end() || job->handed_out > 0) return false;
     q.erase(pos);
     --size_;
     if (q.empty()) {
@@ -224,14 +237,31 @@ class FairQueue {
     return true;
   }
 
+  // Stops taking jobs and returns those none of whose members has started. Jobs already started
+  // stay: workers still take their remaining members (cancelled by then, they end at once), so
+  // every started job gets its one reply.
   std::vector<std::shared_ptr<Job>> close() {
     std::lock_guard lock(mutex_);
     closed_ = true;
     std::vector<std::shared_ptr<Job>> left;
-    for (auto& [client, q] : per_client_) left.insert(left.end(), q.begin(), q.end());
-    per_client_.clear();
-    turn_.clear();
-    size_ = 0;
+    for (auto it = per_client_.begin(); it != per_client_.end();) {
+      auto& q = it->second;
+      for (auto j = q.begin(); j != q.end();) {
+        if ((*j)->handed_out == 0) {
+          left.push_back(*j);
+          j = q.erase(j);
+          --size_;
+        } else {
+          ++j;
+        }
+      }
+      if (q.empty()) {
+        turn_.erase(std::find(turn_.begin(), turn_.end(), it->first));
+        it = per_client_.erase(it);
+      } else {
+        ++it;
+      }
+    }
     ready_.notify_all();
     return left;
   }
@@ -585,21 +615,25 @@ struct Service::Impl {
 
   // --- workers ---
   void worker_loop() {
-    while (auto job = queue.pop()) {
+    while (true) {
+      auto [job, member] = queue.pop();
+      if (!job) break;
       running += 1;
       // The deadline timer runs on the control thread and may not have fired yet.
       if (job->deadline_s > 0 && Clock::now() >= job->received + seconds(job->deadline_s)) {
         job->cancel.request(CancelReason::deadline);
       }
-      Value reply;
+      std::optional<Value> reply;
       try {
-        reply = job->work(*job);
+        reply = job->work(*job, member);
       } catch (const std::exception& e) {
         reply = counted_error(job->id, to_string(ErrorCode::internal), e.what(), "");
       }
-      // Out of the table first: once the client has the final reply, its id is free again.
-      finish_job(job);
-      post(job->identity, reply);
+      if (reply) {
+        // Out of the table first: once the client has the final reply, its id is free again.
+        finish_job(job);
+        post(job->identity, *reply);
+      }
       running -= 1;
       wake();
     }
@@ -723,7 +757,11 @@ struct Service::Impl {
   void on(const Call& call, ListDecodersRequest&) { reply(call, as_fields(list_decoders())); }
   void on(const Call& call, ListModelsRequest&) { reply(call, as_fields(list_models())); }
   void on(const Call& call, StatusRequest&) { reply(call, as_fields(status())); }
-  void on(const Call& call, MetricsRequest&) { reply(call, as_fields(metrics.snapshot())); }
+  void on(const Call& call, MetricsRequest&) {
+    Value::Map fields = as_fields(metrics.snapshot());
+    fields.emplace_back("batching", models.batching());
+    reply(call, std::move(fields));
+  }
 
   void on(const Call& call, ShutdownRequest&) {
     if (!config.allow_shutdown)
@@ -787,7 +825,7 @@ struct Service::Impl {
     job->id = id;
     job->op = "load_model";
     job->received = received;
-    job->work = [this, body = std::move(body)](Job& j) -> Value {
+    job->work = [this, body = std::move(body)](Job& j, std::size_t) -> std::optional<Value> {
       try {
         const auto t0 = Clock::now();
         auto loaded = models.load(body.name, body.spec, body.target, model_dir);
@@ -815,37 +853,116 @@ struct Service::Impl {
     job->op = "generate";
     job->received = received;
     job->deadline_s = prepared->request.deadline_s;
+    job->members = prepared->seeds.size();
     if (prepared->request.client_reward) job->reward = std::make_shared<RewardChannel>();
-    job->work = [this, prepared](Job& j) -> Value {
-      GenerationContext ctx;
-      ctx.request_id = j.id;
-      ctx.cancel = &j.cancel;
-      ctx.stream_interval_s = config.stream_interval_s;
-      ctx.prefill_chunk = config.prefill_chunk;
-      ctx.received = j.received;
-      ctx.send = [this, identity = j.identity](const Value& message) { post(identity, message); };
-      if (j.reward) {
-        const double timeout_s = prepared->request.reward_timeout_s;
-        ctx.reward = [this, channel = j.reward, identity = j.identity, id = j.id, cancel = &j.cancel,
-                      timeout_s](std::span<const std::string> texts) {
-          const uint64_t call = channel->begin_call();
-          post(identity, reward_request_message(id, call, texts));
-          return channel->wait(call, texts.size(), *cancel, timeout_s);
-        };
-      }
-      try {
-        GenerationOutcome outcome = run_generation(*prepared, ctx);
-        metrics.finished("generate", std::chrono::duration<double>(Clock::now() - j.received).count(), outcome.tokens);
-        return std::move(outcome.result);
-      } catch (const ProtocolError& e) {
-        return counted_error(j.id, e.code(), e.what(), e.field());
-      } catch (const Error& e) {
-        return counted_error(j.id, to_string(e.code()), e.what(), "");
-      }
-    };
+    if (!prepared->request.seeds) {
+      job->work = [this, prepared](Job& j, std::size_t) -> std::optional<Value> {
+        try {
+          auto decoder = prepared->make_decoder();
+          GenerationOutcome outcome = run_generation(*prepared, *decoder, generation_context(j, *prepared, 0));
+          metrics.finished("generate", std::chrono::duration<double>(Clock::now() - j.received).count(),
+                           outcome.tokens);
+          return std::move(outcome.result);
+        } catch (const ProtocolError& e) {
+          return counted_error(j.id, e.code(), e.what(), e.field());
+        } catch (const Error& e) {
+          return counted_error(j.id, to_string(e.code()), e.what(), "");
+        }
+      };
+    } else {
+      auto many = std::make_shared<ManyResults>(prepared->seeds.size());
+      job->work = [this, prepared, many](Job& j, std::size_t member) -> std::optional<Value> {
+        return run_member(j, *prepared, *many, member);
+      };
+    }
     if (!enqueue(job))
       reject(codes::busy, "",
              "the request queue is full (" + std::to_string(config.max_queue) + " waiting); retry later");
+  }
+
+  GenerationContext generation_context(Job& j, const PreparedGeneration& prepared, std::size_t member) {
+    GenerationContext ctx;
+    ctx.request_id = j.id;
+    ctx.seed = prepared.seeds[member];
+    ctx.tag_seed = prepared.request.seeds.has_value();
+    ctx.cancel = &j.cancel;
+    ctx.stream_interval_s = config.stream_interval_s;
+    ctx.prefill_chunk = config.prefill_chunk;
+    ctx.received = j.received;
+    ctx.send = [this, identity = j.identity](const Value& message) { post(identity, message); };
+    if (j.reward) {
+      const double timeout_s = prepared.request.reward_timeout_s;
+      ctx.reward = [this, channel = j.reward, identity = j.identity, id = j.id, cancel = &j.cancel,
+                    timeout_s](std::span<const std::string> texts) {
+        const uint64_t call = channel->begin_call();
+        post(identity, reward_request_message(id, call, texts));
+        return channel->wait(call, texts.size(), *cancel, timeout_s);
+      };
+    }
+    return ctx;
+  }
+
+  // The members of a request with several seeds: each result is kept until the last member ends,
+  // which sends them all as one result (or the first member's error: the others are then
+  // cancelled, so they end soon).
+  struct ManyResults {
+    explicit ManyResults(std::size_t n) : results(n), left(n) {}
+    std::mutex mutex;
+    std::vector<Value> results;
+    std::size_t left;
+    std::optional<Value> error;
+    int64_t tokens = 0;
+  };
+
+  std::optional<Value> run_member(Job& j, PreparedGeneration& prepared, ManyResults& many, std::size_t member) {
+    Value result;
+    std::optional<Value> error;
+    int64_t tokens = 0;
+    const uint64_t seed = prepared.seeds[member];
+    // Stopped before this member started (cancel, deadline, disconnect, shutdown): it generated
+    // nothing. (Not for `failed`: then the request's reply is the failing member's error.)
+    auto unstarted = [&] {
+      Value::Map r{
+          {"seed", seed}, {"tokens", Value::Array{}}, {"text", ""}, {"stop_reason", to_string(j.cancel.reason())}};
+      if (prepared.request.logprobs) r.emplace_back("logprobs", Value::Array{});
+      return Value(std::move(r));
+    };
+    try {
+      if (j.cancel.cancelled()) {
+        result = unstarted();
+      } else {
+        auto decoder = prepared.make_decoder();
+        GenerationOutcome outcome = run_generation(prepared, *decoder, generation_context(j, prepared, member));
+        auto& fields = std::get<Value::Map>(outcome.result.v);
+        fields.erase(fields.begin(), fields.begin() + 2);  // id and type belong to the whole reply
+        result = std::move(outcome.result);
+        tokens = outcome.tokens;
+      }
+    } catch (const ProtocolError& e) {
+      // A stop that came between the check above and the run's own check is not a failure.
+      const bool stopped = e.code() == to_string(ErrorCode::cancelled) || e.code() == codes::deadline_exceeded;
+      if (stopped && j.cancel.cancelled() && j.cancel.reason() != CancelReason::failed) result = unstarted();
+      else error = error_reply(j.id, e.code(), e.what(), e.field());
+    } catch (const Error& e) {
+      error = error_reply(j.id, to_string(e.code()), e.what(), "");
+    } catch (const std::exception& e) {
+      error = error_reply(j.id, to_string(ErrorCode::internal), e.what(), "");
+    }
+    if (error) j.cancel.request(CancelReason::failed);
+    std::lock_guard lock(many.mutex);
+    many.results[member] = std::move(result);
+    many.tokens += tokens;
+    if (error && !many.error) many.error = std::move(error);
+    if (--many.left > 0) return std::nullopt;
+    if (many.error) {
+      const Value* code = many.error->get("code");
+      metrics.error(code ? code->as_string() : to_string(ErrorCode::internal));
+      return std::move(*many.error);
+    }
+    const double total_s = std::chrono::duration<double>(Clock::now() - j.received).count();
+    metrics.finished("generate", total_s, many.tokens);
+    return result_reply(
+        j.id, {{"results", Value::Array(std::move(many.results))}, {"timings", Value::Map{{"total_s", total_s}}}});
   }
 
   // --- lifecycle ---

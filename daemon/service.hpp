@@ -4,8 +4,10 @@
 //
 //   I/O thread (run()):  receives requests, answers cheap ops at once, queues generate/load_model,
 //                        sends what workers produce (woken through an eventfd).
-//   workers:             take jobs round-robin across clients; a model is used by one job at a
-//                        time (a mutex per loaded model: LanguageModel objects are not thread-safe).
+//   workers:             take jobs round-robin across clients (a request with several seeds one
+//                        seed per turn); generations on one model run concurrently and their
+//                        model calls are merged into one forward pass per step (the model's
+//                        ForwardGatherer, core/batching_model.hpp).
 //   control thread:      SIGINT/SIGTERM -> stop; per-request deadline timers; heartbeats to
 //                        clients with work in flight (a heartbeat the ROUTER cannot route means the
 //                        client is gone, and its work is cancelled).

@@ -77,7 +77,7 @@ Daemon* DaemonTest::daemon_ = nullptr;
 TEST_F(DaemonTest, HelloAndSchemas) {
   Client c = connect();
   const Value hello = c.hello();
-  EXPECT_EQ(hello.get("protocol")->as_int(), 1);
+  EXPECT_EQ(hello.get("protocol")->as_int(), 2);
   ASSERT_NE(hello.get("cpu"), nullptr);
   EXPECT_EQ(hello.get("cpu")->get("kernel_path")->as_string(), cpu_path_name(best_cpu_path()));
   EXPECT_FALSE(hello.get("cpu")->get("description")->as_string().empty());
@@ -347,7 +347,7 @@ TEST_F(DaemonTest, BadInputGetsAnErrorAndTheDaemonKeepsServing) {
       EXPECT_EQ(e.code(), code) << e.what();
       EXPECT_EQ(e.field(), field) << e.what();
     }
-    EXPECT_EQ(c.hello().get("protocol")->as_int(), 1);  // still serving
+    EXPECT_EQ(c.hello().get("protocol")->as_int(), daemon::kProtocolVersion);  // still serving
   };
   auto gen = [](Value::Map extra) {
     Value::Map m = Client::generate_fields(sample_request(1, 4), false);
@@ -482,7 +482,7 @@ TEST_F(DaemonTest, RefusedMessagesCarryTheirIdWhenTheyHaveOne) {
   Value deep = 1;
   for (int i = 0; i < 40; ++i) deep = Value::Array{deep};
   c.send("hello", {{"nested", deep}});
-  EXPECT_EQ(c.hello().get("protocol")->as_int(), 1);
+  EXPECT_EQ(c.hello().get("protocol")->as_int(), daemon::kProtocolVersion);
   ASSERT_EQ(c.unattributed_errors().size(), 1u);
   EXPECT_EQ(c.unattributed_errors()[0].get("code")->as_string(), "bad_format");
 }
@@ -519,14 +519,14 @@ TEST(DaemonAlone, ASecondDaemonOnALiveIpcPathIsRefused) {
   {
     Daemon first;
     Client c(first.endpoint(), client_options(5.0));
-    EXPECT_EQ(c.hello().get("protocol")->as_int(), 1);
+    EXPECT_EQ(c.hello().get("protocol")->as_int(), daemon::kProtocolVersion);
     file = first.endpoint().substr(6);
     // It used to bind, replacing the socket file, and the first daemon ran on unreachable.
     const auto [status, output] = run_decodelabd("--bind " + first.endpoint());
     EXPECT_EQ(status, 2) << output;
     EXPECT_NE(output.find("listens on it"), std::string::npos) << output;
     Client again(first.endpoint(), client_options(5.0));
-    EXPECT_EQ(again.hello().get("protocol")->as_int(), 1);
+    EXPECT_EQ(again.hello().get("protocol")->as_int(), daemon::kProtocolVersion);
     kill(first.pid(), SIGTERM);
     EXPECT_EQ(first.wait_exit(), 0);
     EXPECT_FALSE(std::filesystem::exists(file)) << "the socket file outlives a clean exit";
@@ -548,7 +548,7 @@ TEST(DaemonAlone, ASecondDaemonOnALiveIpcPathIsRefused) {
   {
     Daemon second({"--bind", "ipc://" + stale});
     Client c("ipc://" + stale, client_options(5.0));
-    EXPECT_EQ(c.hello().get("protocol")->as_int(), 1);
+    EXPECT_EQ(c.hello().get("protocol")->as_int(), daemon::kProtocolVersion);
   }
   std::filesystem::remove_all(dir);
 }
@@ -574,7 +574,7 @@ TEST(DaemonAlone, LocalhostAndIpv6LoopbackEndpoints) {
                      {"tcp://[::1]:" + std::to_string(port), "tcp://[::1]:" + std::to_string(port + 1)});
   for (const auto& e : endpoints) {
     Client c(e, client_options(5.0));
-    EXPECT_EQ(c.hello().get("protocol")->as_int(), 1) << e;
+    EXPECT_EQ(c.hello().get("protocol")->as_int(), daemon::kProtocolVersion) << e;
   }
   if (!v6) GTEST_SKIP() << "no IPv6 loopback on this host; checked IPv4 only";
 }
@@ -633,7 +633,7 @@ TEST_F(DaemonTest, BadClientRewardsFailTheGenerationOnly) {
       EXPECT_EQ(e.code(), code) << e.what();
       EXPECT_EQ(e.field(), field) << e.what();
     }
-    EXPECT_EQ(c.hello().get("protocol")->as_int(), 1);  // still serving
+    EXPECT_EQ(c.hello().get("protocol")->as_int(), daemon::kProtocolVersion);  // still serving
   };
   expect_failure([](const std::vector<std::string>&) { return std::vector<double>{1.0}; }, "invalid_argument",
                  "scores");
@@ -706,7 +706,7 @@ TEST_F(DaemonTest, AClientThatLeavesMidRewardFreesItsGeneration) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   EXPECT_EQ(other.status().get("in_flight")->as_int(), 0) << "the abandoned generation still runs";
-  EXPECT_EQ(other.hello().get("protocol")->as_int(), 1);
+  EXPECT_EQ(other.hello().get("protocol")->as_int(), daemon::kProtocolVersion);
 }
 
 TEST_F(DaemonTest, StatusReportsModelsAndMemory) {
@@ -879,7 +879,7 @@ TEST(DaemonAlone, CurveEncryptedTcp) {
   const std::string endpoint = "tcp://127.0.0.1:" + std::to_string(40000 + getpid() % 20000);
   Daemon d({"--bind", endpoint, "--curve-secret-key", secret_key});
   Client c(endpoint, client_options(10.0, {}, public_key));
-  EXPECT_EQ(c.hello().get("protocol")->as_int(), 1);
+  EXPECT_EQ(c.hello().get("protocol")->as_int(), daemon::kProtocolVersion);
   EXPECT_EQ(c.generate(sample_request(1, 4)).tokens.size(), 4u);
   // A client without the server key cannot complete the handshake: it gets no reply at all.
   Client plain(endpoint, client_options(0.3));
@@ -1026,7 +1026,7 @@ TEST(DaemonAlone, CurveAdmitsOnlyListedClients) {
   EXPECT_THROW(stranger.hello(), Error);
   Client fresh(endpoint, client_options(0.5, {}, server_public));
   EXPECT_THROW(fresh.hello(), Error);
-  EXPECT_EQ(c.hello().get("protocol")->as_int(), 1);
+  EXPECT_EQ(c.hello().get("protocol")->as_int(), daemon::kProtocolVersion);
   // The server's secret key stays out of the process list.
   std::ifstream cmdline("/proc/" + std::to_string(d.pid()) + "/cmdline");
   const std::string args((std::istreambuf_iterator<char>(cmdline)), std::istreambuf_iterator<char>());

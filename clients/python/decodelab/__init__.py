@@ -11,7 +11,7 @@ from .errors import (ERRORS, BadFormat, Busy, Cancelled, DeadlineExceeded, Decod
                      InvalidArgument, NotFound, Numeric, ShuttingDown, Timeout, TooLarge, Unauthorized, Unsupported)
 from .types import Chunk, GenerateResult
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 
 __all__ = ["AsyncClient", "AsyncStream", "Client", "Stream", "Chunk", "GenerateResult", "DEFAULT_ENDPOINT",
            "PROTOCOL_VERSION", "ERRORS", "DecodelabError", "BadFormat", "Busy", "Cancelled", "DeadlineExceeded",

@@ -14,7 +14,7 @@ import asyncio
 import collections
 import inspect
 import itertools
-from typing import AsyncIterator, Dict, Optional, Tuple
+from typing import AsyncIterator, Dict, List, Optional, Tuple
 
 import msgpack
 import zmq
@@ -22,7 +22,8 @@ import zmq.asyncio
 
 from .client import DEFAULT_ENDPOINT, enable_curve
 from .errors import Timeout, error_from_reply
-from .types import Chunk, GenerateResult, chunk_from_message, generate_fields, reward_scores
+from .types import (Chunk, GenerateResult, chunk_from_message, generate_fields, many_fields, results_from_reply,
+                    reward_scores)
 
 
 class AsyncClient:
@@ -169,6 +170,33 @@ class AsyncClient:
         fields = generate_fields(prompt, **options)
         request_id = await self.send("generate", stream=False, **fields)
         return GenerateResult.from_reply(await self.wait(request_id, reward=options.get("reward")))
+
+    async def generate_many(self, prompt: Optional[str] = None, *, n: Optional[int] = None, seeds=None,
+                            seed: int = 0, on_chunk=None, **options) -> List[GenerateResult]:
+        """See :meth:`decodelab.Client.generate_many`; ``on_chunk`` may be a function or a
+        coroutine function."""
+        if options.get("reward") is not None:
+            raise TypeError("generate_many does not take a reward: client rewards run one generation per request")
+        fields = generate_fields(prompt, **options)
+        fields.update(many_fields(n, seeds, seed))
+        if "seeds" in fields:
+            fields.pop("seed", None)
+        request_id = await self.send("generate", stream=on_chunk is not None, **fields)
+        try:
+            while True:
+                message = await self.next_message(request_id)
+                kind = message.get("type")
+                if kind == "chunk":
+                    if on_chunk is not None:
+                        got = on_chunk(chunk_from_message(message))
+                        if inspect.isawaitable(got):
+                            await got
+                    continue
+                if kind == "error":
+                    raise error_from_reply(message)
+                return results_from_reply(message)
+        finally:
+            self._queues.pop(request_id, None)
 
     def stream(self, prompt: Optional[str] = None, **options) -> "AsyncStream":
         """An async iterator of :class:`Chunk`; ``result`` is set when it ends."""

@@ -18,13 +18,14 @@ from __future__ import annotations
 import collections
 import itertools
 import time
-from typing import Dict, Iterator, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import msgpack
 import zmq
 
 from .errors import Timeout, error_from_reply
-from .types import Chunk, GenerateResult, chunk_from_message, generate_fields, reward_scores
+from .types import (Chunk, GenerateResult, chunk_from_message, generate_fields, many_fields, results_from_reply,
+                    reward_scores)
 
 DEFAULT_ENDPOINT = "ipc:///tmp/decodelabd.sock"
 
@@ -205,6 +206,24 @@ class Client:
         """
         fields = generate_fields(prompt, **options)
         return GenerateResult.from_reply(self.wait(self.send("generate", stream=False, **fields), reward=options.get("reward")))
+
+    def generate_many(self, prompt: Optional[str] = None, *, n: Optional[int] = None, seeds=None, seed: int = 0,
+                      on_chunk=None, **options) -> List[GenerateResult]:
+        """Several generations of one prompt, one per seed, run by the daemon side by side (their
+        model calls share forward passes): ``n`` seeds ``seed .. seed+n-1``, or an explicit
+        ``seeds`` list. Returns one :class:`GenerateResult` per seed, in that order, each with its
+        ``seed``; each equals ``generate(..., seed=that seed)``. ``on_chunk(chunk)`` streams the
+        tokens as they come, ``chunk.seed`` saying whose. Same options as generate, except
+        ``reward``."""
+        if options.get("reward") is not None:
+            raise TypeError("generate_many does not take a reward: client rewards run one generation per request")
+        fields = generate_fields(prompt, **options)
+        fields.update(many_fields(n, seeds, seed))
+        if "seeds" in fields:
+            fields.pop("seed", None)
+        callback = (lambda m: on_chunk(chunk_from_message(m))) if on_chunk else None
+        reply = self.wait(self.send("generate", stream=on_chunk is not None, **fields), on_chunk=callback)
+        return results_from_reply(reply)
 
     def stream(self, prompt: Optional[str] = None, **options) -> "Stream":
         """Starts a streamed generation: iterate the returned :class:`Stream` for chunks; its

@@ -15,6 +15,7 @@ class Chunk:
     tokens: List[int]
     text: str
     logprobs: Optional[List[float]] = None
+    seed: Optional[int] = None  # set for generate_many: the generation the chunk belongs to
 
 
 @dataclass
@@ -34,16 +35,34 @@ class GenerateResult:
     stats: Dict[str, Any] = field(default_factory=dict)
     timings: Dict[str, float] = field(default_factory=dict)
     logprobs: Optional[List[float]] = None
+    seed: Optional[int] = None  # set for generate_many's results
 
     @classmethod
-    def from_reply(cls, r: dict) -> "GenerateResult":
-        return cls(id=r["id"], tokens=list(r["tokens"]), text=r["text"], stop_reason=r["stop_reason"],
-                   prompt_tokens=r["prompt_tokens"], stats=r.get("stats", {}), timings=r.get("timings", {}),
-                   logprobs=r.get("logprobs"))
+    def from_reply(cls, r: dict, request_id: Optional[int] = None) -> "GenerateResult":
+        """A result message, or (with ``request_id``) one member of a generate_many result. A
+        member stopped before it started has no prompt_tokens, stats or timings."""
+        return cls(id=r["id"] if request_id is None else request_id, tokens=list(r["tokens"]), text=r["text"],
+                   stop_reason=r["stop_reason"], prompt_tokens=r.get("prompt_tokens", 0), stats=r.get("stats", {}),
+                   timings=r.get("timings", {}), logprobs=r.get("logprobs"), seed=r.get("seed"))
+
+
+def results_from_reply(r: dict) -> List[GenerateResult]:
+    """The per-seed results of a generate_many reply, in the order of the seeds asked for."""
+    return [GenerateResult.from_reply(m, r["id"]) for m in r["results"]]
 
 
 def chunk_from_message(m: dict) -> Chunk:
-    return Chunk(index=m["index"], tokens=list(m["tokens"]), text=m["text"], logprobs=m.get("logprobs"))
+    return Chunk(index=m["index"], tokens=list(m["tokens"]), text=m["text"], logprobs=m.get("logprobs"),
+                 seed=m.get("seed"))
+
+
+def many_fields(n=None, seeds=None, seed=0) -> dict:
+    """The seed fields of a generate_many request: ``n`` seeds from ``seed`` on, or a ``seeds`` list."""
+    if (n is None) == (seeds is None):
+        raise TypeError("generate_many takes either n (seeds seed .. seed+n-1) or seeds (a list), not both")
+    if seeds is not None:
+        return {"seeds": [int(s) for s in seeds]}
+    return {"n": int(n), "seed": seed}
 
 
 def generate_fields(prompt=None, *, model="t", models=None, draft=None, decoder="sample", params=None,

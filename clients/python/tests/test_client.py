@@ -98,13 +98,13 @@ def test_errors_echoing_invalid_utf8_decode(client):
     with pytest.raises(decodelab.InvalidArgument) as e:
         client.wait(900001)
     assert e.value.field == "\ufffd\ufffdY"
-    assert client.hello()["protocol"] == 1
+    assert client.hello()["protocol"] == decodelab.PROTOCOL_VERSION
 
 
 def test_too_large_errors_reach_their_own_request(client):
     big = client.send("generate", models={"target": "t"}, prompt="a " * 700_000)  # 1.4 MB: over 1 MiB, under 2
     hello = client.send("hello")
-    assert client.wait(hello)["protocol"] == 1  # the too_large error is not handed to this request
+    assert client.wait(hello)["protocol"] == decodelab.PROTOCOL_VERSION  # the too_large error is not handed to this request
     with pytest.raises(decodelab.TooLarge) as e:
         client.wait(big)
     assert e.value.request_id == big
@@ -112,7 +112,7 @@ def test_too_large_errors_reach_their_own_request(client):
 
 def test_errors_for_unreadable_messages_are_kept_aside(client, daemon):
     client._socket.send(b"\xc1")  # not msgpack: the daemon answers with id 0
-    assert client.hello()["protocol"] == 1
+    assert client.hello()["protocol"] == decodelab.PROTOCOL_VERSION
     assert [type(e) for e in client.unattributed_errors] == [decodelab.BadFormat]
 
     async def main():
@@ -121,7 +121,7 @@ def test_errors_for_unreadable_messages_are_kept_aside(client, daemon):
             await asyncio.sleep(0)
             await c._socket.send(b"\xc1")
             assert len((await pending).tokens) == 200  # not failed by the id-0 error
-            assert (await c.hello())["protocol"] == 1
+            assert (await c.hello())["protocol"] == decodelab.PROTOCOL_VERSION
             for _ in range(100):
                 if c.unattributed_errors:
                     break
@@ -144,7 +144,7 @@ def test_localhost_and_ipv6_loopback():
             endpoints.append(f"tcp://[::1]:{port}")
         for endpoint in endpoints:
             with decodelab.Client(endpoint, timeout=10) as c:
-                assert c.hello()["protocol"] == 1, endpoint
+                assert c.hello()["protocol"] == decodelab.PROTOCOL_VERSION, endpoint
     finally:
         stop_daemon(proc, tmp)
 
@@ -176,7 +176,7 @@ def test_metrics_count_requests_and_errors(client):
 def test_async_client_runs_requests_concurrently(daemon):
     async def main():
         async with decodelab.AsyncClient(daemon, timeout=10) as c:
-            assert (await c.hello())["protocol"] == 1
+            assert (await c.hello())["protocol"] == decodelab.PROTOCOL_VERSION
             results = await asyncio.gather(*(c.generate("a b", model="t", seed=s, max_tokens=20) for s in range(6)))
             assert all(len(r.tokens) == 20 for r in results)
             streamed = []
@@ -287,7 +287,7 @@ def test_client_reward_steers_smc(client, daemon):
     with pytest.raises(decodelab.InvalidArgument) as e:
         client.generate("a b", model="t", max_tokens=8, reward=lambda texts: [0.0] * len(texts))
     assert e.value.field == "client_reward"
-    assert client.hello()["protocol"] == 1
+    assert client.hello()["protocol"] == decodelab.PROTOCOL_VERSION
 
     async def main():
         async with decodelab.AsyncClient(daemon, timeout=10) as c:
@@ -298,3 +298,50 @@ def test_client_reward_steers_smc(client, daemon):
             assert r.tokens == steered[0].tokens
 
     asyncio.run(main())
+
+
+def test_generate_many_equals_single_generations(client):
+    results = client.generate_many("a b c", model="t", n=4, seed=20, max_tokens=24, logprobs=True)
+    assert [r.seed for r in results] == [20, 21, 22, 23]
+    for r in results:
+        one = client.generate("a b c", model="t", seed=r.seed, max_tokens=24, logprobs=True)
+        assert (r.tokens, r.logprobs, r.text, r.stop_reason) == (one.tokens, one.logprobs, one.text, one.stop_reason)
+    chunks = []
+    listed = client.generate_many("a b c", model="t", seeds=[5, 3], max_tokens=30, on_chunk=chunks.append)
+    assert [r.seed for r in listed] == [5, 3]
+    for r in listed:
+        streamed = [t for c in sorted((c for c in chunks if c.seed == r.seed), key=lambda c: c.index) for t in c.tokens]
+        assert streamed == r.tokens == client.generate("a b c", model="t", seed=r.seed, max_tokens=30).tokens
+    with pytest.raises(TypeError):
+        client.generate_many("a b c", model="t", n=2, seeds=[1, 2])
+    with pytest.raises(decodelab.InvalidArgument) as e:
+        client.generate_many("a b c", model="t", n=0)
+    assert e.value.field == "n"
+    # A version-1 request still gets a version-1 reply.
+    assert "results" not in client.call("generate", models={"target": "t"}, prompt="a b", max_tokens=3)
+
+
+def test_async_generate_many(daemon):
+    async def main():
+        async with decodelab.AsyncClient(daemon, timeout=10) as c:
+            seen = []
+
+            async def on_chunk(chunk):
+                seen.append(chunk.seed)
+
+            results = await c.generate_many("a b", model="t", n=3, seed=7, max_tokens=16, on_chunk=on_chunk)
+            assert [r.seed for r in results] == [7, 8, 9]
+            assert set(seen) == {7, 8, 9}
+            for r in results:
+                assert r.tokens == (await c.generate("a b", model="t", seed=r.seed, max_tokens=16)).tokens
+
+    asyncio.run(main())
+
+
+def test_metrics_report_batch_sizes(client):
+    client.generate_many("a b", model="t", n=3, max_tokens=8)
+    batching = client.metrics()["batching"]["t"]
+    assert batching["forward_passes"] > 0
+    assert sum(int(k) * v for k, v in batching["batch_sizes"].items()) == batching["calls"]
+    model = next(m for m in client.status()["models"] if m["name"] == "t")
+    assert model["batching"]["forward_passes"] >= batching["forward_passes"]

@@ -24,17 +24,7 @@ namespace {
 
 constexpr int kVocab = 6;
 
-struct Config {
-  std::string decoder;
-  ParamMap params;  // decoder and sampling parameters (temperature included)
-  double draft_temper, draft_noise;
-};
-
-std::string describe(const Config& c) {
-  std::string s = c.decoder + "(";
-  for (const auto& [k, v] : c.params) s += k + "=" + to_string(v) + ",";
-  return s + ") draft(temper=" + std::to_string(c.draft_temper) + ",noise=" + std::to_string(c.draft_noise) + ")";
-}
+using Config = testing::DraftPairConfig;
 
 const std::vector<Config> kConfigs = {
     {"sd", {{"L", int64_t(3)}, {"temperature", 1.0}, {"draft_temperature", 0.5}}, 1.0, 0.3},
@@ -68,16 +58,7 @@ const std::vector<Config> kConfigs = {
 
 TEST(DraftModes, FirstTwoTokensFollowTheExactTargetLaw) {
   const std::vector<TokenId> prompt{1, 2, 3, 1, 2};
-  for (std::size_t i = 0; i < kConfigs.size(); ++i) {
-    const Config& c = kConfigs[i];
-    auto target = TableModel::random(kVocab, 2, 500 + i, 1.5);
-    auto draft = TableModel::derive_draft(*target, c.draft_temper, c.draft_noise, 600 + i);
-    ModelSet models{{"target", target.get()}, {"draft", draft.get()}};
-    auto decoder = make_decoder(c.decoder, c.params, &models);
-    const auto fit = testing::first_two_fit(*decoder, models, *target, c.params, prompt, 60000);
-    SCOPED_TRACE(describe(c));
-    EXPECT_TRUE(testing::fits(fit)) << fit.describe();
-  }
+  testing::expect_first_two_exact(kConfigs, kVocab, 500, prompt);
 }
 
 // Draws each chain token from q^2 (renormalized: q at half the temperature) but leaves the tree's

@@ -3,7 +3,10 @@
 // analytic target/draft pair and test the joint law of the first two generated tokens against the
 // target's exact law through the same sampler chain (chi-square + TV at a false-alarm rate).
 // Returning the fit (rather than asserting) lets negative controls require the same check to fail.
+#include <gtest/gtest.h>
+
 #include <span>
+#include <string>
 #include <vector>
 
 #include "core/decoder.hpp"
@@ -49,5 +52,35 @@ inline FitResult first_two_fit(Decoder& decoder, const ModelSet& models, const T
 }
 
 inline bool fits(const FitResult& fit, double alpha = 1e-3) { return fit.p_value >= alpha && fit.tv <= fit.tv_bound; }
+
+// A draft-model decoder on a random TableModel target and a draft derived from it.
+struct DraftPairConfig {
+  std::string decoder;
+  ParamMap params;  // decoder and sampling parameters (temperature included)
+  double draft_temper, draft_noise;
+};
+
+inline std::string describe(const DraftPairConfig& c) {
+  std::string s = c.decoder + "(";
+  for (const auto& [k, v] : c.params) s += k + "=" + to_string(v) + ",";
+  return s + ") draft(temper=" + std::to_string(c.draft_temper) + ",noise=" + std::to_string(c.draft_noise) + ")";
+}
+
+// For each config i: target TableModel::random(vocab, 2, seed_base + i, 1.5), draft derived with
+// seed seed_base + 100 + i; the first two tokens after `prompt` must fit the exact target law
+// over `runs` seeds.
+inline void expect_first_two_exact(const std::vector<DraftPairConfig>& configs, int vocab, uint64_t seed_base,
+                                   std::span<const TokenId> prompt, int runs = 60000) {
+  for (std::size_t i = 0; i < configs.size(); ++i) {
+    const DraftPairConfig& c = configs[i];
+    auto target = TableModel::random(vocab, 2, seed_base + i, 1.5);
+    auto draft = TableModel::derive_draft(*target, c.draft_temper, c.draft_noise, seed_base + 100 + i);
+    ModelSet models{{"target", target.get()}, {"draft", draft.get()}};
+    auto decoder = make_decoder(c.decoder, c.params, &models);
+    const FitResult fit = first_two_fit(*decoder, models, *target, c.params, prompt, runs);
+    SCOPED_TRACE(describe(c));
+    EXPECT_TRUE(fits(fit)) << fit.describe();
+  }
+}
 
 }  // namespace decodelab::testing

@@ -37,6 +37,9 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, help="at most N prompts")
     p.add_argument("--seeds", default="1,2", help="comma-separated seeds shared by every arm (default %(default)s)")
     p.add_argument("--max-tokens", type=int, default=32)
+    p.add_argument("--batch-seeds", action="store_true",
+                   help="send each (prompt, arm)'s seeds in one request, run side by side by the daemon: the same "
+                        "tokens, faster; timings are then not comparable with unbatched runs")
     p.add_argument("--template", default="none", help=f"{sorted(TEMPLATES)} or a format string with {{prompt}}")
     p.add_argument("--target", default="t", help="loaded model name of the target role (default %(default)s)")
     p.add_argument("--draft", help="loaded model name of the draft role, for arms that name none")
@@ -110,7 +113,7 @@ def run_and_report(endpoint: str, arms: Sequence[Arm], args: argparse.Namespace,
     try:
         result = run_ab(endpoint, arms, prompts, parse_seeds(args.seeds), max_tokens=args.max_tokens, models=roles,
                         template=template if template is not None else args.template,
-                        stop_at_eos=not args.no_stop_at_eos, progress=progress)
+                        stop_at_eos=not args.no_stop_at_eos, progress=progress, batch_seeds=args.batch_seeds)
     finally:
         if progress is not None:
             progress.close()

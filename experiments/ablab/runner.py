@@ -97,7 +97,7 @@ def run_ab(target: Union[str, "decodelab.Client"], arms: Sequence[Arm], prompts:
            template: str = "none", stop_at_eos: bool = True, stop: Optional[List[str]] = None,
            probe_tokens: int = 2, timeout: float = 300.0,
            progress: Optional[Callable[[int, int, Run], None]] = None,
-           score: Optional[Callable[[Prompt, Run], bool]] = None) -> ABResult:
+           score: Optional[Callable[[Prompt, Run], bool]] = None, batch_seeds: bool = False) -> ABResult:
     """Runs ``arms`` x ``prompts`` x ``seeds`` on the daemon at ``target`` (an endpoint or a Client).
 
     ``models`` are the default roles (``{"target": "t"}`` unless given); an arm's own ``models``
@@ -107,6 +107,11 @@ def run_ab(target: Union[str, "decodelab.Client"], arms: Sequence[Arm], prompts:
     arm. ``progress(done, total, run)`` is called after each generation. ``score(prompt, run)``,
     when given, judges each generation pass or fail (``Run.passed``): pass@1 then appears in the
     comparisons (compare.AB_METRICS), tested with McNemar's test.
+
+    ``batch_seeds``: each (prompt, arm) sends all its seeds in one request (``generate_many``),
+    which the daemon runs side by side, sharing forward passes. Tokens, texts and log-probabilities
+    are the same as one request per seed; timings are not comparable with unbatched runs (a
+    generation's wall time then includes its batch mates' work), so use it for quality studies.
     """
     if not arms:
         raise ValueError("run_ab: no arms")
@@ -150,19 +155,36 @@ def run_ab(target: Union[str, "decodelab.Client"], arms: Sequence[Arm], prompts:
             config["config_hashes"][arm.name] = config_hash(arm, {**config, "models": models})
         runs: List[Run] = []
         total = len(prompts) * len(seeds) * len(kept)
+        config["batch_seeds"] = bool(batch_seeds)
+
+        def record(prompt: Prompt, arm: Arm, seed: int, r) -> None:
+            run = Run(arm=arm.name, prompt_id=prompt.id, category=prompt.category, seed=int(seed),
+                      tokens=list(r.tokens), text=r.text, logprobs=list(r.logprobs or []),
+                      stop_reason=r.stop_reason, prompt_tokens=r.prompt_tokens, stats=dict(r.stats),
+                      timings=dict(r.timings))
+            if score is not None:
+                run.passed = bool(score(prompt, run))
+            runs.append(run)
+            if progress:
+                progress(len(runs), total, run)
+
         for prompt in prompts:
+            if batch_seeds:
+                by_arm = {}
+                for arm in kept:
+                    request = _request(prompt, arm, roles, 0, max_tokens, template, options, decoder_roles)
+                    request.pop("seed")
+                    by_arm[arm.name] = client.generate_many(seeds=[int(s) for s in seeds], **request)
+                # Recorded in the unbatched order (seed, then arm), so the two modes write the same rows.
+                for i, seed in enumerate(seeds):
+                    for arm in kept:
+                        record(prompt, arm, int(seed), by_arm[arm.name][i])
+                continue
             for seed in seeds:
                 for arm in kept:
-                    r = client.generate(**_request(prompt, arm, roles, int(seed), max_tokens, template, options, decoder_roles))
-                    run = Run(arm=arm.name, prompt_id=prompt.id, category=prompt.category, seed=int(seed),
-                              tokens=list(r.tokens), text=r.text, logprobs=list(r.logprobs or []),
-                              stop_reason=r.stop_reason, prompt_tokens=r.prompt_tokens, stats=dict(r.stats),
-                              timings=dict(r.timings))
-                    if score is not None:
-                        run.passed = bool(score(prompt, run))
-                    runs.append(run)
-                    if progress:
-                        progress(len(runs), total, run)
+                    record(prompt, arm, int(seed),
+                           client.generate(**_request(prompt, arm, roles, int(seed), max_tokens, template, options,
+                                                      decoder_roles)))
         return ABResult(arms=kept, runs=runs, skipped=skipped, config=config)
     finally:
         if own_client:

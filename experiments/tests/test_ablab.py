@@ -57,6 +57,16 @@ def result(daemon):
     return run_ab(daemon.endpoint, ARMS, PROMPTS, SEEDS, max_tokens=TOKENS)
 
 
+def test_batched_seeds_give_the_same_runs(daemon, result):
+    # generate_many per (prompt, arm): every row equals the one-request-per-seed run, in the same order.
+    batched = run_ab(daemon.endpoint, ARMS, PROMPTS, SEEDS, max_tokens=TOKENS, batch_seeds=True)
+    assert batched.config["batch_seeds"] is True
+    assert len(batched.runs) == len(result.runs)
+    for a, b in zip(result.runs, batched.runs):
+        assert (a.arm, a.prompt_id, a.seed) == (b.arm, b.prompt_id, b.seed)
+        assert a.tokens == b.tokens and a.logprobs == b.logprobs and a.stop_reason == b.stop_reason
+
+
 @pytest.fixture(scope="module")
 def table(result):
     return {s.arm: s for s in summarize(result)}

@@ -273,6 +273,11 @@ ExactVerification exact_verification(Rule rule, std::span<const float> p, std::s
       case Rule::target_only: run_target_only(pd, t.tokens, t.prob, acc); break;
     }
   }
+  // One entry per candidate position of the longest tuple, also for positions no tuple reached
+  // (probability 0), as the header promises.
+  std::size_t longest = 0;
+  for (const DraftTuple& t : draws) longest = std::max(longest, t.tokens.size());
+  if (acc.accepted_at.size() < longest) acc.accepted_at.resize(longest, 0.0);
   ExactVerification out;
   out.law = std::move(acc.law);
   out.accepted_at = std::move(acc.accepted_at);

@@ -30,6 +30,7 @@ decodelab_status to_status(ErrorCode code) noexcept {
     case ErrorCode::bad_format: return DECODELAB_ERR_BAD_FORMAT;
     case ErrorCode::unsupported: return DECODELAB_ERR_UNSUPPORTED;
     case ErrorCode::numeric: return DECODELAB_ERR_NUMERIC;
+    case ErrorCode::resource_exhausted: return DECODELAB_ERR_OUT_OF_MEMORY;
     // Nothing behind this API can be cancelled; a decoder that reports it would be a bug here.
     case ErrorCode::cancelled:
     case ErrorCode::internal: return DECODELAB_ERR_INTERNAL;

@@ -72,9 +72,14 @@ void ForwardGatherer::run_batch(std::vector<Call*>& calls) {
   // Each call is checked on its own first, so one generation's bad tree fails only that
   // generation, never the others merged with it.
   std::vector<Call*> valid;
+  std::size_t admitted_nodes = 0;
   for (Call* c : calls) {
     try {
       validate_batch(*model_, c->batch);
+      std::size_t call_nodes = 0;
+      for (const TreeEval& t : c->batch) call_nodes += t.nodes.size();
+      check_kv_room(*model_, call_nodes, admitted_nodes);
+      admitted_nodes += call_nodes;
       valid.push_back(c);
     } catch (...) {
       c->error = std::current_exception();
@@ -155,6 +160,9 @@ void GatheringModel::commit(SeqId seq, std::span<const int32_t> path) {
 }
 void GatheringModel::rollback(SeqId seq, std::size_t new_length) {
   locked([&](LanguageModel& m) { m.rollback(seq, new_length); });
+}
+void GatheringModel::set_kv_budget(std::size_t bytes) {
+  locked([&](LanguageModel& m) { m.set_kv_budget(bytes); });
 }
 std::span<const float> GatheringModel::next_logits(SeqId seq) {
   // The span points into the sequence's own entry in the real model, which only calls on this

@@ -22,7 +22,8 @@
 //     the vocabulary (info, tokenize, detokenize, token_text, token_embeddings) are const and go
 //     straight through without it.
 //   * A call whose trees are invalid (unknown sequence, bad token, context full) fails alone: each
-//     call is validated before it joins a batch. A forward pass that fails fails every call in it.
+//     call is validated before it joins a batch, and so is its room in the model's KV budget,
+//     counting the calls admitted before it. A forward pass that fails fails every call in it.
 //
 // Outputs do not depend on batching: the backends compute each tree's rows independently of the
 // other trees in the batch (GGUF: every matmul row and attention head per node; tests check it
@@ -127,6 +128,12 @@ class GatheringModel final : public LanguageModel {
   std::string detokenize(std::span<const TokenId> tokens) const override { return real().detokenize(tokens); }
   std::optional<Matrix> token_embeddings() const override { return real().token_embeddings(); }
   uint64_t token_embeddings_key() const override { return real().token_embeddings_key(); }
+  // The real model's KV figures and budget (its budget is checked again, under the model lock, for
+  // each call merged into a forward pass).
+  std::size_t kv_bytes_per_token() const override { return real().kv_bytes_per_token(); }
+  std::size_t kv_bytes_in_use() const override { return real().kv_bytes_in_use(); }
+  std::size_t kv_budget() const override { return real().kv_budget(); }
+  void set_kv_budget(std::size_t bytes) override;
 
   SeqId new_sequence() override;
   SeqId fork(SeqId seq) override;

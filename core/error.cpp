@@ -10,6 +10,7 @@ const char* to_string(ErrorCode code) {
     case ErrorCode::unsupported: return "unsupported";
     case ErrorCode::numeric: return "numeric";
     case ErrorCode::cancelled: return "cancelled";
+    case ErrorCode::resource_exhausted: return "resource_exhausted";
     case ErrorCode::internal: return "internal";
   }
   return "unknown";

@@ -15,6 +15,7 @@ enum class ErrorCode {
   unsupported,       // valid input we do not implement (an architecture, a tensor type)
   numeric,           // NaN logits, a distribution with no mass
   cancelled,         // the caller asked to stop
+  resource_exhausted,  // a memory budget (a model's KV budget) would be exceeded
   internal,          // a broken invariant: a bug in decodelab
 };
 

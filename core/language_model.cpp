@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdio>
 #include <set>
 #include <string>
 
@@ -46,7 +47,29 @@ std::string LanguageModel::detokenize(std::span<const TokenId> tokens) const {
   return text;
 }
 
+void check_kv_room(const LanguageModel& model, std::size_t nodes, std::size_t pending_nodes) {
+  const std::size_t budget = model.kv_budget();
+  const std::size_t per_token = model.kv_bytes_per_token();
+  if (budget == 0 || per_token == 0) return;
+  const std::size_t in_use = model.kv_bytes_in_use();
+  const std::size_t wanted = (nodes + pending_nodes) * per_token;
+  if (in_use + wanted <= budget) return;
+  auto mib = [](std::size_t bytes) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%.1f MiB", double(bytes) / (1024.0 * 1024.0));
+    return std::string(text);
+  };
+  fail(ErrorCode::resource_exhausted,
+       "model '" + model.info().name + "': evaluating " + std::to_string(nodes) + " tokens needs " +
+           mib(nodes * per_token) + " of KV memory, but " + mib(in_use) + " of its KV budget of " + mib(budget) +
+           " is in use" + (pending_nodes ? " (with " + std::to_string(pending_nodes) + " tokens of the same batch)" : "") +
+           "; raise the budget or run fewer or shorter generations at once");
+}
+
 void LanguageModel::evaluate(std::span<const TreeEval> batch, std::vector<Matrix>& out) {
+  std::size_t nodes = 0;
+  for (const TreeEval& t : batch) nodes += t.nodes.size();
+  check_kv_room(*this, nodes);
   out.resize(batch.size());
   do_evaluate(batch, out);
   // A model that computed every row for a last_logits_only tree still answers with one.

@@ -137,6 +137,21 @@ class LanguageModel {
   const ModelCounters& counters() const { return counters_; }
   void reset_counters() { counters_ = {}; }
 
+  // --- KV memory ---
+  // Bytes of keys and values one token of one sequence holds (0: the model keeps none, like a
+  // table model).
+  virtual std::size_t kv_bytes_per_token() const { return 0; }
+  // Bytes of keys and values the model's sequences hold now, committed (rows that forks share
+  // count once) and pending (the last evaluated trees).
+  virtual std::size_t kv_bytes_in_use() const { return 0; }
+  // A ceiling on kv_bytes_in_use(), 0 = none. An evaluate() whose nodes would take the model past
+  // it throws Error(resource_exhausted) naming the model and the budget before any work is done,
+  // so a decoder wider than memory allows fails cleanly instead of exhausting the machine. The
+  // check counts a sequence's previous pending tree as still held, so it errs on the safe side;
+  // committing a path may exceed the ceiling by that path's rows for a moment.
+  virtual void set_kv_budget(std::size_t bytes) { kv_budget_ = bytes; }
+  virtual std::size_t kv_budget() const { return kv_budget_; }
+
  protected:
   virtual void do_evaluate(std::span<const TreeEval> batch, std::vector<Matrix>& out) = 0;
   ModelCounters counters_;
@@ -144,11 +159,18 @@ class LanguageModel {
 
  private:
   uint64_t object_key_ = fresh_key();
+  std::size_t kv_budget_ = 0;
 };
 
 // Validates a batch against a model before evaluation: sequence ids known, trees well formed,
 // tokens in range, context length respected. SequenceTable (core/sequence_table.hpp) calls it for
 // the backends derived from it; a model implementing do_evaluate itself calls it there.
 void validate_batch(const LanguageModel& model, std::span<const TreeEval> batch);
+
+// Throws Error(resource_exhausted) when evaluating `nodes` more tree nodes would take `model` past
+// its KV budget (LanguageModel::set_kv_budget); `pending_nodes` are nodes already admitted to the
+// same forward pass (ForwardGatherer checks each merged call on its own, so only the call that
+// does not fit fails).
+void check_kv_room(const LanguageModel& model, std::size_t nodes, std::size_t pending_nodes = 0);
 
 }  // namespace decodelab

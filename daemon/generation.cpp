@@ -3,9 +3,11 @@
 
 #include <algorithm>
 #include <mutex>
+#include <set>
 
 #include "core/model_factory.hpp"
 #include "core/prompt.hpp"
+#include "daemon/kv_admission.hpp"
 #include "daemon/model_files.hpp"
 #include "samplers/constraints/constraint.hpp"
 
@@ -75,7 +77,8 @@ void ModelTable::check_new(const std::string& name, const std::string& spec, con
 }
 
 std::shared_ptr<LoadedModel> ModelTable::load(const std::string& name, const std::string& spec,
-                                              const std::string& target, const std::string& model_dir) {
+                                              const std::string& target, const std::string& model_dir,
+                                              std::size_t kv_budget_bytes) {
   auto loaded = std::make_shared<LoadedModel>();
   loaded->name = name;
   loaded->spec = spec;
@@ -94,6 +97,9 @@ std::shared_ptr<LoadedModel> ModelTable::load(const std::string& name, const std
     reject(to_string(e.code()), "spec", opened.client_message(e.what()));
   }
   loaded->gatherer = std::make_shared<ForwardGatherer>(loaded->model);
+  const std::size_t budget = kv_budget_bytes ? kv_budget_bytes : default_kv_budget_bytes();
+  loaded->model->set_kv_budget(budget);
+  loaded->kv = std::make_shared<KvAdmission>(name, budget, loaded->model->kv_bytes_per_token());
   std::lock_guard lock(mutex_);
   if (!models_.emplace(name, loaded).second) {
     reject(to_string(ErrorCode::invalid_argument), "name", "a model named '" + name + "' was loaded meanwhile");
@@ -131,7 +137,20 @@ Value ModelTable::describe_one(const LoadedModel& m) {
                     {"bos", info.bos},
                     {"eos", info.eos},
                     {"has_tokenizer", m.model->has_tokenizer()},
-                    {"batching", batching_value(m.gatherer->stats())}};
+                    {"batching", batching_value(m.gatherer->stats())},
+                    {"kv", kv_value(m)}};
+}
+
+Value kv_value(const LoadedModel& m) {
+  const KvAdmission::Figures f = m.kv->figures();
+  return Value::Map{{"budget_bytes", int64_t(m.kv->budget_bytes())},
+                    {"bytes_per_token", int64_t(m.kv->bytes_per_token())},
+                    {"in_use_bytes", int64_t(m.model->kv_bytes_in_use())},
+                    {"reserved_bytes", int64_t(f.reserved_bytes)},
+                    {"running", f.running},
+                    {"waiting", f.waiting},
+                    {"admitted_after_wait", f.admitted_after_wait},
+                    {"refused", f.refused}};
 }
 
 Value batching_value(const GatherStats& stats) {
@@ -437,16 +456,24 @@ Value stats_value(const Stats& stats) {
 
 }  // namespace
 
+namespace {
+
+// The error of a request stopped (cancel, deadline, disconnect, shutdown) before it produced
+// anything; `when` says where it was.
+[[noreturn]] void reject_stopped(const GenerationContext& ctx, const std::string& when) {
+  const CancelReason why = ctx.cancel->reason();
+  const bool deadline = why == CancelReason::deadline;
+  reject(deadline ? codes::deadline_exceeded : to_string(ErrorCode::cancelled), deadline ? "deadline_s" : "",
+         deadline ? "request " + std::to_string(ctx.request_id) + " reached its deadline_s " + when
+                  : "request stopped " + when + ": " + to_string(why));
+}
+
+}  // namespace
+
 GenerationOutcome run_generation(const PreparedGeneration& job, Decoder& decoder, const GenerationContext& ctx) {
   const GenerateRequest& r = job.request;
   const auto started = Clock::now();
-  if (ctx.cancel->cancelled()) {
-    const CancelReason why = ctx.cancel->reason();
-    const bool deadline = why == CancelReason::deadline;
-    reject(deadline ? codes::deadline_exceeded : to_string(ErrorCode::cancelled), deadline ? "deadline_s" : "",
-           deadline ? "request " + std::to_string(ctx.request_id) + " reached its deadline_s before it started"
-                    : std::string("request stopped before it started: ") + to_string(why));
-  }
+  if (ctx.cancel->cancelled()) reject_stopped(ctx, "before it started");
 
   // Each distinct model once, through a GatheringModel of this generation's own: its forward
   // passes merge with those of the other generations on the model, and nothing here holds the
@@ -479,6 +506,18 @@ GenerationOutcome run_generation(const PreparedGeneration& job, Decoder& decoder
       reject(to_string(e.code()), "prompt", std::string("field 'prompt': ") + e.what());
     }
     check_prompt_fits(info, prompt.size(), "prompt");
+  }
+
+  // Room in every model's KV budget before any work: waits (in this worker) while other
+  // generations hold it, and gives up when the request is cancelled meanwhile.
+  std::vector<KvAdmission::Reservation> kv;
+  {
+    std::set<const LoadedModel*> seen;
+    for (const auto& [role, m] : job.models) {
+      if (!seen.insert(m.get()).second) continue;
+      kv.push_back(m->kv->reserve(prompt.size() + std::size_t(r.max_tokens) + kKvTreeSlack, *ctx.cancel));
+      if (!kv.back().admitted()) reject_stopped(ctx, "while waiting for KV memory");
+    }
   }
 
   DecodeOptions options;

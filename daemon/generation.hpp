@@ -44,6 +44,8 @@ class CancelState {
   std::atomic<int> reason_{0};
 };
 
+class KvAdmission;  // daemon/kv_admission.hpp
+
 struct LoadedModel {
   std::string name;
   std::string spec;
@@ -53,6 +55,8 @@ struct LoadedModel {
   // Every generation reaches the model through its own GatheringModel on this gatherer: their
   // evaluate calls merge into one forward pass per step (core/batching_model.hpp).
   std::shared_ptr<ForwardGatherer> gatherer;
+  // Its KV budget: generations reserve room here before they run (daemon/kv_admission.hpp).
+  std::shared_ptr<KvAdmission> kv;
 };
 
 class ModelTable {
@@ -60,10 +64,11 @@ class ModelTable {
   // Rejects a name already in use, a draft without a loaded target, a target for a spec that is
   // not a draft, and a spec that does not parse.
   void check_new(const std::string& name, const std::string& spec, const std::string& target) const;
-  // Files are read only from inside `model_dir` ("/" for anywhere; see model_files.hpp). Throws
-  // ProtocolError naming the field at fault (name, target, spec).
+  // Files are read only from inside `model_dir` ("/" for anywhere; see model_files.hpp). The
+  // model's KV budget is `kv_budget_bytes` (0: default_kv_budget_bytes()). Throws ProtocolError
+  // naming the field at fault (name, target, spec).
   std::shared_ptr<LoadedModel> load(const std::string& name, const std::string& spec, const std::string& target,
-                                    const std::string& model_dir);
+                                    const std::string& model_dir, std::size_t kv_budget_bytes = 0);
   void unload(const std::string& name);
   // Throws ProtocolError(not_found, field) when `name` is not loaded.
   std::shared_ptr<LoadedModel> get(const std::string& name, const std::string& field) const;
@@ -127,6 +132,8 @@ GenerationOutcome run_generation(const PreparedGeneration& job, Decoder& decoder
 
 // The batching figures of a gatherer, as status and metrics report them.
 Value batching_value(const GatherStats& stats);
+// A loaded model's KV budget, memory in use, reservations and waiting generations (status).
+Value kv_value(const LoadedModel& m);
 
 // How many bytes at the end of streamed `text` must wait: the longest suffix that is a proper
 // prefix of a stop string (it may still become one).

@@ -9,6 +9,7 @@
 #include <zmq.h>
 
 #include "core/error.hpp"
+#include "daemon/protocol.hpp"
 #include "daemon/service.hpp"
 
 namespace {
@@ -23,8 +24,9 @@ const char* kUsage = R"USAGE(usage: decodelabd [options]
   --curve-secret-file PATH  read the CURVE server secret key from a file (first line)
   --curve-clients PATH    admit only CURVE clients whose Z85 public keys are listed in PATH, one a line
   --allow-remote          permit non-loopback tcp endpoints (requires --secret-file or --curve-clients)
-  --workers N             generation worker threads (default 2); generations on one model run side by
-                          side and share forward passes, so this is also the largest batch
+  --workers N             generation worker threads (default 8); generations on one model run side by
+                          side and share forward passes, so this is also the largest batch (a lone
+                          request runs as fast with 8 as with 1: the forward pass has its own threads)
   --max-queue N           queued requests before replies say "busy" (default 64)
   --max-message-bytes N   largest request accepted, 256 .. 1073741824 (default 1048576)
   --max-tokens N          largest max_tokens a request may ask for, up to 2147483647 (default 1048576)
@@ -33,6 +35,9 @@ const char* kUsage = R"USAGE(usage: decodelabd [options]
   --shutdown-grace-ms X   time in-flight work gets to stop on SIGTERM/SIGINT (default 2000)
   --prefill-chunk N       tokens per prefill model call, 1 .. 1073741824 (default 64); cancels, deadlines
                           and shutdown act between chunks, so smaller chunks stop a long prefill sooner
+  --kv-budget-mb X        KV memory each model may hold, in MiB (default: half the memory available when
+                          the model loads; load_model's kv_budget_mb overrides it per model). Requests
+                          wait for room, and one that can never fit is refused with resource_exhausted
   --allow-shutdown        honor the "shutdown" op
   --load NAME=SPEC        load a model at start (repeatable), e.g. --load t='table(vocab=32)'; any file
   --model-dir DIR         load_model requests read model files only inside DIR, relative paths from it
@@ -136,6 +141,7 @@ int main(int argc, char** argv) {
       else if (name == "--shutdown-grace-ms")
         config.shutdown_grace_s = parse_number(value, name, 0, kMaxMilliseconds) / 1e3;
       else if (name == "--prefill-chunk") config.prefill_chunk = int(parse_integer(value, name, 1, kMaxPrefillChunk));
+      else if (name == "--kv-budget-mb") config.kv_budget_mb = parse_number(value, name, 1, kMaxKvBudgetMb);
       else if (name == "--log-level") config.log_level = parse_log_level(value);
       else if (name == "--model-dir") {
         std::error_code ec;

@@ -522,6 +522,14 @@ void decode_body(Fields& f, const DecodeLimits&, LoadModelRequest& m) {
   m.name = require_name(f, "name");
   m.spec = as_string(f.require("spec"), "spec");
   if (const auto* o = f.find("target")) m.target = as_string(*o, "target");
+  if (const auto* o = f.find("kv_budget_mb")) {
+    m.kv_budget_mb = as_number(*o, "kv_budget_mb");
+    if (!(m.kv_budget_mb > 0 && m.kv_budget_mb <= kMaxKvBudgetMb)) {
+      reject(to_string(ErrorCode::invalid_argument), "kv_budget_mb",
+             "field 'kv_budget_mb' must be a number of MiB in (0, " + std::to_string(int64_t(kMaxKvBudgetMb)) +
+                 "], got " + std::to_string(m.kv_budget_mb));
+    }
+  }
 }
 
 void decode_body(Fields& f, const DecodeLimits&, UnloadModelRequest& m) { m.name = require_name(f, "name"); }

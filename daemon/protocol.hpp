@@ -30,6 +30,7 @@ namespace decodelab::daemon {
 inline constexpr int kProtocolVersion = 2;
 // The most generations one generate request may ask for (`n`, or the length of `seeds`).
 inline constexpr int64_t kMaxSeeds = 65536;
+inline constexpr double kMaxKvBudgetMb = 1 << 30;  // a petabyte: any real machine's memory fits
 
 // A reply value: a plain msgpack tree the daemon builds and packs once. Maps keep insertion order.
 struct Value {
@@ -103,6 +104,7 @@ struct LoadModelRequest {
   std::string name;    // client-chosen; later requests refer to the model by it
   std::string spec;    // as core/model_factory.hpp load_model(): "table(vocab=32)", "draft(...)", "gguf(path=...)"
   std::string target;  // for a draft: the loaded model it derives from ("" otherwise)
+  double kv_budget_mb = 0;  // the model's KV budget in MiB (0: the daemon's --kv-budget-mb)
 };
 struct UnloadModelRequest {
   std::string name;
@@ -159,7 +161,7 @@ struct OpSpec {
 
 inline constexpr std::tuple kOps{
     OpSpec<HelloRequest>{"hello", ""},
-    OpSpec<LoadModelRequest>{"load_model", ""},
+    OpSpec<LoadModelRequest>{"load_model", "kv_budget"},
     OpSpec<UnloadModelRequest>{"unload_model", ""},
     OpSpec<ListModelsRequest>{"list_models", ""},
     OpSpec<ListDecodersRequest>{"list_decoders", ""},

@@ -61,6 +61,9 @@ Clock::duration seconds(double s) {
   return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s));
 }
 
+// 0 stays 0: the model table's default budget.
+static std::size_t kv_budget_bytes(double mib) { return std::size_t(mib * 1024.0 * 1024.0); }
+
 LogLevel parse_log_level(const std::string& text) {
   if (text == "error") return LogLevel::error;
   if (text == "warn") return LogLevel::warn;
@@ -81,6 +84,7 @@ void check_config(const ServiceConfig& config) {
   in_range("--max-message-bytes", double(config.max_message_bytes), double(kMinMessageBytes), double(kMaxMessageBytes));
   in_range("--max-tokens", double(config.max_tokens), 1, double(kMaxTokens));
   in_range("--prefill-chunk", config.prefill_chunk, 1, kMaxPrefillChunk);
+  in_range("--kv-budget-mb", config.kv_budget_mb, 0, kMaxKvBudgetMb);
 }
 
 std::vector<std::string> read_curve_clients(const std::string& path) {
@@ -828,7 +832,8 @@ struct Service::Impl {
     job->work = [this, body = std::move(body)](Job& j, std::size_t) -> std::optional<Value> {
       try {
         const auto t0 = Clock::now();
-        auto loaded = models.load(body.name, body.spec, body.target, model_dir);
+        auto loaded = models.load(body.name, body.spec, body.target, model_dir,
+                                  kv_budget_bytes(body.kv_budget_mb ? body.kv_budget_mb : config.kv_budget_mb));
         const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
         log(LogLevel::info,
             "loaded model '" + body.name + "' = " + body.spec + " in " + std::to_string(seconds) + " s");
@@ -1041,7 +1046,7 @@ struct Service::Impl {
     wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (wake_fd < 0) fail(ErrorCode::internal, "eventfd failed");
     for (const auto& [name, spec] : config.preload) {
-      models.load(name, spec, "", "/");
+      models.load(name, spec, "", "/", kv_budget_bytes(config.kv_budget_mb));
       log(LogLevel::info, "preloaded model '" + name + "' = " + spec);
     }
     bind();

@@ -33,7 +33,7 @@ struct ServiceConfig {
   // server's public key (encryption without authentication).
   std::vector<std::string> curve_clients;
   bool allow_remote = false;  // permit non-loopback tcp (still needs secret or curve_clients)
-  int workers = 2;
+  int workers = 8;
   std::size_t max_queue = 64;  // queued (not yet running) jobs before "busy"
   std::size_t max_message_bytes = 1 << 20;
   int64_t max_tokens = 1 << 20;
@@ -43,6 +43,9 @@ struct ServiceConfig {
   // shutdown act between prefill chunks, so this bounds how long a long prompt's prefill takes to
   // stop; larger chunks prefill a little faster on some backends.
   int prefill_chunk = DecodeOptions::kDefaultPrefillChunk;
+  // KV budget of each model loaded without its own kv_budget_mb (0: half the memory available when
+  // it loads); see daemon/kv_admission.hpp.
+  double kv_budget_mb = 0;
   double heartbeat_interval_s = 1.0;
   double shutdown_grace_s = 2.0;  // how long in-flight work may take to stop on shutdown
   LogLevel log_level = LogLevel::info;

@@ -11,11 +11,18 @@ concurrent requests buys (docs/benchmarks.md, "decodelabd: lone requests and bat
          daemon's fair queue hands each its own worker), against one request alone, in
          alternating rounds on one daemon (--workers = CONCURRENT). Aggregate throughput is
          generated tokens / wall time from the first send to the last result.
+  samples  one request for N samples of 2 tokens each (generate_many) on an analytic table model,
+         as an exactness study sends them: samples per second from send to the last result.
+  ttft   time to first token of a short streamed request sent while another client's long prompt
+         (PREFILL_TOKENS tokens, built from repeated text) is being prefilled, against the same
+         short request on an idle daemon; and how long the long request took.
 
 Run from the repository root after scripts/build and scripts/fetch-models:
 
   .venv/bin/python bench/daemon/bench_batching.py lone  [--rounds 5] [--max-tokens 64]
   .venv/bin/python bench/daemon/bench_batching.py batch [--rounds 3] [--concurrent 8] [--max-tokens 64]
+  .venv/bin/python bench/daemon/bench_batching.py samples [--rounds 3] [--n 1000]
+  .venv/bin/python bench/daemon/bench_batching.py ttft [--rounds 3] [--prefill-tokens 2000]
 
 Prints a table and one JSON line with every figure. Timing figures are medians over rounds.
 """
@@ -198,18 +205,97 @@ def batch(args, bindir, spec):
                       "batching": batching}))
 
 
+def samples(args, bindir, spec):
+    table = "table(vocab=64,order=2,seed=3)"
+    d = Daemon(bindir, args.workers_many, table)
+    rates = []
+    try:
+        d.client.generate_many("a b c", n=args.n, model="m", max_tokens=2, stop_at_eos=False)  # warm-up
+        for r in range(args.rounds):
+            t0 = time.perf_counter()
+            results = d.client.generate_many("a b c", n=args.n, seed=r * args.n, model="m", max_tokens=2,
+                                             stop_at_eos=False)
+            seconds = time.perf_counter() - t0
+            if len(results) != args.n or any(len(x.tokens) != 2 for x in results):
+                raise RuntimeError("a sample is missing or short")
+            rates.append(args.n / seconds)
+    finally:
+        d.close()
+    med = statistics.median(rates)
+    print(f"{args.n} two-token samples on {table} in one request (--workers {args.workers_many}), "
+          f"{args.rounds} rounds: median {med:,.0f} samples/s (min {min(rates):,.0f}, max {max(rates):,.0f})")
+    print(json.dumps({"mode": "samples", "n": args.n, "workers": args.workers_many, "rounds": args.rounds,
+                      "samples_per_s": med, "all": rates}))
+
+
+def first_token_s(client, prompt, max_tokens):
+    """Seconds from send to the first streamed token, and to the result."""
+    t0 = time.perf_counter()
+    first = None
+    with client.stream(prompt, model="m", decoder="greedy", max_tokens=max_tokens, stop_at_eos=False) as s:
+        for _ in s:
+            if first is None:
+                first = time.perf_counter() - t0
+    return first, time.perf_counter() - t0
+
+
+def ttft(args, bindir, spec):
+    d = Daemon(bindir, 2, spec)
+    long_prompt = " ".join(["The quick brown fox jumps over the lazy dog near the river bank."] * 200)
+    n_long = None
+    idle, busy, long_s = [], [], []
+    try:
+        words = long_prompt.split()
+        # Trim the long prompt to about --prefill-tokens tokens (SmolLM2: about 1.1 tokens a word).
+        long_prompt = " ".join(words[: int(args.prefill_tokens / 1.1)])
+        first_token_s(d.client, PROMPT, 4)  # warm-up
+        other = decodelab.Client(d.endpoint, timeout=600)
+        for _ in range(args.rounds):
+            idle.append(first_token_s(d.client, PROMPT, 4)[0])
+            done = {}
+
+            def long_request():
+                t0 = time.perf_counter()
+                r = other.generate(long_prompt, model="m", decoder="greedy", max_tokens=1, stop_at_eos=False)
+                done["s"] = time.perf_counter() - t0
+                done["prompt_tokens"] = r.prompt_tokens
+
+            t = threading.Thread(target=long_request)
+            t.start()
+            time.sleep(args.delay)  # the long prefill is under way
+            busy.append(first_token_s(d.client, PROMPT, 4)[0])
+            t.join()
+            long_s.append(done["s"])
+            n_long = done["prompt_tokens"]
+        other.close()
+    finally:
+        d.close()
+    med = statistics.median
+    print(f"time to first token of a short request, {args.rounds} rounds (medians), prefill chunk = daemon default")
+    print(f"  idle daemon:                               {med(idle):7.3f} s")
+    print(f"  during another client's {n_long}-token prefill: {med(busy):7.3f} s (max {max(busy):.3f})")
+    print(f"  the long request itself:                   {med(long_s):7.3f} s")
+    print(json.dumps({"mode": "ttft", "prefill_tokens": n_long, "rounds": args.rounds, "idle_s": med(idle),
+                      "during_prefill_s": med(busy), "during_prefill_max_s": max(busy), "long_s": med(long_s)}))
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("mode", choices=["lone", "batch"])
+    p.add_argument("mode", choices=["lone", "batch", "samples", "ttft"])
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--max-tokens", type=int, default=64)
     p.add_argument("--workers", default="1,2,4,8", help="lone: the daemons' worker counts")
     p.add_argument("--concurrent", type=int, default=8, help="batch: requests sent at once")
     p.add_argument("--model", default=None, help="model spec (default: SmolLM2 from $DECODELAB_MODELS)")
+    p.add_argument("--n", type=int, default=1000, help="samples: samples per request")
+    p.add_argument("--workers-many", type=int, default=8, help="samples: the daemon's workers")
+    p.add_argument("--prefill-tokens", type=int, default=2000, help="ttft: the long prompt's length")
+    p.add_argument("--delay", type=float, default=0.5, help="ttft: seconds between the long and the short request")
     p.add_argument("--bindir", default=os.path.join(ROOT, "build", "bin"))
     args = p.parse_args()
     spec = args.model or f"gguf(path={model_path()})"
-    (lone if args.mode == "lone" else batch)(args, args.bindir, spec)
+    modes = {"lone": lone, "batch": batch, "samples": samples, "ttft": ttft}
+    modes[args.mode](args, args.bindir, spec)
 
 
 if __name__ == "__main__":

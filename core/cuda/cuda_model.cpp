@@ -499,6 +499,8 @@ CudaModel::~CudaModel() {
 const ModelInfo& CudaModel::info() const { return impl_->info; }
 const LlamaConfig& CudaModel::config() const { return impl_->cfg; }
 std::size_t CudaModel::weight_bytes() const { return impl_->weight_bytes; }
+std::size_t CudaModel::kv_bytes_per_token() const { return impl_->row_bytes; }
+std::size_t CudaModel::kv_bytes_in_use() const { return impl_->pages->pages_in_use() * impl_->pages->page_bytes(); }
 std::size_t CudaModel::bytes_per_token(std::size_t length) const {
   // Every matrix once (the embedding table only for its one row, unless it is also the output)...
   const Impl& d = *impl_;

@@ -51,6 +51,10 @@ class CudaModel : public SequenceTable {
   // of a sequence of `length` tokens): the roofline numerator.
   std::size_t weight_bytes() const;
   std::size_t bytes_per_token(std::size_t length) const;
+  // KV memory is counted in whole pages: a page's bytes over its tokens per token, and every page
+  // some sequence holds (shared pages once).
+  std::size_t kv_bytes_per_token() const override;
+  std::size_t kv_bytes_in_use() const override;
 
   std::string token_text(TokenId token) const override;
   bool has_tokenizer() const override;

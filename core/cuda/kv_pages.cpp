@@ -21,6 +21,7 @@ int KvPages::acquire() {
   const int page = free_.back();
   free_.pop_back();
   refs_[std::size_t(page)] = 1;
+  in_use_ += 1;
   return page;
 }
 
@@ -28,7 +29,10 @@ void KvPages::release(int page) {
   int& r = refs_.at(std::size_t(page));
   if (r <= 0)
     fail(ErrorCode::internal, "cuda KV cache: page " + std::to_string(page) + " released more often than retained");
-  if (--r == 0) free_.push_back(page);
+  if (--r == 0) {
+    free_.push_back(page);
+    in_use_ -= 1;
+  }
 }
 
 }  // namespace decodelab::cuda

@@ -3,6 +3,7 @@
 // every layer's keys and values ([layer][k|v][page_tokens][kv_dim]); pages are carved from chunks
 // allocated on demand, so capacity grows with use and is never copied.
 
+#include <atomic>
 #include <cstddef>
 #include <string>
 #include <vector>
@@ -21,7 +22,8 @@ class KvPages {
   int refs(int page) const { return refs_.at(std::size_t(page)); }
   void* base(int page) const { return bases_.at(std::size_t(page)); }
   std::size_t page_bytes() const { return page_bytes_; }
-  std::size_t pages_in_use() const { return bases_.size() - free_.size(); }
+  // Readable from any thread (a daemon's status) while another acquires and releases.
+  std::size_t pages_in_use() const { return in_use_.load(); }
 
  private:
   std::size_t page_bytes_;
@@ -30,6 +32,7 @@ class KvPages {
   std::vector<void*> bases_;
   std::vector<int> refs_;
   std::vector<int> free_;
+  std::atomic<std::size_t> in_use_{0};
 };
 
 }  // namespace decodelab::cuda

@@ -1,9 +1,11 @@
 #include "core/model/gguf_model.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <memory>
 #include <utility>
 
 #include "core/error.hpp"
@@ -37,10 +39,53 @@ struct LayerWeights {
   std::vector<float> bq, bk, bv;  // qwen2 only
 };
 
+// Bytes of keys and values a model's sequences hold (kv_bytes_in_use). Rows are charged where
+// they are stored and refunded when let go; forks share committed rows, so those count once. The
+// sequences hold it by shared_ptr because the table frees them after the model's own members.
+struct KvLedger {
+  std::atomic<std::size_t> bytes{0};
+};
+
+// What one holder of rows (a run, a pending tree) has charged to the ledger: set() re-states it,
+// destruction and moves hand it back or over.
+class KvCharge {
+ public:
+  KvCharge() = default;
+  KvCharge(const KvCharge& other) : ledger_(other.ledger_) { set(other.bytes_); }
+  KvCharge(KvCharge&& other) noexcept : ledger_(std::move(other.ledger_)), bytes_(std::exchange(other.bytes_, 0)) {}
+  KvCharge& operator=(KvCharge other) noexcept {
+    set(0);
+    ledger_ = std::move(other.ledger_);
+    bytes_ = std::exchange(other.bytes_, 0);
+    return *this;
+  }
+  ~KvCharge() { set(0); }
+
+  void bind(std::shared_ptr<KvLedger> ledger) {
+    if (ledger_ == ledger) return;
+    const std::size_t held = bytes_;
+    set(0);
+    ledger_ = std::move(ledger);
+    set(held);
+  }
+  void set(std::size_t bytes) {
+    if (ledger_) {
+      if (bytes >= bytes_) ledger_->bytes += bytes - bytes_;
+      else ledger_->bytes -= bytes_ - bytes;
+    }
+    bytes_ = bytes;
+  }
+
+ private:
+  std::shared_ptr<KvLedger> ledger_;
+  std::size_t bytes_ = 0;
+};
+
 // Keys and values of a run of tokens: per layer, kv_dim floats per token for each.
 struct KvRows {
   std::vector<std::vector<float>> k, v;  // [layer][row * kv_dim]
   std::size_t rows = 0;
+  KvCharge charge;  // rows x (every layer's keys and values)
 
   std::size_t size() const { return rows; }
   void resize(std::size_t n) {  // shortens
@@ -51,10 +96,11 @@ struct KvRows {
       v[l].resize(n * kv_dim);
     }
     rows = n;
+    charge.set(n * row_bytes());
   }
   // Appends row `row` of per-layer [rows x kv_dim] matrices.
   void append(const std::vector<std::vector<float>>& from_k, const std::vector<std::vector<float>>& from_v,
-              std::size_t row, std::size_t kv_dim) {
+              std::size_t row, std::size_t kv_dim, const std::shared_ptr<KvLedger>& ledger) {
     k.resize(from_k.size());
     v.resize(from_v.size());
     for (std::size_t l = 0; l < from_k.size(); ++l) {
@@ -64,6 +110,15 @@ struct KvRows {
       v[l].insert(v[l].end(), vr, vr + kv_dim);
     }
     ++rows;
+    charge.bind(ledger);
+    charge.set(rows * row_bytes());
+  }
+
+ private:
+  std::size_t row_bytes() const {
+    std::size_t floats = 0;
+    for (std::size_t l = 0; l < k.size(); ++l) floats += (k[l].size() + v[l].size());
+    return rows ? floats / rows * sizeof(float) : 0;
   }
 };
 
@@ -71,27 +126,32 @@ struct KvRows {
 // evaluated tree's nodes.
 class GgufSequence final : public SequenceStorage {
  public:
-  explicit GgufSequence(std::size_t kv_dim) : kv_dim_(kv_dim) {}
+  GgufSequence(std::size_t kv_dim, std::shared_ptr<KvLedger> ledger) : kv_dim_(kv_dim), ledger_(std::move(ledger)) {
+    pending_charge.bind(ledger_);
+  }
 
   std::unique_ptr<SequenceStorage> fork() override {
-    auto child = std::make_unique<GgufSequence>(kv_dim_);
+    auto child = std::make_unique<GgufSequence>(kv_dim_, ledger_);
     child->committed = committed.fork();
     return child;
   }
   void commit(std::size_t, std::span<const int32_t> path) override {
-    for (int32_t node : path) committed.tail().append(pending_k, pending_v, std::size_t(node), kv_dim_);
+    for (int32_t node : path) committed.tail().append(pending_k, pending_v, std::size_t(node), kv_dim_, ledger_);
   }
   void truncate(std::size_t length) override { committed.truncate(length); }
   void drop_pending() override {
     pending_k.clear();
     pending_v.clear();
+    pending_charge.set(0);
   }
 
   SegmentChain<KvRows> committed;
   std::vector<std::vector<float>> pending_k, pending_v;  // per layer: nodes x kv_dim
+  KvCharge pending_charge;                               // pending_k and pending_v
 
  private:
   std::size_t kv_dim_;
+  std::shared_ptr<KvLedger> ledger_;
 };
 
 // One contiguous stretch of committed keys/values for attention.
@@ -112,6 +172,7 @@ struct GgufModel::Impl {
   std::vector<float> rope_freq;  // per rotated pair
   std::vector<std::string> vocab;
   std::unique_ptr<ThreadTeam> team;  // the forward pass's threads (options.threads members)
+  std::shared_ptr<KvLedger> kv_ledger = std::make_shared<KvLedger>();
 #ifdef DECODELAB_HAS_TOKENIZER
   std::unique_ptr<Tokenizer> tokenizer;
 #endif
@@ -293,6 +354,12 @@ GgufModel::GgufModel(const std::string& path, GgufModelOptions options) : impl_(
 
 GgufModel::~GgufModel() = default;
 
+std::size_t GgufModel::kv_row_bytes() const {
+  return 2 * std::size_t(cfg_.n_layers) * std::size_t(cfg_.n_kv_heads) * cfg_.head_dim * sizeof(float);
+}
+std::size_t GgufModel::kv_bytes_per_token() const { return kv_row_bytes(); }
+std::size_t GgufModel::kv_bytes_in_use() const { return impl_->kv_ledger->bytes.load(); }
+
 std::string GgufModel::token_text(TokenId token) const {
   if (token < 0 || token >= cfg_.vocab)
     fail(ErrorCode::invalid_argument, "gguf model: token " + std::to_string(token) + " out of range");
@@ -338,7 +405,7 @@ std::optional<Matrix> GgufModel::token_embeddings() const {
 }
 
 std::unique_ptr<SequenceStorage> GgufModel::new_storage() {
-  return std::make_unique<GgufSequence>(std::size_t(cfg_.n_kv_heads) * cfg_.head_dim);
+  return std::make_unique<GgufSequence>(std::size_t(cfg_.n_kv_heads) * cfg_.head_dim, impl_->kv_ledger);
 }
 
 void GgufModel::forward(std::span<const TreeJob> batch, std::vector<Matrix>& out) {
@@ -511,6 +578,7 @@ void GgufModel::forward(std::span<const TreeJob> batch, std::vector<Matrix>& out
       s.pending_k[l].assign(k_all[l].begin() + first * kv_dim, k_all[l].begin() + (first + count) * kv_dim);
       s.pending_v[l].assign(v_all[l].begin() + first * kv_dim, v_all[l].begin() + (first + count) * kv_dim);
     }
+    s.pending_charge.set(count * kv_row_bytes());
   }
 }
 

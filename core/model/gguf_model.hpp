@@ -60,6 +60,9 @@ class GgufModel : public SequenceTable {
   std::vector<TokenId> tokenize(std::string_view text, bool add_special) const override;
   std::string detokenize(std::span<const TokenId> tokens) const override;
   std::optional<Matrix> token_embeddings() const override;
+  // Keys and values are fp32: 2 x layers x kv heads x head dim floats per token.
+  std::size_t kv_bytes_per_token() const override;
+  std::size_t kv_bytes_in_use() const override;
 
   struct Impl;
 
@@ -68,6 +71,7 @@ class GgufModel : public SequenceTable {
   std::unique_ptr<SequenceStorage> new_storage() override;
 
  private:
+  std::size_t kv_row_bytes() const;
   std::unique_ptr<Impl> impl_;
   LlamaConfig cfg_;
   ModelInfo info_;

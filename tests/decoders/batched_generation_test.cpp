@@ -233,6 +233,50 @@ TEST(BatchedGeneration, AMembersBadCallFailsOnlyThatMember) {
   EXPECT_NE(bad_error.find("outside the vocabulary"), std::string::npos) << bad_error;
 }
 
+// A KV budget that holds one prompt but not two: whichever call comes second (merged into the same
+// forward pass or not) is refused alone with resource_exhausted, and the other gets its logits.
+TEST(BatchedGeneration, AMemberPastTheKvBudgetFailsAlone) {
+  const std::string path = testing::model_path(testing::kSmolLM2);
+  if (path.empty()) GTEST_SKIP() << "SmolLM2 is not in the models cache (scripts/fetch-models)";
+  std::shared_ptr<LanguageModel> model = load_model("gguf(path=" + path + ",threads=1)");
+  const std::vector<TokenId> prompt = model->tokenize("The capital of France is", false);
+  std::vector<float> reference;
+  {
+    const SeqId s = model->new_sequence();
+    auto next = model->append(s, prompt);
+    reference.assign(next.begin(), next.end());
+    model->free_sequence(s);
+  }
+  model->set_kv_budget(prompt.size() * model->kv_bytes_per_token() * 3 / 2);
+  auto gather = std::make_shared<ForwardGatherer>(model, merging_policy());
+  std::barrier start(2);
+  std::vector<float> logits[2];
+  std::string errors[2];
+  auto member = [&](int i) {
+    GatheringModel m(gather);
+    const SeqId s = m.new_sequence();
+    start.arrive_and_wait();
+    try {
+      auto next = m.append(s, prompt);
+      logits[i].assign(next.begin(), next.end());
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::resource_exhausted);
+      errors[i] = e.what();
+    }
+    start.arrive_and_wait();  // both have tried before either lets go of its rows
+    m.free_sequence(s);
+  };
+  std::thread a(member, 0), b(member, 1);
+  a.join();
+  b.join();
+  const int failed = int(!errors[0].empty()) + int(!errors[1].empty());
+  ASSERT_EQ(failed, 1) << errors[0] << " | " << errors[1];
+  const int ok = errors[0].empty() ? 0 : 1;
+  EXPECT_EQ(logits[ok], reference);
+  EXPECT_NE(errors[1 - ok].find("KV budget"), std::string::npos) << errors[1 - ok];
+  EXPECT_EQ(model->kv_bytes_in_use(), 0u);
+}
+
 TEST(BatchedGeneration, ALoneMemberNeverWaitsForTheWindow) {
   auto target = TableModel::random(26, 2, 41, 1.5, /*eos=*/-1);
   GatherPolicy slow;

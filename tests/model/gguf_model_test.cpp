@@ -129,6 +129,59 @@ TEST(GgufModel, ForkCommitRollback) {
   EXPECT_THROW(m->commit(a, std::vector<int32_t>{1}), Error);
 }
 
+// kv_bytes_in_use counts every row a sequence holds, rows shared by forks once, pending tree rows
+// until they are committed or dropped, and nothing once every sequence is freed.
+TEST(GgufModel, KvBytesInUseFollowsTheSequences) {
+  auto m = smollm(1);
+  if (!m) GTEST_SKIP() << testing::kSmolLM2 << " not found";
+  const std::size_t row = m->kv_bytes_per_token();
+  EXPECT_EQ(row, 2u * 30 * 3 * 64 * sizeof(float));  // layers x kv heads x head dim, keys and values
+  EXPECT_EQ(m->kv_bytes_in_use(), 0u);
+  const std::vector<TokenId> prompt{1, 2, 3, 4, 5};
+  SeqId s = m->new_sequence();
+  m->append(s, prompt);
+  EXPECT_EQ(m->kv_bytes_in_use(), 5 * row);
+  SeqId f = m->fork(s);
+  EXPECT_EQ(m->kv_bytes_in_use(), 5 * row) << "a fork shares its parent's rows";
+  // A tree of 3 nodes on the fork: pending rows count until the commit keeps a path of 2.
+  std::vector<TreeEval> tree{TreeEval{f, {{7, -1}, {8, 0}, {9, -1}}}};
+  std::vector<Matrix> out;
+  m->evaluate(tree, out);
+  EXPECT_EQ(m->kv_bytes_in_use(), 8 * row);
+  const std::vector<int32_t> path{0, 1};
+  m->commit(f, path);
+  EXPECT_EQ(m->kv_bytes_in_use(), 7 * row);
+  m->rollback(f, 6);  // drops one of the fork's own rows
+  EXPECT_EQ(m->kv_bytes_in_use(), 6 * row);
+  m->free_sequence(s);
+  EXPECT_EQ(m->kv_bytes_in_use(), 6 * row) << "the fork still holds the shared rows";
+  m->free_sequence(f);
+  EXPECT_EQ(m->kv_bytes_in_use(), 0u);
+}
+
+TEST(GgufModel, KvBudgetRefusesAnEvaluationThatDoesNotFit) {
+  auto m = smollm(1);
+  if (!m) GTEST_SKIP() << testing::kSmolLM2 << " not found";
+  const std::size_t row = m->kv_bytes_per_token();
+  m->set_kv_budget(8 * row);
+  SeqId s = m->new_sequence();
+  m->append(s, std::vector<TokenId>{1, 2, 3, 4, 5, 6});
+  std::vector<TreeEval> too_wide{TreeEval{s, {{7, -1}, {8, -1}, {9, -1}}}};
+  std::vector<Matrix> out;
+  try {
+    m->evaluate(too_wide, out);
+    FAIL() << "an evaluation past the KV budget must be refused";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::resource_exhausted);
+    EXPECT_NE(std::string(e.what()).find("KV budget"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(m->kv_bytes_in_use(), 6 * row) << "a refused evaluation holds nothing";
+  std::vector<TreeEval> fits{TreeEval{s, {{7, -1}, {8, -1}}}};
+  EXPECT_NO_THROW(m->evaluate(fits, out));
+  m->commit(s, std::vector<int32_t>{0});
+  EXPECT_EQ(m->length(s), 7u);
+}
+
 TEST(GgufModel, LoaderErrors) {
   EXPECT_THROW(load_model("gguf(path=/nonexistent.gguf)"), Error);
   try {

@@ -8,12 +8,13 @@ per error code.
 from .aio import AsyncClient, AsyncStream
 from .client import DEFAULT_ENDPOINT, Client, Stream
 from .errors import (ERRORS, BadFormat, Busy, Cancelled, DeadlineExceeded, DecodelabError, Forbidden, Internal,
-                     InvalidArgument, NotFound, Numeric, ShuttingDown, Timeout, TooLarge, Unauthorized, Unsupported)
+                     InvalidArgument, NotFound, Numeric, ResourceExhausted, ShuttingDown, Timeout, TooLarge,
+                     Unauthorized, Unsupported)
 from .types import Chunk, GenerateResult
 
 PROTOCOL_VERSION = 2
 
 __all__ = ["AsyncClient", "AsyncStream", "Client", "Stream", "Chunk", "GenerateResult", "DEFAULT_ENDPOINT",
            "PROTOCOL_VERSION", "ERRORS", "DecodelabError", "BadFormat", "Busy", "Cancelled", "DeadlineExceeded",
-           "Forbidden", "Internal", "InvalidArgument", "NotFound", "Numeric", "ShuttingDown", "Timeout",
+           "Forbidden", "Internal", "InvalidArgument", "NotFound", "Numeric", "ResourceExhausted", "ShuttingDown", "Timeout",
            "TooLarge", "Unauthorized", "Unsupported"]

@@ -143,10 +143,13 @@ class AsyncClient:
     async def list_models(self) -> dict:
         return await self.call("list_models")
 
-    async def load_model(self, name: str, spec: str, target: Optional[str] = None) -> dict:
+    async def load_model(self, name: str, spec: str, target: Optional[str] = None,
+                   kv_budget_mb: Optional[float] = None) -> dict:
         fields = {"name": name, "spec": spec}
         if target is not None:
             fields["target"] = target
+        if kv_budget_mb is not None:
+            fields["kv_budget_mb"] = kv_budget_mb
         return (await self.call("load_model", **fields))["model"]
 
     async def unload_model(self, name: str) -> None:

@@ -165,11 +165,14 @@ class Client:
         """``{"models": [...loaded...], "loaders": [...model spec kinds...]}``."""
         return self.call("list_models")
 
-    def load_model(self, name: str, spec: str, target: Optional[str] = None) -> dict:
+    def load_model(self, name: str, spec: str, target: Optional[str] = None,
+                   kv_budget_mb: Optional[float] = None) -> dict:
         """Loads a model from a spec string under ``name``; a draft names its loaded ``target``."""
         fields = {"name": name, "spec": spec}
         if target is not None:
             fields["target"] = target
+        if kv_budget_mb is not None:
+            fields["kv_budget_mb"] = kv_budget_mb
         return self.call("load_model", **fields)["model"]
 
     def unload_model(self, name: str) -> None:

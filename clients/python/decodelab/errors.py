@@ -56,6 +56,12 @@ class Internal(DecodelabError):
     code = "internal"
 
 
+class ResourceExhausted(DecodelabError):
+    """A model's KV budget cannot hold the request (``kv_budget_mb`` of ``load_model``)."""
+
+    code = "resource_exhausted"
+
+
 class Busy(DecodelabError):
     """The daemon's queue is full; retry later."""
 
@@ -98,8 +104,8 @@ class Timeout(DecodelabError):
 
 ERRORS = {
     cls.code: cls
-    for cls in (InvalidArgument, NotFound, BadFormat, Unsupported, Numeric, Cancelled, Internal, Busy,
-                TooLarge, Unauthorized, Forbidden, ShuttingDown, DeadlineExceeded)
+    for cls in (InvalidArgument, NotFound, BadFormat, Unsupported, Numeric, Cancelled, Internal,
+                ResourceExhausted, Busy, TooLarge, Unauthorized, Forbidden, ShuttingDown, DeadlineExceeded)
 }
 
 

@@ -498,7 +498,7 @@ void print_claims(const std::vector<Row>& rows) {
 void print_gaps(const GapReport& g, bool json) {
   std::string vector;
   for (double a : g.acceptance_vector) {
-    if (!vector.empty()) vector += ',';
+    if (!vector.empty()) vector += '/';
     vector += format_number(a);
   }
   if (json && !vector.empty())

@@ -21,9 +21,10 @@ const RegisterTreeSpeculation reg({
         {
             ParamSpec::integer("budget", 16, 1, 256, "draft tree size (nodes) per step"),
             ParamSpec::integer("max_depth", 0, 0, 1024, "deepest draft token per step (0: no cap)"),
-            ParamSpec::string("acceptance", "0.6,0.15,0.06,0.03,0.02",
-                              "comma-separated acceptance vector: P(the b-th child drawn is the accepted one), "
-                              "b = 1, 2, ...; measure it for a pair with decodelab bench spec --acceptance-vector"),
+            ParamSpec::string(
+                "acceptance", "0.6/0.15/0.06/0.03/0.02",
+                "acceptance vector, entries separated by '/': P(the b-th child drawn is the accepted one), "
+                "b = 1, 2, ...; measure it for a pair with decodelab bench spec --acceptance-vector"),
             deterministic_param(),
         },
     .make =

@@ -127,7 +127,9 @@ OptimalTree optimal_static_tree(std::span<const double> acceptance, int budget, 
 
 std::vector<double> parse_acceptance_vector(const std::string& text) {
   std::vector<double> out;
-  std::stringstream in(text);
+  std::string separated = text;  // '/' separates too, so a vector fits inside a decoder spec
+  std::replace(separated.begin(), separated.end(), '/', ',');
+  std::stringstream in(separated);
   std::string item;
   while (std::getline(in, item, ',')) {
     try {

@@ -53,7 +53,8 @@ struct OptimalTree {
 // [0, 1], or sums above 1 (+1e-9).
 OptimalTree optimal_static_tree(std::span<const double> acceptance, int budget, int max_depth);
 
-// "0.6,0.15,0.05" -> {0.6, 0.15, 0.05}; Error(invalid_argument) naming the bad entry otherwise.
+// "0.6/0.15/0.05" (or with commas) -> {0.6, 0.15, 0.05}; Error(invalid_argument) naming the bad
+// entry otherwise. '/' lets a vector sit inside a decoder spec, where commas separate parameters.
 std::vector<double> parse_acceptance_vector(const std::string& text);
 
 // Measuring the acceptance vector at one node: the frequency with which RRS without replacement

@@ -135,6 +135,7 @@ TEST(SequoiaTree, BadInputsFailClearly) {
   EXPECT_THROW(optimal_static_tree(negative, 4, 0), Error);
   EXPECT_THROW(optimal_static_tree(none, 4, 0), Error);
   EXPECT_EQ(parse_acceptance_vector("0.5, 0.25,0.125"), (std::vector<double>{0.5, 0.25, 0.125}));
+  EXPECT_EQ(parse_acceptance_vector("0.5/0.25/0.125"), (std::vector<double>{0.5, 0.25, 0.125}));
   EXPECT_THROW(parse_acceptance_vector("0.5,x"), Error);
   EXPECT_THROW(parse_acceptance_vector(""), Error);
   auto target = TableModel::random(6, 1, 1, 1.0);
@@ -144,6 +145,9 @@ TEST(SequoiaTree, BadInputsFailClearly) {
   EXPECT_THROW(make_decoder("sequoia", {{"budget", int64_t(0)}}, &models), Error);
   ModelSet no_draft{{"target", target.get()}};
   EXPECT_THROW(make_decoder("sequoia", {}, &no_draft), Error);
+  // The form bench spec --acceptance-vector prints fits inside a spec.
+  const auto [name, params] = parse_spec("sequoia(budget=5,acceptance=0.5/0.2/0.1)");
+  EXPECT_NO_THROW(make_decoder(name, params, &models));
 }
 
 // --- exact enumeration ------------------------------------------------------------------------

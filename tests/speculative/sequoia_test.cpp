@@ -9,6 +9,7 @@
 //     (chi-square + TV at false-alarm rate 1e-3 per configuration, fixed seeds) over several budgets,
 //     acceptance vectors, depth caps, divergences, temperatures 1.0 and 0.3, truncation and
 //     deterministic children; the same check catches the decoder given the with-replacement rule;
+//   - the same fillings as whole trees under Traversal Verification: exact too (told i.i.d.: caught);
 //   - the measured acceptance by rank matches its exact value, temperature 0 is greedy decoding,
 //     and bad parameters fail with a clear Error.
 #include <gtest/gtest.h>
@@ -199,6 +200,39 @@ std::map<std::vector<TokenId>, double> static_tree_joint(Laws& laws, const TreeS
   return joint;
 }
 
+// The same fillings as one tree for Traversal Verification (children in draw order, drawn without
+// replacement, or told `told`): the exact joint law of depth + 1 tokens.
+std::map<std::vector<TokenId>, double> static_tree_traversal_joint(Laws& laws, const TreeShape& shape, DrawKind told) {
+  std::vector<FilledShape> fillings;
+  all_fillings(laws, shape, 0, std::vector<std::vector<TokenId>>(std::size_t(shape.size())), {}, fillings);
+  const std::size_t length = std::size_t(shape.max_depth()) + 1;
+  std::map<std::vector<TokenId>, double> joint;
+  for (const FilledShape& f : fillings) {
+    SequenceTree tree(laws.p({}), laws.q({}), told);
+    std::vector<std::pair<std::vector<TokenId>, int>> queue{{{}, 0}};  // breadth first: parents first
+    for (std::size_t at = 0; at < queue.size(); ++at) {
+      const auto it = f.children.find(queue[at].first);
+      if (it == f.children.end()) continue;
+      for (TokenId x : it->second) {
+        std::vector<TokenId> prefix = queue[at].first;
+        prefix.push_back(x);
+        queue.push_back({prefix, tree.add(queue[at].second, x, laws.p(prefix), laws.q(prefix))});
+      }
+    }
+    for (const TraversalEnding& e : exact_traversal(tree)) {
+      std::vector<TokenId> path;
+      for (int n = e.node; n > 0; n = tree.parent[std::size_t(n)])
+        path.insert(path.begin(), tree.token[std::size_t(n)]);
+      for (int y = 0; y < laws.vocab(); ++y) {
+        std::vector<TokenId> emitted = path;
+        emitted.push_back(y);
+        complete(laws, emitted, f.prob * e.prob * e.final_law[std::size_t(y)], length, joint);
+      }
+    }
+  }
+  return joint;
+}
+
 const std::vector<Divergence> kDivergences = {{1.0, 0.3}, {1.6, 0.2}, {0.6, 0.5}, {1.0, 1.0}};
 
 struct ShapeCase {
@@ -237,6 +271,29 @@ TEST(SequoiaExact, EveryFillingVerifiedWithoutReplacementGivesTheTargetLaw) {
               worst_with_replacement);
 }
 
+TEST(SequoiaExact, TraversalVerificationOfEveryFillingGivesTheTargetLaw) {
+  int instances = 0;
+  double worst = 0.0, worst_told_iid = 0.0;
+  for (const ShapeCase& c : kShapes) {
+    const TreeShape shape = optimal_static_tree(c.acceptance, c.budget, c.cap).shape;
+    for (double T : {1.0, 0.5})
+      for (std::size_t di = 0; di < kDivergences.size(); ++di) {
+        Laws laws(c.vocab, 5300 + uint64_t(instances), T, kDivergences[di]);
+        const auto want = target_joint(laws, std::size_t(shape.max_depth()) + 1);
+        const double diff =
+            max_difference(static_tree_traversal_joint(laws, shape, DrawKind::without_replacement), want);
+        EXPECT_LT(diff, 1e-12) << "shape " << shape.describe() << " T=" << T << " divergence " << di;
+        worst = std::max(worst, diff);
+        worst_told_iid =
+            std::max(worst_told_iid, max_difference(static_tree_traversal_joint(laws, shape, DrawKind::iid), want));
+        ++instances;
+      }
+  }
+  EXPECT_GT(worst_told_iid, 1e-2);
+  std::printf("sequoia trees, traversal, %d instances: worst |law - target| %.3g; told i.i.d.: %.3g\n", instances,
+              worst, worst_told_iid);
+}
+
 TEST(SequoiaExact, MeasuredAcceptanceByRankMatchesItsExactValue) {
   Laws laws(5, 77, 1.0, {1.3, 0.3});
   const std::span<const float> p = laws.p({}), q = laws.q({});
@@ -273,6 +330,21 @@ const std::vector<Config> kConfigs = {
     {"sequoia", {{"budget", int64_t(8)}, {"top_k", int64_t(3)}, {"temperature", 1.0}}, 1.0, 0.4},
     {"sequoia", {{"budget", int64_t(8)}, {"deterministic", true}, {"temperature", 1.0}}, 1.6, 0.3},
     {"sequoia", {{"budget", int64_t(8)}, {"draft_temperature", 1.5}, {"temperature", 0.3}}, 1.0, 0.3},
+    {"sequoia",
+     {{"budget", int64_t(10)},
+      {"acceptance", std::string("0.5/0.2/0.1")},
+      {"verify", std::string("traversal")},
+      {"temperature", 1.0}},
+     0.6,
+     0.4},
+    {"sequoia",
+     {{"budget", int64_t(8)}, {"verify", std::string("traversal")}, {"top_k", int64_t(4)}, {"temperature", 0.3}},
+     1.3,
+     0.3},
+    {"sequoia",
+     {{"budget", int64_t(8)}, {"verify", std::string("traversal")}, {"deterministic", true}, {"temperature", 1.0}},
+     1.0,
+     0.5},
 };
 
 TEST(SequoiaDecoder, FirstTwoTokensFollowTheExactTargetLaw) {
@@ -307,7 +379,11 @@ TEST(SequoiaDecoder, TemperatureZeroIsGreedyAndTreesHaveTheirShape) {
   options.max_new_tokens = 40;
   TokenStream reference(prompt);
   make_decoder("greedy", {}, &models)->generate(models, options, reference);
-  for (const ParamMap& params : std::vector<ParamMap>{{{"draft_temperature", 1.0}}, {{"deterministic", true}}, {}}) {
+  for (const ParamMap& params :
+       std::vector<ParamMap>{{{"draft_temperature", 1.0}},
+                             {{"draft_temperature", 1.0}, {"verify", std::string("traversal")}},
+                             {{"deterministic", true}},
+                             {}}) {
     ParamMap p = params;
     p["temperature"] = 0.0;
     for (uint64_t seed : {1u, 2u}) {

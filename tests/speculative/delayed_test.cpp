@@ -205,6 +205,38 @@ TEST(DelayedDecoder, TheSameCheckCatchesProposalsSortedByDraftProbability) {
   std::printf("delayed rollouts, proposals sorted by draft probability: %s\n", fit.describe().c_str());
 }
 
+// The two ends of the range reduce to existing decoders draw for draw: no delay is specinfer's (or
+// traversal's) i.i.d. tree, a delay of L is sd's chain.
+TEST(DelayedDecoder, NoDelayIsSpecInferAndFullDelayIsSd) {
+  auto target = TableModel::random(kVocab, 2, 41, 1.2);
+  auto draft = TableModel::derive_draft(*target, 1.4, 0.3, 42);
+  ModelSet models{{"target", target.get()}, {"draft", draft.get()}};
+  const std::vector<TokenId> prompt{1, 2, 3};
+  const std::vector<std::pair<ParamMap, std::pair<std::string, ParamMap>>> pairs = {
+      {{{"k", int64_t(3)}, {"L", int64_t(3)}, {"delay", int64_t(0)}},
+       {"specinfer", {{"k", int64_t(3)}, {"L", int64_t(3)}}}},
+      {{{"k", int64_t(3)}, {"L", int64_t(2)}, {"delay", int64_t(0)}, {"verify", std::string("traversal")}},
+       {"traversal", {{"k", int64_t(3)}, {"L", int64_t(2)}}}},
+      {{{"k", int64_t(4)}, {"L", int64_t(3)}, {"delay", int64_t(3)}}, {"sd", {{"L", int64_t(3)}}}},
+  };
+  DecodeOptions options;
+  options.max_new_tokens = 12;
+  for (const auto& [delayed_params, other] : pairs) {
+    ParamMap a = delayed_params, b = other.second;
+    a["temperature"] = 0.8;
+    b["temperature"] = 0.8;
+    auto delayed = make_decoder("delayed", a, &models);
+    auto reference = make_decoder(other.first, b, &models);
+    for (uint64_t seed = 0; seed < 100; ++seed) {
+      options.seed = seed;
+      TokenStream x(prompt), y(prompt);
+      delayed->generate(models, options, x);
+      reference->generate(models, options, y);
+      ASSERT_EQ(x.tokens(), y.tokens()) << other.first << " seed " << seed;
+    }
+  }
+}
+
 TEST(DelayedDecoder, TemperatureZeroIsGreedyAndShapesHoldTheirParameters) {
   auto target = TableModel::random(12, 2, 31, 1.0);
   auto draft = TableModel::derive_draft(*target, 1.5, 0.5, 32);

@@ -110,6 +110,7 @@ int run_bench(const std::vector<std::string>& args) {
                 << "\",\"tokens\":" << r.tokens << ",\"seconds\":" << r.seconds
                 << ",\"tok_per_s\":" << (r.seconds > 0 ? r.tokens / r.seconds : 0)
                 << ",\"target_calls\":" << r.target_calls << ",\"draft_calls\":" << r.draft_calls
+                << ",\"tokens_proposed\":" << r.proposed << ",\"tokens_accepted\":" << r.accepted
                 << ",\"acceptance\":" << (r.proposed ? double(r.accepted) / r.proposed : 0) << "}\n";
     }
     return 0;

@@ -18,7 +18,8 @@
 // target's p and the draft's q (after the temperature) restricted to the union of their top N
 // tokens and renormalized; each rule's exact acceptance vs the optimum for its draft law
 // (speculative::rule_gaps), averaged over positions. Temperature 0 is skipped there: p and q are
-// point masses, every rule accepts iff the argmaxes agree, and the gap is 0.
+// point masses, every rule accepts iff the argmaxes agree, and the gap is 0. --acceptance-vector K
+// measures sequoia's acceptance vector at the same positions and kept sets.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -43,6 +44,7 @@
 #include "core/prompt.hpp"
 #include "core/text/tokenizer.hpp"
 #include "decoders/speculative/oracle.hpp"
+#include "decoders/speculative/static_tree.hpp"
 #include "samplers/sampler.hpp"
 
 namespace decodelab::cli {
@@ -70,6 +72,10 @@ Speculative decoders on a real draft/target pair over a prompt set, beside plain
   --gap-positions N    positions per temperature (default 8), drawn from the baseline's continuations
   --gap-tokens N       top N tokens of p and of q kept (their union; default 300)
   --gap-k LIST         draft counts k for the gap study (default 2,4,8)
+  --acceptance-vector K  with the gap study, also measure sequoia's acceptance vector at the same
+                       positions: P(RRS without replacement accepts the b-th of K children drawn
+                       without replacement), b = 1..K, 2000 draws per position on the kept set;
+                       printed as a sequoia(acceptance=...) spec per temperature
   --json               JSON lines (one per decoder and temperature, one per gap row) instead of tables
   --record FILE        append each run to FILE (JSON lines; spec_record.hpp) and skip the runs FILE
                        already holds for this configuration: a long run can stop and resume. Tables
@@ -300,13 +306,15 @@ struct GapReport {
   std::size_t support = 0;  // mean size of the kept set
   double p_mass = 0, q_mass = 0, full_sd = 0, kept_sd = 0;
   std::vector<GapAccumulator> rows;
+  std::vector<double> acceptance_vector;  // --acceptance-vector: mean over positions, rank 1 first
 };
 
 GapReport gap_study(LanguageModel& target, LanguageModel& draft, double t,
                     const std::vector<std::vector<TokenId>>& prefixes,
                     const std::vector<std::vector<TokenId>>& continuations, int positions, int top_n,
-                    const std::vector<int64_t>& ks, uint64_t seed) {
+                    const std::vector<int64_t>& ks, uint64_t seed, int vector_ranks) {
   GapReport report;
+  report.acceptance_vector.assign(std::size_t(std::max(vector_ranks, 0)), 0.0);
   report.temperature = t;
   // The chain the decoders build from temperature=t (chain_from_params), one per model.
   const std::string chain_spec = "temperature(t=" + format_number(t) + ")";
@@ -338,6 +346,11 @@ GapReport gap_study(LanguageModel& target, LanguageModel& draft, double t,
     report.full_sd += 1.0 - total_variation(p, q);
     report.kept_sd += 1.0 - total_variation(ps, qs);
     support_total += ps.size();
+    if (vector_ranks > 0) {
+      const std::vector<double> by_rank =
+          speculative::sampled_acceptance_by_rank(ps, qs, vector_ranks, 2000, seed + 0x7365710000ull + uint64_t(n));
+      for (std::size_t b = 0; b < by_rank.size(); ++b) report.acceptance_vector[b] += by_rank[b] / positions;
+    }
     for (int64_t k : ks) {
       for (const speculative::RuleGap& g : speculative::rule_gaps(ps, qs, int(k))) {
         // kseq's name carries its rho, which differs per position: group by family.
@@ -483,6 +496,17 @@ void print_claims(const std::vector<Row>& rows) {
 }
 
 void print_gaps(const GapReport& g, bool json) {
+  std::string vector;
+  for (double a : g.acceptance_vector) {
+    if (!vector.empty()) vector += '/';
+    vector += format_number(a);
+  }
+  if (json && !vector.empty())
+    std::cout << "{\"type\":\"acceptance_vector\",\"temperature\":" << g.temperature << ",\"positions\":" << g.positions
+              << ",\"acceptance\":\"" << vector << "\"}\n";
+  if (!json && !vector.empty())
+    std::cout << "\nacceptance vector at temperature " << g.temperature << " (" << g.positions
+              << " positions, RRS without replacement on the kept set): sequoia(acceptance=" << vector << ")\n";
   if (json) {
     for (const GapAccumulator& a : g.rows) {
       std::cout << "{\"type\":\"gap\",\"temperature\":" << g.temperature << ",\"positions\":" << g.positions
@@ -532,7 +556,7 @@ struct BenchConfig {
   std::vector<Prompt> prompts;
   std::vector<double> temperatures;
   std::vector<Arm> arms;  // the baseline first
-  int gap_positions = 8, gap_tokens = 300;
+  int gap_positions = 8, gap_tokens = 300, acceptance_ranks = 0;
   std::vector<int64_t> gap_ks;
 };
 
@@ -562,9 +586,10 @@ struct BenchResults {
 BenchConfig parse_config(const std::vector<std::string>& args,
                          std::vector<std::pair<std::string, SpecRecord>>& all_records, RecordedRuns& recorded) {
   Options opt(args, {"json", "gaps", "gaps-only", "no-warmup", "report-only"});
-  opt.check_known({"target", "draft",     "prompts",     "limit",        "temperatures",  "decoders",   "max-tokens",
-                   "seed",   "no-warmup", "gaps",        "gaps-only",    "gap-positions", "gap-tokens", "gap-k",
-                   "json",   "record",    "report-only", "records-from", "shard",         "category"});
+  opt.check_known(
+      {"target", "draft",     "prompts",     "limit",        "temperatures",  "decoders",   "max-tokens",
+       "seed",   "no-warmup", "gaps",        "gaps-only",    "gap-positions", "gap-tokens", "gap-k",
+       "json",   "record",    "report-only", "records-from", "shard",         "category",   "acceptance-vector"});
   BenchConfig c;
   c.json = opt.flag("json");
   c.gaps_only = opt.flag("gaps-only");
@@ -606,6 +631,14 @@ BenchConfig parse_config(const std::vector<std::string>& args,
   c.gap_tokens = int(to_int(opt.get("gap-tokens", "300"), "gap-tokens", 1));
   for (const std::string& k : split(opt.get("gap-k", "2,4,8"), ',')) c.gap_ks.push_back(to_int(k, "gap-k", 1));
   if (c.gap_ks.empty()) fail(ErrorCode::invalid_argument, "bench spec: --gap-k is empty");
+  c.acceptance_ranks = int(to_int(opt.get("acceptance-vector", "0"), "acceptance-vector", 0));
+  if (c.acceptance_ranks > 64)
+    fail(ErrorCode::invalid_argument,
+         "bench spec: --acceptance-vector expects at most 64 ranks, got " + std::to_string(c.acceptance_ranks));
+  if (c.acceptance_ranks > 0 && !c.gaps)
+    fail(ErrorCode::invalid_argument,
+         "bench spec: --acceptance-vector measures at the gap study's positions: "
+         "give --gaps or --gaps-only too");
 
   c.prompts = load_prompts(c.prompt_file);
   if (opt.has("category")) {
@@ -822,7 +855,7 @@ void print_report(const BenchConfig& c, const BenchResults& res) {
       std::vector<std::vector<TokenId>> gap_prefixes;
       for (std::size_t i : res.gap_prompts[ti]) gap_prefixes.push_back(res.prefixes[i]);
       print_gaps(gap_study(*res.target, *res.draft, c.temperatures[ti], gap_prefixes, res.continuations[ti],
-                           c.gap_positions, c.gap_tokens, c.gap_ks, c.spec.seed),
+                           c.gap_positions, c.gap_tokens, c.gap_ks, c.spec.seed, c.acceptance_ranks),
                  c.json);
     }
   }

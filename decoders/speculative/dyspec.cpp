@@ -100,7 +100,8 @@ const RegisterTreeSpeculation reg({
     .params =
         {
             ParamSpec::integer("budget", 16, 1, 4096, "draft tree size (nodes) per step"),
-            ParamSpec::integer("max_depth", 6, 1, 64, "deepest draft token per step"),
+            ParamSpec::integer("max_depth", 0, 0, 4096,
+                               "deepest draft token per step (0: no cap; the budget bounds it)"),
             ParamSpec::integer("width", 4, 1, 64, "children one node may get per round (one draft pass per round)"),
             deterministic_param(),
             log_optimum_param(),
@@ -110,9 +111,11 @@ const RegisterTreeSpeculation reg({
           // Deterministic children (EAGLE-2's choice: the most probable remaining token) carry no
           // draft law: the target-only rule, exact for any candidates.
           const DraftDraw draw = draft_draw(p);
+          // The paper caps nothing: growth follows the values alone. A cap is a knob for studies.
+          const int budget = int(p.get_int("budget")), max_depth = int(p.get_int("max_depth"));
           return TreeSpeculationMethod{
-              std::make_unique<DynamicTreeDrafter>(int(p.get_int("budget")), int(p.get_int("max_depth")),
-                                                   int(p.get_int("width")), draw),
+              std::make_unique<DynamicTreeDrafter>(budget, max_depth == 0 ? budget : max_depth, int(p.get_int("width")),
+                                                   draw),
               draw == DraftDraw::sample ? VerifyRule(verify_rrs_wor) : VerifyRule(verify_target_only)};
         },
 });

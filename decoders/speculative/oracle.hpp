@@ -97,6 +97,19 @@ std::vector<TraversalEnding> exact_traversal(const SequenceTree& tree);
 // (q(S)^k - p(S)). O(V log V); p and q are normalized (in double) first. k = 1 gives 1 - TV(p, q).
 double optimal_acceptance_iid(std::span<const float> p, std::span<const float> q, int k);
 
+// alpha*_k(p, q) for k draws without replacement (wor_optimum.cpp), at any vocabulary size: the cut
+// formula minimized over the prefixes of the q/p-descending order (as for i.i.d. drafts), with
+// Q(all k draws in H) from the exponential race by quadrature (1e-14 against enumeration). Every
+// prefix is a set H, so the figure is always an upper bound on alpha*; that the minimum sits at a
+// prefix is reported by Hu et al. and holds on every instance the tests compare with the minimum
+// over all subsets. O(V log V + V k N), N quadrature nodes (5 per e-fold of t, from 1e-8 to 40 over q's
+// smallest entry: about 400 for fp32 laws); seconds at V = 151,936, so a research oracle, not a
+// per-step metric. p and q are normalized (in double) first.
+double optimal_acceptance_wor(std::span<const float> p, std::span<const float> q, int k);
+// Q(all k draws without replacement from q land in H), H given by in_h[x] != 0, by the same
+// quadrature. A draw sequence ends when q's support is used up, as in wor_draft_law.
+double wor_all_in_probability(std::span<const float> q, std::span<const char> in_h, int k);
+
 // alpha*(p, Q) for any draft law by the cut formula over all 2^V subsets. V <= 20.
 double optimal_acceptance_bruteforce(std::span<const float> p, const DraftLaw& draws);
 
@@ -131,8 +144,10 @@ struct RuleGap {
 // Every rule at one node (p, q) with k candidates:
 //   rrs_iid, kseq(rho*), target_only on i.i.d. drafts   vs the i.i.d. optimum (closed forms);
 //   rrs_wor on drafts without replacement               vs the w/o-replacement optimum (exact
-//                                                         enumeration and max-flow; only when
-//                                                         V <= 20 and V!/(V-k)! <= 2e5);
+//                                                         enumeration and max-flow when
+//                                                         V!/(V-k)! <= 2e5; otherwise acceptance
+//                                                         sampled, 4000 draws, and
+//                                                         optimal_acceptance_wor);
 //   target_only on the top-k of q                       vs p(top-k), optimal for fixed drafts.
 std::vector<RuleGap> rule_gaps(std::span<const float> p, std::span<const float> q, int k);
 // A fixed-width table of rule_gaps' rows, one per line, for logs and terminals.

@@ -71,4 +71,35 @@ void WorSequencesDrafter::build(DraftContext& context, DraftTree& tree) {
   }
 }
 
+double collision_probability(std::span<const float> q) {
+  double sum = 0.0;
+  for (float v : q) sum += double(v) * double(v);
+  return sum;
+}
+
+void DelayedSequencesDrafter::build(DraftContext& context, DraftTree& tree) {
+  const int length = std::min(length_, context.max_nodes / k_);  // at most k nodes per depth
+  int end = -1, depth = 0;                                       // the trunk so far
+  // The trunk is a chain: the draft commits it as it grows (DraftContext::evaluate), one node a pass.
+  for (; depth < length && depth < delay_; ++depth) {
+    if (depth > 0) context.evaluate(tree);
+    if (threshold_ > 0.0 && collision_probability(tree.q(end)) < threshold_) break;
+    const TokenId x = sample_from_weights(tree.q(end), context.rng(depth + 1, 0).uniform_double());
+    end = tree.add_node(end, x);
+    tree.propose(end);
+  }
+  std::vector<int> at(std::size_t(k_), end);  // each rollout's current node
+  for (++depth; depth <= length; ++depth) {
+    context.evaluate(tree);  // the rollouts' current nodes (the trunk's end at first)
+    for (int j = 0; j < k_; ++j) {
+      const int node = at[std::size_t(j)];
+      const TokenId x = sample_from_weights(tree.q(node), context.rng(depth, uint64_t(j)).uniform_double());
+      int child = tree.find_child(node, x);
+      if (child < 0) child = tree.add_node(node, x);
+      tree.propose(child);
+      at[std::size_t(j)] = child;
+    }
+  }
+}
+
 }  // namespace decodelab::speculative

@@ -35,4 +35,26 @@ class WorSequencesDrafter final : public TreeDrafter {
   DraftDraw draw_;
 };
 
+// Delayed tree expansion (Thomas et al., arXiv 2602.16994): one draft path for the first tokens,
+// then k i.i.d. rollouts from its end, all of length L in total, merged into a prefix tree as
+// IidSequencesDrafter merges its sequences (trunk nodes propose their one child; below the branch
+// point every node proposes one child per rollout through it). The branch depth is `delay`, or,
+// with a confidence threshold > 0, the first trunk node (at most `delay` deep) whose draft law has
+// collision probability sum_x q(x)^2 below the threshold: while the draft is that sure, i.i.d.
+// rollouts would mostly repeat one token. The choice looks only at the law of the node it is made
+// at, never at the tokens about to be drawn, so every proposal keeps the law the rules assume.
+class DelayedSequencesDrafter final : public TreeDrafter {
+ public:
+  DelayedSequencesDrafter(int k, int length, int delay, double threshold)
+      : k_(k), length_(length), delay_(delay), threshold_(threshold) {}
+  void build(DraftContext& context, DraftTree& tree) override;
+
+ private:
+  int k_, length_, delay_;
+  double threshold_;
+};
+
+// sum_x q(x)^2: the probability that two i.i.d. draws from q agree.
+double collision_probability(std::span<const float> q);
+
 }  // namespace decodelab::speculative

@@ -65,6 +65,9 @@ const std::vector<GoldenCase> kAnalyticCases = {
     {"awrs(constraint=regex(pattern=( [abc])+))", 18, 12},
     {"masking(constraint=regex(pattern=( [abc])+))", 19, 12},
     {"smc(particles=4,proposal=awrs,constraint=regex(pattern=( [abcd])+))", 20, 12},
+    {"sequoia(budget=10,acceptance=0.5/0.2/0.1)", 21, 24},
+    {"delayed(k=3,L=3,delay=1)", 22, 24},
+    {"delayed(k=3,L=4,delay=2,verify=traversal)", 23, 24},
 };
 
 const std::vector<GoldenCase> kSmolCases = {

@@ -397,9 +397,9 @@ TEST(SpeculativeDecoders, ReproducibleAndCountsWork) {
     EXPECT_GE(sa.target_nodes, sa.tokens_proposed);
     EXPECT_GT(sa.seconds.count("draft") + sa.seconds.count("verify"), 1u);
     EXPECT_GT(sa.metrics.at("mean_accepted_length"), 0.0) << name;
-    // Tree shapes respect their parameters (defaults: k = 2 and L = 3; budget 16, depth 6).
+    // Tree shapes respect their parameters (defaults: k = 2 and L = 3; budget 16, depth uncapped).
     const double max_size = name == "sd" ? 4 : name == "dyspec" ? 16 : 6;
-    const double max_depth = name == "sd" ? 4 : name == "dyspec" ? 6 : 3;
+    const double max_depth = name == "sd" ? 4 : name == "dyspec" ? 16 : 3;
     EXPECT_LE(sa.metrics.at("mean_tree_size"), max_size) << name;
     EXPECT_LE(sa.metrics.at("mean_tree_depth"), max_depth) << name;
     EXPECT_GT(sa.metrics.at("mean_tree_depth"), 1.0) << name;

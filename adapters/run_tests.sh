@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The opt-in adapters suite (scripts/test adapters): decodelab inside transformers (torch) and
+# llama.cpp (the llama.h and libllama that llama-cpp-python installs). Needs a build with the
+# Python binding (BUILD_DIR, default build/) and a Python with torch, transformers and
+# llama-cpp-python (PYTHON, default .venv/bin/python). Exits non-zero on the first failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=${BUILD_DIR:-build}
+python=${PYTHON:-.venv/bin/python}
+
+echo "== adapters: transformers LogitsProcessor and speculative generate"
+PYTHONPATH="$PWD/$build/python" "$python" -m pytest -q -p no:cacheprovider adapters/tests
+
+echo "== adapters: llama.cpp sampler (llama_sampler_i over a decodelab chain)"
+package=$("$python" -c 'import llama_cpp, os; print(os.path.dirname(llama_cpp.__file__))')
+header=$(find "$package" -name llama.h -print -quit)
+library=$(find "$package" -name 'libllama.so*' -print -quit)
+if [ -z "$header" ] || [ -z "$library" ]; then
+  echo "adapters: llama-cpp-python at $package has no llama.h or libllama.so (found: '$header' '$library')" >&2
+  exit 1
+fi
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+cc -std=c11 -Wall -Wextra -Werror -I"$(dirname "$header")" -I"$build/capi/include" \
+  adapters/llama_cpp/decodelab_llama_sampler.c adapters/llama_cpp/test_llama_sampler.c -o "$tmp/test_llama_sampler" \
+  -L"$(dirname "$library")" -lllama -L"$build/lib" -ldecodelab -lm \
+  -Wl,-rpath,"$(dirname "$library")" -Wl,-rpath,"$PWD/$build/lib"
+"$tmp/test_llama_sampler"

@@ -1,6 +1,6 @@
 /*
- * decodelab C API: decodelab's samplers, sampler chains and speculative verification rules for
- * other inference engines (HF transformers through ctypes/cffi, llama.cpp, your own).
+ * decodelab C API: decodelab's samplers, sampler chains, speculative verification rules and
+ * decoders for other inference engines (HF transformers through ctypes/cffi, llama.cpp, your own).
  *
  * Link libdecodelab.so (CMake: find_package(decodelab) and decodelab::decodelab; pkg-config:
  * decodelab) and include <decodelab/decodelab.h>. The header is C99 and C++ alike.
@@ -15,6 +15,9 @@
  *     law q and the drafted candidates, accept one or draw from the residual, keeping the output
  *     exactly p-distributed. An engine that drafts and scores on its own verifies with these.
  *   - The catalogue: every sampler and decoder by name with its parameters' documentation.
+ *   - Models (since 0.2): loaded from a model spec (a GGUF file on the CPU, explicit JSON tables),
+ *     or the caller's own behind callbacks, and any registered decoder run over them
+ *     (decodelab_generate), e.g. SpecTr with the caller's model as target or draft.
  *
  * Errors
  *   Every function that can fail returns a decodelab_status: DECODELAB_OK (0) or an error code.
@@ -25,7 +28,8 @@
  *
  * Ownership
  *   A decodelab_chain is created by decodelab_chain_create / _from_params / _clone and owned by
- *   the caller until decodelab_chain_free. Arrays passed in (logits, p, q, candidates, uniforms)
+ *   the caller until decodelab_chain_free; a decodelab_model likewise, from decodelab_model_load
+ *   or _from_callbacks to decodelab_model_free. Arrays passed in (logits, p, q, candidates, uniforms)
  *   are borrowed for the duration of the call only. Strings returned by the catalogue functions,
  *   decodelab_version() and decodelab_status_name() belong to the library and live as long as it
  *   is loaded; decodelab_last_error()'s string lives until that thread's next failing call.

@@ -1,5 +1,6 @@
 #include "core/model_factory.hpp"
 
+#include "core/builtins.hpp"
 #include "core/error.hpp"
 #include "core/table_file.hpp"
 #include "core/table_model.hpp"
@@ -90,3 +91,5 @@ const RegisterModelLoader reg_draft({
 
 }  // namespace
 }  // namespace decodelab
+
+DECODELAB_BUILTIN(core_model_factory)

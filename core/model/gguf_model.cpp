@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <utility>
 
+#include "core/builtins.hpp"
 #include "core/error.hpp"
 #include "core/model/quants.hpp"
 #include "core/model_factory.hpp"
@@ -554,3 +555,5 @@ const RegisterModelLoader reg_gguf({
 
 }  // namespace
 }  // namespace decodelab
+
+DECODELAB_BUILTIN(core_model_gguf_model)

@@ -248,3 +248,13 @@ def test_spectr_through_python_models_over_smollm2_equals_the_native_run():
     np.testing.assert_array_equal(got, want)
     assert got_stats == want_stats
     assert py_target.calls > 0 and py_draft.calls > 0 and not py_target.ids and not py_draft.ids
+
+
+def test_a_derived_draft_and_a_model_without_tokenizer():
+    target = dn.Model("table(vocab=20,order=2,seed=2)")
+    draft = dn.Model("draft(temper=1.5,noise=0.3)", target=target)
+    assert draft.vocab_size == 20 and draft.name.startswith("draft(")
+    with pytest.raises(ValueError, match="not a table model|analytic target"):
+        dn.Model("draft(temper=1.5)", target=dn.Model.from_python(Bigram(bigram_table(20, 1))))
+    with pytest.raises(RuntimeError, match="no tokenizer"):
+        dn.Model.from_python(Bigram(bigram_table(4, 1))).tokenize("a")

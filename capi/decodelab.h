@@ -1,6 +1,6 @@
 /*
- * decodelab C API: decodelab's samplers, sampler chains and speculative verification rules for
- * other inference engines (HF transformers through ctypes/cffi, llama.cpp, your own).
+ * decodelab C API: decodelab's samplers, sampler chains, speculative verification rules and
+ * decoders for other inference engines (HF transformers through ctypes/cffi, llama.cpp, your own).
  *
  * Link libdecodelab.so (CMake: find_package(decodelab) and decodelab::decodelab; pkg-config:
  * decodelab) and include <decodelab/decodelab.h>. The header is C99 and C++ alike.
@@ -15,6 +15,9 @@
  *     law q and the drafted candidates, accept one or draw from the residual, keeping the output
  *     exactly p-distributed. An engine that drafts and scores on its own verifies with these.
  *   - The catalogue: every sampler and decoder by name with its parameters' documentation.
+ *   - Models (since 0.2): loaded from a model spec (a GGUF file on the CPU, explicit JSON tables),
+ *     or the caller's own behind callbacks, and any registered decoder run over them
+ *     (decodelab_generate), e.g. SpecTr with the caller's model as target or draft.
  *
  * Errors
  *   Every function that can fail returns a decodelab_status: DECODELAB_OK (0) or an error code.
@@ -25,7 +28,8 @@
  *
  * Ownership
  *   A decodelab_chain is created by decodelab_chain_create / _from_params / _clone and owned by
- *   the caller until decodelab_chain_free. Arrays passed in (logits, p, q, candidates, uniforms)
+ *   the caller until decodelab_chain_free; a decodelab_model likewise, from decodelab_model_load
+ *   or _from_callbacks to decodelab_model_free. Arrays passed in (logits, p, q, candidates, uniforms)
  *   are borrowed for the duration of the call only. Strings returned by the catalogue functions,
  *   decodelab_version() and decodelab_status_name() belong to the library and live as long as it
  *   is loaded; decodelab_last_error()'s string lives until that thread's next failing call.
@@ -76,13 +80,13 @@ extern "C" {
 
 /* The library's release (the CMake project version). */
 #define DECODELAB_VERSION_MAJOR 0
-#define DECODELAB_VERSION_MINOR 1
+#define DECODELAB_VERSION_MINOR 2
 #define DECODELAB_VERSION_PATCH 0
 /* The C ABI's version: it changes whenever a function, struct or enum value of this header changes
  * incompatibly, and is the shared library's SONAME version (libdecodelab.so.1). */
 #define DECODELAB_ABI_VERSION 1
 
-/* "0.1.0": the version of the library actually loaded, which may differ from the header's. */
+/* "0.2.0": the version of the library actually loaded, which may differ from the header's. */
 DECODELAB_API const char* decodelab_version(void);
 /* DECODELAB_ABI_VERSION of the library actually loaded; compare it with the header's. */
 DECODELAB_API uint32_t decodelab_abi_version(void);
@@ -100,6 +104,7 @@ typedef enum decodelab_status {
   DECODELAB_ERR_NUMERIC = 5,          /* NaN or +inf logits, a distribution with no mass */
   DECODELAB_ERR_OUT_OF_MEMORY = 6,    /* an allocation failed */
   DECODELAB_ERR_INTERNAL = 7,         /* a broken invariant: a bug in decodelab, please report it */
+  DECODELAB_ERR_CALLBACK = 8,         /* a callback of a caller-supplied model returned an error (since 0.2) */
   DECODELAB_STATUS_MAX_ENUM = 0x7FFFFFFF
 } decodelab_status;
 
@@ -269,11 +274,157 @@ DECODELAB_API decodelab_status decodelab_residual(const float* p, const float* q
                                                   double* mass);
 
 /* ---------------------------------------------------------------------------------------------
+ * Models (since 0.2)
+ *
+ * A decodelab_model is a language model decodelab's decoders can run over: one decodelab loads
+ * from a model spec (decodelab_model_load: "gguf(path=model.gguf)" on the CPU, "table(file=t.json)"
+ * explicit tables, "table(vocab=32,order=2,seed=1)" analytic tables), or one whose forward pass
+ * and KV cache are the caller's, behind callbacks (decodelab_model_from_callbacks).
+ *
+ * Both have the shape of decodelab's LanguageModel. A model owns *sequences* (KV caches). A
+ * sequence has a committed prefix; evaluate() scores a *token tree* hanging off it: node i is
+ * (tokens[i], parents[i]) with parents[i] = -1 for a child of the prefix's last token, otherwise
+ * an earlier node's index, and the logits of node i are the next-token logits after
+ * prefix + path(root .. i). The evaluated tree stays pending until commit() keeps one root-to-node
+ * path of it (node indices, root first) as committed tokens, or another evaluate() replaces it.
+ * rollback() shortens the committed prefix; fork() makes a sequence that shares the committed
+ * prefix. A chain is the tree with parents[i] = i - 1; a prefill is evaluate + commit of a chain.
+ * Logits are raw (before any sampler chain). Invalid trees, paths and lengths are
+ * INVALID_ARGUMENT, named in the message.
+ *
+ * A model must not be used by two threads at once (that includes a decodelab_generate running over
+ * it). The draft of decodelab_model_load(spec, target) is independent of its target once loaded.
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct decodelab_model decodelab_model;
+
+typedef struct decodelab_model_info {
+  const char* name;       /* "SmolLM2-135M-Instruct.Q4_1.gguf"; valid while the model lives */
+  int32_t vocab_size;     /* logits per node */
+  int32_t context_length; /* maximum committed + pending tokens per sequence; 0 = unbounded */
+  int32_t bos;            /* -1: none */
+  int32_t eos;            /* -1: none */
+  int32_t add_bos;        /* 1 when prompts should start with bos */
+} decodelab_model_info;
+
+/* Loads a model from a spec string, as the CLI and the daemon name models. `target` is the loaded
+ * target when `spec` is a draft derived from it ("draft(temper=1.5,noise=0.2)"), else NULL.
+ * Errors: NOT_FOUND (unknown kind, missing file), BAD_FORMAT (a spec or file that does not parse),
+ * INVALID_ARGUMENT (bad parameters, a table file's wrong probabilities), UNSUPPORTED. */
+DECODELAB_API decodelab_status decodelab_model_load(const char* spec, const decodelab_model* target,
+                                                    decodelab_model** out);
+/* Frees a model and its sequences; NULL is allowed and does nothing. A callback model's destroy
+ * callback runs here (its free_sequence callbacks do not). */
+DECODELAB_API void decodelab_model_free(decodelab_model* model);
+DECODELAB_API decodelab_status decodelab_model_get_info(const decodelab_model* model, decodelab_model_info* out);
+/* Tokenizes text with the model's tokenizer (UNSUPPORTED for a model without one, e.g. callbacks).
+ * add_special != 0 adds bos when the model wants it. *n_tokens receives the count; tokens may be
+ * NULL with capacity 0 to ask for the count only; fewer than *n_tokens is INVALID_ARGUMENT. */
+DECODELAB_API decodelab_status decodelab_model_tokenize(const decodelab_model* model, const char* text,
+                                                        int32_t add_special, int32_t* tokens, size_t capacity,
+                                                        size_t* n_tokens);
+
+DECODELAB_API decodelab_status decodelab_model_new_sequence(decodelab_model* model, int32_t* seq);
+DECODELAB_API decodelab_status decodelab_model_fork(decodelab_model* model, int32_t seq, int32_t* child);
+DECODELAB_API decodelab_status decodelab_model_free_sequence(decodelab_model* model, int32_t seq);
+/* Committed tokens of seq. */
+DECODELAB_API decodelab_status decodelab_model_length(const decodelab_model* model, int32_t seq, size_t* length);
+/* Evaluates a tree of n_nodes >= 1 nodes off seq's committed prefix; logits receives
+ * n_nodes x vocab_size floats, row i for node i. */
+DECODELAB_API decodelab_status decodelab_model_evaluate(decodelab_model* model, int32_t seq, const int32_t* tokens,
+                                                        const int32_t* parents, size_t n_nodes, float* logits);
+/* Commits the root-to-node path of the pending tree (n_path >= 1 node indices, root first). */
+DECODELAB_API decodelab_status decodelab_model_commit(decodelab_model* model, int32_t seq, const int32_t* path,
+                                                      size_t n_path);
+/* Shortens seq's committed prefix to new_length tokens (<= its length) and drops the pending tree. */
+DECODELAB_API decodelab_status decodelab_model_rollback(decodelab_model* model, int32_t seq, size_t new_length);
+
+/* A model whose forward pass is the caller's. decodelab keeps the sequences' bookkeeping and
+ * validates every operation before a callback sees it, so a callback is only asked valid things:
+ * trees whose parents precede their children and whose tokens are in [0, vocab_size), commit paths
+ * of the tree evaluated last, rollbacks to a shorter length. The sequence ids callbacks receive are
+ * the callback model's own (chosen by decodelab, fresh for every new_sequence and fork; not the
+ * ids decodelab_model_new_sequence returns), so the caller keys its state by them.
+ *
+ * Each callback returns DECODELAB_OK, or any other status to fail: the operation (and a
+ * decodelab_generate running over the model) then returns DECODELAB_ERR_CALLBACK, with a message
+ * naming the model, the callback, its arguments and the status it returned. Callbacks must not
+ * throw C++ exceptions or longjmp through decodelab; they run on the thread that called into
+ * decodelab. */
+typedef struct decodelab_model_callbacks {
+  size_t struct_size;     /* sizeof(decodelab_model_callbacks): lets later versions add fields */
+  void* user;             /* passed to every callback */
+  const char* name;       /* the model's name in messages (copied; NULL: "callbacks") */
+  int32_t vocab_size;     /* >= 1 */
+  int32_t eos;            /* end-of-sequence token, -1 for none */
+  int32_t context_length; /* maximum committed + pending tokens per sequence; 0 = unbounded */
+  /* A new, empty sequence. */
+  decodelab_status (*new_sequence)(void* user, int32_t seq);
+  /* A new sequence `child` whose committed prefix is `parent`'s (the pending tree is not forked). */
+  decodelab_status (*fork)(void* user, int32_t parent, int32_t child);
+  decodelab_status (*free_sequence)(void* user, int32_t seq);
+  /* Writes n_nodes x vocab_size logits (row i: after prefix + path(root .. i)); -inf excludes a
+   * token, NaN or +inf is an error. The tree becomes seq's pending tree. */
+  decodelab_status (*evaluate)(void* user, int32_t seq, const int32_t* tokens, const int32_t* parents, size_t n_nodes,
+                               float* logits);
+  /* Appends the tokens of the pending tree's nodes path[0..n_path) to seq's committed prefix. */
+  decodelab_status (*commit)(void* user, int32_t seq, const int32_t* path, size_t n_path);
+  /* Shortens seq's committed prefix to new_length tokens (and drops its pending tree). */
+  decodelab_status (*rollback)(void* user, int32_t seq, size_t new_length);
+  /* Optional (may be NULL): called once when the model is freed, or when creation fails. */
+  void (*destroy)(void* user);
+} decodelab_model_callbacks;
+
+/* Every function pointer but destroy must be set; struct_size must be at least the size of the
+ * 0.2 struct. On failure destroy(user) has been called. */
+DECODELAB_API decodelab_status decodelab_model_from_callbacks(const decodelab_model_callbacks* callbacks,
+                                                              decodelab_model** out);
+
+/* ---------------------------------------------------------------------------------------------
+ * Running a decoder over models (since 0.2)
+ *
+ * decodelab_generate runs any registered decoder, named by a spec string with its parameters
+ * ("sample(temperature=0.7,top_k=40)", "spectr(k=4,L=3)", "sd(L=4)"), over a target model and,
+ * for the speculative decoders, a draft (a model of the same vocabulary; loaded or callbacks, in
+ * any mix). It is the run `decodelab generate` does: the same seed gives the same tokens.
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct decodelab_generate_options {
+  size_t struct_size;         /* sizeof(decodelab_generate_options) */
+  uint64_t seed;              /* Philox seed of every random draw */
+  int32_t max_new_tokens;     /* >= 1 */
+  int32_t stop_at_eos;        /* nonzero: the target's eos token ends the generation */
+  const int32_t* stop_tokens; /* generation ends after emitting one of these; may be NULL */
+  size_t n_stop_tokens;
+} decodelab_generate_options;
+
+typedef struct decodelab_generate_stats {
+  size_t n_tokens;         /* generated tokens written to `tokens` */
+  int64_t steps;           /* decoder iterations */
+  int64_t target_calls;    /* target forward passes (prefill chunks included) */
+  int64_t draft_calls;     /* draft forward passes */
+  int64_t tokens_proposed; /* draft tokens offered to verification */
+  int64_t tokens_accepted; /* draft tokens accepted */
+  char stop_reason[32];    /* "max_tokens", "eos", "stop_token", "length", ... NUL-terminated */
+} decodelab_generate_stats;
+
+/* seed 0, max_new_tokens 64, stop_at_eos 1, no stop tokens, struct_size set. */
+DECODELAB_API void decodelab_generate_options_init(decodelab_generate_options* options);
+
+/* Generates after the prompt (n_prompt >= 1 tokens) with the decoder `decoder_spec` over target
+ * (and draft, NULL for decoders that need none). tokens receives the generated tokens; capacity
+ * must be >= options->max_new_tokens. options NULL means decodelab_generate_options_init's. stats
+ * may be NULL. The models' sequences are freed when the call returns, however it ends. */
+DECODELAB_API decodelab_status decodelab_generate(const char* decoder_spec, decodelab_model* target,
+                                                  decodelab_model* draft, const int32_t* prompt, size_t n_prompt,
+                                                  const decodelab_generate_options* options, int32_t* tokens,
+                                                  size_t capacity, decodelab_generate_stats* stats);
+
+/* ---------------------------------------------------------------------------------------------
  * Catalogue: the registered samplers and decoders with their parameters
  *
  * Components are listed in name order; index i stays the same for as long as the library is
- * loaded. Decoders are listed for their documentation: running one needs models, which this API
- * does not cover (use the decodelab CLI or the decodelabd daemon).
+ * loaded. Decoders run over models with decodelab_generate.
  * ------------------------------------------------------------------------------------------- */
 
 typedef enum decodelab_kind {

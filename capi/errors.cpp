@@ -90,6 +90,7 @@ const char* decodelab_status_name(decodelab_status status) {
     case DECODELAB_ERR_NUMERIC: return "numeric";
     case DECODELAB_ERR_OUT_OF_MEMORY: return "out_of_memory";
     case DECODELAB_ERR_INTERNAL: return "internal";
+    case DECODELAB_ERR_CALLBACK: return "callback";
     case DECODELAB_STATUS_MAX_ENUM: break;  // not a status
   }
   return "unknown";

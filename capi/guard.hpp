@@ -17,6 +17,7 @@
 #include <string>
 #include <utility>
 
+#include "capi/callback_model.hpp"
 #include "capi/decodelab.h"
 #include "core/error.hpp"
 
@@ -32,6 +33,8 @@ decodelab_status guarded(const char* function, F&& body) noexcept {
   try {
     body();
     return DECODELAB_OK;
+  } catch (const CallbackFailure& e) {
+    return set_error(DECODELAB_ERR_CALLBACK, function, e.what());
   } catch (const Error& e) {
     return set_error(to_status(e.code()), function, e.what());
   } catch (const std::bad_alloc&) {

@@ -1,6 +1,8 @@
 #include "core/model_factory.hpp"
 
+#include "core/builtins.hpp"
 #include "core/error.hpp"
+#include "core/table_file.hpp"
 #include "core/table_model.hpp"
 
 namespace decodelab {
@@ -38,6 +40,7 @@ std::shared_ptr<LanguageModel> load_model(const std::string& spec, const Languag
   }
   auto [name, given] = parse_spec(spec);
   const ModelLoader& loader = ModelLoaderRegistry::instance().get(name);
+  if (loader.check_given) loader.check_given(given);
   return loader.load(resolve_params("model '" + name + "'", loader.params, given), target);
 }
 
@@ -45,17 +48,28 @@ namespace {
 
 const RegisterModelLoader reg_table({
     .name = "table",
-    .doc =
-        "Analytic model: next-token logits ~ sharpness * N(0,1), a deterministic function of the last `order` tokens.",
-    .params = {ParamSpec::integer("vocab", 32, 2, 1 << 20, "vocabulary size"),
+    .doc = "Analytic model: next-token logits ~ sharpness * N(0,1), a deterministic function of the last `order` "
+           "tokens; or, with file=, the explicit tables of a JSON file (docs/table-models.md).",
+    .params = {ParamSpec::string("file", "", "JSON file of explicit next-token tables; excludes the other parameters"),
+               ParamSpec::integer("vocab", 32, 2, 1 << 20, "vocabulary size"),
                ParamSpec::integer("order", 2, 0, 16, "context tokens the distribution depends on"),
                ParamSpec::integer("seed", 1, 0, 9.007199254740992e15, "seed of the generated distributions"),
                ParamSpec::real("sharpness", 2.0, 0.0, 100.0, "logit scale: 0 = uniform, larger = lower entropy"),
                ParamSpec::integer("eos", -1, -1, 1 << 20, "end-of-sequence token; -1 = none")},
     .load = [](const Params& p, const LanguageModel*) -> std::shared_ptr<LanguageModel> {
+      if (!p.get_string("file").empty()) return load_table_file(p.get_string("file"));
       return TableModel::random(int(p.get_int("vocab")), int(p.get_int("order")), uint64_t(p.get_int("seed")),
                                 p.get_real("sharpness"), TokenId(p.get_int("eos")));
     },
+    .check_given =
+        [](const ParamMap& given) {
+          if (!given.count("file")) return;
+          for (const auto& [name, value] : given) {
+            if (name != "file")
+              fail(ErrorCode::invalid_argument,
+                   "model 'table': file= excludes " + name + "= (the file gives the vocabulary, order and eos)");
+          }
+        },
 });
 
 const RegisterModelLoader reg_draft({
@@ -77,3 +91,5 @@ const RegisterModelLoader reg_draft({
 
 }  // namespace
 }  // namespace decodelab
+
+DECODELAB_BUILTIN(core_model_factory)

@@ -2,6 +2,7 @@
 // Models from spec strings, as the CLI, the daemon and experiments name them:
 //
 //   table(vocab=32,order=2,seed=1,sharpness=2)   analytic model with generated distributions
+//   table(file=tables/target.json)               explicit next-token tables (core/table_file.hpp)
 //   draft(temper=1.5,noise=0.2,seed=3)           analytic draft derived from an analytic target
 //   gguf(path=model.gguf,backend=cpu)            a real model (registered by the runtime)
 //
@@ -23,6 +24,9 @@ struct ModelLoader {
   std::vector<ParamSpec> params;
   // `target` is the already-loaded target when loading a draft (nullptr otherwise).
   std::function<std::shared_ptr<LanguageModel>(const Params&, const LanguageModel* target)> load;
+  // Optional: checks the parameters as given, before defaults are filled in (parameters that
+  // exclude each other). Throws Error(invalid_argument).
+  std::function<void(const ParamMap& given)> check_given = nullptr;
 };
 
 class ModelLoaderRegistry {

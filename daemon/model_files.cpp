@@ -107,11 +107,19 @@ void OpenedModelSpec::open(const std::string& spec, const std::string& root) {
   } catch (const Error& e) {
     reject(to_string(e.code()), "spec", e.what());
   }
-  const bool reads_file = std::any_of(loader->params.begin(), loader->params.end(), [](const ParamSpec& p) {
-    return p.name == "path" && p.type == ParamType::string;
-  });
-  auto given = params.find("path");
-  if (!reads_file || given == params.end()) return;  // no file (a missing path is the loader's error)
+  // A loader's file parameter is `path` (gguf) or `file` (table's JSON tables).
+  auto reads = [&](const char* name) {
+    return std::any_of(loader->params.begin(), loader->params.end(),
+                       [&](const ParamSpec& p) { return p.name == name && p.type == ParamType::string; });
+  };
+  auto given = params.end();
+  for (const char* name : {"path", "file"}) {
+    if (reads(name) && params.count(name)) {
+      given = params.find(name);
+      break;
+    }
+  }
+  if (given == params.end()) return;  // no file (a missing path is the loader's error)
   const std::string* path = std::get_if<std::string>(&given->second);
   if (!path || path->empty()) return;
   client_path_ = *path;

@@ -1,6 +1,7 @@
 #pragma once
 // The files behind load_model requests. A client names a model by a spec string; when the spec's
-// kind reads a file (a loader with a `path` parameter, e.g. gguf(path=...), or a bare *.gguf path)
+// kind reads a file (a loader with a `path` or `file` parameter, e.g. gguf(path=...),
+// table(file=...), or a bare *.gguf path)
 // the daemon only reads regular files inside its model directory (--model-dir). Everything else is
 // refused before the loader runs: a FIFO or device would block the worker in open() or read
 // forever, and a path outside the directory would let any client probe the daemon's file system

@@ -3,6 +3,7 @@
 // so a clone continues the same sequence of numbers and reset() replays it. Terminal.
 #include <algorithm>
 
+#include "core/builtins.hpp"
 #include "core/philox.hpp"
 #include "samplers/sampler.hpp"
 
@@ -51,3 +52,5 @@ const RegisterSampler reg({
 
 }  // namespace
 }  // namespace decodelab
+
+DECODELAB_BUILTIN(samplers_dist)

@@ -1,4 +1,5 @@
 // greedy: select the most likely candidate (ties: lowest token id). Terminal.
+#include "core/builtins.hpp"
 #include "samplers/sampler.hpp"
 
 namespace decodelab {
@@ -29,3 +30,5 @@ const RegisterSampler reg({
 
 }  // namespace
 }  // namespace decodelab
+
+DECODELAB_BUILTIN(samplers_greedy)

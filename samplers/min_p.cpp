@@ -1,6 +1,7 @@
 // min_p: keep tokens whose probability is at least p times the top token's.
 #include <algorithm>
 
+#include "core/builtins.hpp"
 #include "samplers/sampler.hpp"
 
 namespace decodelab {
@@ -56,3 +57,5 @@ const RegisterSampler reg({
 
 }  // namespace
 }  // namespace decodelab
+
+DECODELAB_BUILTIN(samplers_min_p)

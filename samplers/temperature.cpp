@@ -1,5 +1,6 @@
 // temperature: divide logits by t. t = 0 keeps only the most likely token (greedy as a
 // distribution: p is one-hot), which is what speculative verification needs at temperature 0.
+#include "core/builtins.hpp"
 #include "samplers/sampler.hpp"
 
 namespace decodelab {
@@ -37,3 +38,5 @@ const RegisterSampler reg({
 
 }  // namespace
 }  // namespace decodelab
+
+DECODELAB_BUILTIN(samplers_temperature)

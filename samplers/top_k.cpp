@@ -1,4 +1,5 @@
 // top_k: keep the k candidates with the largest logits (exactly k; ties by lowest token id).
+#include "core/builtins.hpp"
 #include "samplers/sampler.hpp"
 
 namespace decodelab {
@@ -36,3 +37,5 @@ const RegisterSampler reg({
 
 }  // namespace
 }  // namespace decodelab
+
+DECODELAB_BUILTIN(samplers_top_k)

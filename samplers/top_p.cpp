@@ -1,4 +1,5 @@
 // top_p (nucleus): keep the smallest most-likely prefix whose mass reaches p (at least min_keep).
+#include "core/builtins.hpp"
 #include "samplers/sampler.hpp"
 
 namespace decodelab {
@@ -55,3 +56,5 @@ const RegisterSampler reg({
 
 }  // namespace
 }  // namespace decodelab
+
+DECODELAB_BUILTIN(samplers_top_p)

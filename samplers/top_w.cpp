@@ -10,6 +10,7 @@
 #include <mutex>
 #include <numeric>
 
+#include "core/builtins.hpp"
 #include "core/error.hpp"
 
 namespace decodelab {
@@ -538,3 +539,5 @@ const RegisterSampler reg({
 }  // namespace
 
 }  // namespace decodelab
+
+DECODELAB_BUILTIN(samplers_top_w)

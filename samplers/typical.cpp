@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/builtins.hpp"
 #include "samplers/sampler.hpp"
 
 namespace decodelab {
@@ -68,3 +69,5 @@ const RegisterSampler reg({
 
 }  // namespace
 }  // namespace decodelab
+
+DECODELAB_BUILTIN(samplers_typical)

@@ -1,6 +1,6 @@
 // decodelab_native._native: the C API (capi/decodelab.h) for Python on numpy arrays, with
-// nanobind. Every call goes through libdecodelab.so, so Python sees exactly what a C engine sees;
-// a failed status becomes a Python exception carrying the library's message:
+// nanobind (models and decoders over them: models.cpp). Every call goes through libdecodelab.so, so Python sees exactly
+// what a C engine sees; a failed status becomes a Python exception carrying the library's message:
 //   invalid_argument, bad_format -> ValueError     not_found -> LookupError
 //   numeric -> ArithmeticError                     out_of_memory -> MemoryError
 //   unsupported, internal -> RuntimeError
@@ -21,6 +21,7 @@
 #include <utility>
 #include <vector>
 
+#include "bindings/python/status.hpp"
 #include "capi/decodelab.h"
 
 namespace nb = nanobind;
@@ -28,26 +29,13 @@ using namespace nb::literals;
 
 namespace {
 
+using decodelab_python::check;
+
 template <class T>
 using In = nb::ndarray<const T, nb::ndim<1>, nb::c_contig, nb::device::cpu>;
 using Logits = nb::ndarray<float, nb::ndim<1>, nb::c_contig, nb::device::cpu>;
 template <class T>
 using Out = nb::ndarray<nb::numpy, T, nb::ndim<1>>;
-
-void check(decodelab_status status) {
-  if (status == DECODELAB_OK) return;
-  PyObject* type = PyExc_RuntimeError;  // unsupported, internal
-  switch (status) {
-    case DECODELAB_ERR_INVALID_ARGUMENT:
-    case DECODELAB_ERR_BAD_FORMAT: type = PyExc_ValueError; break;
-    case DECODELAB_ERR_NOT_FOUND: type = PyExc_LookupError; break;
-    case DECODELAB_ERR_NUMERIC: type = PyExc_ArithmeticError; break;
-    case DECODELAB_ERR_OUT_OF_MEMORY: type = PyExc_MemoryError; break;
-    default: break;
-  }
-  PyErr_SetString(type, decodelab_last_error());
-  throw nb::python_error();
-}
 
 template <class T>
 Out<T> to_numpy(std::vector<T>&& values) {
@@ -191,6 +179,10 @@ nb::list catalogue(decodelab_kind kind) {
 
 }  // namespace
 
+namespace decodelab_python {
+void bind_models(nb::module_& m);  // models.cpp
+}
+
 NB_MODULE(_native, m) {
   m.doc() = "decodelab's sampler chains and speculative verification rules on numpy arrays (see decodelab_native)";
   m.attr("ABI_VERSION") = DECODELAB_ABI_VERSION;
@@ -264,4 +256,5 @@ NB_MODULE(_native, m) {
       "samplers", [] { return catalogue(DECODELAB_KIND_SAMPLER); }, "Every sampler with its parameters.");
   m.def(
       "decoders", [] { return catalogue(DECODELAB_KIND_DECODER); }, "Every decoder with its parameters.");
+  decodelab_python::bind_models(m);
 }

@@ -1,5 +1,6 @@
 // Registers "gguf-cuda", which the gguf loader calls for gguf(path=...,backend=cuda,...). It reads
 // the gguf loader's parameters (path, context, layers, device, dtype), so either spelling works.
+#include "core/builtins.hpp"
 #include "core/cuda/cuda_model.hpp"
 #include "core/error.hpp"
 #include "core/model_factory.hpp"
@@ -30,3 +31,5 @@ const RegisterModelLoader reg_gguf_cuda({
 
 }  // namespace
 }  // namespace decodelab
+
+DECODELAB_BUILTIN(core_cuda_cuda_loader)

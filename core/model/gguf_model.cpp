@@ -8,6 +8,7 @@
 #include <memory>
 #include <utility>
 
+#include "core/builtins.hpp"
 #include "core/error.hpp"
 #include "core/model/quants.hpp"
 #include "core/model_factory.hpp"
@@ -622,3 +623,5 @@ const RegisterModelLoader reg_gguf({
 
 }  // namespace
 }  // namespace decodelab
+
+DECODELAB_BUILTIN(core_model_gguf_model)

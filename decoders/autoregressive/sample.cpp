@@ -3,6 +3,7 @@
 // position with the same processed distribution pick the same token.
 #include <cmath>
 
+#include "core/builtins.hpp"
 #include "core/random.hpp"
 #include "decoders/decode_loop.hpp"
 #include "samplers/sampler.hpp"
@@ -74,3 +75,5 @@ const RegisterDecoder reg_greedy({
 
 }  // namespace
 }  // namespace decodelab
+
+DECODELAB_BUILTIN(decoders_autoregressive_sample)

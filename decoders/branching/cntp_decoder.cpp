@@ -29,6 +29,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/builtins.hpp"
 #include "core/error.hpp"
 #include "core/random.hpp"
 #include "decoders/branching/cntp.hpp"
@@ -299,3 +300,5 @@ const RegisterDecoder reg_cntp({
 
 }  // namespace
 }  // namespace decodelab
+
+DECODELAB_BUILTIN(decoders_branching_cntp_decoder)

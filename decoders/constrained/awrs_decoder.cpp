@@ -6,6 +6,7 @@
 // Metrics: log_weight (sum of the steps' log Z-hat: the importance weight of the sequence for the
 // global target p(x) 1[x in L]), step_log_weight.NNNNNN (each step's), constraint_evaluations,
 // evaluations_per_step, constraint_complete.
+#include "core/builtins.hpp"
 #include "core/error.hpp"
 #include "core/random.hpp"
 #include "decoders/constrained/awrs.hpp"
@@ -54,3 +55,5 @@ const RegisterDecoder reg_awrs({
 
 }  // namespace
 }  // namespace decodelab
+
+DECODELAB_BUILTIN(decoders_constrained_awrs_decoder)

@@ -5,6 +5,7 @@
 // locally constrained (myopically distorted) law, not p(x | constraint satisfied).
 #include <vector>
 
+#include "core/builtins.hpp"
 #include "core/error.hpp"
 #include "core/random.hpp"
 #include "decoders/constrained/constrained_loop.hpp"
@@ -62,3 +63,5 @@ const RegisterDecoder reg_masking({
 
 }  // namespace
 }  // namespace decodelab
+
+DECODELAB_BUILTIN(decoders_constrained_masking_decoder)

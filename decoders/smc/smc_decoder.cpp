@@ -37,6 +37,7 @@
 #include <cmath>
 #include <limits>
 
+#include "core/builtins.hpp"
 #include "core/error.hpp"
 #include "core/random.hpp"
 #include "decoders/constrained/awrs.hpp"
@@ -569,3 +570,5 @@ const RegisterDecoder reg_smc({
 
 }  // namespace
 }  // namespace decodelab
+
+DECODELAB_BUILTIN(decoders_smc_smc_decoder)

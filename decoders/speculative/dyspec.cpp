@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <map>
 
+#include "core/builtins.hpp"
 #include "decoders/speculative/tree_speculation.hpp"
 
 namespace decodelab::speculative {
@@ -122,3 +123,5 @@ const RegisterTreeSpeculation reg({
 
 }  // namespace
 }  // namespace decodelab::speculative
+
+DECODELAB_BUILTIN(decoders_speculative_dyspec)

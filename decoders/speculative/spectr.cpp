@@ -4,6 +4,7 @@
 // number of sequences (the smallest rho that keeps the residual nonnegative), or draws from the
 // K-SEQ residual. Sequences whose token equals the chosen one (rejected duplicates included)
 // stay i.i.d. given the prefix and continue. Exactly target-distributed.
+#include "core/builtins.hpp"
 #include "decoders/speculative/sequence_drafters.hpp"
 #include "decoders/speculative/tree_speculation.hpp"
 
@@ -35,3 +36,5 @@ const RegisterTreeSpeculation reg({
 
 }  // namespace
 }  // namespace decodelab::speculative
+
+DECODELAB_BUILTIN(decoders_speculative_spectr)

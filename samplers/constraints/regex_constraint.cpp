@@ -4,6 +4,7 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
+#include "core/builtins.hpp"
 #include "core/error.hpp"
 #include "samplers/constraints/constraint.hpp"
 
@@ -101,3 +102,5 @@ const RegisterConstraint reg_regex({
 
 }  // namespace
 }  // namespace decodelab
+
+DECODELAB_BUILTIN(samplers_constraints_regex_constraint)

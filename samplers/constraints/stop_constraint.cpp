@@ -1,6 +1,7 @@
 // stop(text=S,max_chars=n): generation ends at the first occurrence of S (only eos may follow it),
 // and the text never grows beyond n characters. Complete when the text ends with S (or, without S,
 // always). With max_chars = 0 there is no length limit.
+#include "core/builtins.hpp"
 #include "core/error.hpp"
 #include "samplers/constraints/constraint.hpp"
 
@@ -58,3 +59,5 @@ const RegisterConstraint reg_stop({
 
 }  // namespace
 }  // namespace decodelab
+
+DECODELAB_BUILTIN(samplers_constraints_stop_constraint)

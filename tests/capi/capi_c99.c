@@ -1,6 +1,7 @@
 /* The C API used from C: this file is compiled as C99 (not C++) with -pedantic and linked
  * against libdecodelab.so only, as an engine written in C would. It walks the header's example,
- * the catalogue, sampling, verification and a few error paths, and prints
+ * the catalogue, sampling, verification, models (loaded and behind callbacks) with decoders run
+ * over them, and a few error paths, and prints
  * "capi_c99: N passed, M failed". */
 #include <decodelab/decodelab.h>
 #include <math.h>
@@ -168,6 +169,178 @@ static void test_errors(void) {
   decodelab_chain_free(chain);
 }
 
+
+/* ---- Models and decoders over them ---- */
+
+/* A callback model that forwards every call to a model decodelab loaded: the callbacks' sequence
+ * ids map to the inner model's. Generating over two of these must give exactly the tokens that
+ * generating over the inner models gives. fail_at_evaluate makes evaluate fail after that many
+ * calls (-1: never). */
+#define MAX_SEQS 64
+typedef struct forwarding_model {
+  decodelab_model* inner;
+  int32_t seqs[MAX_SEQS]; /* callback id -> inner id */
+  int calls;
+  int fail_at_evaluate;
+  int destroyed;
+} forwarding_model;
+
+static decodelab_status fw_new_sequence(void* user, int32_t seq) {
+  forwarding_model* m = (forwarding_model*)user;
+  m->calls++;
+  if (seq < 0 || seq >= MAX_SEQS) return DECODELAB_ERR_OUT_OF_MEMORY;
+  return decodelab_model_new_sequence(m->inner, &m->seqs[seq]);
+}
+static decodelab_status fw_fork(void* user, int32_t parent, int32_t child) {
+  forwarding_model* m = (forwarding_model*)user;
+  m->calls++;
+  if (child < 0 || child >= MAX_SEQS) return DECODELAB_ERR_OUT_OF_MEMORY;
+  return decodelab_model_fork(m->inner, m->seqs[parent], &m->seqs[child]);
+}
+static decodelab_status fw_free_sequence(void* user, int32_t seq) {
+  forwarding_model* m = (forwarding_model*)user;
+  m->calls++;
+  return decodelab_model_free_sequence(m->inner, m->seqs[seq]);
+}
+static decodelab_status fw_evaluate(void* user, int32_t seq, const int32_t* tokens, const int32_t* parents,
+                                    size_t n_nodes, float* logits) {
+  forwarding_model* m = (forwarding_model*)user;
+  m->calls++;
+  if (m->fail_at_evaluate >= 0 && m->fail_at_evaluate-- == 0) return DECODELAB_ERR_NUMERIC;
+  return decodelab_model_evaluate(m->inner, m->seqs[seq], tokens, parents, n_nodes, logits);
+}
+static decodelab_status fw_commit(void* user, int32_t seq, const int32_t* path, size_t n_path) {
+  forwarding_model* m = (forwarding_model*)user;
+  m->calls++;
+  return decodelab_model_commit(m->inner, m->seqs[seq], path, n_path);
+}
+static decodelab_status fw_rollback(void* user, int32_t seq, size_t new_length) {
+  forwarding_model* m = (forwarding_model*)user;
+  m->calls++;
+  return decodelab_model_rollback(m->inner, m->seqs[seq], new_length);
+}
+static void fw_destroy(void* user) { ((forwarding_model*)user)->destroyed++; }
+
+static decodelab_model* forwarding(forwarding_model* state, decodelab_model* inner, const char* name) {
+  decodelab_model_callbacks c;
+  decodelab_model_info info;
+  decodelab_model* model = NULL;
+  memset(state, 0, sizeof *state);
+  state->inner = inner;
+  state->fail_at_evaluate = -1;
+  CHECK_OK(decodelab_model_get_info(inner, &info));
+  memset(&c, 0, sizeof c);
+  c.struct_size = sizeof c;
+  c.user = state;
+  c.name = name;
+  c.vocab_size = info.vocab_size;
+  c.eos = info.eos;
+  c.context_length = info.context_length;
+  c.new_sequence = fw_new_sequence;
+  c.fork = fw_fork;
+  c.free_sequence = fw_free_sequence;
+  c.evaluate = fw_evaluate;
+  c.commit = fw_commit;
+  c.rollback = fw_rollback;
+  c.destroy = fw_destroy;
+  CHECK_OK(decodelab_model_from_callbacks(&c, &model));
+  return model;
+}
+
+static void test_models_and_generate(void) {
+  decodelab_model *target = NULL, *draft = NULL, *cb_target, *cb_draft;
+  forwarding_model ft, fd;
+  decodelab_model_info info;
+  decodelab_generate_options options;
+  decodelab_generate_stats stats, cb_stats;
+  int32_t prompt[3] = {1, 2, 3}, native[24], through[24];
+  float logits[3 * 16];
+  int32_t seq = -1, child = -1, tree_tokens[3] = {4, 5, 6}, tree_parents[3] = {-1, 0, -1}, path[2] = {0, 1};
+  size_t length = 0, i;
+
+  CHECK_OK(decodelab_model_load("table(vocab=16,order=2,seed=5,sharpness=1.5)", NULL, &target));
+  CHECK_OK(decodelab_model_load("draft(temper=1.4,noise=0.3,seed=9)", target, &draft));
+  CHECK_OK(decodelab_model_get_info(target, &info));
+  CHECK(info.vocab_size == 16 && strstr(info.name, "table(") == info.name);
+
+  /* The model operations themselves: prefill, a tree, a commit, a fork, a rollback. */
+  CHECK_OK(decodelab_model_new_sequence(target, &seq));
+  CHECK_OK(decodelab_model_evaluate(target, seq, prompt, (const int32_t[]){-1, 0, 1}, 3, logits));
+  CHECK_OK(decodelab_model_commit(target, seq, (const int32_t[]){0, 1, 2}, 3));
+  CHECK_OK(decodelab_model_evaluate(target, seq, tree_tokens, tree_parents, 3, logits));
+  CHECK_OK(decodelab_model_commit(target, seq, path, 2));
+  CHECK_OK(decodelab_model_length(target, seq, &length));
+  CHECK(length == 5);
+  CHECK_OK(decodelab_model_fork(target, seq, &child));
+  CHECK_OK(decodelab_model_rollback(target, child, 2));
+  CHECK_OK(decodelab_model_length(target, child, &length));
+  CHECK(length == 2);
+  CHECK_ERROR(decodelab_model_commit(target, seq, (const int32_t[]){1}, 1), DECODELAB_ERR_INVALID_ARGUMENT, "");
+  CHECK_ERROR(decodelab_model_rollback(target, seq, 9), DECODELAB_ERR_INVALID_ARGUMENT, "");
+  CHECK_ERROR(decodelab_model_evaluate(target, seq, (const int32_t[]){16}, (const int32_t[]){-1}, 1, logits),
+              DECODELAB_ERR_INVALID_ARGUMENT, "16");
+  CHECK_OK(decodelab_model_free_sequence(target, seq));
+  CHECK_OK(decodelab_model_free_sequence(target, child));
+
+  /* spectr over the loaded pair, then over callback models forwarding to the same pair. */
+  decodelab_generate_options_init(&options);
+  options.seed = 11;
+  options.max_new_tokens = 24;
+  CHECK_OK(decodelab_generate("spectr(k=3,L=2,temperature=0.8)", target, draft, prompt, 3, &options, native, 24,
+                              &stats));
+  CHECK(stats.n_tokens == 24 && strcmp(stats.stop_reason, "max_tokens") == 0 && stats.tokens_proposed > 0);
+  cb_target = forwarding(&ft, target, "forwarding target");
+  cb_draft = forwarding(&fd, draft, "forwarding draft");
+  CHECK_OK(decodelab_generate("spectr(k=3,L=2,temperature=0.8)", cb_target, cb_draft, prompt, 3, &options, through,
+                              24, &cb_stats));
+  CHECK(cb_stats.n_tokens == stats.n_tokens && cb_stats.target_calls == stats.target_calls &&
+        cb_stats.tokens_accepted == stats.tokens_accepted);
+  for (i = 0; i < 24; ++i) CHECK(through[i] == native[i]);
+  CHECK(ft.calls > 0 && fd.calls > 0);
+
+  /* A failing callback is DECODELAB_ERR_CALLBACK naming the model and the callback. */
+  ft.fail_at_evaluate = 2;
+  CHECK_ERROR(decodelab_generate("spectr(k=3,L=2)", cb_target, cb_draft, prompt, 3, &options, through, 24, NULL),
+              DECODELAB_ERR_CALLBACK, "'forwarding target': callback evaluate(");
+  CHECK(strstr(decodelab_last_error(), "numeric") != NULL);
+  /* ... and the models stay usable. */
+  CHECK_OK(decodelab_generate("sample", cb_target, NULL, prompt, 3, &options, through, 24, NULL));
+
+  /* Bad arguments. */
+  CHECK_ERROR(decodelab_generate("no_such_decoder", target, NULL, prompt, 3, &options, native, 24, NULL),
+              DECODELAB_ERR_NOT_FOUND, "no_such_decoder");
+  CHECK_ERROR(decodelab_generate("spectr", target, NULL, prompt, 3, &options, native, 24, NULL),
+              DECODELAB_ERR_INVALID_ARGUMENT, "draft");
+  CHECK_ERROR(decodelab_generate("sample", target, NULL, prompt, 3, &options, native, 8, NULL),
+              DECODELAB_ERR_INVALID_ARGUMENT, "capacity");
+  CHECK_ERROR(decodelab_model_load("table(file=/nonexistent/t.json)", NULL, &draft), DECODELAB_ERR_NOT_FOUND,
+              "t.json");
+
+  decodelab_model_free(cb_target);
+  decodelab_model_free(cb_draft);
+  CHECK(ft.destroyed == 1 && fd.destroyed == 1);
+  decodelab_model_free(draft);
+  decodelab_model_free(target);
+}
+
+static void test_callback_model_errors(void) {
+  decodelab_model_callbacks c;
+  decodelab_model* model = NULL;
+  forwarding_model state;
+  memset(&c, 0, sizeof c);
+  memset(&state, 0, sizeof state);
+  c.struct_size = sizeof c;
+  c.user = &state;
+  c.vocab_size = 8;
+  c.destroy = fw_destroy;
+  CHECK_ERROR(decodelab_model_from_callbacks(&c, &model), DECODELAB_ERR_INVALID_ARGUMENT, "new_sequence is NULL");
+  CHECK(model == NULL && state.destroyed == 1);
+  c.struct_size = 8;
+  CHECK_ERROR(decodelab_model_from_callbacks(&c, &model), DECODELAB_ERR_INVALID_ARGUMENT, "struct_size");
+  CHECK(state.destroyed == 2);
+  CHECK(strcmp(decodelab_status_name(DECODELAB_ERR_CALLBACK), "callback") == 0);
+}
+
 int main(void) {
   test_version();
   test_chain_in_place();
@@ -175,6 +348,8 @@ int main(void) {
   test_verify();
   test_catalogue();
   test_errors();
+  test_models_and_generate();
+  test_callback_model_errors();
   printf("capi_c99: %d passed, %d failed\n", passed, failed);
   return failed == 0 ? 0 : 1;
 }

@@ -17,9 +17,11 @@ DECODELAB_BUILTIN_REF(decoders_constrained_awrs_decoder)
 DECODELAB_BUILTIN_REF(decoders_constrained_masking_decoder)
 DECODELAB_BUILTIN_REF(decoders_smc_smc_decoder)
 DECODELAB_BUILTIN_REF(decoders_speculative_block)
+DECODELAB_BUILTIN_REF(decoders_speculative_delayed)
 DECODELAB_BUILTIN_REF(decoders_speculative_dyspec)
 DECODELAB_BUILTIN_REF(decoders_speculative_ngram)
 DECODELAB_BUILTIN_REF(decoders_speculative_sd)
+DECODELAB_BUILTIN_REF(decoders_speculative_sequoia)
 DECODELAB_BUILTIN_REF(decoders_speculative_specinfer)
 DECODELAB_BUILTIN_REF(decoders_speculative_spectr)
 DECODELAB_BUILTIN_REF(decoders_speculative_traversal)
@@ -56,9 +58,11 @@ void register_builtins() {
       &builtins::decoders_constrained_masking_decoder,
       &builtins::decoders_smc_smc_decoder,
       &builtins::decoders_speculative_block,
+      &builtins::decoders_speculative_delayed,
       &builtins::decoders_speculative_dyspec,
       &builtins::decoders_speculative_ngram,
       &builtins::decoders_speculative_sd,
+      &builtins::decoders_speculative_sequoia,
       &builtins::decoders_speculative_specinfer,
       &builtins::decoders_speculative_spectr,
       &builtins::decoders_speculative_traversal,

@@ -7,6 +7,7 @@
 // order (Sequoia's verifier), or with Traversal Verification of the whole tree (verify=traversal):
 // exactly target-distributed either way. The vector comes from the draft/target
 // pair and the temperature; `decodelab bench spec --acceptance-vector K` measures it.
+#include "core/builtins.hpp"
 #include "decoders/speculative/static_tree.hpp"
 #include "decoders/speculative/tree_speculation.hpp"
 
@@ -54,3 +55,5 @@ const RegisterTreeSpeculation reg({
 
 }  // namespace
 }  // namespace decodelab::speculative
+
+DECODELAB_BUILTIN(decoders_speculative_sequoia)

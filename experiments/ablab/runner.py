@@ -71,7 +71,7 @@ class ABResult:
                 "skipped": [asdict(s) for s in self.skipped], "runs": [asdict(r) for r in self.runs]}
 
 
-def _portable(spec: str) -> str:
+def portable_spec(spec: str) -> str:
     """A model spec with the model directory written as $MODELS, so configuration hashes (and the
     recorded specs) do not depend on where a machine keeps its models."""
     models_dir = os.environ.get("DECODELAB_MODELS") or os.path.expanduser("~/.cache/decodelab/models")
@@ -140,7 +140,7 @@ def prepare(client: "decodelab.Client", arms: Sequence[Arm], prompts: Sequence[P
     decoder_roles = {d["name"]: set(d["roles"]) | set(d.get("optional_roles", [])) | {"target"}
                      for d in client.list_decoders()}
     # The loaded models' specs, so a configuration hash names the models, not their local names.
-    specs = {m.get("name"): _portable(m.get("model") or m.get("spec") or m.get("name"))
+    specs = {m.get("name"): portable_spec(m.get("model") or m.get("spec") or m.get("name"))
              for m in client.list_models().get("models", [])}
     config["model_specs"] = specs
     kept: List[Arm] = []

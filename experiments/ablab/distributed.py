@@ -20,6 +20,9 @@ from __future__ import annotations
 import os
 import pathlib
 import socket
+import sys
+import threading
+import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from ._client import ROOT, decodelab
@@ -50,6 +53,20 @@ class DaemonActor:
         for name, spec, target in drafts:
             self.daemon.load(name, spec, target=target)
         self.timeout = timeout
+        self.stopping = False
+        threading.Thread(target=self._watch, daemon=True).start()
+
+    def _watch(self) -> None:
+        # A daemon that dies takes its actor with it: Ray then restarts the actor (a fresh daemon)
+        # and resubmits the generations that were in flight, instead of their clients waiting for
+        # a reply that never comes.
+        proc = self.daemon.process
+        while proc is not None and proc.poll() is None:
+            time.sleep(0.2)
+        if not self.stopping:
+            print(f"ablab: decodelabd exited with status {proc.returncode if proc else None}; ending the actor",
+                  file=sys.stderr, flush=True)
+            os._exit(1)
 
     def where(self) -> str:
         """The host and process this daemon runs in (recorded in the study's configuration)."""
@@ -68,12 +85,14 @@ class DaemonActor:
             return make_run(prompt, arm, seed, c.generate(**plan.request(prompt, arm, seed))), self.where()
 
     def stop(self) -> Optional[int]:
+        self.stopping = True
         return self.daemon.stop()
 
     def __del__(self):
         # Ray ends an actor's process without calling stop when the driver goes away; the daemon
         # must not outlive it.
         try:
+            self.stopping = True
             self.daemon.stop()
         except Exception:
             pass

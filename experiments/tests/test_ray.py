@@ -21,6 +21,7 @@ TARGET = "table(vocab=32,order=2,seed=1,sharpness=2)"
 DRAFT = ("d", "draft(temper=1.5,noise=0.2,seed=3)", "t")
 PROMPTS = ablab.load_prompts(HERE / "table_prompts.jsonl")
 SEEDS = [1, 2, 3]
+MANY_SEEDS = list(range(1, 13))
 ARMS = [
     Arm("greedy", "greedy"),
     Arm("t0.8", "sample", {"temperature": 0.8}),
@@ -81,3 +82,42 @@ def test_command_line_with_two_daemons(local_ray, tmp_path, capsys):
     assert len(rows) == len(PROMPTS) * 2 * 2
     with pytest.raises(SystemExit, match="--endpoint"):
         main(["--endpoint", "ipc:///nonexistent", "--daemons", "2", "--arm", "greedy"])
+
+
+def _daemon_pids(marker: str):
+    """Process ids of running decodelabd processes whose command line contains ``marker``."""
+    pids = []
+    for entry in pathlib.Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if "decodelabd" in cmd and marker in cmd:
+                pids.append(int(entry.name))
+    return pids
+
+
+def test_a_daemon_that_dies_is_restarted_and_its_generations_retried(local_ray):
+    import os
+    import signal
+    target = "table(vocab=32,order=2,seed=5,sharpness=2)"  # only this test's daemons run this model
+    arms = [Arm("greedy", "greedy"), Arm("t0.8", "sample", {"temperature": 0.8})]
+    with Daemon({"t": target}) as d:
+        single = run_ab(d.endpoint, arms, PROMPTS, MANY_SEEDS, max_tokens=48)
+    killed = []
+
+    def kill_one_daemon(n, total, run):
+        # After a few generations (both actors have started by then), SIGKILL one daemon.
+        if n >= 4 and not killed:
+            pids = _daemon_pids(target)
+            assert pids
+            os.kill(pids[0], signal.SIGKILL)
+            killed.append(pids[0])
+
+    spread = run_ab_ray({"t": target}, arms, PROMPTS, MANY_SEEDS, daemons=2, workers=2, max_tokens=48,
+                        progress=kill_one_daemon)
+    assert killed
+    assert [(r.arm, r.prompt_id, r.seed, r.tokens) for r in spread.runs] == \
+           [(r.arm, r.prompt_id, r.seed, r.tokens) for r in single.runs]
+    assert not _daemon_pids(target)  # the restarted actor's daemon was stopped too

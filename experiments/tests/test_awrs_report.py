@@ -43,3 +43,16 @@ def test_report_only_reads_a_gzipped_json(tmp_path, capsys):
     assert "masking / awrs evaluations per token: 16384x" in out and "McNemar" in out
     with pytest.raises(SystemExit, match="not a readable"):
         awrs.main(["--report-only", str(tmp_path / "missing.json")])
+
+
+def test_committed_awrs_summaries_follow_from_the_raw_runs(capsys):
+    path = pathlib.Path(__file__).resolve().parents[1] / "results" / "awrs_vs_masking.json.gz"
+    import gzip
+    with gzip.open(path, "rt") as f:
+        data = json.load(f)
+    config, runs = awrs.read_runs(str(path))
+    assert len(runs) == 100 and config["seeds"] == list(range(1, 11))
+    recomputed = awrs.summarize(runs, lambda r: (r.decoder,))
+    assert json.loads(json.dumps(recomputed)) == data["by_decoder"]
+    assert awrs.main(["--report-only", str(path)]) == 0
+    assert "masking 36/50, awrs 30/50" in capsys.readouterr().out

@@ -75,3 +75,14 @@ def test_command_prints_a_table_per_domain(tmp_path, capsys):
         (d, a, c) for d in ("code_completion", "code_editing") for a in ("greedy", "ngram") for c in (1, 2)}
     with pytest.raises(SystemExit, match="concurrency"):
         speed_bench.main(["--model", TARGET, "--prompts", str(PROMPTS), "--concurrency", "0"])
+
+
+def test_full_arms_run_on_an_analytic_pair(capsys):
+    # --full's arms (greedy, ngram, sd with a draft) on a table target and its analytic draft:
+    # every speculative request reproduces greedy's tokens.
+    assert speed_bench.main(["--full", "--model", TARGET, "--draft-model", "draft(temper=1.5,noise=0.2,seed=3)",
+                             "--prompts", str(PROMPTS), "--domain", "code_editing", "--concurrency", "2",
+                             "--rounds", "1", "--max-tokens", "12", "--template", "none"]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines() if line.strip().startswith("2 ")]
+    assert [r[1] for r in rows] == ["greedy", "ngram", "sd"]
+    assert [r[-1] for r in rows] == ["-", "2/2", "2/2"]

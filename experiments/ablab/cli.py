@@ -207,6 +207,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     binary = args.build_dir / "bin" / "decodelabd" if args.build_dir else None
     if args.daemons is not None or args.address:
         from .distributed import run_ab_ray
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            raise SystemExit("--daemons/--address need Ray: .venv/bin/pip install -r scripts/python-requirements-ray.txt")
 
         def runner(arms, prompts, seeds, roles, **options):
             return run_ab_ray(models, arms, prompts, seeds, daemons=args.daemons or 2, workers=args.workers,

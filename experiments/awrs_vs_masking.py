@@ -24,6 +24,7 @@ same seed gives different texts; their laws, not their tokens, are equal.
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import math
 import os
@@ -36,6 +37,8 @@ from typing import Callable, Dict, List, Optional
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from ablab import Daemon, apply_template  # noqa: E402
+from ablab.runner import portable_spec  # noqa: E402
+from ablab.stats import mcnemar, paired_bootstrap  # noqa: E402
 from ablab._client import ROOT  # noqa: E402
 
 DEFAULT_MODEL = pathlib.Path.home() / ".cache" / "decodelab" / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -151,6 +154,53 @@ def format_rows(rows: List[Dict], head: str) -> str:
     return "\n".join(lines)
 
 
+def paired_comparisons(runs: List[Run], n_resamples: int = 10_000) -> str:
+    """awrs against masking on the same (task, seed) slots: validity (McNemar, paired bootstrap of
+    the difference) and the ratios of evaluations, time and sampling time per token (paired
+    bootstrap over slots; both decoders' texts differ, so the pairing shares only task and seed)."""
+    by_slot = {(r.task, r.seed, r.decoder): r for r in runs}
+    slots = sorted({(r.task, r.seed) for r in runs if (r.task, r.seed, "awrs") in by_slot
+                    and (r.task, r.seed, "masking") in by_slot})
+    if len(slots) < 2:
+        return "paired comparisons: fewer than two (task, seed) slots ran both decoders"
+    m = [by_slot[(t, s, "masking")] for t, s in slots]
+    a = [by_slot[(t, s, "awrs")] for t, s in slots]
+    lines = [f"awrs against masking, {len(slots)} (task, seed) pairs, 95% paired bootstrap intervals "
+             f"({n_resamples} resamples of the pairs):"]
+    valid = paired_bootstrap([r.valid for r in m], [r.valid for r in a], n_resamples=n_resamples)
+    test = mcnemar([r.valid for r in m], [r.valid for r in a])
+    lines.append(f"  valid: masking {sum(r.valid for r in m)}/{len(m)}, awrs {sum(r.valid for r in a)}/{len(a)}; "
+                 f"awrs - masking {valid.estimate:+.3f} [{valid.low:+.3f}, {valid.high:+.3f}]; only masking "
+                 f"{test.first_only}, only awrs {test.second_only}, McNemar exact p = {test.p_value:.3f}")
+    for name, field in (("evaluations per token", "evaluations"), ("ms per token", "seconds_total"),
+                        ("sample ms per token", "seconds_sample")):
+        ratio = paired_bootstrap([getattr(r, field) for r in m], [getattr(r, field) for r in a],
+                                 a_den=[r.tokens for r in m], b_den=[r.tokens for r in a], effect="ratio",
+                                 n_resamples=n_resamples)
+        lines.append(f"  {name}: awrs / masking {ratio.estimate:.4g} [{ratio.low:.4g}, {ratio.high:.4g}]")
+    return "\n".join(lines)
+
+
+def read_runs(path: str) -> tuple:
+    """The config and runs of a --json file (gzipped when it ends in .gz)."""
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rt") as f:
+        data = json.load(f)
+    return data["config"], [Run(**r) for r in data["runs"]]
+
+
+def report(runs: List[Run]) -> None:
+    by_decoder = summarize(runs, lambda r: (r.decoder,))
+    print(format_rows(by_decoder, "decoder"))
+    print()
+    print(format_rows(summarize(runs, lambda r: (r.task, r.decoder)), "task decoder"))
+    evals = {row["group"][0]: row["evals_per_tok"] for row in by_decoder}
+    if evals.get("awrs"):
+        print(f"\nmasking / awrs evaluations per token: {evals['masking'] / evals['awrs']:.0f}x")
+    print()
+    print(paired_comparisons(runs))
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default=str(DEFAULT_MODEL), help="GGUF file (default SmolLM2-135M-Instruct Q4_1)")
@@ -162,8 +212,18 @@ def main(argv: Optional[List[str]] = None) -> int:
                     help="token cap of the masking arm (default --max-tokens); lower it when masking is too slow")
     ap.add_argument("--tasks", default=",".join(t.id for t in TASKS), help="comma-separated task ids")
     ap.add_argument("--eos-text", default="<|im_end|>", help="the eos token's text, stripped from the answer (SmolLM2: <|im_end|>)")
-    ap.add_argument("--json", help="write every run and the summaries here")
+    ap.add_argument("--json", help="write every run and the summaries here (gzipped when the name ends in .gz)")
+    ap.add_argument("--report-only", metavar="FILE", help="print the tables and comparisons of a --json file; run nothing")
     args = ap.parse_args(argv)
+    if args.report_only:
+        try:
+            config, runs = read_runs(args.report_only)
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise SystemExit(f"--report-only {args.report_only}: not a readable --json file of this script ({e})")
+        print(f"{args.report_only}: model {config.get('model')}; seeds {config.get('seeds')}; "
+              f"max tokens {config.get('max_tokens')}")
+        report(runs)
+        return 0
 
     seeds = [int(s) for s in args.seeds.split(",") if s]
     wanted = args.tasks.split(",")
@@ -192,17 +252,13 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     by_decoder = summarize(runs, lambda r: (r.decoder,))
     by_task = summarize(runs, lambda r: (r.task, r.decoder))
-    print(format_rows(by_decoder, "decoder"))
-    print()
-    print(format_rows(by_task, "task decoder"))
-    evals = {row["group"][0]: row["evals_per_tok"] for row in by_decoder}
-    if evals.get("awrs"):
-        print(f"\nmasking / awrs evaluations per token: {evals['masking'] / evals['awrs']:.0f}x")
+    report(runs)
     print(f"model {spec}; seeds {seeds}; max tokens {caps}; wall {wall:.0f} s; "
           f"load average {load_before[0]:.2f} before, {load_after[0]:.2f} after")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"config": {"model": spec, "seeds": seeds, "max_tokens": caps, "tasks": [asdict(t) for t in tasks],
+        opener = gzip.open if args.json.endswith(".gz") else open
+        with opener(args.json, "wt") as f:
+            json.dump({"config": {"model": portable_spec(spec), "seeds": seeds, "max_tokens": caps, "tasks": [asdict(t) for t in tasks],
                                   "wall_s": wall, "load_before": load_before, "load_after": load_after},
                        "by_decoder": by_decoder, "by_task": by_task, "runs": [asdict(r) for r in runs]}, f, indent=1)
     return 0

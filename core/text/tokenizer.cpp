@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <memory>
 
 #include "core/error.hpp"
 
@@ -104,30 +105,35 @@ class PreTokenizer {
       pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);  // optional speed-up; falls back to the interpreter
       codes_.push_back(code);
     }
-    data_ = pcre2_match_data_create(4, nullptr);
   }
   ~PreTokenizer() {
     for (pcre2_code* c : codes_) pcre2_code_free(c);
-    pcre2_match_data_free(data_);
   }
 
+  // Match data (where pcre2_match writes its offsets) belongs to the call, not the tokenizer: the
+  // daemon encodes concurrent requests' prompts with one model's tokenizer from several threads,
+  // and a shared block let one thread read another's match offsets (a substr past the end).
   std::vector<std::string_view> split(std::string_view text) const {
+    std::unique_ptr<pcre2_match_data, decltype(&pcre2_match_data_free)> data(pcre2_match_data_create(4, nullptr),
+                                                                             &pcre2_match_data_free);
+    if (!data) fail(ErrorCode::internal, "pre-tokenizer: out of memory for match data");
     std::vector<std::string_view> pieces{text};
     for (pcre2_code* code : codes_) {
       std::vector<std::string_view> next;
-      for (std::string_view piece : pieces) split_one(code, piece, next);
+      for (std::string_view piece : pieces) split_one(code, piece, data.get(), next);
       pieces = std::move(next);
     }
     return pieces;
   }
 
  private:
-  void split_one(pcre2_code* code, std::string_view s, std::vector<std::string_view>& out) const {
+  static void split_one(pcre2_code* code, std::string_view s, pcre2_match_data* data,
+                        std::vector<std::string_view>& out) {
     std::size_t pos = 0, gap = 0;
     while (pos < s.size()) {
-      const int rc = pcre2_match(code, reinterpret_cast<PCRE2_SPTR>(s.data()), s.size(), pos, 0, data_, nullptr);
+      const int rc = pcre2_match(code, reinterpret_cast<PCRE2_SPTR>(s.data()), s.size(), pos, 0, data, nullptr);
       if (rc < 0) break;
-      const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(data_);
+      const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(data);
       std::size_t start = ov[0], end = ov[1];
       if (end == start) {  // an empty match: step over one character
         pos = start + utf8_length(s, start);
@@ -140,8 +146,7 @@ class PreTokenizer {
     if (gap < s.size()) out.push_back(s.substr(gap));
   }
 
-  std::vector<pcre2_code*> codes_;
-  pcre2_match_data* data_ = nullptr;  // the tokenizer is used from one thread at a time per instance
+  std::vector<pcre2_code*> codes_;  // read-only after construction: matching is safe from any thread
 };
 
 Tokenizer::~Tokenizer() = default;

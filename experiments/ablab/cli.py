@@ -10,7 +10,7 @@ import argparse
 import pathlib
 import signal
 import sys
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 from .arms import Arm, load_arms, parse_arm
 from .compare import AB_METRICS, compare_arms, format_comparisons
@@ -102,8 +102,10 @@ class _ProgressCallback:
 
 
 def run_and_report(endpoint: str, arms: Sequence[Arm], args: argparse.Namespace, *, title: str = "",
-                   prompts=None, template: Optional[str] = None) -> ABResult:
-    """Runs the comparison described by ``args`` against ``endpoint`` and prints its table."""
+                   prompts=None, template: Optional[str] = None, runner: Optional[Callable[..., ABResult]] = None
+                   ) -> ABResult:
+    """Runs the comparison described by ``args`` against ``endpoint`` and prints its table.
+    ``runner(arms, prompts, seeds, **options)``, when given, runs it instead (the Ray runner)."""
     if prompts is None:
         prompts = load_prompts(args.prompts, categories=args.category, per_category=args.per_category, limit=args.limit)
     roles: Dict[str, str] = {"target": args.target}
@@ -111,9 +113,13 @@ def run_and_report(endpoint: str, arms: Sequence[Arm], args: argparse.Namespace,
         roles["draft"] = args.draft
     progress = None if args.quiet else _ProgressCallback()
     try:
-        result = run_ab(endpoint, arms, prompts, parse_seeds(args.seeds), max_tokens=args.max_tokens, models=roles,
-                        template=template if template is not None else args.template,
-                        stop_at_eos=not args.no_stop_at_eos, progress=progress, batch_seeds=args.batch_seeds)
+        options = dict(max_tokens=args.max_tokens, template=template if template is not None else args.template,
+                       stop_at_eos=not args.no_stop_at_eos, progress=progress)
+        if runner is not None:
+            result = runner(arms, prompts, parse_seeds(args.seeds), roles=roles, **options)
+        else:
+            result = run_ab(endpoint, arms, prompts, parse_seeds(args.seeds), models=roles,
+                            batch_seeds=args.batch_seeds, **options)
     finally:
         if progress is not None:
             progress.close()
@@ -166,9 +172,28 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     where.add_argument("--load", action="append", metavar="NAME=SPEC",
                        help="start a private daemon with these models (repeatable), e.g. t='table(vocab=32)'")
     p.add_argument("--build-dir", type=pathlib.Path, help="where bin/decodelabd is (default $DECODELAB_BUILD_DIR or build/)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="generation slots of each daemon started here (its --workers; default %(default)s)")
+    ray_group = p.add_argument_group("several daemons with Ray (docs/experiments-ray.md)")
+    ray_group.add_argument("--daemons", type=int, metavar="N",
+                           help="start N daemons with --load's models, one per Ray actor, and spread the generations "
+                                "over them (a local Ray unless --address)")
+    ray_group.add_argument("--address", help="join this Ray cluster (e.g. auto, ray://head:10001); implies --daemons")
+    ray_group.add_argument("--cpus-per-daemon", type=float, default=1.0,
+                           help="CPUs Ray reserves for each daemon (default %(default)s)")
+    ray_group.add_argument("--gpus-per-daemon", type=float, default=0.0,
+                           help="GPUs Ray reserves for each daemon (1: one daemon per GPU; default %(default)s)")
     add_run_arguments(p)
     args = p.parse_args(argv)
     arms = arms_from_args(args)
+    if args.workers < 1:
+        raise SystemExit(f"--workers must be at least 1, got {args.workers}")
+    if (args.daemons is not None or args.address) and args.endpoint:
+        raise SystemExit("--daemons/--address start their own daemons: give --load, not --endpoint")
+    if args.daemons is not None and args.daemons < 1:
+        raise SystemExit(f"--daemons must be at least 1, got {args.daemons}")
+    if (args.daemons is not None or args.address) and args.batch_seeds:
+        raise SystemExit("--batch-seeds is not supported with --daemons (each generation is its own Ray call)")
     if args.endpoint:
         run_and_report(args.endpoint, arms, args)
         return 0
@@ -179,6 +204,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             raise SystemExit(f"--load expects NAME=SPEC, got {item!r}")
         models[name] = spec
     raise_on_sigterm()
-    with Daemon(models, binary=args.build_dir / "bin" / "decodelabd" if args.build_dir else None) as d:
+    binary = args.build_dir / "bin" / "decodelabd" if args.build_dir else None
+    if args.daemons is not None or args.address:
+        from .distributed import run_ab_ray
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            raise SystemExit("--daemons/--address need Ray: .venv/bin/pip install -r scripts/python-requirements-ray.txt")
+
+        def runner(arms, prompts, seeds, roles, **options):
+            return run_ab_ray(models, arms, prompts, seeds, daemons=args.daemons or 2, workers=args.workers,
+                              address=args.address, cpus_per_daemon=args.cpus_per_daemon,
+                              gpus_per_daemon=args.gpus_per_daemon, binary=str(binary) if binary else None,
+                              roles=roles, **options)
+        run_and_report("", arms, args, runner=runner)
+        return 0
+    with Daemon(models, binary=binary, workers=args.workers) as d:
         run_and_report(d.endpoint, arms, args)
     return 0

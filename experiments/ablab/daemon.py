@@ -83,6 +83,11 @@ class Daemon:
             if time.monotonic() > deadline:
                 raise DaemonError(f"decodelabd did not answer within {self.start_timeout} s")
 
+    @property
+    def process(self) -> Optional[subprocess.Popen]:
+        """The running daemon's process (None before start and after stop)."""
+        return self._proc
+
     def client(self, timeout: float = 120.0) -> "decodelab.Client":
         return decodelab.Client(self.endpoint, timeout=timeout)
 

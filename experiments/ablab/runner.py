@@ -25,6 +25,10 @@ class ArmRejected(RuntimeError):
         self.arm = arm
         self.error = error
 
+    def __reduce__(self):
+        # Pickled by its arguments, so it crosses process boundaries (the Ray runner's actors).
+        return (ArmRejected, (self.arm, self.error))
+
 
 @dataclass
 class Run:
@@ -67,7 +71,7 @@ class ABResult:
                 "skipped": [asdict(s) for s in self.skipped], "runs": [asdict(r) for r in self.runs]}
 
 
-def _portable(spec: str) -> str:
+def portable_spec(spec: str) -> str:
     """A model spec with the model directory written as $MODELS, so configuration hashes (and the
     recorded specs) do not depend on where a machine keeps its models."""
     models_dir = os.environ.get("DECODELAB_MODELS") or os.path.expanduser("~/.cache/decodelab/models")
@@ -90,6 +94,78 @@ def _request(prompt: Prompt, arm: Arm, roles: Dict[str, str], seed: int, max_tok
     else:
         request["prompt_ids"] = list(prompt.ids)
     return request
+
+
+def generation_options(stop_at_eos: bool = True, stop: Optional[List[str]] = None) -> Dict[str, Any]:
+    """The request options every generation of a study shares."""
+    options: Dict[str, Any] = {"stop_at_eos": stop_at_eos}
+    if stop:
+        options["stop"] = list(stop)
+    return options
+
+
+@dataclass
+class Plan:
+    """What a study runs once its arms were probed: the arms kept (optional ones the daemon
+    refused are in ``skipped``), the study's configuration and each decoder's model roles."""
+
+    arms: List[Arm]
+    skipped: List[Skipped]
+    config: Dict[str, Any]
+    decoder_roles: Dict[str, set]
+    roles: Dict[str, str]
+    template: str
+    options: Dict[str, Any]
+    max_tokens: int
+
+    def request(self, prompt: Prompt, arm: Arm, seed: int) -> Dict[str, Any]:
+        """The generate request of one (prompt, arm, seed)."""
+        return _request(prompt, arm, self.roles, int(seed), self.max_tokens, self.template, self.options,
+                        self.decoder_roles)
+
+
+def prepare(client: "decodelab.Client", arms: Sequence[Arm], prompts: Sequence[Prompt], seeds: Sequence[int], *,
+            roles: Dict[str, str], max_tokens: int, template: str, options: Dict[str, Any],
+            probe_tokens: int = 2) -> Plan:
+    """Reads the daemon's decoders and models, probes every arm (``probe_tokens`` tokens on the
+    first prompt and seed, not recorded) and hashes each kept arm's configuration."""
+    config = {"max_tokens": max_tokens, "seeds": list(seeds), "prompts": [p.id for p in prompts], "models": roles,
+              "template": template, "stop_at_eos": options.get("stop_at_eos", True),
+              "stop": list(options.get("stop") or []), "endpoint": getattr(client, "endpoint", ""),
+              "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    try:
+        config["daemon"] = {k: client.hello().get(k) for k in ("version", "build", "backends")}
+    except decodelab.DecodelabError as e:
+        raise RuntimeError(f"no decodelabd at {config['endpoint']}: {e}") from None
+    decoder_roles = {d["name"]: set(d["roles"]) | set(d.get("optional_roles", [])) | {"target"}
+                     for d in client.list_decoders()}
+    # The loaded models' specs, so a configuration hash names the models, not their local names.
+    specs = {m.get("name"): portable_spec(m.get("model") or m.get("spec") or m.get("name"))
+             for m in client.list_models().get("models", [])}
+    config["model_specs"] = specs
+    kept: List[Arm] = []
+    skipped: List[Skipped] = []
+    for arm in arms:
+        try:
+            client.generate(**_request(prompts[0], arm, roles, int(seeds[0]), probe_tokens, template, options, decoder_roles))
+            kept.append(arm)
+        except (decodelab.InvalidArgument, decodelab.NotFound, decodelab.BadFormat, decodelab.Unsupported) as e:
+            if not arm.optional:
+                raise ArmRejected(arm, e) from None
+            skipped.append(Skipped(arm.name, str(e)))
+    config["config_hashes"] = {}
+    for arm in kept:
+        models = {role: specs.get(name, name) for role, name in _arm_models(arm, roles, decoder_roles).items()}
+        config["config_hashes"][arm.name] = config_hash(arm, {**config, "models": models})
+    return Plan(arms=kept, skipped=skipped, config=config, decoder_roles=decoder_roles, roles=dict(roles),
+                template=template, options=dict(options), max_tokens=max_tokens)
+
+
+def make_run(prompt: Prompt, arm: Arm, seed: int, r) -> Run:
+    """The recorded Run of one generation's result."""
+    return Run(arm=arm.name, prompt_id=prompt.id, category=prompt.category, seed=int(seed), tokens=list(r.tokens),
+               text=r.text, logprobs=list(r.logprobs or []), stop_reason=r.stop_reason, prompt_tokens=r.prompt_tokens,
+               stats=dict(r.stats), timings=dict(r.timings))
 
 
 def run_ab(target: Union[str, "decodelab.Client"], arms: Sequence[Arm], prompts: Sequence[Prompt],
@@ -120,48 +196,19 @@ def run_ab(target: Union[str, "decodelab.Client"], arms: Sequence[Arm], prompts:
     if not seeds:
         raise ValueError("run_ab: no seeds")
     roles = dict(models or {"target": "t"})
-    options: Dict[str, Any] = {"stop_at_eos": stop_at_eos}
-    if stop:
-        options["stop"] = list(stop)
+    options = generation_options(stop_at_eos, stop)
     own_client = isinstance(target, str)
     client = decodelab.Client(target, timeout=timeout) if own_client else target
-    config = {"max_tokens": max_tokens, "seeds": list(seeds), "prompts": [p.id for p in prompts], "models": roles,
-              "template": template, "stop_at_eos": stop_at_eos, "stop": list(stop or []),
-              "endpoint": getattr(client, "endpoint", ""), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     try:
-        try:
-            config["daemon"] = {k: client.hello().get(k) for k in ("version", "build", "backends")}
-        except decodelab.DecodelabError as e:
-            raise RuntimeError(f"no decodelabd at {config['endpoint']}: {e}") from None
-        decoder_roles = {d["name"]: set(d["roles"]) | set(d.get("optional_roles", [])) | {"target"}
-                         for d in client.list_decoders()}
-        # The loaded models' specs, so a configuration hash names the models, not their local names.
-        specs = {m.get("name"): _portable(m.get("model") or m.get("spec") or m.get("name"))
-                 for m in client.list_models().get("models", [])}
-        config["model_specs"] = specs
-        kept: List[Arm] = []
-        skipped: List[Skipped] = []
-        for arm in arms:
-            try:
-                client.generate(**_request(prompts[0], arm, roles, int(seeds[0]), probe_tokens, template, options, decoder_roles))
-                kept.append(arm)
-            except (decodelab.InvalidArgument, decodelab.NotFound, decodelab.BadFormat, decodelab.Unsupported) as e:
-                if not arm.optional:
-                    raise ArmRejected(arm, e) from None
-                skipped.append(Skipped(arm.name, str(e)))
-        config["config_hashes"] = {}
-        for arm in kept:
-            models = {role: specs.get(name, name) for role, name in _arm_models(arm, roles, decoder_roles).items()}
-            config["config_hashes"][arm.name] = config_hash(arm, {**config, "models": models})
+        plan = prepare(client, arms, prompts, seeds, roles=roles, max_tokens=max_tokens, template=template,
+                       options=options, probe_tokens=probe_tokens)
+        kept, config, decoder_roles = plan.arms, plan.config, plan.decoder_roles
         runs: List[Run] = []
         total = len(prompts) * len(seeds) * len(kept)
         config["batch_seeds"] = bool(batch_seeds)
 
         def record(prompt: Prompt, arm: Arm, seed: int, r) -> None:
-            run = Run(arm=arm.name, prompt_id=prompt.id, category=prompt.category, seed=int(seed),
-                      tokens=list(r.tokens), text=r.text, logprobs=list(r.logprobs or []),
-                      stop_reason=r.stop_reason, prompt_tokens=r.prompt_tokens, stats=dict(r.stats),
-                      timings=dict(r.timings))
+            run = make_run(prompt, arm, seed, r)
             if score is not None:
                 run.passed = bool(score(prompt, run))
             runs.append(run)
@@ -185,7 +232,7 @@ def run_ab(target: Union[str, "decodelab.Client"], arms: Sequence[Arm], prompts:
                     record(prompt, arm, int(seed),
                            client.generate(**_request(prompt, arm, roles, int(seed), max_tokens, template, options,
                                                       decoder_roles)))
-        return ABResult(arms=kept, runs=runs, skipped=skipped, config=config)
+        return ABResult(arms=kept, runs=runs, skipped=plan.skipped, config=config)
     finally:
         if own_client:
             client.close()

@@ -21,6 +21,8 @@ from ablab import load_arms  # noqa: E402
 STUDIES = [  # (raw rows, summary, arms file)
     ("topw_humaneval.jsonl.gz", "topw_humaneval_summary.json", "topw_temperature.json"),
     ("cntp_humaneval.jsonl.gz", "cntp_humaneval_summary.json", "cntp_compute.json"),
+    ("cntp_max_trials_humaneval.jsonl.gz", "cntp_max_trials_summary.json", "cntp_max_trials.json"),
+    ("topw_p0_humaneval.jsonl.gz", "topw_p0_summary.json", "topw_p0.json"),
 ]
 
 

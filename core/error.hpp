@@ -9,14 +9,14 @@
 namespace decodelab {
 
 enum class ErrorCode {
-  invalid_argument,  // a parameter, option or request field is out of range or malformed
-  not_found,         // an unknown decoder, sampler, model, role or token
-  bad_format,        // a file or message that does not parse (GGUF, msgpack, spec strings)
-  unsupported,       // valid input we do not implement (an architecture, a tensor type)
-  numeric,           // NaN logits, a distribution with no mass
-  cancelled,         // the caller asked to stop
+  invalid_argument,    // a parameter, option or request field is out of range or malformed
+  not_found,           // an unknown decoder, sampler, model, role or token
+  bad_format,          // a file or message that does not parse (GGUF, msgpack, spec strings)
+  unsupported,         // valid input we do not implement (an architecture, a tensor type)
+  numeric,             // NaN logits, a distribution with no mass
+  cancelled,           // the caller asked to stop
   resource_exhausted,  // a memory budget (a model's KV budget) would be exceeded
-  internal,          // a broken invariant: a bug in decodelab
+  internal,            // a broken invariant: a bug in decodelab
 };
 
 const char* to_string(ErrorCode code);

@@ -62,7 +62,8 @@ void check_kv_room(const LanguageModel& model, std::size_t nodes, std::size_t pe
   fail(ErrorCode::resource_exhausted,
        "model '" + model.info().name + "': evaluating " + std::to_string(nodes) + " tokens needs " +
            mib(nodes * per_token) + " of KV memory, but " + mib(in_use) + " of its KV budget of " + mib(budget) +
-           " is in use" + (pending_nodes ? " (with " + std::to_string(pending_nodes) + " tokens of the same batch)" : "") +
+           " is in use" +
+           (pending_nodes ? " (with " + std::to_string(pending_nodes) + " tokens of the same batch)" : "") +
            "; raise the budget or run fewer or shorter generations at once");
 }
 

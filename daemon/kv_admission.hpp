@@ -71,8 +71,8 @@ class KvAdmission {
   std::size_t bytes_per_token() const { return per_token_; }
   struct Figures {
     std::size_t reserved_bytes = 0;
-    int running = 0;   // reservations held
-    int waiting = 0;   // generations waiting for room
+    int running = 0;  // reservations held
+    int waiting = 0;  // generations waiting for room
     int64_t admitted_after_wait = 0;
     int64_t refused = 0;  // larger than the whole budget
   };

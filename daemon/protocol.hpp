@@ -101,9 +101,9 @@ struct StatusRequest {};
 struct MetricsRequest {};
 struct ShutdownRequest {};
 struct LoadModelRequest {
-  std::string name;    // client-chosen; later requests refer to the model by it
-  std::string spec;    // as core/model_factory.hpp load_model(): "table(vocab=32)", "draft(...)", "gguf(path=...)"
-  std::string target;  // for a draft: the loaded model it derives from ("" otherwise)
+  std::string name;         // client-chosen; later requests refer to the model by it
+  std::string spec;         // as core/model_factory.hpp load_model(): "table(vocab=32)", "draft(...)", "gguf(path=...)"
+  std::string target;       // for a draft: the loaded model it derives from ("" otherwise)
   double kv_budget_mb = 0;  // the model's KV budget in MiB (0: the daemon's --kv-budget-mb)
 };
 struct UnloadModelRequest {

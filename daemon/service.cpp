@@ -660,7 +660,7 @@ struct Service::Impl {
     return Value::Map{
         {"protocol", kProtocolVersion},
         {"server", "decodelabd"},
-        {"version", "0.1.0"},
+        {"version", DECODELAB_VERSION_STRING},
         {"build", Value::Map{{"compiler", __VERSION__},
                              {"cplusplus", int64_t(__cplusplus)},
 #ifdef NDEBUG

@@ -8,7 +8,7 @@
 #include <limits>
 
 #include "core/error.hpp"
-#include "core/text/tokenizer.hpp"
+#include "core/utf8.hpp"
 
 namespace decodelab::cli {
 namespace {

@@ -22,9 +22,6 @@
 
 namespace decodelab {
 
-// Appends the UTF-8 encoding of code point `cp` (< 0x110000) to `out`.
-void append_utf8(std::string& out, uint32_t cp);
-
 struct TokenizerVocab {
   std::string model;  // tokenizer.ggml.model: "gpt2" or "llama"
   std::string pre;    // tokenizer.ggml.pre: "llama-bpe", "qwen2", "smollm", "gpt2", "default", ...

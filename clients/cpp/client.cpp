@@ -1,10 +1,13 @@
 // The decodelabd C++ client (see client.hpp).
 #include "clients/cpp/client.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <deque>
 
 #include <zmq.hpp>
+
+#include "core/error.hpp"
 
 namespace decodelab::client {
 
@@ -189,12 +192,14 @@ std::vector<float> float_list(const Value* v) {
 
 GenerateResult Client::parse_result(const Value& m) {
   GenerateResult r;
-  r.id = uint64_t(m.get("id")->as_int("id"));
+  if (const Value* id = m.get("id")) r.id = uint64_t(id->as_int("id"));  // a member of a reply has none
+  if (const Value* seed = m.get("seed")) r.seed = uint64_t(seed->as_int("seed"));
   r.tokens = token_list(m.get("tokens"));
   r.text = m.get("text")->as_string("text");
   r.logprobs = float_list(m.get("logprobs"));
   r.stop_reason = m.get("stop_reason")->as_string("stop_reason");
-  r.prompt_tokens = m.get("prompt_tokens")->as_int("prompt_tokens");
+  // A seed of a several-seed request that was stopped before it started has none.
+  if (const Value* p = m.get("prompt_tokens")) r.prompt_tokens = p->as_int("prompt_tokens");
   if (const Value* s = m.get("stats")) r.stats = *s;
   if (const Value* t = m.get("timings")) r.timings = *t;
   return r;
@@ -228,7 +233,44 @@ GenerateResult Client::generate(const GenerateOptions& options, const std::funct
     }
     reply_reward(id, uint64_t(m.get("call")->as_int("call")), scores);
   });
-  return parse_result(reply);
+  GenerateResult result = parse_result(reply);
+  result.seed = options.seed;
+  return result;
+}
+
+namespace {
+
+std::vector<GenerateResult> many_results(const Value& reply, std::size_t expected) {
+  std::vector<GenerateResult> out;
+  const uint64_t id = uint64_t(reply.get("id")->as_int("id"));
+  for (const Value& m : reply.get("results")->as_array("results")) {
+    out.push_back(Client::parse_result(m));
+    out.back().id = id;
+  }
+  if (out.size() != expected) {
+    fail(ErrorCode::bad_format,
+         "the daemon answered " + std::to_string(out.size()) + " results for " + std::to_string(expected) + " seeds");
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<GenerateResult> Client::generate_many(const GenerateOptions& options, int64_t n) {
+  if (options.reward) fail(ErrorCode::invalid_argument, "generate_many takes no reward: use generate per seed");
+  Value::Map fields = generate_fields(options, false);
+  fields.emplace_back("n", n);
+  return many_results(wait(send("generate", std::move(fields))), std::size_t(std::max<int64_t>(n, 0)));
+}
+
+std::vector<GenerateResult> Client::generate_many(const GenerateOptions& options, const std::vector<uint64_t>& seeds) {
+  if (options.reward) fail(ErrorCode::invalid_argument, "generate_many takes no reward: use generate per seed");
+  Value::Map fields = generate_fields(options, false);
+  std::erase_if(fields, [](const auto& f) { return f.first == "seed"; });  // the list replaces it
+  Value::Array list;
+  for (uint64_t s : seeds) list.emplace_back(s);
+  fields.emplace_back("seeds", std::move(list));
+  return many_results(wait(send("generate", std::move(fields))), seeds.size());
 }
 
 }  // namespace decodelab::client

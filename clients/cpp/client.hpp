@@ -79,6 +79,7 @@ struct Chunk {
 
 struct GenerateResult {
   uint64_t id = 0;
+  uint64_t seed = 0;  // the seed it ran with (generate_many; generate: the request's seed)
   std::vector<TokenId> tokens;
   std::string text;
   std::vector<float> logprobs;
@@ -105,6 +106,12 @@ class Client {
   Value shutdown();
   // Streams when on_chunk is given.
   GenerateResult generate(const GenerateOptions& options, const std::function<void(const Chunk&)>& on_chunk = {});
+  // Several generations of one request, one per seed (protocol 2's n / seeds): seeds
+  // options.seed .. options.seed + n - 1, or the given list. The daemon runs them side by side,
+  // their model calls batched; each result equals generate() with its seed, and the results come
+  // in the order of the seeds. No streaming and no client reward (those are per generation).
+  std::vector<GenerateResult> generate_many(const GenerateOptions& options, int64_t n);
+  std::vector<GenerateResult> generate_many(const GenerateOptions& options, const std::vector<uint64_t>& seeds);
 
   // Lower level: send a request map (an "id" is added) and return its id; wait for the next
   // message for any request (heartbeats included).

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "clients/cpp/client.hpp"
+#include "core/error.hpp"
 #include "daemon/protocol.hpp"
 #include "tests/daemon/daemon_harness.hpp"
 #include "tests/model/model_paths.hpp"
@@ -70,6 +71,32 @@ TEST(DaemonBatching, EachSeedOfARequestEqualsTheSingleRequestWithThatSeed) {
       EXPECT_EQ(results[i].get("stop_reason")->as_string(), "max_tokens");
     }
   }
+}
+
+// The C++ client's generate_many: n seeds or a list, each result with its seed and equal to the
+// single request with that seed; a reward is refused on the client side.
+TEST(DaemonBatching, ClientGenerateManyEqualsSingleRequests) {
+  Daemon d({"--workers", "4"});
+  Client c(d.endpoint(), client_options(30.0));
+  const auto by_n = c.generate_many(sample_request(20, 16), 3);
+  const auto by_list = c.generate_many(sample_request(0, 16), std::vector<uint64_t>{22, 7, 22});
+  ASSERT_EQ(by_n.size(), 3u);
+  ASSERT_EQ(by_list.size(), 3u);
+  const std::vector<uint64_t> n_seeds{20, 21, 22}, list_seeds{22, 7, 22};
+  for (std::size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(by_n[i].seed, n_seeds[i]);
+    EXPECT_EQ(by_list[i].seed, list_seeds[i]);
+    for (const auto* r : {&by_n[i], &by_list[i]}) {
+      const auto single = c.generate(sample_request(r->seed, 16));
+      EXPECT_EQ(r->tokens, single.tokens);
+      EXPECT_EQ(r->logprobs, single.logprobs);
+      EXPECT_EQ(r->text, single.text);
+      EXPECT_EQ(single.seed, r->seed);
+    }
+  }
+  auto with_reward = sample_request(1, 4);
+  with_reward.reward = [](const std::vector<std::string>& texts) { return std::vector<double>(texts.size(), 0.0); };
+  EXPECT_THROW(c.generate_many(with_reward, 2), Error);
 }
 
 TEST(DaemonBatching, VersionOneRequestsGetVersionOneReplies) {

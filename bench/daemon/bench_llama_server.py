@@ -14,7 +14,7 @@ Build llama-server from the llama.cpp tree that llama-cpp-python's source releas
   .venv/bin/python bench/daemon/bench_llama_server.py --server PATH/llama-server \\
       [--model FILE] [--concurrent 8] [--max-tokens 64] [--rounds 3] [--threads 2]
 
-Run bench_batching.py's `batch` mode in the same session (same load) and compare the speedups.
+Run bench_batching.py's `batch` mode right before or after it (same load) and compare the speedups.
 Prints a table and one JSON line.
 """
 

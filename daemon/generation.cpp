@@ -475,20 +475,9 @@ GenerationOutcome run_generation(const PreparedGeneration& job, Decoder& decoder
   const auto started = Clock::now();
   if (ctx.cancel->cancelled()) reject_stopped(ctx, "before it started");
 
-  // Each distinct model once, through a GatheringModel of this generation's own: its forward
-  // passes merge with those of the other generations on the model, and nothing here holds the
-  // model between steps.
-  std::map<const LoadedModel*, std::unique_ptr<GatheringModel>> gathering;
-  ModelSet set;
-  for (const auto& [role, m] : job.models) {
-    auto& g = gathering[m.get()];
-    if (!g) g = std::make_unique<GatheringModel>(m->gatherer);
-    set.set(role, g.get());
-  }
   // Tokenizing and detokenizing read only the vocabulary (thread-safe), so they use the model
   // itself: the sink can outlive this generation's GatheringModels.
   const LanguageModel& target = *job.models.at("target")->model;
-  const auto locked = Clock::now();
 
   if (r.client_reward) {
     if (!ctx.reward) fail(ErrorCode::internal, "client_reward requested but the service gave no reward channel");
@@ -519,6 +508,20 @@ GenerationOutcome run_generation(const PreparedGeneration& job, Decoder& decoder
       if (!kv.back().admitted()) reject_stopped(ctx, "while waiting for KV memory");
     }
   }
+
+  // Only now, admitted, does the generation join the models' gatherers: a member that is still
+  // waiting for KV memory would make every forward pass wait for it (up to the gather window).
+  // Each distinct model once, through a GatheringModel of this generation's own: its forward
+  // passes merge with those of the other generations on the model, and nothing here holds the
+  // model between steps.
+  std::map<const LoadedModel*, std::unique_ptr<GatheringModel>> gathering;
+  ModelSet set;
+  for (const auto& [role, m] : job.models) {
+    auto& g = gathering[m.get()];
+    if (!g) g = std::make_unique<GatheringModel>(m->gatherer);
+    set.set(role, g.get());
+  }
+  const auto locked = Clock::now();
 
   DecodeOptions options;
   options.seed = ctx.seed;

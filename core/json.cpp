@@ -10,6 +10,13 @@
 
 namespace decodelab {
 
+JsonValue::JsonValue() = default;
+JsonValue::JsonValue(const JsonValue&) = default;
+JsonValue::JsonValue(JsonValue&&) noexcept = default;
+JsonValue& JsonValue::operator=(const JsonValue&) = default;
+JsonValue& JsonValue::operator=(JsonValue&&) noexcept = default;
+JsonValue::~JsonValue() = default;
+
 const JsonValue* JsonValue::find(std::string_view key) const {
   for (const auto& [k, v] : members)
     if (k == key) return &v;
@@ -99,7 +106,7 @@ class Parser {
         if (pos_ >= text_.size() || text_[pos_] != ':') error("expected ':' after the key \"" + key + "\"");
         ++pos_;
         JsonValue member = value(depth + 1);
-        v.members.emplace_back(std::move(key), std::move(member));
+        v.members.push_back(JsonMember{std::move(key), std::move(member)});
         skip_space();
         if (pos_ < text_.size() && text_[pos_] == ',') {
           ++pos_;

@@ -23,12 +23,11 @@
 #include "decoders/speculative/static_tree.hpp"
 #include "decoders/speculative/verify.hpp"
 #include "samplers/sampler.hpp"
+#include "tests/speculative/exact_laws.hpp"
 #include "tests/support/stats.hpp"
 
 namespace decodelab::speculative {
 namespace {
-
-constexpr double kUnit = 1048576.0;  // 2^20
 
 // A random law over V tokens with `zeros` tokens of no mass, in multiples of 2^-20.
 std::vector<float> dyadic_law(PhiloxStream& rng, int V, int zeros) {
@@ -36,15 +35,7 @@ std::vector<float> dyadic_law(PhiloxStream& rng, int V, int zeros) {
   for (double& x : w) x = std::pow(rng.uniform_double(), 3.0) + 1e-3;
   for (int z = 0; z < zeros; ++z) w[std::size_t(rng.next_u32() % uint32_t(V))] = 0.0;
   if (std::all_of(w.begin(), w.end(), [](double x) { return x == 0.0; })) w[0] = 1.0;
-  double total = 0.0;
-  for (double x : w) total += x;
-  std::vector<int64_t> units(w.size());
-  int64_t used = 0;
-  for (std::size_t i = 0; i < w.size(); ++i) used += units[i] = int64_t(std::floor(w[i] / total * kUnit));
-  units[std::size_t(std::max_element(w.begin(), w.end()) - w.begin())] += int64_t(kUnit) - used;
-  std::vector<float> p(w.size());
-  for (std::size_t i = 0; i < w.size(); ++i) p[i] = float(double(units[i]) / kUnit);
-  return p;
+  return exact::dyadic(w);
 }
 
 struct Instance {

@@ -32,7 +32,7 @@ if [ -z "$header" ] || [ -z "$library" ]; then
 fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-cc -std=c11 -Wall -Wextra -Werror -I"$(dirname "$header")" -I"$build/capi/include" \
+cc -std=c11 -Wall -Wextra -Werror -I"$(dirname "$header")" -Iinclude \
   adapters/llama_cpp/decodelab_llama_sampler.c adapters/llama_cpp/test_llama_sampler.c -o "$tmp/test_llama_sampler" \
   -L"$(dirname "$library")" -lllama -L"$build/lib" -ldecodelab -lm \
   -Wl,-rpath,"$(dirname "$library")" -Wl,-rpath,"$PWD/$build/lib"

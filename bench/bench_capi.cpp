@@ -10,10 +10,10 @@
 #include <cstdlib>
 #include <vector>
 
-#include "capi/decodelab.h"
-#include "core/philox.hpp"
-#include "decoders/speculative/verify.hpp"
-#include "samplers/sampler.hpp"
+#include "decodelab/decodelab.h"
+#include "decodelab/philox.hpp"
+#include "decodelab/sampler.hpp"
+#include "decodelab/verify.hpp"
 
 namespace decodelab {
 namespace {

@@ -12,9 +12,9 @@
 #include <vector>
 
 #include "core/cpu_features.hpp"
-#include "core/error.hpp"
 #include "core/model/gguf.hpp"
 #include "core/model/q8_dot.hpp"
+#include "decodelab/error.hpp"
 
 namespace decodelab {
 namespace {

@@ -2,9 +2,9 @@
 // decode step spends after the forward pass. Run: build/bin/bench_samplers
 #include <benchmark/benchmark.h>
 
-#include "core/philox.hpp"
-#include "samplers/sampler.hpp"
-#include "samplers/top_w.hpp"
+#include "decodelab/philox.hpp"
+#include "decodelab/sampler.hpp"
+#include "decodelab/top_w.hpp"
 
 namespace decodelab {
 namespace {

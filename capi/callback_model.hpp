@@ -13,9 +13,9 @@
 // caller's code, and none escapes the C API (guarded turns it into DECODELAB_ERR_CALLBACK).
 #include <string>
 
-#include "capi/decodelab.h"
-#include "core/error.hpp"
-#include "core/sequence_table.hpp"
+#include "decodelab/decodelab.h"
+#include "decodelab/error.hpp"
+#include "decodelab/sequence_table.hpp"
 
 namespace decodelab::capi {
 

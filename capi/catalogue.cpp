@@ -4,8 +4,8 @@
 #include <vector>
 
 #include "capi/guard.hpp"
-#include "core/decoder.hpp"
-#include "samplers/sampler.hpp"
+#include "decodelab/decoder.hpp"
+#include "decodelab/sampler.hpp"
 
 using namespace decodelab;
 

@@ -9,8 +9,8 @@
 #include <string>
 
 #include "capi/guard.hpp"
-#include "core/philox.hpp"
-#include "samplers/sampler.hpp"
+#include "decodelab/philox.hpp"
+#include "decodelab/sampler.hpp"
 
 struct decodelab_chain {
   std::unique_ptr<decodelab::SamplerChain> chain;

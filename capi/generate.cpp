@@ -6,8 +6,8 @@
 
 #include "capi/guard.hpp"
 #include "capi/model_handle.hpp"
-#include "core/decoder.hpp"
-#include "core/params.hpp"
+#include "decodelab/decoder.hpp"
+#include "decodelab/params.hpp"
 
 using namespace decodelab;
 using namespace decodelab::capi;

@@ -18,8 +18,8 @@
 #include <utility>
 
 #include "capi/callback_model.hpp"
-#include "capi/decodelab.h"
-#include "core/error.hpp"
+#include "decodelab/decodelab.h"
+#include "decodelab/error.hpp"
 
 namespace decodelab::capi {
 

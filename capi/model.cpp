@@ -8,7 +8,7 @@
 #include "capi/callback_model.hpp"
 #include "capi/guard.hpp"
 #include "capi/model_handle.hpp"
-#include "core/model_factory.hpp"
+#include "decodelab/model_factory.hpp"
 
 namespace decodelab::capi {
 namespace {

@@ -3,7 +3,7 @@
 // runs decoders over them).
 #include <memory>
 
-#include "core/language_model.hpp"
+#include "decodelab/language_model.hpp"
 
 struct decodelab_model {
   std::shared_ptr<decodelab::LanguageModel> model;

@@ -1,12 +1,12 @@
 // Philox uniforms behind the C API: the numbers decodelab's decoders draw, for engines that want
 // the same ones (common random numbers across engines, reproducing a decodelab run).
-#include "core/random.hpp"
+#include "decodelab/random.hpp"
 #include "capi/guard.hpp"
-#include "core/philox.hpp"
+#include "decodelab/philox.hpp"
 
 using namespace decodelab;
 
-// The header's purposes are core/random.hpp's, value for value.
+// The header's purposes are include/decodelab/random.hpp's, value for value.
 static_assert(DECODELAB_STREAM_SAMPLE == uint64_t(RandomStream::sample));
 static_assert(DECODELAB_STREAM_DRAFT == uint64_t(RandomStream::draft));
 static_assert(DECODELAB_STREAM_ACCEPT == uint64_t(RandomStream::accept));
@@ -18,7 +18,7 @@ static_assert(DECODELAB_STREAM_USER == uint64_t(RandomStream::user));
 extern "C" {
 
 uint64_t decodelab_stream(decodelab_stream_purpose purpose, uint64_t substream) {
-  return uint64_t(purpose) + (substream << 8);  // as random_stream() in core/random.hpp
+  return uint64_t(purpose) + (substream << 8);  // as random_stream() in include/decodelab/random.hpp
 }
 
 decodelab_status decodelab_philox_uniforms(uint64_t seed, uint64_t stream, uint64_t step, double* out, size_t n) {

@@ -1,4 +1,4 @@
-// Speculative verification rules behind the C API (decoders/speculative/verify.hpp). Arguments
+// Speculative verification rules behind the C API (include/decodelab/verify.hpp). Arguments
 // are checked here, where the C++ functions trust their callers (laws finite and >= 0, uniforms
 // in (0, 1], rho >= 1), so that bad input from another engine is an error, never a wrong token.
 #include <cmath>
@@ -7,8 +7,8 @@
 #include <vector>
 
 #include "capi/guard.hpp"
-#include "core/random.hpp"
-#include "decoders/speculative/verify.hpp"
+#include "decodelab/random.hpp"
+#include "decodelab/verify.hpp"
 
 using namespace decodelab;
 

@@ -44,7 +44,7 @@
 #include <mutex>
 #include <vector>
 
-#include "core/language_model.hpp"
+#include "decodelab/language_model.hpp"
 
 namespace decodelab {
 

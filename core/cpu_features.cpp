@@ -4,7 +4,7 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "core/error.hpp"
+#include "decodelab/error.hpp"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>

@@ -1,4 +1,4 @@
-#include "core/decoder.hpp"
+#include "decodelab/decoder.hpp"
 
 #include <algorithm>
 #include <string>

@@ -1,11 +1,11 @@
-#include "core/distribution.hpp"
+#include "decodelab/distribution.hpp"
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <string>
 
-#include "core/error.hpp"
+#include "decodelab/error.hpp"
 
 namespace decodelab {
 

@@ -1,4 +1,4 @@
-#include "core/error.hpp"
+#include "decodelab/error.hpp"
 
 namespace decodelab {
 

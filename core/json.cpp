@@ -5,8 +5,8 @@
 #include <cmath>
 #include <cstdlib>
 
-#include "core/error.hpp"
 #include "core/utf8.hpp"
+#include "decodelab/error.hpp"
 
 namespace decodelab {
 

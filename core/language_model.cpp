@@ -1,4 +1,4 @@
-#include "core/language_model.hpp"
+#include "decodelab/language_model.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -6,7 +6,7 @@
 #include <set>
 #include <string>
 
-#include "core/error.hpp"
+#include "decodelab/error.hpp"
 
 namespace decodelab {
 

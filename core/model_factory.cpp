@@ -1,9 +1,9 @@
-#include "core/model_factory.hpp"
+#include "decodelab/model_factory.hpp"
 
-#include "core/builtins.hpp"
-#include "core/error.hpp"
 #include "core/table_file.hpp"
-#include "core/table_model.hpp"
+#include "decodelab/builtins.hpp"
+#include "decodelab/error.hpp"
+#include "decodelab/table_model.hpp"
 
 namespace decodelab {
 

@@ -1,11 +1,11 @@
-#include "core/params.hpp"
+#include "decodelab/params.hpp"
 
 #include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <sstream>
 
-#include "core/error.hpp"
+#include "decodelab/error.hpp"
 
 namespace decodelab {
 

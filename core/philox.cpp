@@ -1,4 +1,4 @@
-#include "core/philox.hpp"
+#include "decodelab/philox.hpp"
 
 #include <cmath>
 

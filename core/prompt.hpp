@@ -8,7 +8,7 @@
 #include <string_view>
 #include <vector>
 
-#include "core/language_model.hpp"
+#include "decodelab/language_model.hpp"
 
 namespace decodelab {
 

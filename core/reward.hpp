@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "core/decoder.hpp"
-#include "core/error.hpp"
+#include "decodelab/decoder.hpp"
+#include "decodelab/error.hpp"
 
 namespace decodelab {
 

@@ -1,10 +1,10 @@
-#include "core/sequence_table.hpp"
+#include "decodelab/sequence_table.hpp"
 
 #include <algorithm>
 #include <string>
 #include <utility>
 
-#include "core/error.hpp"
+#include "decodelab/error.hpp"
 
 namespace decodelab {
 

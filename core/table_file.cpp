@@ -14,8 +14,8 @@
 #include <optional>
 #include <sstream>
 
-#include "core/error.hpp"
 #include "core/json.hpp"
+#include "decodelab/error.hpp"
 
 namespace decodelab {
 namespace {

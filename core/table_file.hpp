@@ -26,7 +26,7 @@
 #include <string>
 #include <string_view>
 
-#include "core/table_model.hpp"
+#include "decodelab/table_model.hpp"
 
 namespace decodelab {
 

@@ -1,12 +1,12 @@
-#include "core/table_model.hpp"
+#include "decodelab/table_model.hpp"
 
 #include <algorithm>
 #include <cmath>
 #include <set>
 #include <sstream>
 
-#include "core/error.hpp"
-#include "core/philox.hpp"
+#include "decodelab/error.hpp"
+#include "decodelab/philox.hpp"
 
 namespace decodelab {
 

@@ -5,10 +5,10 @@
 #include <mutex>
 #include <set>
 
-#include "core/model_factory.hpp"
 #include "core/prompt.hpp"
 #include "daemon/kv_admission.hpp"
 #include "daemon/model_files.hpp"
+#include "decodelab/model_factory.hpp"
 #include "samplers/constraints/constraint.hpp"
 
 namespace decodelab::daemon {
@@ -33,7 +33,7 @@ const char* to_string(CancelReason reason) {
 
 namespace {
 
-// The model kind of a spec: its name, or gguf for a bare *.gguf path (core/model_factory.hpp).
+// The model kind of a spec: its name, or gguf for a bare *.gguf path (include/decodelab/model_factory.hpp).
 std::string spec_kind(const std::string& spec) {
   if (spec.size() > 5 && spec.ends_with(".gguf") && spec.find('(') == std::string::npos) return "gguf";
   try {
@@ -43,7 +43,7 @@ std::string spec_kind(const std::string& spec) {
   }
 }
 
-// Model kinds derived from a loaded model (`target`): core/model_factory.hpp's draft(...). Their
+// Model kinds derived from a loaded model (`target`): include/decodelab/model_factory.hpp's draft(...). Their
 // loaders receive the target; every other loader ignores it, so a target given to them is a
 // mistake worth reporting.
 bool derives_from_target(const std::string& kind) { return kind == "draft"; }

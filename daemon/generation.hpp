@@ -13,10 +13,10 @@
 #include <string>
 
 #include "core/batching_model.hpp"
-#include "core/decoder.hpp"
-#include "core/language_model.hpp"
 #include "core/reward.hpp"
 #include "daemon/protocol.hpp"
+#include "decodelab/decoder.hpp"
+#include "decodelab/language_model.hpp"
 
 namespace decodelab::daemon {
 

@@ -7,8 +7,8 @@
 #include <fstream>
 #include <sstream>
 
-#include "core/error.hpp"
 #include "daemon/protocol.hpp"
+#include "decodelab/error.hpp"
 
 namespace decodelab::daemon {
 

@@ -8,9 +8,9 @@
 
 #include <zmq.h>
 
-#include "core/error.hpp"
 #include "daemon/protocol.hpp"
 #include "daemon/service.hpp"
+#include "decodelab/error.hpp"
 
 namespace {
 

@@ -13,10 +13,10 @@
 #include <cstring>
 #include <filesystem>
 
-#include "core/error.hpp"
-#include "core/model_factory.hpp"
-#include "core/params.hpp"
 #include "daemon/protocol.hpp"
+#include "decodelab/error.hpp"
+#include "decodelab/model_factory.hpp"
+#include "decodelab/params.hpp"
 
 namespace decodelab::daemon {
 
@@ -90,7 +90,7 @@ void OpenedModelSpec::release() {
 void OpenedModelSpec::open(const std::string& spec, const std::string& root) {
   std::string kind;
   ParamMap params;
-  // core/model_factory.hpp's rule: a bare path ending in ".gguf" means gguf(path=...).
+  // include/decodelab/model_factory.hpp's rule: a bare path ending in ".gguf" means gguf(path=...).
   if (spec.size() > 5 && spec.ends_with(".gguf") && spec.find('(') == std::string::npos) {
     kind = "gguf";
     params["path"] = spec;

@@ -18,9 +18,9 @@
 #include <variant>
 #include <vector>
 
-#include "core/distribution.hpp"
-#include "core/error.hpp"
-#include "core/params.hpp"
+#include "decodelab/distribution.hpp"
+#include "decodelab/error.hpp"
+#include "decodelab/params.hpp"
 
 namespace decodelab::daemon {
 
@@ -101,8 +101,9 @@ struct StatusRequest {};
 struct MetricsRequest {};
 struct ShutdownRequest {};
 struct LoadModelRequest {
-  std::string name;         // client-chosen; later requests refer to the model by it
-  std::string spec;         // as core/model_factory.hpp load_model(): "table(vocab=32)", "draft(...)", "gguf(path=...)"
+  std::string name;  // client-chosen; later requests refer to the model by it
+  std::string
+      spec;  // as include/decodelab/model_factory.hpp load_model(): "table(vocab=32)", "draft(...)", "gguf(path=...)"
   std::string target;       // for a draft: the loaded model it derives from ("" otherwise)
   double kv_budget_mb = 0;  // the model's KV budget in MiB (0: the daemon's --kv-budget-mb)
 };

@@ -1,6 +1,6 @@
 #include "daemon/reward_channel.hpp"
 
-#include "core/error.hpp"
+#include "decodelab/error.hpp"
 
 namespace decodelab::daemon {
 

@@ -44,13 +44,13 @@ extern "C" __SIZE_TYPE__ __sanitizer_get_current_allocated_bytes();
 #include <zmq_addon.hpp>
 
 #include "core/cpu_features.hpp"
-#include "core/decoder.hpp"
-#include "core/error.hpp"
-#include "core/model_factory.hpp"
 #include "daemon/generation.hpp"
 #include "daemon/model_files.hpp"
 #include "daemon/protocol.hpp"
 #include "daemon/reward_channel.hpp"
+#include "decodelab/decoder.hpp"
+#include "decodelab/error.hpp"
+#include "decodelab/model_factory.hpp"
 
 namespace decodelab::daemon {
 

@@ -12,7 +12,7 @@
 //                        clients with work in flight (a heartbeat the ROUTER cannot route means the
 //                        client is gone, and its work is cancelled).
 
-#include "core/decoder.hpp"
+#include "decodelab/decoder.hpp"
 
 #include <cstdint>
 #include <memory>

@@ -31,7 +31,7 @@
 #include <set>
 #include <utility>
 
-#include "core/decoder.hpp"
+#include "decodelab/decoder.hpp"
 
 namespace decodelab {
 

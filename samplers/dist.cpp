@@ -3,9 +3,9 @@
 // so a clone continues the same sequence of numbers and reset() replays it. Terminal.
 #include <algorithm>
 
-#include "core/builtins.hpp"
-#include "core/philox.hpp"
-#include "samplers/sampler.hpp"
+#include "decodelab/builtins.hpp"
+#include "decodelab/philox.hpp"
+#include "decodelab/sampler.hpp"
 
 namespace decodelab {
 namespace {

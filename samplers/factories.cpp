@@ -1,5 +1,5 @@
 // Typed sampler factories: see factories.hpp.
-#include "samplers/factories.hpp"
+#include "decodelab/sampler_factories.hpp"
 
 namespace decodelab {
 namespace {

@@ -1,6 +1,6 @@
 // greedy: select the most likely candidate (ties: lowest token id). Terminal.
-#include "core/builtins.hpp"
-#include "samplers/sampler.hpp"
+#include "decodelab/builtins.hpp"
+#include "decodelab/sampler.hpp"
 
 namespace decodelab {
 namespace {

@@ -1,8 +1,8 @@
 // min_p: keep tokens whose probability is at least p times the top token's.
 #include <algorithm>
 
-#include "core/builtins.hpp"
-#include "samplers/sampler.hpp"
+#include "decodelab/builtins.hpp"
+#include "decodelab/sampler.hpp"
 
 namespace decodelab {
 namespace {

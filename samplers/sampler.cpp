@@ -1,10 +1,10 @@
-#include "samplers/sampler.hpp"
+#include "decodelab/sampler.hpp"
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
 
-#include "core/error.hpp"
+#include "decodelab/error.hpp"
 
 namespace decodelab {
 

@@ -1,7 +1,7 @@
 // temperature: divide logits by t. t = 0 keeps only the most likely token (greedy as a
 // distribution: p is one-hot), which is what speculative verification needs at temperature 0.
-#include "core/builtins.hpp"
-#include "samplers/sampler.hpp"
+#include "decodelab/builtins.hpp"
+#include "decodelab/sampler.hpp"
 
 namespace decodelab {
 namespace {

@@ -1,6 +1,6 @@
 // top_k: keep the k candidates with the largest logits (exactly k; ties by lowest token id).
-#include "core/builtins.hpp"
-#include "samplers/sampler.hpp"
+#include "decodelab/builtins.hpp"
+#include "decodelab/sampler.hpp"
 
 namespace decodelab {
 namespace {

@@ -1,6 +1,6 @@
 // top_p (nucleus): keep the smallest most-likely prefix whose mass reaches p (at least min_keep).
-#include "core/builtins.hpp"
-#include "samplers/sampler.hpp"
+#include "decodelab/builtins.hpp"
+#include "decodelab/sampler.hpp"
 
 namespace decodelab {
 namespace {

@@ -1,5 +1,5 @@
 // top_w: geometry-aware, Wasserstein-regularized truncation (see top_w.hpp and docs/top_w.md).
-#include "samplers/top_w.hpp"
+#include "decodelab/top_w.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -10,8 +10,8 @@
 #include <mutex>
 #include <numeric>
 
-#include "core/builtins.hpp"
-#include "core/error.hpp"
+#include "decodelab/builtins.hpp"
+#include "decodelab/error.hpp"
 
 namespace decodelab {
 

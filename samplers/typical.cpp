@@ -4,8 +4,8 @@
 #include <algorithm>
 #include <cmath>
 
-#include "core/builtins.hpp"
-#include "samplers/sampler.hpp"
+#include "decodelab/builtins.hpp"
+#include "decodelab/sampler.hpp"
 
 namespace decodelab {
 namespace {

@@ -27,7 +27,7 @@
 #include <vector>
 
 #include "bindings/python/status.hpp"
-#include "capi/decodelab.h"
+#include "decodelab/decodelab.h"
 
 namespace nb = nanobind;
 using namespace nb::literals;

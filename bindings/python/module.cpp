@@ -1,4 +1,4 @@
-// decodelab_native._native: the C API (capi/decodelab.h) for Python on numpy arrays, with
+// decodelab_native._native: the C API (include/decodelab/decodelab.h) for Python on numpy arrays, with
 // nanobind (models and decoders over them: models.cpp). Every call goes through libdecodelab.so, so Python sees exactly
 // what a C engine sees; a failed status becomes a Python exception carrying the library's message:
 //   invalid_argument, bad_format -> ValueError     not_found -> LookupError
@@ -22,7 +22,7 @@
 #include <vector>
 
 #include "bindings/python/status.hpp"
-#include "capi/decodelab.h"
+#include "decodelab/decodelab.h"
 
 namespace nb = nanobind;
 using namespace nb::literals;

@@ -3,7 +3,7 @@
 // header comment lists which status becomes which exception).
 #include <nanobind/nanobind.h>
 
-#include "capi/decodelab.h"
+#include "decodelab/decodelab.h"
 
 namespace decodelab_python {
 

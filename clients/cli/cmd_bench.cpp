@@ -9,10 +9,10 @@
 #include <sstream>
 
 #include "clients/cli/command.hpp"
-#include "core/decoder.hpp"
-#include "core/error.hpp"
-#include "core/model_factory.hpp"
 #include "core/prompt.hpp"
+#include "decodelab/decoder.hpp"
+#include "decodelab/error.hpp"
+#include "decodelab/model_factory.hpp"
 
 namespace decodelab::cli {
 namespace {

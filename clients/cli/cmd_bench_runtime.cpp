@@ -15,9 +15,9 @@
 
 #include "clients/cli/command.hpp"
 #include "core/cpu_features.hpp"
-#include "core/error.hpp"
-#include "core/model_factory.hpp"
-#include "core/philox.hpp"
+#include "decodelab/error.hpp"
+#include "decodelab/model_factory.hpp"
+#include "decodelab/philox.hpp"
 
 namespace decodelab::cli {
 namespace {

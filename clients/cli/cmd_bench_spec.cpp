@@ -37,15 +37,15 @@
 #include "clients/cli/command.hpp"
 #include "clients/cli/flat_json.hpp"
 #include "clients/cli/spec_record.hpp"
-#include "core/decoder.hpp"
-#include "core/error.hpp"
-#include "core/model_factory.hpp"
-#include "core/philox.hpp"
 #include "core/prompt.hpp"
 #include "core/text/tokenizer.hpp"
+#include "decodelab/decoder.hpp"
+#include "decodelab/error.hpp"
+#include "decodelab/model_factory.hpp"
+#include "decodelab/philox.hpp"
+#include "decodelab/sampler.hpp"
 #include "decoders/speculative/oracle.hpp"
 #include "decoders/speculative/static_tree.hpp"
-#include "samplers/sampler.hpp"
 
 namespace decodelab::cli {
 namespace {

@@ -4,7 +4,7 @@
 
 #include "clients/cli/command.hpp"
 #include "clients/cpp/client.hpp"
-#include "core/error.hpp"
+#include "decodelab/error.hpp"
 
 namespace decodelab::cli {
 namespace {

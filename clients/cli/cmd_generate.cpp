@@ -11,10 +11,10 @@
 #include "clients/cli/command.hpp"
 #include "clients/cli/flat_json.hpp"
 #include "clients/cli/stop_signals.hpp"
-#include "core/decoder.hpp"
-#include "core/error.hpp"
-#include "core/model_factory.hpp"
 #include "core/prompt.hpp"
+#include "decodelab/decoder.hpp"
+#include "decodelab/error.hpp"
+#include "decodelab/model_factory.hpp"
 
 namespace decodelab::cli {
 namespace {

@@ -2,9 +2,9 @@
 #include <iostream>
 
 #include "clients/cli/command.hpp"
-#include "core/decoder.hpp"
-#include "core/model_factory.hpp"
-#include "samplers/sampler.hpp"
+#include "decodelab/decoder.hpp"
+#include "decodelab/model_factory.hpp"
+#include "decodelab/sampler.hpp"
 
 namespace decodelab::cli {
 namespace {

@@ -2,8 +2,8 @@
 #include <iostream>
 
 #include "clients/cli/command.hpp"
-#include "core/error.hpp"
 #include "daemon/service.hpp"
+#include "decodelab/error.hpp"
 
 namespace decodelab::cli {
 namespace {

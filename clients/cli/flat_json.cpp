@@ -7,8 +7,8 @@
 #include <cstdlib>
 #include <limits>
 
-#include "core/error.hpp"
 #include "core/utf8.hpp"
+#include "decodelab/error.hpp"
 
 namespace decodelab::cli {
 namespace {

@@ -2,7 +2,7 @@
 #include <iostream>
 
 #include "clients/cli/command.hpp"
-#include "core/error.hpp"
+#include "decodelab/error.hpp"
 
 namespace decodelab::cli {
 

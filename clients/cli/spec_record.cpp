@@ -7,7 +7,7 @@
 #include <sstream>
 
 #include "clients/cli/flat_json.hpp"
-#include "core/error.hpp"
+#include "decodelab/error.hpp"
 
 namespace decodelab::cli {
 

@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "core/decoder.hpp"
-#include "core/language_model.hpp"
+#include "decodelab/decoder.hpp"
+#include "decodelab/language_model.hpp"
 
 namespace decodelab::cli {
 

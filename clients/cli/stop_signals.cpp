@@ -2,7 +2,7 @@
 
 #include <signal.h>
 
-#include "core/error.hpp"
+#include "decodelab/error.hpp"
 
 namespace decodelab::cli {
 namespace {

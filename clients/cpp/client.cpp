@@ -7,7 +7,7 @@
 
 #include <zmq.hpp>
 
-#include "core/error.hpp"
+#include "decodelab/error.hpp"
 
 namespace decodelab::client {
 

@@ -16,10 +16,10 @@
 #include <string>
 #include <vector>
 
-#include "core/distribution.hpp"
-#include "core/error.hpp"
-#include "core/params.hpp"
 #include "daemon/protocol.hpp"
+#include "decodelab/distribution.hpp"
+#include "decodelab/error.hpp"
+#include "decodelab/params.hpp"
 
 namespace decodelab::client {
 

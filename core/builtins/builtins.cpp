@@ -1,7 +1,7 @@
-// register_builtins(): one reference to every registering file's anchor (core/builtins.hpp).
+// register_builtins(): one reference to every registering file's anchor (include/decodelab/builtins.hpp).
 // tests/builtins/builtins_test.cpp checks that every file with a registration has an anchor and
 // that every anchor is listed here.
-#include "core/builtins.hpp"
+#include "decodelab/builtins.hpp"
 
 // Declares anchor `id` and adds its address to the list register_builtins() reads.
 #define DECODELAB_BUILTIN_REF(id) \

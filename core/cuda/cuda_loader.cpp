@@ -1,9 +1,9 @@
 // Registers "gguf-cuda", which the gguf loader calls for gguf(path=...,backend=cuda,...). It reads
 // the gguf loader's parameters (path, context, layers, device, dtype), so either spelling works.
-#include "core/builtins.hpp"
 #include "core/cuda/cuda_model.hpp"
-#include "core/error.hpp"
-#include "core/model_factory.hpp"
+#include "decodelab/builtins.hpp"
+#include "decodelab/error.hpp"
+#include "decodelab/model_factory.hpp"
 
 namespace decodelab {
 namespace {

@@ -13,9 +13,9 @@
 #include "core/cuda/device.hpp"
 #include "core/cuda/kernels.hpp"
 #include "core/cuda/kv_pages.hpp"
-#include "core/error.hpp"
 #include "core/model/gguf.hpp"
 #include "core/model/quants.hpp"
+#include "decodelab/error.hpp"
 
 namespace decodelab {
 

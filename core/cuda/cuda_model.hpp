@@ -21,7 +21,7 @@
 #include <string>
 
 #include "core/model/gguf_model.hpp"
-#include "core/sequence_table.hpp"
+#include "decodelab/sequence_table.hpp"
 
 namespace decodelab {
 

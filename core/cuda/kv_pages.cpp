@@ -1,6 +1,6 @@
 #include "core/cuda/kv_pages.hpp"
 
-#include "core/error.hpp"
+#include "decodelab/error.hpp"
 
 namespace decodelab::cuda {
 

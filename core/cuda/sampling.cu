@@ -11,7 +11,7 @@
 #include "core/cuda/dtype.cuh"
 #include "core/cuda/kernels.hpp"
 #include "core/cuda/sampling.hpp"
-#include "core/error.hpp"
+#include "decodelab/error.hpp"
 
 namespace decodelab::cuda {
 namespace {

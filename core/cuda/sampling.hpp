@@ -21,7 +21,7 @@
 #include <vector>
 
 #include "core/cuda/device.hpp"
-#include "core/distribution.hpp"
+#include "decodelab/distribution.hpp"
 
 namespace decodelab::cuda {
 

@@ -10,7 +10,7 @@
 #include <cstring>
 #include <limits>
 
-#include "core/error.hpp"
+#include "decodelab/error.hpp"
 
 namespace decodelab {
 

@@ -8,11 +8,11 @@
 #include <memory>
 #include <utility>
 
-#include "core/builtins.hpp"
-#include "core/error.hpp"
 #include "core/model/quants.hpp"
-#include "core/model_factory.hpp"
 #include "core/thread_team.hpp"
+#include "decodelab/builtins.hpp"
+#include "decodelab/error.hpp"
+#include "decodelab/model_factory.hpp"
 
 #if __has_include("core/text/tokenizer.hpp")
 #include "core/text/tokenizer.hpp"

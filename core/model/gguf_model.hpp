@@ -5,7 +5,7 @@
 // (matmul decodes each weight block once for all nodes). Node i of a tree sits at position
 // committed_length + depth(i) and attends to the committed prefix plus its own ancestors-or-self.
 //
-// KV cache: a sequence's committed keys and values are a SegmentChain (core/segment_chain.hpp): an
+// KV cache: a sequence's committed keys and values are a SegmentChain (include/decodelab/segment_chain.hpp): an
 // immutable, shared chain of segments plus its own growing suffix. fork() freezes the parent's
 // suffix into a new shared segment (moved, not copied) and gives both sequences that chain;
 // rollback() only shortens the view. Sequence bookkeeping and validation are SequenceTable's.
@@ -18,7 +18,7 @@
 
 #include "core/model/gguf.hpp"
 #include "core/model/quants.hpp"
-#include "core/sequence_table.hpp"
+#include "decodelab/sequence_table.hpp"
 
 namespace decodelab {
 

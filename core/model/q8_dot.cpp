@@ -7,9 +7,9 @@
 #include <string>
 
 #include "core/cpu_features.hpp"
-#include "core/error.hpp"
 #include "core/model/q8_kernels.hpp"
 #include "core/model/quants.hpp"
+#include "decodelab/error.hpp"
 
 namespace decodelab {
 

@@ -5,9 +5,9 @@
 #include <string>
 #include <vector>
 
-#include "core/error.hpp"
 #include "core/model/q8_dot.hpp"
 #include "core/thread_team.hpp"
+#include "decodelab/error.hpp"
 
 #ifdef _OPENMP
 #include <omp.h>

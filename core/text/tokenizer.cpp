@@ -7,8 +7,8 @@
 #include <limits>
 #include <memory>
 
-#include "core/error.hpp"
 #include "core/utf8.hpp"
+#include "decodelab/error.hpp"
 
 namespace decodelab {
 

@@ -3,10 +3,10 @@
 // position with the same processed distribution pick the same token.
 #include <cmath>
 
-#include "core/builtins.hpp"
-#include "core/random.hpp"
+#include "decodelab/builtins.hpp"
+#include "decodelab/random.hpp"
+#include "decodelab/sampler.hpp"
 #include "decoders/decode_loop.hpp"
-#include "samplers/sampler.hpp"
 
 namespace decodelab {
 namespace {

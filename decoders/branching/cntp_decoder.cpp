@@ -29,12 +29,12 @@
 #include <algorithm>
 #include <cmath>
 
-#include "core/builtins.hpp"
-#include "core/error.hpp"
-#include "core/random.hpp"
+#include "decodelab/builtins.hpp"
+#include "decodelab/error.hpp"
+#include "decodelab/random.hpp"
+#include "decodelab/sampler.hpp"
 #include "decoders/branching/cntp.hpp"
 #include "decoders/decode_loop.hpp"
-#include "samplers/sampler.hpp"
 
 namespace decodelab {
 namespace {

@@ -6,7 +6,7 @@
 #include <utility>
 #include <vector>
 
-#include "core/error.hpp"
+#include "decodelab/error.hpp"
 
 namespace decodelab {
 

@@ -17,7 +17,7 @@
 #include <cstdint>
 #include <span>
 
-#include "core/philox.hpp"
+#include "decodelab/philox.hpp"
 #include "samplers/constraints/constraint.hpp"
 
 namespace decodelab {

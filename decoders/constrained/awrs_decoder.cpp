@@ -6,9 +6,9 @@
 // Metrics: log_weight (sum of the steps' log Z-hat: the importance weight of the sequence for the
 // global target p(x) 1[x in L]), step_log_weight.NNNNNN (each step's), constraint_evaluations,
 // evaluations_per_step, constraint_complete.
-#include "core/builtins.hpp"
-#include "core/error.hpp"
-#include "core/random.hpp"
+#include "decodelab/builtins.hpp"
+#include "decodelab/error.hpp"
+#include "decodelab/random.hpp"
 #include "decoders/constrained/awrs.hpp"
 #include "decoders/constrained/constrained_loop.hpp"
 

@@ -3,7 +3,7 @@
 #include <cmath>
 #include <cstdio>
 
-#include "core/error.hpp"
+#include "decodelab/error.hpp"
 #include "decoders/decode_loop.hpp"
 
 namespace decodelab {

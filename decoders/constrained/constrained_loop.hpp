@@ -8,9 +8,9 @@
 #include <functional>
 #include <string>
 
-#include "core/decoder.hpp"
+#include "decodelab/decoder.hpp"
+#include "decodelab/sampler.hpp"
 #include "samplers/constraints/constraint.hpp"
-#include "samplers/sampler.hpp"
 
 namespace decodelab {
 

@@ -5,9 +5,9 @@
 // locally constrained (myopically distorted) law, not p(x | constraint satisfied).
 #include <vector>
 
-#include "core/builtins.hpp"
-#include "core/error.hpp"
-#include "core/random.hpp"
+#include "decodelab/builtins.hpp"
+#include "decodelab/error.hpp"
+#include "decodelab/random.hpp"
 #include "decoders/constrained/constrained_loop.hpp"
 
 namespace decodelab {

@@ -5,7 +5,7 @@
 #include <map>
 #include <mutex>
 
-#include "core/error.hpp"
+#include "decodelab/error.hpp"
 #include "samplers/constraints/constraint.hpp"
 
 namespace decodelab {

@@ -25,8 +25,8 @@
 #include <string>
 #include <vector>
 
-#include "core/decoder.hpp"
 #include "core/reward.hpp"  // RewardFn, RewardSettable, set_reward
+#include "decodelab/decoder.hpp"
 
 namespace decodelab {
 

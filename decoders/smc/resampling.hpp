@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "core/philox.hpp"
+#include "decodelab/philox.hpp"
 
 namespace decodelab {
 

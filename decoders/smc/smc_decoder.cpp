@@ -37,15 +37,15 @@
 #include <cmath>
 #include <limits>
 
-#include "core/builtins.hpp"
-#include "core/error.hpp"
-#include "core/random.hpp"
+#include "decodelab/builtins.hpp"
+#include "decodelab/error.hpp"
+#include "decodelab/random.hpp"
+#include "decodelab/sampler.hpp"
 #include "decoders/constrained/awrs.hpp"
 #include "decoders/decode_loop.hpp"
 #include "decoders/smc/potential.hpp"
 #include "decoders/smc/resampling.hpp"
 #include "samplers/constraints/constraint.hpp"
-#include "samplers/sampler.hpp"
 
 namespace decodelab {
 namespace {

@@ -3,7 +3,7 @@
 // accepting token by token, the chain is judged as a whole from its end backwards (see
 // sequence_verify.hpp), which accepts at least as many tokens per step in expectation as sd's
 // token-level rule on the same drafts and is exactly target-distributed.
-#include "core/builtins.hpp"
+#include "decodelab/builtins.hpp"
 #include "decoders/speculative/sequence_drafters.hpp"
 #include "decoders/speculative/tree_speculation.hpp"
 

@@ -7,7 +7,7 @@
 // Verification: SpecInfer's recursive rejection sampling with replacement, node by node, or
 // Traversal Verification of the merged tree (its distinct children are draws without
 // replacement, as for traversal's own i.i.d. trees). Exactly target-distributed either way.
-#include "core/builtins.hpp"
+#include "decodelab/builtins.hpp"
 #include "decoders/speculative/sequence_drafters.hpp"
 #include "decoders/speculative/tree_speculation.hpp"
 

@@ -3,7 +3,7 @@
 
 #include <string>
 
-#include "core/error.hpp"
+#include "decodelab/error.hpp"
 
 namespace decodelab::speculative {
 

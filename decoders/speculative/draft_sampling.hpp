@@ -20,8 +20,8 @@
 #include <memory>
 #include <vector>
 
-#include "core/params.hpp"
-#include "samplers/sampler.hpp"
+#include "decodelab/params.hpp"
+#include "decodelab/sampler.hpp"
 
 namespace decodelab::speculative {
 

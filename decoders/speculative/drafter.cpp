@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <string>
 
-#include "core/error.hpp"
+#include "decodelab/error.hpp"
 
 namespace decodelab::speculative {
 

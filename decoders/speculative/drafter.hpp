@@ -9,10 +9,10 @@
 #include <span>
 #include <vector>
 
-#include "core/decoder.hpp"
-#include "core/random.hpp"
+#include "decodelab/decoder.hpp"
+#include "decodelab/random.hpp"
+#include "decodelab/sampler.hpp"
 #include "decoders/speculative/tree.hpp"
-#include "samplers/sampler.hpp"
 
 namespace decodelab::speculative {
 

@@ -14,7 +14,7 @@
 #include <algorithm>
 #include <map>
 
-#include "core/builtins.hpp"
+#include "decodelab/builtins.hpp"
 #include "decoders/speculative/tree_speculation.hpp"
 
 namespace decodelab::speculative {

@@ -4,7 +4,7 @@
 // proposed for free. The proposals carry no draft law, so verification is the target-only rule:
 // accept a token with probability p(token), otherwise remove it from p and sample the next token
 // from what remains. Exactly target-distributed; needs only the "target" role.
-#include "core/builtins.hpp"
+#include "decodelab/builtins.hpp"
 #include "decoders/speculative/tree_speculation.hpp"
 
 namespace decodelab::speculative {

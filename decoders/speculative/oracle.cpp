@@ -12,9 +12,9 @@
 #include <boost/graph/adjacency_list.hpp>
 #include <boost/graph/edmonds_karp_max_flow.hpp>
 
-#include "core/error.hpp"
+#include "decodelab/error.hpp"
+#include "decodelab/verify.hpp"
 #include "decoders/speculative/static_tree.hpp"
-#include "decoders/speculative/verify.hpp"
 
 namespace decodelab::speculative {
 namespace {

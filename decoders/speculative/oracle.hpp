@@ -33,7 +33,7 @@
 #include <string>
 #include <vector>
 
-#include "core/distribution.hpp"
+#include "decodelab/distribution.hpp"
 #include "decoders/speculative/sequence_verify.hpp"
 
 namespace decodelab::speculative {

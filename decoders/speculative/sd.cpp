@@ -4,7 +4,7 @@
 // norm((p - q)_+), and a fully accepted chain earns a bonus token from p. Exactly p-distributed;
 // per-position acceptance 1 - TV(p, q). With deterministic=true the chain follows the draft's
 // argmax instead; those tokens carry no draft law, so they are verified with the target-only rule.
-#include "core/builtins.hpp"
+#include "decodelab/builtins.hpp"
 #include "decoders/speculative/sequence_drafters.hpp"
 #include "decoders/speculative/tree_speculation.hpp"
 

@@ -56,7 +56,7 @@
 #include <span>
 #include <vector>
 
-#include "core/distribution.hpp"
+#include "decodelab/distribution.hpp"
 
 namespace decodelab::speculative {
 

@@ -7,7 +7,7 @@
 // order (Sequoia's verifier), or with Traversal Verification of the whole tree (verify=traversal):
 // exactly target-distributed either way. The vector comes from the draft/target
 // pair and the temperature; `decodelab bench spec --acceptance-vector K` measures it.
-#include "core/builtins.hpp"
+#include "decodelab/builtins.hpp"
 #include "decoders/speculative/static_tree.hpp"
 #include "decoders/speculative/tree_speculation.hpp"
 

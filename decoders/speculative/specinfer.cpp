@@ -12,7 +12,7 @@
 //                        replacement would use laws they were never drawn from); they are verified
 //                        with the target-only rule, exact for any candidates chosen without the
 //                        verification uniforms.
-#include "core/builtins.hpp"
+#include "decodelab/builtins.hpp"
 #include "decoders/speculative/sequence_drafters.hpp"
 #include "decoders/speculative/tree_speculation.hpp"
 

@@ -4,7 +4,7 @@
 // number of sequences (the smallest rho that keeps the residual nonnegative), or draws from the
 // K-SEQ residual. Sequences whose token equals the chosen one (rejected duplicates included)
 // stay i.i.d. given the prefix and continue. Exactly target-distributed.
-#include "core/builtins.hpp"
+#include "decodelab/builtins.hpp"
 #include "decoders/speculative/sequence_drafters.hpp"
 #include "decoders/speculative/tree_speculation.hpp"
 

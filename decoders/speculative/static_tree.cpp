@@ -7,9 +7,9 @@
 #include <map>
 #include <sstream>
 
-#include "core/error.hpp"
-#include "core/random.hpp"
-#include "decoders/speculative/verify.hpp"
+#include "decodelab/error.hpp"
+#include "decodelab/random.hpp"
+#include "decodelab/verify.hpp"
 
 namespace decodelab::speculative {
 

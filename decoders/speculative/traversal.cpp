@@ -9,7 +9,7 @@
 // it, so duplicates are not wasted. Exactly target-distributed for i.i.d. sequences, sequences
 // whose first tokens are drawn without replacement, and deterministic (most probable) sequences;
 // on one chain it is block verification.
-#include "core/builtins.hpp"
+#include "decodelab/builtins.hpp"
 #include "decoders/speculative/sequence_drafters.hpp"
 #include "decoders/speculative/tree_speculation.hpp"
 

@@ -14,7 +14,7 @@
 #include <span>
 #include <vector>
 
-#include "core/language_model.hpp"
+#include "decodelab/language_model.hpp"
 
 namespace decodelab::speculative {
 

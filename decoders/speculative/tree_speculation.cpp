@@ -5,8 +5,8 @@
 #include <optional>
 #include <string>
 
-#include "core/error.hpp"
-#include "core/random.hpp"
+#include "decodelab/error.hpp"
+#include "decodelab/random.hpp"
 #include "decoders/decode_loop.hpp"
 #include "decoders/speculative/draft_sampling.hpp"
 #include "decoders/speculative/oracle.hpp"

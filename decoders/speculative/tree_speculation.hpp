@@ -34,10 +34,10 @@
 #include <string>
 #include <vector>
 
-#include "core/decoder.hpp"
+#include "decodelab/decoder.hpp"
+#include "decodelab/verify.hpp"
 #include "decoders/speculative/drafter.hpp"
 #include "decoders/speculative/sequence_verify.hpp"
-#include "decoders/speculative/verify.hpp"
 
 namespace decodelab::speculative {
 

@@ -1,12 +1,12 @@
 // Verification rules; see verify.hpp. Comparisons are u * q(x) <= p(x), never a division, so
 // q(x) = 0 or p(x) = 0 need no special case.
-#include "decoders/speculative/verify.hpp"
+#include "decodelab/verify.hpp"
 
 #include <algorithm>
 #include <cmath>
 #include <string>
 
-#include "core/error.hpp"
+#include "decodelab/error.hpp"
 
 namespace decodelab::speculative {
 namespace {

@@ -22,7 +22,7 @@
 #include <limits>
 #include <string>
 
-#include "core/error.hpp"
+#include "decodelab/error.hpp"
 #include "decoders/speculative/oracle.hpp"
 
 namespace decodelab::speculative {

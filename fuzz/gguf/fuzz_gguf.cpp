@@ -10,9 +10,9 @@
 #include <string>
 #include <vector>
 
-#include "core/error.hpp"
 #include "core/model/gguf.hpp"
 #include "core/model/gguf_model.hpp"
+#include "decodelab/error.hpp"
 
 namespace {
 

@@ -1,6 +1,6 @@
 #include "samplers/constraints/constraint.hpp"
 
-#include "core/error.hpp"
+#include "decodelab/error.hpp"
 
 namespace decodelab {
 

@@ -22,8 +22,8 @@
 #include <string_view>
 #include <vector>
 
-#include "core/language_model.hpp"
-#include "core/registry.hpp"
+#include "decodelab/language_model.hpp"
+#include "decodelab/registry.hpp"
 
 namespace decodelab {
 

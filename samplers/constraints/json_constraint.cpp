@@ -1,7 +1,7 @@
 // json: the decoded text is one well-formed JSON value (RFC 8259 grammar, optional surrounding
 // whitespace). Every JSON prefix that the recognizer has not rejected can be completed (close the
 // open string, finish the literal or number, close the containers), so "viable" = "not dead".
-#include "core/builtins.hpp"
+#include "decodelab/builtins.hpp"
 #include "samplers/constraints/constraint.hpp"
 #include "samplers/constraints/json_recognizer.hpp"
 

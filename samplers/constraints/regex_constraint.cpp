@@ -4,8 +4,8 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
-#include "core/builtins.hpp"
-#include "core/error.hpp"
+#include "decodelab/builtins.hpp"
+#include "decodelab/error.hpp"
 #include "samplers/constraints/constraint.hpp"
 
 namespace decodelab {

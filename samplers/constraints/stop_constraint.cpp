@@ -1,8 +1,8 @@
 // stop(text=S,max_chars=n): generation ends at the first occurrence of S (only eos may follow it),
 // and the text never grows beyond n characters. Complete when the text ends with S (or, without S,
 // always). With max_chars = 0 there is no length limit.
-#include "core/builtins.hpp"
-#include "core/error.hpp"
+#include "decodelab/builtins.hpp"
+#include "decodelab/error.hpp"
 #include "samplers/constraints/constraint.hpp"
 
 namespace decodelab {

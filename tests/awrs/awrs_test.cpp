@@ -7,9 +7,9 @@
 #include <cmath>
 #include <map>
 
-#include "core/decoder.hpp"
-#include "core/random.hpp"
-#include "core/table_model.hpp"
+#include "decodelab/decoder.hpp"
+#include "decodelab/random.hpp"
+#include "decodelab/table_model.hpp"
 #include "decoders/constrained/awrs.hpp"
 #include "samplers/constraints/constraint.hpp"
 #include "samplers/constraints/json_recognizer.hpp"

@@ -8,11 +8,11 @@
 #include <regex>
 #include <sstream>
 
-#include "core/builtins.hpp"
-#include "core/decoder.hpp"
-#include "core/model_factory.hpp"
+#include "decodelab/builtins.hpp"
+#include "decodelab/decoder.hpp"
+#include "decodelab/model_factory.hpp"
+#include "decodelab/sampler.hpp"
 #include "samplers/constraints/constraint.hpp"
-#include "samplers/sampler.hpp"
 
 namespace decodelab {
 namespace {

@@ -4,8 +4,8 @@
 // lookups below.)
 #include <gtest/gtest.h>
 
-#include "core/decoder.hpp"
-#include "samplers/sampler.hpp"
+#include "decodelab/decoder.hpp"
+#include "decodelab/sampler.hpp"
 
 namespace decodelab {
 namespace {

@@ -12,13 +12,13 @@
 #include <string>
 #include <vector>
 
-#include "capi/decodelab.h"
-#include "core/decoder.hpp"
-#include "core/philox.hpp"
-#include "core/random.hpp"
-#include "core/table_model.hpp"
-#include "decoders/speculative/verify.hpp"
-#include "samplers/sampler.hpp"
+#include "decodelab/decodelab.h"
+#include "decodelab/decoder.hpp"
+#include "decodelab/philox.hpp"
+#include "decodelab/random.hpp"
+#include "decodelab/sampler.hpp"
+#include "decodelab/table_model.hpp"
+#include "decodelab/verify.hpp"
 
 namespace decodelab {
 namespace {

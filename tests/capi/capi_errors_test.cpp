@@ -8,7 +8,7 @@
 #include <thread>
 #include <vector>
 
-#include "capi/decodelab.h"
+#include "decodelab/decodelab.h"
 
 namespace {
 

@@ -13,7 +13,7 @@ if [ -n "$others" ]; then
   exit 1
 fi
 # Every function the header declares is exported.
-header=$(dirname "$0")/../../capi/decodelab.h
+header=$(dirname "$0")/../../include/decodelab/decodelab.h
 missing=0
 for fn in $(grep -o 'decodelab_[a-z_0-9]*(' "$header" | tr -d '(' | sort -u); do
   if ! grep -qx "$fn" <<<"$symbols"; then

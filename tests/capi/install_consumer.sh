@@ -10,7 +10,7 @@ trap 'rm -rf "$tmp"' EXIT
 prefix=$tmp/prefix
 
 cmake --install "$build" --prefix "$prefix" >"$tmp/install.log"
-for f in include/decodelab/decodelab.h; do
+for f in include/decodelab/decodelab.h include/decodelab/decoder.hpp include/decodelab/sampler_factories.hpp; do
   [ -f "$prefix/$f" ] || { echo "install: $f is missing from the prefix" >&2; exit 1; }
 done
 config=$(find "$prefix" -name decodelabConfig.cmake)
@@ -27,6 +27,7 @@ grep -q "decodelab_DIR:PATH=$prefix" "$tmp/cmake-build/CMakeCache.txt" ||
   { echo "install: the consumer did not find the installed package" >&2; exit 1; }
 "$tmp/cmake-build/consumer"
 "$tmp/cmake-build/consumer_cpp"
+"$tmp/cmake-build/consumer_library"
 
 echo "== pkg-config decodelab"
 export PKG_CONFIG_PATH=$(dirname "$pc")

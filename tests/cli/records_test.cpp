@@ -8,7 +8,7 @@
 
 #include "clients/cli/flat_json.hpp"
 #include "clients/cli/spec_record.hpp"
-#include "core/error.hpp"
+#include "decodelab/error.hpp"
 
 namespace decodelab::cli {
 namespace {

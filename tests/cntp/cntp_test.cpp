@@ -11,12 +11,12 @@
 #include <limits>
 #include <map>
 
-#include "core/decoder.hpp"
-#include "core/error.hpp"
 #include "core/model/gguf_model.hpp"
-#include "core/table_model.hpp"
+#include "decodelab/decoder.hpp"
+#include "decodelab/error.hpp"
+#include "decodelab/sampler.hpp"
+#include "decodelab/table_model.hpp"
 #include "decoders/branching/cntp.hpp"
-#include "samplers/sampler.hpp"
 #include "tests/support/stats.hpp"
 
 namespace decodelab {

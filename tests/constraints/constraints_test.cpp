@@ -3,9 +3,9 @@
 // token sequences.
 #include <gtest/gtest.h>
 
-#include "core/error.hpp"
-#include "core/philox.hpp"
-#include "core/table_model.hpp"
+#include "decodelab/error.hpp"
+#include "decodelab/philox.hpp"
+#include "decodelab/table_model.hpp"
 #include "samplers/constraints/constraint.hpp"
 #include "samplers/constraints/json_recognizer.hpp"
 

@@ -1,11 +1,11 @@
-#include "core/distribution.hpp"
+#include "decodelab/distribution.hpp"
 
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <limits>
 
-#include "core/error.hpp"
+#include "decodelab/error.hpp"
 
 namespace decodelab {
 namespace {

@@ -1,10 +1,10 @@
-#include "core/params.hpp"
+#include "decodelab/params.hpp"
 
 #include <gtest/gtest.h>
 
 #include <functional>
 
-#include "core/error.hpp"
+#include "decodelab/error.hpp"
 
 namespace decodelab {
 namespace {

@@ -1,11 +1,11 @@
-#include "core/philox.hpp"
+#include "decodelab/philox.hpp"
 
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <set>
 
-#include "core/random.hpp"
+#include "decodelab/random.hpp"
 
 namespace decodelab {
 namespace {

@@ -1,4 +1,4 @@
-#include "core/segment_chain.hpp"
+#include "decodelab/segment_chain.hpp"
 
 #include <gtest/gtest.h>
 

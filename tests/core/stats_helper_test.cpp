@@ -3,7 +3,7 @@
 
 #include <cmath>
 
-#include "core/philox.hpp"
+#include "decodelab/philox.hpp"
 #include "tests/support/stats.hpp"
 
 namespace decodelab::testing {

@@ -8,9 +8,9 @@
 #include <filesystem>
 #include <fstream>
 
-#include "core/error.hpp"
 #include "core/json.hpp"
-#include "core/model_factory.hpp"
+#include "decodelab/error.hpp"
+#include "decodelab/model_factory.hpp"
 
 namespace decodelab {
 namespace {

@@ -3,7 +3,7 @@
 // whatever the batch, tree or cache state, so every comparison is bit for bit.
 #include <memory>
 
-#include "core/table_model.hpp"
+#include "decodelab/table_model.hpp"
 #include "tests/support/language_model_conformance.hpp"
 
 namespace decodelab::testing {

@@ -1,4 +1,4 @@
-#include "core/table_model.hpp"
+#include "decodelab/table_model.hpp"
 
 #include <gtest/gtest.h>
 
@@ -6,9 +6,9 @@
 #include <cmath>
 #include <span>
 
-#include "core/error.hpp"
-#include "core/model_factory.hpp"
-#include "core/philox.hpp"
+#include "decodelab/error.hpp"
+#include "decodelab/model_factory.hpp"
+#include "decodelab/philox.hpp"
 
 namespace decodelab {
 namespace {

@@ -1,8 +1,8 @@
-#include "core/token_stream.hpp"
+#include "decodelab/token_stream.hpp"
 
 #include <gtest/gtest.h>
 
-#include "core/error.hpp"
+#include "decodelab/error.hpp"
 
 namespace decodelab {
 namespace {

@@ -7,8 +7,8 @@
 
 #include "core/cuda/cuda_model.hpp"
 #include "core/cuda/device.hpp"
-#include "core/error.hpp"
-#include "core/model_factory.hpp"
+#include "decodelab/error.hpp"
+#include "decodelab/model_factory.hpp"
 #include "tests/cuda/cuda_test_support.hpp"
 
 namespace decodelab {

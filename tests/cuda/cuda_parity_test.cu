@@ -11,10 +11,10 @@
 #include <vector>
 
 #include "core/cuda/cuda_model.hpp"
-#include "core/error.hpp"
+#include "decodelab/error.hpp"
 #include "core/model/gguf.hpp"
 #include "core/model/gguf_model.hpp"
-#include "core/philox.hpp"
+#include "decodelab/philox.hpp"
 #include "tests/cuda/cuda_test_support.hpp"
 
 namespace decodelab {

@@ -8,9 +8,9 @@
 #include "core/cuda/device.hpp"
 #include "core/cuda/kernels.hpp"
 #include "core/cuda/sampling.hpp"
-#include "core/distribution.hpp"
-#include "core/philox.hpp"
-#include "samplers/sampler.hpp"
+#include "decodelab/distribution.hpp"
+#include "decodelab/philox.hpp"
+#include "decodelab/sampler.hpp"
 #include "tests/cuda/cuda_test_support.hpp"
 
 namespace decodelab {

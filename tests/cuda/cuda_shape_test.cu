@@ -9,7 +9,7 @@
 #include "core/cuda/cuda_model.hpp"
 #include "core/cuda/sampling.hpp"
 #include "core/model/gguf_model.hpp"
-#include "samplers/sampler.hpp"
+#include "decodelab/sampler.hpp"
 #include "tests/cuda/cuda_test_support.hpp"
 #include "tests/cuda/random_gguf.hpp"
 

@@ -9,7 +9,7 @@
 #include <cmath>
 #include <vector>
 
-#include "core/philox.hpp"
+#include "decodelab/philox.hpp"
 
 namespace decodelab {
 namespace {

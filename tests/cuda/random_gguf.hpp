@@ -11,9 +11,9 @@
 #include <string>
 #include <vector>
 
-#include "core/error.hpp"
 #include "core/model/gguf_model.hpp"
-#include "core/philox.hpp"
+#include "decodelab/error.hpp"
+#include "decodelab/philox.hpp"
 
 namespace decodelab::testing {
 

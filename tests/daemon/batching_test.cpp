@@ -12,8 +12,8 @@
 #include <vector>
 
 #include "clients/cpp/client.hpp"
-#include "core/error.hpp"
 #include "daemon/protocol.hpp"
+#include "decodelab/error.hpp"
 #include "tests/daemon/daemon_harness.hpp"
 #include "tests/model/model_paths.hpp"
 

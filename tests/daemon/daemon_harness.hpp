@@ -18,7 +18,7 @@
 #include <zmq.hpp>
 
 #include "clients/cpp/client.hpp"
-#include "core/error.hpp"
+#include "decodelab/error.hpp"
 
 extern char** environ;
 

@@ -25,10 +25,10 @@
 
 #include "clients/cpp/client.hpp"
 #include "core/cpu_features.hpp"
-#include "core/decoder.hpp"
-#include "core/model_factory.hpp"
 #include "core/reward.hpp"
 #include "daemon/generation.hpp"
+#include "decodelab/decoder.hpp"
+#include "decodelab/model_factory.hpp"
 #include "tests/daemon/daemon_harness.hpp"
 
 namespace decodelab {

@@ -17,11 +17,11 @@
 #include <vector>
 
 #include "core/batching_model.hpp"
-#include "core/decoder.hpp"
-#include "core/error.hpp"
-#include "core/model_factory.hpp"
-#include "core/params.hpp"
-#include "core/table_model.hpp"
+#include "decodelab/decoder.hpp"
+#include "decodelab/error.hpp"
+#include "decodelab/model_factory.hpp"
+#include "decodelab/params.hpp"
+#include "decodelab/table_model.hpp"
 #include "tests/model/model_paths.hpp"
 
 namespace decodelab {

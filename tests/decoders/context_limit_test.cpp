@@ -7,9 +7,9 @@
 #include <string>
 #include <vector>
 
-#include "core/decoder.hpp"
-#include "core/params.hpp"
-#include "core/table_model.hpp"
+#include "decodelab/decoder.hpp"
+#include "decodelab/params.hpp"
+#include "decodelab/table_model.hpp"
 
 namespace decodelab {
 namespace {

@@ -25,10 +25,10 @@
 #include <string>
 #include <vector>
 
-#include "core/decoder.hpp"
-#include "core/model_factory.hpp"
-#include "core/params.hpp"
-#include "core/table_model.hpp"
+#include "decodelab/decoder.hpp"
+#include "decodelab/model_factory.hpp"
+#include "decodelab/params.hpp"
+#include "decodelab/table_model.hpp"
 #include "tests/model/model_paths.hpp"
 
 namespace decodelab {

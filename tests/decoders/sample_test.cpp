@@ -4,10 +4,10 @@
 
 #include <map>
 
-#include "core/decoder.hpp"
-#include "core/error.hpp"
-#include "core/table_model.hpp"
-#include "samplers/sampler.hpp"
+#include "decodelab/decoder.hpp"
+#include "decodelab/error.hpp"
+#include "decodelab/sampler.hpp"
+#include "decodelab/table_model.hpp"
 #include "tests/support/seeded_runs.hpp"
 #include "tests/support/stats.hpp"
 

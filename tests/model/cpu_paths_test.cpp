@@ -10,11 +10,11 @@
 #include <vector>
 
 #include "core/cpu_features.hpp"
-#include "core/error.hpp"
 #include "core/model/gguf.hpp"
 #include "core/model/gguf_model.hpp"
 #include "core/model/q8_dot.hpp"
 #include "core/model/quants.hpp"
+#include "decodelab/error.hpp"
 #include "tests/model/model_paths.hpp"
 
 namespace decodelab {

@@ -10,8 +10,8 @@
 #include <fstream>
 #include <iterator>
 
-#include "core/error.hpp"
-#include "core/model_factory.hpp"
+#include "decodelab/error.hpp"
+#include "decodelab/model_factory.hpp"
 #include "tests/model/model_paths.hpp"
 
 namespace decodelab {

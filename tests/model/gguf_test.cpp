@@ -6,7 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "core/error.hpp"
+#include "decodelab/error.hpp"
 #include "tests/model/gguf_writer.hpp"
 #include "tests/model/model_paths.hpp"
 

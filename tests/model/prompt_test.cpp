@@ -9,7 +9,7 @@
 
 #include "core/model/gguf_model.hpp"
 #include "core/prompt.hpp"
-#include "core/table_model.hpp"
+#include "decodelab/table_model.hpp"
 #include "tests/model/model_paths.hpp"
 
 namespace decodelab {

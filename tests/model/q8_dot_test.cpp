@@ -7,9 +7,9 @@
 #include <string>
 #include <vector>
 
-#include "core/error.hpp"
 #include "core/model/gguf.hpp"
 #include "core/model/quants.hpp"
+#include "decodelab/error.hpp"
 
 namespace decodelab {
 namespace {

@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "core/error.hpp"
 #include "core/model/gguf.hpp"
+#include "decodelab/error.hpp"
 
 namespace decodelab {
 namespace {

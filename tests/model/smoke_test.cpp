@@ -12,8 +12,8 @@
 #include <cstdio>
 #include <vector>
 
-#include "core/distribution.hpp"
 #include "core/model/gguf_model.hpp"
+#include "decodelab/distribution.hpp"
 #include "tests/model/model_paths.hpp"
 
 namespace decodelab {

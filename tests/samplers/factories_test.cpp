@@ -1,13 +1,13 @@
 // Typed sampler factories: each builds the sampler its spec string names (same name, same
 // output on the same logits, state included) and rejects what the spec string would.
-#include "samplers/factories.hpp"
+#include "decodelab/sampler_factories.hpp"
 
 #include <gtest/gtest.h>
 
 #include <cmath>
 
-#include "core/error.hpp"
-#include "core/philox.hpp"
+#include "decodelab/error.hpp"
+#include "decodelab/philox.hpp"
 
 namespace decodelab {
 namespace {

@@ -2,7 +2,7 @@
 // identity, the reductions, invariance to affine rescaling of the embeddings, exact kept sets on
 // hand-made cases (ties, -inf, M > vocabulary), fixed points, no randomness, parameter errors,
 // and the sample decoder's law with a top_w chain.
-#include "samplers/top_w.hpp"
+#include "decodelab/top_w.hpp"
 
 #include <gtest/gtest.h>
 
@@ -11,10 +11,10 @@
 #include <limits>
 #include <numeric>
 
-#include "core/decoder.hpp"
-#include "core/error.hpp"
-#include "core/philox.hpp"
-#include "core/table_model.hpp"
+#include "decodelab/decoder.hpp"
+#include "decodelab/error.hpp"
+#include "decodelab/philox.hpp"
+#include "decodelab/table_model.hpp"
 #include "tests/support/seeded_runs.hpp"
 #include "tests/support/stats.hpp"
 

@@ -6,9 +6,9 @@
 #include <limits>
 #include <set>
 
-#include "core/error.hpp"
-#include "core/philox.hpp"
-#include "samplers/sampler.hpp"
+#include "decodelab/error.hpp"
+#include "decodelab/philox.hpp"
+#include "decodelab/sampler.hpp"
 
 namespace decodelab {
 namespace {

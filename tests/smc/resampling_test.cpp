@@ -6,9 +6,9 @@
 #include <limits>
 #include <map>
 
-#include "core/error.hpp"
+#include "decodelab/error.hpp"
 
-#include "core/random.hpp"
+#include "decodelab/random.hpp"
 #include "decoders/smc/resampling.hpp"
 
 namespace decodelab {

@@ -10,9 +10,9 @@
 #include <functional>
 #include <map>
 
-#include "core/decoder.hpp"
-#include "core/error.hpp"
-#include "core/table_model.hpp"
+#include "decodelab/decoder.hpp"
+#include "decodelab/error.hpp"
+#include "decodelab/table_model.hpp"
 #include "decoders/smc/potential.hpp"
 #include "samplers/constraints/constraint.hpp"
 #include "tests/support/stats.hpp"

@@ -14,7 +14,7 @@
 #include <cmath>
 #include <cstdio>
 
-#include "core/error.hpp"
+#include "decodelab/error.hpp"
 #include "decoders/speculative/sequence_drafters.hpp"
 #include "decoders/speculative/tree_speculation.hpp"
 #include "tests/speculative/first_tokens_fit.hpp"

@@ -10,7 +10,7 @@
 #include <span>
 #include <vector>
 
-#include "core/random.hpp"
+#include "decodelab/random.hpp"
 #include "decoders/speculative/oracle.hpp"
 #include "decoders/speculative/sequence_verify.hpp"
 

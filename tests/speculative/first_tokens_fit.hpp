@@ -9,9 +9,9 @@
 #include <string>
 #include <vector>
 
-#include "core/decoder.hpp"
-#include "core/table_model.hpp"
-#include "samplers/sampler.hpp"
+#include "decodelab/decoder.hpp"
+#include "decodelab/sampler.hpp"
+#include "decodelab/table_model.hpp"
 #include "tests/support/seeded_runs.hpp"
 #include "tests/support/stats.hpp"
 

@@ -15,14 +15,14 @@
 #include <cmath>
 #include <cstdio>
 
-#include "core/decoder.hpp"
-#include "core/error.hpp"
-#include "core/random.hpp"
-#include "core/table_model.hpp"
+#include "decodelab/decoder.hpp"
+#include "decodelab/error.hpp"
+#include "decodelab/random.hpp"
+#include "decodelab/sampler.hpp"
+#include "decodelab/table_model.hpp"
+#include "decodelab/verify.hpp"
 #include "decoders/speculative/oracle.hpp"
 #include "decoders/speculative/static_tree.hpp"
-#include "decoders/speculative/verify.hpp"
-#include "samplers/sampler.hpp"
 #include "tests/speculative/exact_laws.hpp"
 #include "tests/support/stats.hpp"
 

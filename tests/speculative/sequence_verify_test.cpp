@@ -17,11 +17,11 @@
 #include <functional>
 #include <map>
 
-#include "core/error.hpp"
-#include "core/random.hpp"
+#include "decodelab/error.hpp"
+#include "decodelab/random.hpp"
+#include "decodelab/verify.hpp"
 #include "decoders/speculative/oracle.hpp"
 #include "decoders/speculative/sequence_verify.hpp"
-#include "decoders/speculative/verify.hpp"
 #include "tests/speculative/exact_laws.hpp"
 
 namespace decodelab::speculative {

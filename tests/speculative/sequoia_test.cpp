@@ -17,7 +17,7 @@
 #include <cmath>
 #include <cstdio>
 
-#include "core/error.hpp"
+#include "decodelab/error.hpp"
 #include "decoders/speculative/static_tree.hpp"
 #include "decoders/speculative/tree_speculation.hpp"
 #include "tests/speculative/exact_laws.hpp"

@@ -7,8 +7,8 @@
 // same counts against the draft's law, which the check must reject.
 #include <gtest/gtest.h>
 
-#include "core/decoder.hpp"
 #include "core/table_file.hpp"
+#include "decodelab/decoder.hpp"
 #include "tests/speculative/first_tokens_fit.hpp"
 
 namespace decodelab {

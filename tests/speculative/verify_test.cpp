@@ -5,9 +5,9 @@
 
 #include <cmath>
 
-#include "core/error.hpp"
-#include "core/random.hpp"
-#include "decoders/speculative/verify.hpp"
+#include "decodelab/error.hpp"
+#include "decodelab/random.hpp"
+#include "decodelab/verify.hpp"
 #include "tests/support/stats.hpp"
 
 namespace decodelab::speculative {

@@ -38,9 +38,9 @@
 #include <string>
 #include <vector>
 
-#include "core/error.hpp"
-#include "core/language_model.hpp"
-#include "core/philox.hpp"
+#include "decodelab/error.hpp"
+#include "decodelab/language_model.hpp"
+#include "decodelab/philox.hpp"
 
 namespace decodelab::testing {
 

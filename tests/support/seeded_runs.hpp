@@ -7,8 +7,8 @@
 #include <span>
 #include <vector>
 
-#include "core/decoder.hpp"
-#include "core/token_stream.hpp"
+#include "decodelab/decoder.hpp"
+#include "decodelab/token_stream.hpp"
 
 namespace decodelab::testing {
 

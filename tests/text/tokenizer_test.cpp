@@ -14,8 +14,8 @@
 #include <sstream>
 #include <thread>
 
-#include "core/error.hpp"
-#include "core/philox.hpp"
+#include "decodelab/error.hpp"
+#include "decodelab/philox.hpp"
 
 namespace decodelab {
 namespace {

@@ -28,7 +28,7 @@
 #include <string_view>
 #include <vector>
 
-#include "core/distribution.hpp"
+#include "decodelab/distribution.hpp"
 
 namespace decodelab {
 
@@ -163,7 +163,7 @@ class LanguageModel {
 };
 
 // Validates a batch against a model before evaluation: sequence ids known, trees well formed,
-// tokens in range, context length respected. SequenceTable (core/sequence_table.hpp) calls it for
+// tokens in range, context length respected. SequenceTable (include/decodelab/sequence_table.hpp) calls it for
 // the backends derived from it; a model implementing do_evaluate itself calls it there.
 void validate_batch(const LanguageModel& model, std::span<const TreeEval> batch);
 

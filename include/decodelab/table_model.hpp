@@ -13,7 +13,7 @@
 #include <map>
 #include <memory>
 
-#include "core/sequence_table.hpp"
+#include "decodelab/sequence_table.hpp"
 
 namespace decodelab {
 

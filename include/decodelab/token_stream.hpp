@@ -1,7 +1,7 @@
 #pragma once
 // TokenStream: the sequence a decoder grows. It holds the prompt and the generated tokens, each with
 // its log-probability under the target and where it came from. Streams fork cheaply: branches
-// share their common prefix (immutable segments, core/segment_chain.hpp), so a decoder can keep N
+// share their common prefix (immutable segments, include/decodelab/segment_chain.hpp), so a decoder can keep N
 // particles or trials alive without copying the prompt. A sink sees every append and rollback as
 // it happens, which is how the daemon streams tokens out while decoding runs.
 
@@ -12,8 +12,8 @@
 #include <string>
 #include <vector>
 
-#include "core/distribution.hpp"
-#include "core/segment_chain.hpp"
+#include "decodelab/distribution.hpp"
+#include "decodelab/segment_chain.hpp"
 
 namespace decodelab {
 

@@ -6,7 +6,7 @@
 
 #include <cstdint>
 
-#include "core/philox.hpp"
+#include "decodelab/philox.hpp"
 
 namespace decodelab {
 

@@ -14,9 +14,9 @@
 #include <string>
 #include <vector>
 
-#include "core/language_model.hpp"
-#include "core/registry.hpp"
-#include "core/token_stream.hpp"
+#include "decodelab/language_model.hpp"
+#include "decodelab/registry.hpp"
+#include "decodelab/token_stream.hpp"
 
 namespace decodelab {
 

@@ -13,8 +13,8 @@
 #include <memory>
 #include <string>
 
-#include "core/language_model.hpp"
-#include "core/params.hpp"
+#include "decodelab/language_model.hpp"
+#include "decodelab/params.hpp"
 
 namespace decodelab {
 

@@ -22,8 +22,8 @@
 #include <span>
 #include <vector>
 
-#include "core/language_model.hpp"
-#include "core/segment_chain.hpp"
+#include "decodelab/language_model.hpp"
+#include "decodelab/segment_chain.hpp"
 
 namespace decodelab {
 

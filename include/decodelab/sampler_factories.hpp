@@ -11,8 +11,8 @@
 #include <cstdint>
 #include <memory>
 
-#include "samplers/sampler.hpp"
-#include "samplers/top_w.hpp"
+#include "decodelab/sampler.hpp"
+#include "decodelab/top_w.hpp"
 
 namespace decodelab {
 

@@ -20,12 +20,12 @@
 #include <string>
 #include <vector>
 
-#include "core/distribution.hpp"
-#include "core/registry.hpp"
+#include "decodelab/distribution.hpp"
+#include "decodelab/registry.hpp"
 
 namespace decodelab {
 
-class LanguageModel;  // core/language_model.hpp; only a pointer here, so no dependency on it
+class LanguageModel;  // include/decodelab/language_model.hpp; only a pointer here, so no dependency on it
 
 // What a sampler may know besides the logits: the model whose logits it processes.
 struct SamplerContext {

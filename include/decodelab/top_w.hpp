@@ -37,8 +37,8 @@
 #include <string>
 #include <vector>
 
-#include "core/language_model.hpp"
-#include "samplers/sampler.hpp"
+#include "decodelab/language_model.hpp"
+#include "decodelab/sampler.hpp"
 
 namespace decodelab {
 

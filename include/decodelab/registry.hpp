@@ -15,8 +15,8 @@
 #include <string>
 #include <vector>
 
-#include "core/error.hpp"
-#include "core/params.hpp"
+#include "decodelab/error.hpp"
+#include "decodelab/params.hpp"
 
 namespace decodelab {
 

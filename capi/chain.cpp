@@ -2,6 +2,7 @@
 // doing exactly what the C++ caller would (Candidates::from_logits, apply, dense_probs), so the
 // results are the same bit for bit.
 #include <algorithm>
+#include <cstddef>
 #include <cstring>
 #include <limits>
 #include <memory>
@@ -9,8 +10,15 @@
 #include <string>
 
 #include "capi/guard.hpp"
+#include "capi/model_handle.hpp"
+#include "decodelab/language_model.hpp"
 #include "decodelab/philox.hpp"
 #include "decodelab/sampler.hpp"
+
+static_assert(sizeof(decodelab_token_data) == sizeof(decodelab::Candidate) &&
+              offsetof(decodelab_token_data, id) == offsetof(decodelab::Candidate, id) &&
+              offsetof(decodelab_token_data, logit) == offsetof(decodelab::Candidate, logit) &&
+              offsetof(decodelab_token_data, p) == offsetof(decodelab::Candidate, p));
 
 struct decodelab_chain {
   std::unique_ptr<decodelab::SamplerChain> chain;
@@ -107,6 +115,49 @@ decodelab_status decodelab_chain_apply(decodelab_chain* chain, float* logits, si
     std::fill(logits, logits + n_vocab, -std::numeric_limits<float>::infinity());
     for (const Candidate& k : c.data) logits[k.id] = k.logit;
     if (selected) *selected = chosen;
+  });
+}
+
+decodelab_status decodelab_chain_apply_candidates(decodelab_chain* chain, decodelab_candidates* candidates) {
+  return capi::guarded(__func__, [&] {
+    capi::require_ptr(chain, "chain");
+    capi::require_ptr(candidates, "candidates");
+    if (candidates->data == nullptr && candidates->size != 0)
+      fail(ErrorCode::invalid_argument, "candidates->data is NULL but size is " + std::to_string(candidates->size));
+    // decodelab_token_data is Candidate's layout (static_asserts above): the chain works on the
+    // caller's entries directly.
+    Candidates c = Candidates::borrow(std::span(reinterpret_cast<Candidate*>(candidates->data), candidates->size));
+    chain->chain->apply(c);
+    candidates->size = c.data.size();
+    candidates->selected = c.selected;
+    candidates->sorted = c.sorted;
+  });
+}
+
+decodelab_status decodelab_chain_bind_embeddings(decodelab_chain* chain, const float* embeddings, size_t n_vocab,
+                                                 size_t dim) {
+  return capi::guarded(__func__, [&] {
+    capi::require_ptr(chain, "chain");
+    capi::require_ptr(embeddings, "embeddings");
+    capi::require_vocab(n_vocab, "n_vocab");
+    if (dim == 0 || dim > std::size_t(std::numeric_limits<int>::max()) / n_vocab)
+      fail(ErrorCode::invalid_argument, "dim must be in [1, INT32_MAX / n_vocab], got " + std::to_string(dim));
+    Matrix e;
+    e.resize(int(n_vocab), int(dim));
+    std::copy(embeddings, embeddings + n_vocab * dim, e.data.begin());
+    SamplerContext context;
+    context.token_embeddings = &e;
+    chain->chain->bind(context);
+  });
+}
+
+decodelab_status decodelab_chain_bind_model(decodelab_chain* chain, const decodelab_model* model) {
+  return capi::guarded(__func__, [&] {
+    capi::require_ptr(chain, "chain");
+    capi::require_ptr(model, "model");
+    SamplerContext context;
+    context.model = model->model.get();
+    chain->chain->bind(context);
   });
 }
 

@@ -29,7 +29,7 @@ class MinP final : public Sampler {
       return;
     }
     const TokenId chosen = c.selected >= 0 ? c.data[std::size_t(c.selected)].id : -1;
-    std::erase_if(c.data, [&](const Candidate& x) { return double(x.p) < threshold; });
+    erase_if(c.data, [&](const Candidate& x) { return double(x.p) < threshold; });
     // Everything removed ranks below everything kept, so a sorted head stays a sorted head.
     c.sorted_prefix = std::min(c.sorted_prefix, c.data.size());
     c.selected = -1;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <string>
 
 #include "decodelab/error.hpp"
 
@@ -22,6 +23,26 @@ Candidates Candidates::from_logits(std::span<const float> logits) {
     if (logits[i] != -std::numeric_limits<float>::infinity()) c.data.push_back({TokenId(i), logits[i], 0.0f});
   }
   if (c.data.empty()) fail(ErrorCode::numeric, "logits: every token is -inf, nothing can be sampled");
+  return c;
+}
+
+Candidates Candidates::borrow(std::span<Candidate> storage) {
+  std::size_t kept = 0;
+  for (std::size_t i = 0; i < storage.size(); ++i) {
+    const Candidate& x = storage[i];
+    if (x.id < 0)
+      fail(ErrorCode::invalid_argument, "candidates: entry " + std::to_string(i) + " has a negative token id");
+    if (std::isnan(x.logit) || x.logit == std::numeric_limits<float>::infinity())
+      fail(ErrorCode::numeric,
+           "candidates: entry " + std::to_string(i) + " (token " + std::to_string(x.id) + ") has a NaN or +inf logit");
+    if (x.logit != -std::numeric_limits<float>::infinity()) ++kept;
+  }
+  if (kept == 0)
+    fail(ErrorCode::numeric, "candidates: every logit is -inf (or there are none), nothing can be sampled");
+  Candidates c;
+  c.data = CandidateArray::borrow(storage);
+  // Excluded tokens (-inf) go behind the kept ones, as from_logits leaves them out.
+  erase_if(c.data, [](const Candidate& x) { return x.logit == -std::numeric_limits<float>::infinity(); });
   return c;
 }
 

@@ -355,7 +355,21 @@ std::unique_ptr<Sampler> TopW::clone() const {
 }
 
 void TopW::bind(const SamplerContext& context) {
-  if (!context.model || s_.gamma == 0.0) return;  // geometry off: no need to fetch the embeddings
+  if (s_.gamma == 0.0) return;  // geometry off: no need to fetch the embeddings
+  if (!context.model && context.token_embeddings) {
+    const Matrix& e = *context.token_embeddings;
+    if (e.rows <= 0 || e.cols <= 0 || e.data.size() != std::size_t(e.rows) * std::size_t(e.cols))
+      fail(ErrorCode::invalid_argument, "top_w: token embeddings must be a non-empty [vocab x dim] matrix, got " +
+                                            std::to_string(e.rows) + " x " + std::to_string(e.cols));
+    for (std::size_t i = 0; i < e.data.size(); ++i) {
+      if (!std::isfinite(e.data[i]))
+        fail(ErrorCode::numeric, "top_w: token embedding of token " + std::to_string(i / std::size_t(e.cols)) +
+                                     " has a NaN or infinite entry");
+    }
+    geometry_ = TokenGeometry::cached(e);
+    return;
+  }
+  if (!context.model) return;
   const LanguageModel& model = *context.model;
   geometry_ = TokenGeometry::of(model);
   if (!geometry_) {

@@ -1,20 +1,27 @@
 /* llama_sampler_i over a decodelab chain: see decodelab_llama_sampler.h.
  *
  * llama.cpp hands a sampler the candidates that earlier samplers left (ids with logits, in any
- * order, possibly fewer than the vocabulary). decodelab chains work on a dense logits array, so
- * apply() scatters the candidates into one (absent ids at -inf), runs the chain in place, and
- * gathers back: the candidates the chain dropped are removed (keeping the others' order, as
- * llama.cpp's own truncation samplers do), the kept ones take their processed logits, and a
- * token a terminal sampler (greedy, dist) picked becomes `selected`. */
+ * order, possibly fewer than the vocabulary) as a llama_token_data_array, and its samplers rewrite
+ * that array in place. decodelab_token_data and decodelab_candidates have the layouts of
+ * llama_token_data and llama_token_data_array, field for field (checked below), so apply() hands
+ * llama.cpp's own array to decodelab_chain_apply_candidates: the chain truncates, rescales and
+ * sorts it in place, and sets size, selected and sorted as llama.cpp's samplers do. Nothing is
+ * copied per token. (The array is only ever accessed through decodelab's types inside
+ * libdecodelab, a separate shared library, so the two struct types never alias within one
+ * compiled function.) */
 #include "decodelab_llama_sampler.h"
 
-#include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
+
+_Static_assert(sizeof(llama_token_data) == sizeof(decodelab_token_data) &&
+                   offsetof(llama_token_data, id) == offsetof(decodelab_token_data, id) &&
+                   offsetof(llama_token_data, logit) == offsetof(decodelab_token_data, logit) &&
+                   offsetof(llama_token_data, p) == offsetof(decodelab_token_data, p),
+               "llama_token_data and decodelab_token_data must have the same layout");
 
 typedef struct dl_state {
   decodelab_chain* chain;
-  float* dense; /* scratch, grown to the largest id seen + 1 */
-  size_t capacity;
 } dl_state;
 
 static const char* dl_name(const struct llama_sampler* smpl) {
@@ -29,30 +36,17 @@ static void dl_accept(struct llama_sampler* smpl, llama_token token) {
 
 static void dl_apply(struct llama_sampler* smpl, llama_token_data_array* cur_p) {
   dl_state* s = (dl_state*)smpl->ctx;
-  size_t i, n_vocab = 0, kept = 0;
-  int32_t selected = -1;
-  for (i = 0; i < cur_p->size; ++i)
-    if ((size_t)cur_p->data[i].id + 1 > n_vocab) n_vocab = (size_t)cur_p->data[i].id + 1;
-  if (n_vocab == 0) return;
-  if (n_vocab > s->capacity) {
-    float* grown = (float*)realloc(s->dense, n_vocab * sizeof(float));
-    if (!grown) return; /* leaves the candidates as they were rather than abort llama.cpp */
-    s->dense = grown;
-    s->capacity = n_vocab;
-  }
-  for (i = 0; i < n_vocab; ++i) s->dense[i] = -INFINITY;
-  for (i = 0; i < cur_p->size; ++i) s->dense[cur_p->data[i].id] = cur_p->data[i].logit;
-  if (decodelab_chain_apply(s->chain, s->dense, n_vocab, &selected) != DECODELAB_OK) return;
-  cur_p->selected = -1;
-  for (i = 0; i < cur_p->size; ++i) {
-    const float logit = s->dense[cur_p->data[i].id];
-    if (logit == -INFINITY && cur_p->data[i].id != selected) continue;
-    cur_p->data[kept] = cur_p->data[i];
-    cur_p->data[kept].logit = logit;
-    if (cur_p->data[i].id == selected) cur_p->selected = (int64_t)kept;
-    ++kept;
-  }
-  cur_p->size = kept;
+  decodelab_candidates c;
+  c.data = (decodelab_token_data*)(void*)cur_p->data;
+  c.size = cur_p->size;
+  c.selected = cur_p->selected;
+  c.sorted = cur_p->sorted;
+  /* On an error (decodelab_last_error() says which) llama.cpp's array keeps its size and
+   * selection: llama_sampler_i's apply has no way to report it, and aborting the host is worse. */
+  if (decodelab_chain_apply_candidates(s->chain, &c) != DECODELAB_OK) return;
+  cur_p->size = c.size;
+  cur_p->selected = c.selected;
+  cur_p->sorted = c.sorted;
 }
 
 static void dl_reset(struct llama_sampler* smpl) { decodelab_chain_reset(((dl_state*)smpl->ctx)->chain); }
@@ -68,7 +62,6 @@ static struct llama_sampler* dl_clone(const struct llama_sampler* smpl) {
 static void dl_free(struct llama_sampler* smpl) {
   dl_state* s = (dl_state*)smpl->ctx;
   decodelab_chain_free(s->chain);
-  free(s->dense);
   free(s);
 }
 

@@ -57,6 +57,22 @@ int main(void) {
   CHECK(arr.size == 3);
   for (i = 0; i < arr.size; ++i) CHECK(arr.data[i].logit == dense[arr.data[i].id] && isfinite(arr.data[i].logit));
   CHECK(arr.selected == -1);
+  /* In place: llama.cpp's own array, reordered, and `sorted` telling the truth. */
+  CHECK(arr.data == data);
+  if (arr.sorted)
+    for (i = 1; i < arr.size; ++i) CHECK(arr.data[i - 1].logit >= arr.data[i].logit);
+
+  /* After one of llama.cpp's own samplers, on the subset it left. */
+  {
+    struct llama_sampler* mixed = llama_sampler_chain_init(llama_sampler_chain_default_params());
+    llama_sampler_chain_add(mixed, llama_sampler_init_top_k(5));
+    llama_sampler_chain_add(mixed, decodelab_llama_sampler_init("top_k(k=2)"));
+    fill(data, &arr);
+    llama_sampler_apply(mixed, &arr);
+    CHECK(arr.size == 2);
+    for (i = 0; i < arr.size; ++i) CHECK(arr.data[i].id == 3 || arr.data[i].id == 5); /* logits 3.0 and 2.5 */
+    llama_sampler_free(mixed);
+  }
 
   copy = llama_sampler_clone(dl);
   CHECK(copy != NULL);

@@ -34,6 +34,7 @@ using decodelab_python::check;
 template <class T>
 using In = nb::ndarray<const T, nb::ndim<1>, nb::c_contig, nb::device::cpu>;
 using Logits = nb::ndarray<float, nb::ndim<1>, nb::c_contig, nb::device::cpu>;
+using Embeddings = nb::ndarray<const float, nb::ndim<2>, nb::c_contig, nb::device::cpu>;
 template <class T>
 using Out = nb::ndarray<nb::numpy, T, nb::ndim<1>>;
 
@@ -111,6 +112,9 @@ class Chain {
   }
   void accept(int32_t token) { check(decodelab_chain_accept(handle_, token)); }
   void reset() { check(decodelab_chain_reset(handle_)); }
+  void bind_embeddings(Embeddings e) {
+    check(decodelab_chain_bind_embeddings(handle_, e.data(), e.shape(0), e.shape(1)));
+  }
 
  private:
   decodelab_chain* handle_;
@@ -207,7 +211,10 @@ NB_MODULE(_native, m) {
            "Applies the chain and draws a token with the Philox uniform of (seed, stream, step), as decodelab's "
            "sample decoder does at position `step`. Does not call accept().")
       .def("accept", &Chain::accept, "token"_a, "Tells the chain which token was emitted (dist advances its step).")
-      .def("reset", &Chain::reset, "Returns every sampler to its state at creation.");
+      .def("reset", &Chain::reset, "Returns every sampler to its state at creation.")
+      .def("bind_embeddings", &Chain::bind_embeddings, "embeddings"_a,
+           "Gives the chain the token embeddings of the model whose logits it processes (a C-contiguous "
+           "float32 array [vocab, dim], row = token id, copied): Top-W with gamma > 0 needs them.");
 
   m.def("verify", &verify, "rule"_a, "p"_a, "q"_a.none(), "candidates"_a, "accept_u"_a, "residual_u"_a, "rho"_a = 1.0,
         "Decides one position by a speculative verification rule (\"rrs_iid\", \"rrs_wor\", \"kseq\", "

@@ -57,6 +57,7 @@
 #ifndef DECODELAB_DECODELAB_H
 #define DECODELAB_DECODELAB_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -80,13 +81,13 @@ extern "C" {
 
 /* The library's release (the CMake project version). */
 #define DECODELAB_VERSION_MAJOR 0
-#define DECODELAB_VERSION_MINOR 2
+#define DECODELAB_VERSION_MINOR 3
 #define DECODELAB_VERSION_PATCH 0
 /* The C ABI's version: it changes whenever a function, struct or enum value of this header changes
  * incompatibly, and is the shared library's SONAME version (libdecodelab.so.1). */
 #define DECODELAB_ABI_VERSION 1
 
-/* "0.2.0": the version of the library actually loaded, which may differ from the header's. */
+/* "0.3.0": the version of the library actually loaded, which may differ from the header's. */
 DECODELAB_API const char* decodelab_version(void);
 /* DECODELAB_ABI_VERSION of the library actually loaded; compare it with the header's. */
 DECODELAB_API uint32_t decodelab_abi_version(void);
@@ -164,6 +165,38 @@ DECODELAB_API decodelab_status decodelab_chain_describe(const decodelab_chain* c
 DECODELAB_API decodelab_status decodelab_chain_apply(decodelab_chain* chain, float* logits, size_t n_vocab,
                                                      int32_t* selected);
 
+/* One candidate token: its id, its logit and (when computed) its probability. The layout is
+ * llama.cpp's llama_token_data, field for field. */
+typedef struct decodelab_token_data {
+  int32_t id;
+  float logit;
+  float p;
+} decodelab_token_data;
+
+/* A caller's candidate array, laid out as llama.cpp's llama_token_data_array: `data` holds `size`
+ * entries; `selected` is the index in data of a chosen token or -1; `sorted` says data is in
+ * descending logit order. */
+typedef struct decodelab_candidates {
+  decodelab_token_data* data;
+  size_t size;
+  int64_t selected;
+  bool sorted;
+} decodelab_candidates;
+
+/* Applies the chain to the caller's candidates in place, nothing copied, as llama.cpp's samplers
+ * process a llama_token_data_array. On entry data[0, size) holds token ids (>= 0, any order, any
+ * subset of the vocabulary, each id at most once) and logits (-inf excludes a token). On return
+ * data[0, size) are the kept candidates with their processed logits, in the chain's order, size
+ * is their count, sorted says whether they are in descending logit order, and selected is the
+ * index of the token a terminal sampler chose, or -1. Entries past the new size are unspecified.
+ * The same logits give the same kept set, logits and selected token as decodelab_chain_apply.
+ * Errors: NUMERIC (a NaN or +inf logit, or no logit above -inf), INVALID_ARGUMENT (a negative id,
+ * data NULL with size > 0); these are found before anything is written. A sampler that fails
+ * part way (an error from the chain itself) may leave data reordered, with size and selected
+ * unchanged. */
+DECODELAB_API decodelab_status decodelab_chain_apply_candidates(decodelab_chain* chain,
+                                                                decodelab_candidates* candidates);
+
 /* The chain's distribution over the vocabulary: probs[i] = softmax of the kept logits, 0 for a
  * dropped token, a point mass when a terminal sampler selected a token. probs has n_vocab entries
  * and may be logits itself; otherwise logits are not modified. */
@@ -183,6 +216,14 @@ DECODELAB_API decodelab_status decodelab_chain_accept(decodelab_chain* chain, in
 
 /* Returns every sampler of the chain to its state at creation. */
 DECODELAB_API decodelab_status decodelab_chain_reset(decodelab_chain* chain);
+
+/* Gives the chain the token embeddings of the model whose logits it will process, for samplers
+ * that need the vocabulary's geometry: Top-W with gamma > 0 (others ignore it). embeddings is
+ * row-major [n_vocab x dim], row = token id, and is copied during the call; the chain must then
+ * see only ids below n_vocab. Errors: INVALID_ARGUMENT (NULL, a zero size), NUMERIC (a NaN or
+ * infinite entry). For a model decodelab loaded, decodelab_chain_bind_model does this. */
+DECODELAB_API decodelab_status decodelab_chain_bind_embeddings(decodelab_chain* chain, const float* embeddings,
+                                                               size_t n_vocab, size_t dim);
 
 /* ---------------------------------------------------------------------------------------------
  * Random numbers: Philox4x32-10 keyed by (seed, stream, step), in cuRAND's layout
@@ -316,6 +357,13 @@ DECODELAB_API decodelab_status decodelab_model_load(const char* spec, const deco
 /* Frees a model and its sequences; NULL is allowed and does nothing. A callback model's destroy
  * callback runs here (its free_sequence callbacks do not). */
 DECODELAB_API void decodelab_model_free(decodelab_model* model);
+
+/* Binds a chain to a model, as decodelab's decoders bind theirs to the target: Top-W with
+ * gamma > 0 takes the model's own token embeddings (a GGUF model's, dequantized once and cached).
+ * A chain that needs embeddings bound to a model without them (a callback model) is
+ * INVALID_ARGUMENT; use decodelab_chain_bind_embeddings for those. The model may be freed after
+ * the call. */
+DECODELAB_API decodelab_status decodelab_chain_bind_model(decodelab_chain* chain, const decodelab_model* model);
 DECODELAB_API decodelab_status decodelab_model_get_info(const decodelab_model* model, decodelab_model_info* out);
 /* Tokenizes text with the model's tokenizer (UNSUPPORTED for a model without one, e.g. callbacks).
  * add_special != 0 adds bos when the model wants it. *n_tokens receives the count; tokens may be

@@ -5,6 +5,7 @@
 // engines can embed it.
 //
 //   Candidates c = Candidates::from_logits(logits);   // all tokens, NaN rejected, -inf dropped
+//                                                     // (or Candidates::borrow(array): in place)
 //   chain.apply(c);                                   // truncate, rescale, maybe select
 //   std::vector<float> p = c.dense_probs(vocab);      // the processed distribution
 //
@@ -20,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "decodelab/candidates.hpp"
 #include "decodelab/distribution.hpp"
 #include "decodelab/registry.hpp"
 
@@ -27,35 +29,15 @@ namespace decodelab {
 
 class LanguageModel;  // include/decodelab/language_model.hpp; only a pointer here, so no dependency on it
 
-// What a sampler may know besides the logits: the model whose logits it processes.
+struct Matrix;  // include/decodelab/language_model.hpp
+
+// What a sampler may know besides the logits: the model whose logits it processes, or, for an
+// engine whose model decodelab does not see, that model's token embeddings directly.
 struct SamplerContext {
   const LanguageModel* model = nullptr;  // null: no model (plain logits)
-};
-
-struct Candidate {
-  TokenId id = 0;
-  float logit = 0.0f;
-  float p = 0.0f;  // valid after softmax()
-};
-
-struct Candidates {
-  std::vector<Candidate> data;
-  bool sorted = false;            // sorted by logit, descending, ties by id ascending
-  std::size_t sorted_prefix = 0;  // data[0, sorted_prefix) are the largest, in sorted order
-  int selected = -1;              // index into data of the chosen token (terminal samplers), -1 = none
-
-  // Throws Error(numeric) for a NaN or +inf logit and when every logit is -inf.
-  static Candidates from_logits(std::span<const float> logits);
-
-  void sort();  // no-op when already sorted
-  // Makes data[0, n) the n largest candidates in sorted order (the rest in any order): O(size + n log n),
-  // which is what top-k and top-p need on a 150k vocabulary. Returns min(n, size).
-  std::size_t sort_top(std::size_t n);
-  void softmax();  // fills p from the kept logits
-  // The distribution over the full vocabulary: softmax of the kept logits, 0 elsewhere; a point
-  // mass on the selected token when a terminal sampler (greedy, dist) has selected one.
-  std::vector<float> dense_probs(int vocab_size) const;
-  TokenId selected_token() const;  // throws when nothing is selected
+  // [vocab x dim], row = token id; used when `model` is null. Samplers that keep something of it
+  // (Top-W's geometry) copy it during bind(), so it need only live through the bind() call.
+  const Matrix* token_embeddings = nullptr;
 };
 
 class Sampler {

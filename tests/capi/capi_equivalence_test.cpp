@@ -14,11 +14,13 @@
 
 #include "decodelab/decodelab.h"
 #include "decodelab/decoder.hpp"
+#include "decodelab/model_factory.hpp"
 #include "decodelab/philox.hpp"
 #include "decodelab/random.hpp"
 #include "decodelab/sampler.hpp"
 #include "decodelab/table_model.hpp"
 #include "decodelab/verify.hpp"
+#include "tests/model/model_paths.hpp"
 
 namespace decodelab {
 namespace {
@@ -105,6 +107,135 @@ TEST(CapiEquivalence, ChainApplyInPlaceEqualsCpp) {
       EXPECT_EQ(decodelab_chain_apply(c.handle, again.data(), again.size(), nullptr), DECODELAB_OK) << spec;
     }
   }
+}
+
+// The caller's candidate array processed in place (llama_token_data_array's shape): the same kept
+// set, processed logits and selected token as the dense in-place apply, with nothing copied.
+TEST(CapiEquivalence, ChainApplyCandidatesInPlaceEqualsDenseApply) {
+  for (const std::string& spec : kSpecs) {
+    for (uint32_t seed : {1u, 2u, 3u}) {
+      const std::vector<float> logits = random_logits(997, seed);
+      CChain dense_chain(spec), candidates_chain(spec);
+      std::vector<float> dense = logits;
+      int32_t dense_selected = -2;
+      ASSERT_EQ(decodelab_chain_apply(dense_chain.handle, dense.data(), dense.size(), &dense_selected), DECODELAB_OK);
+
+      // Every token, in reverse order, excluded ones included at -inf.
+      std::vector<decodelab_token_data> data;
+      for (std::size_t i = logits.size(); i-- > 0;) data.push_back({int32_t(i), logits[i], 0.0f});
+      decodelab_candidates c{data.data(), data.size(), 123, true};
+      ASSERT_EQ(decodelab_chain_apply_candidates(candidates_chain.handle, &c), DECODELAB_OK)
+          << spec << ": " << decodelab_last_error();
+      EXPECT_EQ(c.data, data.data()) << spec;
+      std::vector<float> from_candidates(logits.size(), kNegInf);
+      for (std::size_t i = 0; i < c.size; ++i) from_candidates[std::size_t(c.data[i].id)] = c.data[i].logit;
+      EXPECT_TRUE(same_bits(from_candidates, dense)) << spec;
+      EXPECT_EQ(c.selected >= 0 ? c.data[c.selected].id : -1, dense_selected) << spec;
+      if (c.sorted) {
+        for (std::size_t i = 1; i < c.size; ++i) EXPECT_GE(c.data[i - 1].logit, c.data[i].logit) << spec;
+      }
+    }
+  }
+}
+
+TEST(CapiEquivalence, ChainApplyCandidatesRejectsBadInputBeforeWriting) {
+  CChain chain("top_k(k=2)");
+  std::vector<decodelab_token_data> data{{0, 1.0f, 0.0f}, {1, std::nanf(""), 0.0f}, {2, 3.0f, 0.0f}};
+  decodelab_candidates c{data.data(), data.size(), -1, false};
+  EXPECT_EQ(decodelab_chain_apply_candidates(chain.handle, &c), DECODELAB_ERR_NUMERIC);
+  EXPECT_NE(std::string(decodelab_last_error()).find("entry 1"), std::string::npos) << decodelab_last_error();
+  EXPECT_EQ(c.size, 3u);
+  EXPECT_EQ(data[0].id, 0);
+  EXPECT_EQ(data[2].id, 2);
+  data[1] = {-4, 0.0f, 0.0f};
+  EXPECT_EQ(decodelab_chain_apply_candidates(chain.handle, &c), DECODELAB_ERR_INVALID_ARGUMENT);
+  decodelab_candidates null_data{nullptr, 2, -1, false};
+  EXPECT_EQ(decodelab_chain_apply_candidates(chain.handle, &null_data), DECODELAB_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(decodelab_chain_apply_candidates(chain.handle, nullptr), DECODELAB_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(decodelab_chain_apply_candidates(nullptr, &c), DECODELAB_ERR_INVALID_ARGUMENT);
+}
+
+// Top-W with its geometry (gamma > 0) through a bare C chain: bound to the token embeddings an
+// engine passes, it keeps and picks what the C++ sampler bound to a model with the same
+// embeddings does.
+TEST(CapiEquivalence, TopWBoundToEmbeddingsEqualsTopWBoundToTheModel) {
+  auto table = TableModel::random(400, 1, 3, 2.0);
+  table->random_embeddings(16, 5);
+  const Matrix e = *table->token_embeddings();
+  for (const char* spec : {"top_w(gamma=0.6)", "top_w(gamma=1.5,t_sel=0.7),dist(seed=3)"}) {
+    for (uint32_t seed : {1u, 2u, 3u}) {
+      const std::vector<float> logits = random_logits(400, seed);
+      auto cpp = parse_chain(spec);
+      SamplerContext context;
+      context.model = table.get();
+      cpp->bind(context);
+      int32_t cpp_selected = -2;
+      const std::vector<float> expected = cpp_apply(*cpp, logits, cpp_selected);
+
+      CChain c(spec);
+      ASSERT_EQ(decodelab_chain_bind_embeddings(c.handle, e.data.data(), std::size_t(e.rows), std::size_t(e.cols)),
+                DECODELAB_OK)
+          << decodelab_last_error();
+      std::vector<float> inplace = logits;
+      int32_t selected = -2;
+      ASSERT_EQ(decodelab_chain_apply(c.handle, inplace.data(), inplace.size(), &selected), DECODELAB_OK)
+          << spec << ": " << decodelab_last_error();
+      EXPECT_TRUE(same_bits(inplace, expected)) << spec;
+      EXPECT_EQ(selected, cpp_selected) << spec;
+    }
+  }
+  // A clone keeps the geometry it was bound to.
+  CChain bound("top_w(gamma=0.6)");
+  ASSERT_EQ(decodelab_chain_bind_embeddings(bound.handle, e.data.data(), 400, 16), DECODELAB_OK);
+  decodelab_chain* copy = nullptr;
+  ASSERT_EQ(decodelab_chain_clone(bound.handle, &copy), DECODELAB_OK);
+  CChain clone(copy);
+  std::vector<float> logits = random_logits(400, 9);
+  EXPECT_EQ(decodelab_chain_apply(clone.handle, logits.data(), logits.size(), nullptr), DECODELAB_OK)
+      << decodelab_last_error();
+}
+
+TEST(CapiEquivalence, TopWBoundToALoadedModelUsesItsEmbeddings) {
+  // A table model has no embeddings: binding a chain that needs them says so.
+  decodelab_model* table = nullptr;
+  ASSERT_EQ(decodelab_model_load("table(vocab=50)", nullptr, &table), DECODELAB_OK) << decodelab_last_error();
+  CChain geometric("top_w(gamma=0.6)");
+  EXPECT_EQ(decodelab_chain_bind_model(geometric.handle, table), DECODELAB_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(decodelab_last_error()).find("token embeddings"), std::string::npos) << decodelab_last_error();
+  CChain plain("top_w(gamma=0)");
+  EXPECT_EQ(decodelab_chain_bind_model(plain.handle, table), DECODELAB_OK);
+  decodelab_model_free(table);
+
+  const std::string path = testing::model_path(testing::kSmolLM2);
+  if (path.empty()) GTEST_SKIP() << testing::kSmolLM2 << " not found (scripts/fetch-models)";
+  const std::string spec = "gguf(path=" + path + ")";
+  decodelab_model* model = nullptr;
+  ASSERT_EQ(decodelab_model_load(spec.c_str(), nullptr, &model), DECODELAB_OK) << decodelab_last_error();
+  auto cpp_model = load_model(spec);
+  const std::vector<float> logits = random_logits(std::size_t(cpp_model->vocab_size()), 4);
+  auto cpp = parse_chain("top_w(gamma=0.6)");
+  SamplerContext context;
+  context.model = cpp_model.get();
+  cpp->bind(context);
+  int32_t cpp_selected = -2;
+  const std::vector<float> expected = cpp_apply(*cpp, logits, cpp_selected);
+  ASSERT_EQ(decodelab_chain_bind_model(geometric.handle, model), DECODELAB_OK) << decodelab_last_error();
+  decodelab_model_free(model);  // the chain keeps what it needs
+  std::vector<float> inplace = logits;
+  ASSERT_EQ(decodelab_chain_apply(geometric.handle, inplace.data(), inplace.size(), nullptr), DECODELAB_OK)
+      << decodelab_last_error();
+  EXPECT_TRUE(same_bits(inplace, expected));
+}
+
+TEST(CapiEquivalence, BindEmbeddingsRejectsBadMatrices) {
+  CChain chain("top_w(gamma=0.6)");
+  std::vector<float> e(40, 0.5f);
+  EXPECT_EQ(decodelab_chain_bind_embeddings(chain.handle, nullptr, 10, 4), DECODELAB_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(decodelab_chain_bind_embeddings(chain.handle, e.data(), 10, 0), DECODELAB_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(decodelab_chain_bind_embeddings(chain.handle, e.data(), 0, 4), DECODELAB_ERR_INVALID_ARGUMENT);
+  e[13] = std::nanf("");
+  EXPECT_EQ(decodelab_chain_bind_embeddings(chain.handle, e.data(), 10, 4), DECODELAB_ERR_NUMERIC);
+  EXPECT_NE(std::string(decodelab_last_error()).find("token 3"), std::string::npos) << decodelab_last_error();
 }
 
 TEST(CapiEquivalence, ChainProbsEqualCpp) {

@@ -11,9 +11,9 @@
 #include <vector>
 
 #include "core/cuda/cuda_model.hpp"
-#include "decodelab/error.hpp"
 #include "core/model/gguf.hpp"
 #include "core/model/gguf_model.hpp"
+#include "decodelab/error.hpp"
 #include "decodelab/philox.hpp"
 #include "tests/cuda/cuda_test_support.hpp"
 

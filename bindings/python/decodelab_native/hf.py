@@ -38,13 +38,20 @@ class DecodelabLogitsProcessor:
     become -inf; when a terminal sampler of the chain (greedy, dist) selects a token, every other
     token becomes -inf, so transformers' greedy search or sampling emits it.
 
-    Top-W with gamma > 0 needs token embeddings, which a bare chain does not have; such a chain
-    fails on the first call with ValueError.
+    Top-W with gamma > 0 needs the model's token embeddings: pass the transformers model as
+    `model` (its input embedding matrix is bound to the chain once, here), or `embeddings`, a
+    [vocab, dim] array. Without either, such a chain fails on the first call with ValueError.
     """
 
-    def __init__(self, spec):
+    def __init__(self, spec, model=None, embeddings=None):
         self.spec = spec
         self._prototype = Chain(spec)
+        if model is not None and embeddings is not None:
+            raise ValueError("DecodelabLogitsProcessor: give model or embeddings, not both")
+        if model is not None:
+            embeddings = model.get_input_embeddings().weight.detach().float().cpu().numpy()
+        if embeddings is not None:
+            self._prototype.bind_embeddings(np.ascontiguousarray(embeddings, dtype=np.float32))
         self._chains = None
         self._length = None
 

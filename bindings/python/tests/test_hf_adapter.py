@@ -118,3 +118,75 @@ def test_hf_model_wrapper_runs_speculative_decoders_exactly_like_a_direct_model(
     assert target.calls > 0 and draft.calls > 0
     wrapped = HFModel(target, tensor=np.asarray)
     assert wrapped.vocab_size == 16 and wrapped.eos == -1 and wrapped.name == "fake-1"
+
+
+class FakeEmbeddingModel:
+    """Stands in for a transformers model's get_input_embeddings().weight (a torch-like tensor)."""
+
+    class _Tensor:
+        def __init__(self, array):
+            self._array = array
+
+        def detach(self):
+            return self
+
+        def float(self):
+            return self
+
+        def cpu(self):
+            return self
+
+        def numpy(self):
+            return self._array
+
+    def __init__(self, embeddings):
+        self._weight = types.SimpleNamespace(weight=self._Tensor(embeddings))
+
+    def get_input_embeddings(self):
+        return self._weight
+
+
+def test_logits_processor_binds_top_w_to_the_models_embeddings():
+    rng = np.random.default_rng(3)
+    vocab, dim = 60, 8
+    embeddings = rng.normal(size=(vocab, dim)).astype(np.float32)
+    spec = "top_w(gamma=1.5)"
+    ids = np.zeros((2, 3), dtype=np.int64)
+    scores = rng.normal(size=(2, vocab)).astype(np.float32)
+    out = DecodelabLogitsProcessor(spec, model=FakeEmbeddingModel(embeddings))(ids, scores)
+    same = DecodelabLogitsProcessor(spec, embeddings=embeddings)(ids, scores)
+    np.testing.assert_array_equal(out, same)
+    for row in range(2):
+        want = scores[row].copy()
+        chain = dn.Chain(spec)
+        chain.bind_embeddings(embeddings)
+        chain.apply(want)
+        np.testing.assert_array_equal(out[row], want)
+    with pytest.raises(ValueError, match="not both"):
+        DecodelabLogitsProcessor(spec, model=FakeEmbeddingModel(embeddings), embeddings=embeddings)
+
+
+def test_bound_geometry_changes_what_top_w_keeps():
+    # With gamma > 0 the kept set depends on the embeddings: two different geometries must give
+    # different kept sets on some logits (if binding were ignored they could not differ). A warm
+    # start of p0 = 0.5 leaves tokens outside the first crop, where the potential acts (at the
+    # default p0 = 0.999 nearly the whole pool starts inside it; docs/top_w.md).
+    rng = np.random.default_rng(5)
+    vocab, dim = 80, 6
+    a, b = (rng.normal(size=(vocab, dim)).astype(np.float32) for _ in range(2))
+    differ = 0
+    for trial in range(20):
+        logits = rng.normal(scale=0.7, size=vocab).astype(np.float32)
+        kept = []
+        for e in (a, b):
+            chain = dn.Chain("top_w(lambda=2.2,beta=5,gamma=3,p0=0.5)")
+            chain.bind_embeddings(e)
+            x = logits.copy()
+            chain.apply(x)
+            kept.append(frozenset(np.flatnonzero(np.isfinite(x))))
+        differ += kept[0] != kept[1]
+    assert differ > 0
+    with pytest.raises(ArithmeticError, match="token 2"):
+        bad = a.copy()
+        bad[2, 1] = np.nan
+        dn.Chain("top_w(gamma=3)").bind_embeddings(bad)

@@ -59,10 +59,10 @@ int main() {
 
   // Bad input is an Error naming what was wrong, not a crash.
   try {
-    make_top_k(0);
-    check(false, "make_top_k(0) was accepted");
+    make_top_p(1.5);
+    check(false, "make_top_p(1.5) was accepted");
   } catch (const Error& e) {
-    check(std::string(e.what()).find("top_k") != std::string::npos, "make_top_k(0)'s error does not name top_k");
+    check(std::string(e.what()).find("top_p") != std::string::npos, "make_top_p(1.5)'s error does not name top_p");
   }
   try {
     make_decoder("no_such_decoder", {});

@@ -1,6 +1,7 @@
 // decodelab_generate: any registered decoder over decodelab_models, as `decodelab generate` runs
 // it (make_decoder with the spec's parameters, a TokenStream holding the prompt, DecodeOptions).
 #include <algorithm>
+#include <cstddef>
 #include <cstring>
 #include <string>
 
@@ -35,9 +36,12 @@ decodelab_status decodelab_generate(const char* decoder_spec, decodelab_model* t
     decodelab_generate_options defaults;
     decodelab_generate_options_init(&defaults);
     if (!options) options = &defaults;
-    if (options->struct_size < sizeof(decodelab_generate_options))
+    // 0.2's options ended before role_names; a caller built against it passes that size.
+    constexpr std::size_t kSize02 = offsetof(decodelab_generate_options, role_names);
+    if (options->struct_size < kSize02)
       fail(ErrorCode::invalid_argument, "options->struct_size is " + std::to_string(options->struct_size) +
                                             "; set it with decodelab_generate_options_init");
+    const bool has_roles = options->struct_size >= sizeof(decodelab_generate_options);
     if (options->max_new_tokens < 1)
       fail(ErrorCode::invalid_argument,
            "options->max_new_tokens is " + std::to_string(options->max_new_tokens) + ", must be >= 1");
@@ -49,6 +53,22 @@ decodelab_status decodelab_generate(const char* decoder_spec, decodelab_model* t
     ModelSet models;
     models.set("target", target->model.get());
     if (draft) models.set("draft", draft->model.get());
+    if (has_roles && options->n_roles > 0) {
+      require_ptr(options->role_names, "options->role_names");
+      require_ptr(options->role_models, "options->role_models");
+      for (std::size_t i = 0; i < options->n_roles; ++i) {
+        const std::string at = "options->role_names[" + std::to_string(i) + "]";
+        require_ptr(options->role_names[i], at.c_str());
+        const std::string role = options->role_names[i];
+        if (role.empty() || role == "target" || role == "draft" || models.find(role))
+          fail(ErrorCode::invalid_argument, at + " is '" + role +
+                                                "': roles must be non-empty and distinct, and target and draft are "
+                                                "given as decodelab_generate's own arguments");
+        const std::string model_at = "options->role_models[" + std::to_string(i) + "]";
+        require_ptr(options->role_models[i], model_at.c_str());
+        models.set(role, options->role_models[i]->model.get());
+      }
+    }
     const auto [name, params] = parse_spec(decoder_spec);
     auto decoder = make_decoder(name, params, &models);
 

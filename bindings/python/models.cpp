@@ -16,6 +16,7 @@
 // taken again for each callback.
 #include <nanobind/nanobind.h>
 #include <nanobind/ndarray.h>
+#include <nanobind/stl/map.h>
 #include <nanobind/stl/optional.h>
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
@@ -259,7 +260,8 @@ class Model {
 };
 
 nb::tuple generate(const std::string& decoder, Model& target, In<int32_t> prompt, Model* draft, uint64_t seed,
-                   int32_t max_new_tokens, bool stop_at_eos, std::vector<int32_t> stop_tokens) {
+                   int32_t max_new_tokens, bool stop_at_eos, std::vector<int32_t> stop_tokens,
+                   std::map<std::string, Model*> roles) {
   decodelab_generate_options options;
   decodelab_generate_options_init(&options);
   options.seed = seed;
@@ -267,10 +269,23 @@ nb::tuple generate(const std::string& decoder, Model& target, In<int32_t> prompt
   options.stop_at_eos = stop_at_eos;
   options.stop_tokens = stop_tokens.data();
   options.n_stop_tokens = stop_tokens.size();
+  // Every model the decoder may call, in the order their exceptions take precedence.
+  std::vector<Model*> involved{&target};
+  if (draft) involved.push_back(draft);
+  std::vector<const char*> role_names;
+  std::vector<decodelab_model*> role_models;
+  for (const auto& [role, model] : roles) {
+    if (!model) throw nb::value_error(("roles['" + role + "'] is None").c_str());
+    role_names.push_back(role.c_str());
+    role_models.push_back(model->handle());
+    involved.push_back(model);
+  }
+  options.role_names = role_names.data();
+  options.role_models = role_models.data();
+  options.n_roles = role_names.size();
   std::vector<int32_t> tokens(std::size_t(std::max(max_new_tokens, 1)));
   decodelab_generate_stats stats;
-  target.clear_error();
-  if (draft) draft->clear_error();
+  for (Model* m : involved) m->clear_error();
   decodelab_status status;
   {
     nb::gil_scoped_release release;
@@ -278,11 +293,18 @@ nb::tuple generate(const std::string& decoder, Model& target, In<int32_t> prompt
                                 prompt.shape(0), &options, tokens.data(), tokens.size(), &stats);
   }
   if (status != DECODELAB_OK) {
-    // The exception of whichever Python model raised (the target's when both did).
-    Model& source = (!target.has_error() && draft && draft->has_error()) ? *draft : target;
-    if (&source == &target && draft) draft->clear_error();
-    if (&source != &target) target.clear_error();
-    source.raise(status);
+    // The exception of whichever Python model raised (the target's first, then the draft's, then
+    // the other roles'); the others' are dropped.
+    Model* source = &target;
+    for (Model* m : involved) {
+      if (m->has_error()) {
+        source = m;
+        break;
+      }
+    }
+    for (Model* m : involved)
+      if (m != source) m->clear_error();
+    source->raise(status);
   }
   tokens.resize(stats.n_tokens);
   nb::dict d;
@@ -327,9 +349,10 @@ void bind_models(nb::module_& m) {
 
   m.def("generate", &generate, "decoder"_a, "target"_a, "prompt"_a, "draft"_a = nb::none(), "seed"_a = 0,
         "max_new_tokens"_a = 64, "stop_at_eos"_a = true, "stop_tokens"_a = std::vector<int32_t>{},
-        "Runs a registered decoder (\"sample(temperature=0.7)\", \"spectr(k=4,L=3)\") over target (and draft) after "
-        "prompt (int32 token ids). Returns (generated int32 tokens, stats dict). An exception a Python model "
-        "raised is raised again here.");
+        "roles"_a = std::map<std::string, Model*>{},
+        "Runs a registered decoder (\"sample(temperature=0.7)\", \"spectr(k=4,L=3)\") over target (and draft, and "
+        "models in further roles: roles={\"reward_model\": m} for smc) after prompt (int32 token ids). Returns "
+        "(generated int32 tokens, stats dict). An exception a Python model raised is raised again here.");
 }
 
 }  // namespace decodelab_python

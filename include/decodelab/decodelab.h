@@ -444,6 +444,12 @@ typedef struct decodelab_generate_options {
   int32_t stop_at_eos;        /* nonzero: the target's eos token ends the generation */
   const int32_t* stop_tokens; /* generation ends after emitting one of these; may be NULL */
   size_t n_stop_tokens;
+  /* 0.3: models in further roles, for decoders that use roles besides target and draft (smc's
+   * "reward_model", with reward_model_weight != 0): role_models[i] plays role_names[i]. n_roles 0
+   * (and NULL arrays) for none. A 0.2 caller's smaller struct_size means none. */
+  const char* const* role_names;
+  decodelab_model* const* role_models;
+  size_t n_roles;
 } decodelab_generate_options;
 
 typedef struct decodelab_generate_stats {
@@ -460,7 +466,7 @@ typedef struct decodelab_generate_stats {
 DECODELAB_API void decodelab_generate_options_init(decodelab_generate_options* options);
 
 /* Generates after the prompt (n_prompt >= 1 tokens) with the decoder `decoder_spec` over target
- * (and draft, NULL for decoders that need none). tokens receives the generated tokens; capacity
+ * (and draft, NULL for decoders that need none; models in further roles come in options). tokens receives the generated tokens; capacity
  * must be >= options->max_new_tokens. options NULL means decodelab_generate_options_init's. stats
  * may be NULL. The models' sequences are freed when the call returns, however it ends. */
 DECODELAB_API decodelab_status decodelab_generate(const char* decoder_spec, decodelab_model* target,

@@ -5,6 +5,7 @@
  * "capi_c99: N passed, M failed". */
 #include <decodelab/decodelab.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -315,6 +316,37 @@ static void test_models_and_generate(void) {
               DECODELAB_ERR_INVALID_ARGUMENT, "capacity");
   CHECK_ERROR(decodelab_model_load("table(file=/nonexistent/t.json)", NULL, &draft), DECODELAB_ERR_NOT_FOUND,
               "t.json");
+
+  /* Further roles: smc's reward model. Without it the decoder says which role is missing. */
+  {
+    const char* names[1] = {"reward_model"};
+    decodelab_model* models[1];
+    const char* bad_names[1] = {"draft"};
+    models[0] = draft;
+    CHECK_ERROR(decodelab_generate("smc(particles=4,reward_model_weight=0.5)", target, NULL, prompt, 3, &options,
+                                   native, 24, NULL),
+                DECODELAB_ERR_NOT_FOUND, "reward_model");
+    options.role_names = names;
+    options.role_models = models;
+    options.n_roles = 1;
+    CHECK_OK(decodelab_generate("smc(particles=4,reward_model_weight=0.5)", target, NULL, prompt, 3, &options, native,
+                                24, &stats));
+    CHECK(stats.n_tokens == 24);
+    options.role_names = bad_names;
+    CHECK_ERROR(decodelab_generate("sample", target, NULL, prompt, 3, &options, native, 24, NULL),
+                DECODELAB_ERR_INVALID_ARGUMENT, "role_names[0]");
+    options.role_names = names;
+    models[0] = NULL;
+    CHECK_ERROR(decodelab_generate("sample", target, NULL, prompt, 3, &options, native, 24, NULL),
+                DECODELAB_ERR_INVALID_ARGUMENT, "role_models[0]");
+    /* A 0.2 caller's options end before role_names: accepted, with no further roles. */
+    options.struct_size = offsetof(decodelab_generate_options, role_names);
+    CHECK_OK(decodelab_generate("sample", target, NULL, prompt, 3, &options, native, 24, NULL));
+    options.struct_size = offsetof(decodelab_generate_options, n_stop_tokens);
+    CHECK_ERROR(decodelab_generate("sample", target, NULL, prompt, 3, &options, native, 24, NULL),
+                DECODELAB_ERR_INVALID_ARGUMENT, "struct_size");
+    decodelab_generate_options_init(&options);
+  }
 
   decodelab_model_free(cb_target);
   decodelab_model_free(cb_draft);

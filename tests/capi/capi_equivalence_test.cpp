@@ -238,6 +238,50 @@ TEST(CapiEquivalence, BindEmbeddingsRejectsBadMatrices) {
   EXPECT_NE(std::string(decodelab_last_error()).find("token 3"), std::string::npos) << decodelab_last_error();
 }
 
+// A decoder using a role besides target and draft (smc's reward model) runs through the C API
+// as it does in C++, token for token.
+TEST(CapiEquivalence, GenerateWithARewardModelRoleEqualsCpp) {
+  const std::string target_spec = "table(vocab=24,order=2,seed=5,sharpness=1.5)";
+  const std::string reward_spec = "table(vocab=24,order=1,seed=8,sharpness=2)";
+  const std::string decoder = "smc(particles=6,reward_model_weight=0.7,temperature=0.9)";
+  const std::vector<TokenId> prompt{1, 2, 3};
+
+  auto target = load_model(target_spec);
+  auto reward = load_model(reward_spec);
+  ModelSet models{{"target", target.get()}, {"reward_model", reward.get()}};
+  const auto [name, params] = parse_spec(decoder);
+  auto cpp = make_decoder(name, params, &models);
+  DecodeOptions run;
+  run.seed = 21;
+  run.max_new_tokens = 20;
+  TokenStream stream(prompt);
+  cpp->generate(models, run, stream);
+  const std::vector<TokenId> expected = stream.generated_tokens();
+
+  decodelab_model *c_target = nullptr, *c_reward = nullptr;
+  ASSERT_EQ(decodelab_model_load(target_spec.c_str(), nullptr, &c_target), DECODELAB_OK);
+  ASSERT_EQ(decodelab_model_load(reward_spec.c_str(), nullptr, &c_reward), DECODELAB_OK);
+  const char* names[] = {"reward_model"};
+  decodelab_model* role_models[] = {c_reward};
+  decodelab_generate_options options;
+  decodelab_generate_options_init(&options);
+  options.seed = 21;
+  options.max_new_tokens = 20;
+  options.role_names = names;
+  options.role_models = role_models;
+  options.n_roles = 1;
+  std::vector<int32_t> tokens(20);
+  decodelab_generate_stats stats;
+  ASSERT_EQ(decodelab_generate(decoder.c_str(), c_target, nullptr, prompt.data(), prompt.size(), &options,
+                               tokens.data(), tokens.size(), &stats),
+            DECODELAB_OK)
+      << decodelab_last_error();
+  tokens.resize(stats.n_tokens);
+  EXPECT_EQ(tokens, expected);
+  decodelab_model_free(c_target);
+  decodelab_model_free(c_reward);
+}
+
 TEST(CapiEquivalence, ChainProbsEqualCpp) {
   for (const std::string& spec : kSpecs) {
     const std::vector<float> logits = random_logits(1500, 11);

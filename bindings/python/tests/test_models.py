@@ -258,3 +258,24 @@ def test_a_derived_draft_and_a_model_without_tokenizer():
         dn.Model("draft(temper=1.5)", target=dn.Model.from_python(Bigram(bigram_table(20, 1))))
     with pytest.raises(RuntimeError, match="no tokenizer"):
         dn.Model.from_python(Bigram(bigram_table(4, 1))).tokenize("a")
+
+
+def test_a_reward_model_role_from_python_equals_the_loaded_one(tmp_path):
+    # smc's reward model as a further role: a Python model and the same table loaded natively give
+    # the same tokens; without the role the decoder names it.
+    p, r = bigram_table(12, 3), bigram_table(12, 4)
+    write_table(tmp_path / "p.json", p)
+    write_table(tmp_path / "r.json", r)
+    target = dn.Model(f"table(file={tmp_path / 'p.json'})")
+    native_reward = dn.Model(f"table(file={tmp_path / 'r.json'})")
+    python_reward = dn.Model.from_python(Bigram(r))
+    prompt = np.array([3, 4], np.int32)
+    decoder = "smc(particles=4,reward_model_weight=0.8)"
+    want, _ = dn.generate(decoder, target, prompt, seed=5, max_new_tokens=16, roles={"reward_model": native_reward})
+    got, _ = dn.generate(decoder, target, prompt, seed=5, max_new_tokens=16, roles={"reward_model": python_reward})
+    np.testing.assert_array_equal(got, want)
+    assert len(want) == 16
+    with pytest.raises(LookupError, match="reward_model"):
+        dn.generate(decoder, target, prompt, seed=5, max_new_tokens=16)
+    with pytest.raises(ValueError, match="role_names"):
+        dn.generate("sample", target, prompt, roles={"target": native_reward})

@@ -65,8 +65,8 @@ void CandidateArray::assign(const Candidate* first, std::size_t n) {
     return;
   }
   if (n > capacity_)
-    fail(ErrorCode::invalid_argument, "candidates: a borrowed array of " + std::to_string(capacity_) +
-                                          " entries cannot hold " + std::to_string(n));
+    fail(ErrorCode::invalid_argument,
+         "candidates: a borrowed array of " + std::to_string(capacity_) + " entries cannot hold " + std::to_string(n));
   // memmove: `first` may point into the borrowed array itself.
   if (n) std::memmove(static_cast<void*>(borrowed_), first, n * sizeof(Candidate));
   size_ = n;

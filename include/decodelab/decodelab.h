@@ -466,9 +466,9 @@ typedef struct decodelab_generate_stats {
 DECODELAB_API void decodelab_generate_options_init(decodelab_generate_options* options);
 
 /* Generates after the prompt (n_prompt >= 1 tokens) with the decoder `decoder_spec` over target
- * (and draft, NULL for decoders that need none; models in further roles come in options). tokens receives the generated tokens; capacity
- * must be >= options->max_new_tokens. options NULL means decodelab_generate_options_init's. stats
- * may be NULL. The models' sequences are freed when the call returns, however it ends. */
+ * (and draft, NULL for decoders that need none; models in further roles come in options). tokens receives the generated
+ * tokens; capacity must be >= options->max_new_tokens. options NULL means decodelab_generate_options_init's. stats may
+ * be NULL. The models' sequences are freed when the call returns, however it ends. */
 DECODELAB_API decodelab_status decodelab_generate(const char* decoder_spec, decodelab_model* target,
                                                   decodelab_model* draft, const int32_t* prompt, size_t n_prompt,
                                                   const decodelab_generate_options* options, int32_t* tokens,

@@ -65,7 +65,8 @@ TEST(BorrowedCandidates, EveryChainKeepsAndSelectsWhatItDoesOnItsOwnCopy) {
       // Kept logits are the processed ones, token for token.
       std::vector<float> own_logits(std::size_t(n), -kInf), borrowed_logits(std::size_t(n), -kInf);
       for (const Candidate& c : own.data) own_logits[std::size_t(c.id)] = c.logit;
-      for (std::size_t i = 0; i < borrowed.data.size(); ++i) borrowed_logits[std::size_t(storage[i].id)] = storage[i].logit;
+      for (std::size_t i = 0; i < borrowed.data.size(); ++i)
+        borrowed_logits[std::size_t(storage[i].id)] = storage[i].logit;
       EXPECT_EQ(own_logits, borrowed_logits);
       EXPECT_EQ(storage.back().id, 12345);
       EXPECT_EQ(storage.back().logit, 99.0f);

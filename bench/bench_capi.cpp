@@ -7,6 +7,7 @@
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <vector>
 
@@ -22,8 +23,19 @@ constexpr int kLargeVocab = 151936;
 constexpr const char* kLlamaDefault =
     "top_k(k=40),typical(p=1),top_p(p=0.95),min_p(p=0.05),temperature(t=0.8),dist(seed=1)";
 
+// 3 x standard normal logits; or, with DECODELAB_BENCH_LOGITS naming a file of float32 values, the
+// first n of those (bench/python/bench_chain_overhead.py passes its own, so both sides see the same).
 std::vector<float> make_logits(int n) {
   std::vector<float> logits(std::size_t(n), 0.0f);
+  if (const char* path = std::getenv("DECODELAB_BENCH_LOGITS"); path && *path) {
+    std::FILE* f = std::fopen(path, "rb");
+    if (!f || std::fread(logits.data(), sizeof(float), logits.size(), f) != logits.size()) {
+      std::fprintf(stderr, "bench_capi: cannot read %d float32 logits from %s\n", n, path);
+      std::exit(2);
+    }
+    std::fclose(f);
+    return logits;
+  }
   PhiloxStream rng(1, 0);
   for (float& x : logits) x = float(3.0 * rng.normal());
   return logits;
@@ -81,6 +93,27 @@ void apply_c(benchmark::State& state, int vocab, const char* spec) {
   decodelab_chain_free(chain);
 }
 
+// C, on the caller's candidate array (llama_token_data_array's shape), processed in place: the loop
+// refills the array, as an engine writes its logits into it each step.
+void apply_candidates_c(benchmark::State& state, int vocab, const char* spec) {
+  const std::vector<float> logits = make_logits(vocab);
+  std::vector<decodelab_token_data> work(logits.size());
+  decodelab_chain* chain = c_chain(spec);
+  for (auto _ : state) {
+    for (std::size_t i = 0; i < logits.size(); ++i) work[i] = {int32_t(i), logits[i], 0.0f};
+    decodelab_candidates c{work.data(), work.size(), -1, false};
+    check(decodelab_chain_apply_candidates(chain, &c));
+    benchmark::DoNotOptimize(c.size);
+  }
+  decodelab_chain_free(chain);
+}
+
+// The chain the embedding target is stated for: top-k, top-p and temperature on Qwen2.5's
+// vocabulary (bench/python/bench_chain_overhead.py times the same through Python).
+constexpr const char* kTopKTopPTemp = "top_k(k=40),top_p(p=0.95),temperature(t=0.8)";
+BENCHMARK_CAPTURE(apply_cpp, large_topk_topp_temp, kLargeVocab, kTopKTopPTemp);
+BENCHMARK_CAPTURE(apply_c, large_topk_topp_temp, kLargeVocab, kTopKTopPTemp);
+BENCHMARK_CAPTURE(apply_candidates_c, large_topk_topp_temp, kLargeVocab, kTopKTopPTemp);
 BENCHMARK_CAPTURE(apply_cpp, small_top_k, 32, "top_k(k=8),temperature(t=0.7)");
 BENCHMARK_CAPTURE(apply_c, small_top_k, 32, "top_k(k=8),temperature(t=0.7)");
 BENCHMARK_CAPTURE(apply_cpp, large_llama_default, kLargeVocab, kLlamaDefault);
